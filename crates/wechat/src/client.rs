@@ -1,0 +1,140 @@
+//! The `jscode2session` call.
+//!
+//! The URL carries the app secret (WeChat's API leaves no choice), so it is never formatted
+//! into a log line or an error: reqwest errors are stripped of their URL before they are
+//! kept, and the success body (it carries the session_key) is parsed, never printed.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::{AppId, AppSecret, Errcode, JsCode, SessionKey};
+
+/// What a successful `jscode2session` returns.
+#[derive(Debug)]
+pub struct Code2Session {
+    /// The user's openid in this app.
+    pub openid: String,
+    /// The user's unionid, when the app is bound to an Open Platform account.
+    pub unionid: Option<String>,
+    /// The user's current session_key: a secret, redacted in `Debug`.
+    pub session_key: SessionKey,
+}
+
+/// Why a `jscode2session` call failed. No variant carries the URL, the secret or a body.
+#[derive(Debug, thiserror::Error)]
+pub enum WeChatError {
+    /// WeChat did not answer within the configured timeout. The code may or may not have
+    /// been consumed: it must not be resent.
+    #[error("wechat did not answer within {0:?}")]
+    Timeout(Duration),
+    /// WeChat could not be reached (DNS, connect, TLS, reset).
+    #[error("wechat could not be reached")]
+    Unreachable(#[source] reqwest::Error),
+    /// WeChat answered with something that is not its API: a non-200 status, or a body that
+    /// is not the documented JSON.
+    #[error("wechat answered with an unexpected response ({0})")]
+    BadResponse(&'static str),
+    /// WeChat answered with an errcode.
+    #[error("wechat answered errcode {errcode}")]
+    Api {
+        /// The errcode, classified.
+        errcode: Errcode,
+    },
+}
+
+/// A client for WeChat's server API, cheap to clone (one connection pool inside).
+#[derive(Debug, Clone)]
+pub struct WeChatClient {
+    http: reqwest::Client,
+    base: String,
+    timeout: Duration,
+}
+
+/// The raw `jscode2session` answer. Every field is optional: WeChat sends either the
+/// success fields or `errcode`/`errmsg`, and sometimes `errcode: 0` with success.
+#[derive(Deserialize)]
+struct RawCode2Session {
+    #[serde(default)]
+    errcode: Option<i64>,
+    #[serde(default)]
+    openid: Option<String>,
+    #[serde(default)]
+    unionid: Option<String>,
+    #[serde(default)]
+    session_key: Option<String>,
+}
+
+impl WeChatClient {
+    /// Builds a client for `base` (`https://api.weixin.qq.com`, or the simulator), with an
+    /// overall `timeout` per call and a shorter connect timeout.
+    pub fn new(base: &str, timeout: Duration) -> Result<Self, WeChatError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(3)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("wxauth/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|err| WeChatError::Unreachable(err.without_url()))?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            timeout,
+        })
+    }
+
+    /// Exchanges a `wx.login()` code for the user's openid, unionid and session_key.
+    ///
+    /// Called at most once per code: the caller must make sure of that, since a retry after
+    /// a timeout or a `-1` risks WeChat's 40163.
+    pub async fn code2session(
+        &self,
+        appid: &AppId,
+        secret: &AppSecret,
+        code: &JsCode,
+    ) -> Result<Code2Session, WeChatError> {
+        let response = self
+            .http
+            .get(format!("{}/sns/jscode2session", self.base))
+            .query(&[
+                ("appid", appid.as_str()),
+                ("secret", secret.expose()),
+                ("js_code", code.as_str()),
+                ("grant_type", "authorization_code"),
+            ])
+            .send()
+            .await
+            .map_err(|err| self.classify(err))?;
+        if !response.status().is_success() {
+            return Err(WeChatError::BadResponse("non-success http status"));
+        }
+        let body = response.bytes().await.map_err(|err| self.classify(err))?;
+        let raw: RawCode2Session = serde_json::from_slice(&body)
+            .map_err(|_| WeChatError::BadResponse("body is not jscode2session json"))?;
+        if let Some(errcode) = raw.errcode.filter(|&code| code != 0) {
+            return Err(WeChatError::Api {
+                errcode: Errcode::from_raw(errcode),
+            });
+        }
+        match (raw.openid, raw.session_key) {
+            (Some(openid), Some(session_key)) if !openid.is_empty() && !session_key.is_empty() => {
+                Ok(Code2Session {
+                    openid,
+                    unionid: raw.unionid.filter(|id| !id.is_empty()),
+                    session_key: SessionKey::new(session_key),
+                })
+            }
+            _ => Err(WeChatError::BadResponse("body lacks openid or session_key")),
+        }
+    }
+
+    fn classify(&self, err: reqwest::Error) -> WeChatError {
+        if err.is_timeout() {
+            WeChatError::Timeout(self.timeout)
+        } else if err.is_decode() || err.is_body() {
+            WeChatError::BadResponse("body could not be read")
+        } else {
+            WeChatError::Unreachable(err.without_url())
+        }
+    }
+}
