@@ -1,0 +1,74 @@
+//! `wechat-sim`: WeChat's mini-program server API on loopback, for tests and dev mode.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+
+/// Simulates WeChat's mini-program server API (jscode2session and the encryptedData
+/// crypto) plus the /sim/ controls tests use to play the mini-program.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Where to listen. Port 0 picks a free port; the real address is printed as
+    /// `listening on <addr>`.
+    #[arg(long, env = "WECHAT_SIM_ADDR", default_value = "127.0.0.1:9090")]
+    addr: SocketAddr,
+
+    /// The mini-programs the simulator knows, as `appid:secret` pairs separated by commas.
+    #[arg(
+        long,
+        env = "WECHAT_SIM_APPS",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    apps: String,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let apps = match wechat_sim::parse_apps(&args.apps) {
+        Ok(apps) => apps,
+        Err(reason) => {
+            eprintln!("wechat-sim: invalid WECHAT_SIM_APPS: {reason}");
+            return std::process::ExitCode::from(64);
+        }
+    };
+    let listener = match TcpListener::bind(args.addr).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("wechat-sim: cannot listen on {}: {err}", args.addr);
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| args.addr.to_string(), |addr| addr.to_string());
+    println!("listening on {local}");
+    let served = axum::serve(listener, wechat_sim::router(wechat_sim::Sim::new(apps)))
+        .with_graceful_shutdown(shutdown())
+        .await;
+    match served {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("wechat-sim: server failed: {err}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

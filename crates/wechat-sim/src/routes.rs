@@ -1,0 +1,294 @@
+//! The simulator's HTTP surface: WeChat's own path, then the `/sim/` test controls.
+
+use std::{collections::HashMap, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::{Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    crypto,
+    state::{CODE_TTL, Fault, Sim},
+};
+
+/// The simulator's routes over shared state.
+pub fn router(sim: Sim) -> Router {
+    Router::new()
+        .route("/sns/jscode2session", get(jscode2session))
+        .route("/sim/login", post(mint_code))
+        .route("/sim/userinfo", post(user_info))
+        .route("/sim/phone", post(phone))
+        .route("/sim/faults", post(queue_fault).delete(clear_faults))
+        .route("/sim/session_key", get(session_key))
+        .route("/sim/stats", get(stats))
+        .with_state(sim)
+}
+
+/// WeChat answers every API error with HTTP 200 and this body.
+fn wechat_error(errcode: i64, errmsg: &str) -> Response {
+    let rid = hex::encode(crypto::random_bytes::<4>());
+    Json(json!({ "errcode": errcode, "errmsg": format!("{errmsg}, rid: {rid}") })).into_response()
+}
+
+/// A refusal of a `/sim/` control call; these are the test's mistakes, not WeChat's answers.
+fn sim_error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+// === WeChat's API ===
+
+async fn jscode2session(
+    State(sim): State<Sim>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
+    let (appid, secret, code) = (param("appid"), param("secret"), param("js_code"));
+    if appid.is_empty() {
+        return wechat_error(41002, "appid missing");
+    }
+    if secret.is_empty() {
+        return wechat_error(41004, "appsecret missing");
+    }
+    if code.is_empty() {
+        return wechat_error(41008, "missing code");
+    }
+    if param("grant_type") != "authorization_code" {
+        return wechat_error(40002, "invalid grant_type");
+    }
+    if params.contains_key("access_token") {
+        // WeChat ignores it, but no caller should send one (WxJava #2810); make it visible.
+        return wechat_error(40097, "invalid args: jscode2session takes no access_token");
+    }
+
+    let fault = {
+        let mut state = sim.lock();
+        state.exchanges += 1;
+        state.faults.pop_front()
+    };
+    if let Some(fault) = fault {
+        tokio::time::sleep(fault.delay).await;
+        if let Some(errcode) = fault.errcode {
+            return wechat_error(errcode, "simulated error");
+        }
+    }
+
+    let mut state = sim.lock();
+    match state.apps.get(appid) {
+        None => return wechat_error(40013, "invalid appid"),
+        Some(expected) if expected != secret => return wechat_error(40125, "invalid appsecret"),
+        Some(_) => {}
+    }
+    let Some(entry) = state.codes.get(code).cloned() else {
+        return wechat_error(40029, "invalid code");
+    };
+    if entry.appid != appid || entry.minted.elapsed() > CODE_TTL {
+        return wechat_error(40029, "invalid code");
+    }
+    if entry.used {
+        return wechat_error(40163, "code been used");
+    }
+    if let Some(stored) = state.codes.get_mut(code) {
+        stored.used = true;
+    }
+    if entry.high_risk {
+        return wechat_error(40226, "invalid login, the user is at high risk");
+    }
+    if !state.within_rate_limit(appid, &entry.openid) {
+        return wechat_error(45011, "api minute-quota reach limit");
+    }
+    let session_key = state.rotate_session_key(appid, &entry.openid);
+    let mut body = json!({ "session_key": session_key, "openid": entry.openid });
+    if let Some(unionid) = entry.unionid {
+        body["unionid"] = Value::String(unionid);
+    }
+    Json(body).into_response()
+}
+
+// === the mini-program side, for tests ===
+
+#[derive(Deserialize)]
+struct MintCode {
+    appid: String,
+    openid: String,
+    #[serde(default)]
+    unionid: Option<String>,
+    #[serde(default)]
+    high_risk: bool,
+}
+
+/// `wx.login()`: a fresh code for (appid, openid).
+async fn mint_code(State(sim): State<Sim>, Json(req): Json<MintCode>) -> Response {
+    let code = sim
+        .lock()
+        .mint_code(&req.appid, &req.openid, req.unionid, req.high_risk);
+    Json(json!({ "code": code })).into_response()
+}
+
+#[derive(Deserialize)]
+struct UserInfoRequest {
+    appid: String,
+    openid: String,
+    /// The profile as `wx.getUserInfo()` would return it (nickName, avatarUrl, gender, ...).
+    #[serde(default)]
+    profile: serde_json::Map<String, Value>,
+    /// Put another appid in the watermark, as data meant for another app would carry.
+    #[serde(default)]
+    watermark_appid: Option<String>,
+    /// Override the watermark timestamp (Unix seconds).
+    #[serde(default)]
+    timestamp: Option<i64>,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// `wx.getUserInfo()`: the profile encrypted under the user's current session_key, plus
+/// rawData and its signature.
+async fn user_info(State(sim): State<Sim>, Json(req): Json<UserInfoRequest>) -> Response {
+    let state = sim.lock();
+    let Some(session_key) = state
+        .session_keys
+        .get(&(req.appid.clone(), req.openid.clone()))
+    else {
+        return sim_error(
+            StatusCode::NOT_FOUND,
+            "no session_key: exchange a code first",
+        );
+    };
+    let unionid = state
+        .codes
+        .values()
+        .find(|code| code.appid == req.appid && code.openid == req.openid)
+        .and_then(|code| code.unionid.clone());
+
+    let raw_data = Value::Object(req.profile.clone()).to_string();
+    let mut plaintext = serde_json::Map::new();
+    plaintext.insert("openId".into(), Value::String(req.openid.clone()));
+    plaintext.extend(req.profile);
+    if let Some(unionid) = unionid {
+        plaintext.insert("unionId".into(), Value::String(unionid));
+    }
+    plaintext.insert(
+        "watermark".into(),
+        json!({
+            "timestamp": req.timestamp.unwrap_or_else(unix_now),
+            "appid": req.watermark_appid.unwrap_or(req.appid),
+        }),
+    );
+    let Some((encrypted_data, iv)) =
+        crypto::encrypt(session_key, Value::Object(plaintext).to_string().as_bytes())
+    else {
+        return sim_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "stored session_key is not 16 bytes",
+        );
+    };
+    Json(json!({
+        "encryptedData": encrypted_data,
+        "iv": iv,
+        "rawData": raw_data,
+        "signature": crypto::sign(&raw_data, session_key),
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PhoneRequest {
+    appid: String,
+    openid: String,
+    phone_number: String,
+    pure_phone_number: String,
+    country_code: String,
+    #[serde(default)]
+    watermark_appid: Option<String>,
+}
+
+/// The legacy `getPhoneNumber` button: the number encrypted under the current session_key.
+async fn phone(State(sim): State<Sim>, Json(req): Json<PhoneRequest>) -> Response {
+    let state = sim.lock();
+    let Some(session_key) = state
+        .session_keys
+        .get(&(req.appid.clone(), req.openid.clone()))
+    else {
+        return sim_error(
+            StatusCode::NOT_FOUND,
+            "no session_key: exchange a code first",
+        );
+    };
+    let plaintext = json!({
+        "phoneNumber": req.phone_number,
+        "purePhoneNumber": req.pure_phone_number,
+        "countryCode": req.country_code,
+        "watermark": { "timestamp": unix_now(), "appid": req.watermark_appid.unwrap_or(req.appid) },
+    });
+    let Some((encrypted_data, iv)) = crypto::encrypt(session_key, plaintext.to_string().as_bytes())
+    else {
+        return sim_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "stored session_key is not 16 bytes",
+        );
+    };
+    Json(json!({ "encryptedData": encrypted_data, "iv": iv })).into_response()
+}
+
+// === controls ===
+
+#[derive(Deserialize)]
+struct FaultRequest {
+    /// Answer with this errcode (for example -1, 45011, 40226).
+    #[serde(default)]
+    errcode: Option<i64>,
+    /// Answer after this many milliseconds.
+    #[serde(default)]
+    delay_ms: u64,
+    /// For how many of the next calls; 1 when absent.
+    #[serde(default)]
+    times: Option<u32>,
+}
+
+async fn queue_fault(State(sim): State<Sim>, Json(req): Json<FaultRequest>) -> Response {
+    let fault = Fault {
+        errcode: req.errcode,
+        delay: Duration::from_millis(req.delay_ms),
+    };
+    let mut state = sim.lock();
+    for _ in 0..req.times.unwrap_or(1) {
+        state.faults.push_back(fault.clone());
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn clear_faults(State(sim): State<Sim>) -> Response {
+    sim.lock().faults.clear();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+struct UserQuery {
+    appid: String,
+    openid: String,
+}
+
+/// The user's current session_key: WeChat gives it to the server, so a test may know it to
+/// prove that wxauth never lets it out.
+async fn session_key(State(sim): State<Sim>, Query(query): Query<UserQuery>) -> Response {
+    match sim.lock().session_keys.get(&(query.appid, query.openid)) {
+        Some(key) => Json(json!({ "session_key": key })).into_response(),
+        None => sim_error(StatusCode::NOT_FOUND, "no session_key for that user"),
+    }
+}
+
+async fn stats(State(sim): State<Sim>) -> Response {
+    Json(json!({ "exchanges": sim.lock().exchanges })).into_response()
+}

@@ -1,0 +1,135 @@
+//! The simulator's memory: apps, codes, live session_keys and queued faults.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use crate::crypto;
+
+/// How long a `wx.login()` code stays valid at WeChat.
+pub(crate) const CODE_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// WeChat's per-user limit on `jscode2session`: about 100 calls a minute.
+pub(crate) const USER_CALLS_PER_MINUTE: usize = 100;
+
+/// A mini-program the simulator knows, with its secret.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The appid.
+    pub appid: String,
+    /// The app secret `jscode2session` must be called with.
+    pub secret: String,
+}
+
+/// A minted code, as WeChat remembers it.
+#[derive(Debug, Clone)]
+pub(crate) struct Code {
+    pub(crate) appid: String,
+    pub(crate) openid: String,
+    pub(crate) unionid: Option<String>,
+    pub(crate) minted: Instant,
+    pub(crate) used: bool,
+    /// WeChat flags some users as high risk; their logins are refused with 40226.
+    pub(crate) high_risk: bool,
+}
+
+/// A queued fault for the next `jscode2session` calls.
+#[derive(Debug, Clone)]
+pub(crate) struct Fault {
+    /// Answer with this errcode instead of doing the exchange.
+    pub(crate) errcode: Option<i64>,
+    /// Wait this long before answering.
+    pub(crate) delay: Duration,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) apps: HashMap<String, String>,
+    pub(crate) codes: HashMap<String, Code>,
+    /// One live session_key per (appid, openid), as WeChat keeps it.
+    pub(crate) session_keys: HashMap<(String, String), String>,
+    /// When each user's recent exchanges happened, for 45011.
+    pub(crate) recent_calls: HashMap<(String, String), VecDeque<Instant>>,
+    pub(crate) faults: VecDeque<Fault>,
+    /// How many times `jscode2session` was called, for tests that must prove a code was
+    /// never exchanged twice.
+    pub(crate) exchanges: u64,
+}
+
+/// The shared simulator state behind every route.
+#[derive(Debug, Clone, Default)]
+pub struct Sim {
+    state: Arc<Mutex<State>>,
+}
+
+impl Sim {
+    /// A simulator that knows these apps.
+    pub fn new(apps: Vec<App>) -> Self {
+        let sim = Self::default();
+        sim.lock().apps = apps
+            .into_iter()
+            .map(|app| (app.appid, app.secret))
+            .collect();
+        sim
+    }
+
+    /// Locks the state. A panic while holding the lock is a simulator bug; keep serving
+    /// with whatever state is there rather than failing every later request.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl State {
+    /// Mints a new code for (appid, openid), as `wx.login()` does.
+    pub(crate) fn mint_code(
+        &mut self,
+        appid: &str,
+        openid: &str,
+        unionid: Option<String>,
+        high_risk: bool,
+    ) -> String {
+        let code = hex::encode(crypto::random_bytes::<16>());
+        self.codes.insert(
+            code.clone(),
+            Code {
+                appid: appid.to_owned(),
+                openid: openid.to_owned(),
+                unionid,
+                minted: Instant::now(),
+                used: false,
+                high_risk,
+            },
+        );
+        code
+    }
+
+    /// Counts a call against the user's per-minute limit; false when over it.
+    pub(crate) fn within_rate_limit(&mut self, appid: &str, openid: &str) -> bool {
+        let now = Instant::now();
+        let calls = self
+            .recent_calls
+            .entry((appid.to_owned(), openid.to_owned()))
+            .or_default();
+        while calls
+            .front()
+            .is_some_and(|at| now.duration_since(*at) > Duration::from_secs(60))
+        {
+            calls.pop_front();
+        }
+        calls.push_back(now);
+        calls.len() <= USER_CALLS_PER_MINUTE
+    }
+
+    /// Gives the user a new session_key, as each login does at WeChat.
+    pub(crate) fn rotate_session_key(&mut self, appid: &str, openid: &str) -> String {
+        let key = crypto::new_session_key();
+        self.session_keys
+            .insert((appid.to_owned(), openid.to_owned()), key.clone());
+        key
+    }
+}

@@ -1,0 +1,164 @@
+//! The auth-service's one domain error. Each variant's `Display` is the message a client
+//! may read: it says what to do and carries no internal detail. Internal causes travel in
+//! [`AuthError::Internal`] for the logs only.
+
+use wxauth_wechat::Errcode;
+
+/// Why a login, validation or lookup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// A request field is missing or malformed; the message names the field.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The appid is well-formed but not configured here.
+    #[error("this appid is not served by this deployment")]
+    UnknownApp,
+    /// The session id is unknown, expired, replaced by a newer login, or of another appid.
+    #[error("unknown or expired login session: call wx.login() and start again")]
+    SessionNotFound,
+    /// WeChat refused the code (40029 invalid or expired, 40163 used).
+    #[error("wechat rejected the login code (errcode {errcode}): call wx.login() for a new code")]
+    CodeRejected {
+        /// What WeChat answered.
+        errcode: Errcode,
+    },
+    /// The code was already submitted here; it is never sent to WeChat twice.
+    #[error("this login code was already used: call wx.login() for a new code")]
+    CodeAlreadyUsed,
+    /// WeChat blocked the user as high risk.
+    #[error("wechat blocked this login as high risk (errcode {errcode}); do not retry")]
+    LoginBlocked {
+        /// What WeChat answered.
+        errcode: Errcode,
+    },
+    /// WeChat's per-user frequency limit was hit.
+    #[error("wechat's rate limit was hit (errcode {errcode}): slow down and log in again later")]
+    RateLimited {
+        /// What WeChat answered.
+        errcode: Errcode,
+    },
+    /// WeChat rejected this deployment's appid or secret.
+    #[error(
+        "wechat rejected this deployment's credentials for the appid (errcode {errcode}): an operator must fix the configuration"
+    )]
+    WeChatMisconfigured {
+        /// What WeChat answered.
+        errcode: Errcode,
+    },
+    /// WeChat is busy, slow or unreachable.
+    #[error("wechat is unavailable ({what}): call wx.login() for a new code and retry later")]
+    WeChatUnavailable {
+        /// What WeChat answered, when it answered.
+        errcode: Option<Errcode>,
+        /// A short, client-safe description: "busy", "timed out", "unreachable".
+        what: &'static str,
+    },
+    /// WeChat answered with an undocumented errcode or a body that is not its API.
+    #[error("wechat answered unexpectedly{}: retry later", errcode.map(|e| format!(" (errcode {e})")).unwrap_or_default())]
+    WeChatFailed {
+        /// What WeChat answered, when it was an errcode.
+        errcode: Option<Errcode>,
+    },
+    /// The encrypted data does not decrypt or verify under the session's key.
+    #[error(
+        "encryptedData could not be decrypted or verified with this session: the session_key is probably stale, call wx.login() and start again"
+    )]
+    DecryptionFailed,
+    /// rawData does not match its signature.
+    #[error(
+        "signature does not match rawData: send rawData exactly as wx.getUserInfo() returned it, unencoded"
+    )]
+    SignatureMismatch,
+    /// The token is unknown, altered or expired.
+    #[error("token is invalid or expired: log in again")]
+    TokenInvalid,
+    /// No user has that id.
+    #[error("no user has that id")]
+    UserNotFound,
+    /// Something inside failed; the source is logged, never sent.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl AuthError {
+    /// Wraps an internal failure.
+    pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(err))
+    }
+
+    /// The WeChat errcode behind this error, when WeChat caused it.
+    pub fn wechat_errcode(&self) -> Option<Errcode> {
+        match self {
+            Self::CodeRejected { errcode }
+            | Self::LoginBlocked { errcode }
+            | Self::RateLimited { errcode }
+            | Self::WeChatMisconfigured { errcode } => Some(*errcode),
+            Self::WeChatUnavailable { errcode, .. } | Self::WeChatFailed { errcode } => *errcode,
+            Self::InvalidArgument(_)
+            | Self::UnknownApp
+            | Self::SessionNotFound
+            | Self::CodeAlreadyUsed
+            | Self::DecryptionFailed
+            | Self::SignatureMismatch
+            | Self::TokenInvalid
+            | Self::UserNotFound
+            | Self::Internal(_) => None,
+        }
+    }
+}
+
+impl From<wxauth_wechat::InvalidValue> for AuthError {
+    fn from(err: wxauth_wechat::InvalidValue) -> Self {
+        Self::InvalidArgument(err.to_string())
+    }
+}
+
+/// Maps a failed `jscode2session` to what the caller must do about it.
+impl From<wxauth_wechat::WeChatError> for AuthError {
+    fn from(err: wxauth_wechat::WeChatError) -> Self {
+        use wxauth_wechat::WeChatError;
+        match err {
+            WeChatError::Timeout(_) => Self::WeChatUnavailable {
+                errcode: None,
+                what: "timed out",
+            },
+            WeChatError::Unreachable(_) => Self::WeChatUnavailable {
+                errcode: None,
+                what: "unreachable",
+            },
+            WeChatError::BadResponse(_) => Self::WeChatFailed { errcode: None },
+            WeChatError::Api { errcode } => match errcode {
+                Errcode::Busy => Self::WeChatUnavailable {
+                    errcode: Some(errcode),
+                    what: "busy",
+                },
+                Errcode::InvalidCode | Errcode::CodeUsed => Self::CodeRejected { errcode },
+                Errcode::RateLimited => Self::RateLimited { errcode },
+                Errcode::HighRisk => Self::LoginBlocked { errcode },
+                Errcode::InvalidAppId | Errcode::InvalidSecret => {
+                    Self::WeChatMisconfigured { errcode }
+                }
+                Errcode::Other(_) => Self::WeChatFailed {
+                    errcode: Some(errcode),
+                },
+            },
+        }
+    }
+}
+
+/// Maps a decrypt failure: format errors name the field, everything judged with the key is
+/// the one uniform error.
+impl From<wxauth_wechat::crypto::DecryptError> for AuthError {
+    fn from(err: wxauth_wechat::crypto::DecryptError) -> Self {
+        use wxauth_wechat::crypto::DecryptError;
+        match err {
+            DecryptError::InvalidBase64 { .. }
+            | DecryptError::InvalidIvLength
+            | DecryptError::InvalidCiphertextLength => Self::InvalidArgument(err.to_string()),
+            DecryptError::Undecryptable => Self::DecryptionFailed,
+            DecryptError::SignatureMismatch => Self::SignatureMismatch,
+            // Our own stored key is malformed: not the client's fault.
+            DecryptError::InvalidKeyLength => Self::internal(err),
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The login flows: what happens between the transport (which only translates) and the
+//! ports (Postgres, WeChat). No tonic and no SQL here.
+
+use std::{collections::HashMap, sync::Arc, time::SystemTime};
+
+use tracing::{info, warn};
+use wxauth_wechat::{AppId, AppSecret, JsCode, SessionKey, WeChatClient, crypto};
+
+use crate::{
+    error::AuthError,
+    profile::UserUpdate,
+    secrets::{self, Keyring},
+    store::{NewSession, PgStore, UserRow},
+};
+
+/// Prefix of session ids handed to mini-programs.
+pub const SESSION_PREFIX: &str = "wxs_";
+/// Prefix of bearer tokens.
+pub const TOKEN_PREFIX: &str = "wxat_";
+/// The longest id or token accepted; ours are 47 and 48 characters.
+const MAX_BEARER_LEN: usize = 256;
+
+/// What the encrypted data of a completed login is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataKind {
+    /// `wx.getUserInfo()`.
+    UserInfo,
+    /// Legacy `getPhoneNumber`.
+    Phone,
+}
+
+/// Lifetimes and limits of the flows, from settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// How long a login session is accepted, in seconds.
+    pub session_ttl_secs: i64,
+    /// How long a token is accepted, in seconds.
+    pub token_ttl_secs: i64,
+    /// The oldest watermark accepted, in seconds; WeChat data older than this is a replay.
+    pub watermark_max_age_secs: i64,
+}
+
+/// A new session for the mini-program.
+#[derive(Debug)]
+pub struct CreatedSession {
+    /// The id to hand out; only its digest is stored.
+    pub session_id: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Whether WeChat gave a unionid.
+    pub has_unionid: bool,
+}
+
+/// A finished login.
+#[derive(Debug)]
+pub struct CompletedLogin {
+    /// The user as stored now.
+    pub user: UserRow,
+    /// The token to hand out; only its digest is stored.
+    pub token: String,
+    /// Unix seconds.
+    pub token_expires_at: i64,
+}
+
+/// The input of [`Login::complete`], as the transport parsed it.
+#[derive(Debug)]
+pub struct CompleteRequest<'a> {
+    /// The appid the client claims.
+    pub appid: &'a str,
+    /// The session id from `create_session`.
+    pub session_id: &'a str,
+    /// What was encrypted.
+    pub kind: DataKind,
+    /// base64 ciphertext.
+    pub encrypted_data: &'a str,
+    /// base64 iv.
+    pub iv: &'a str,
+    /// rawData and signature, when the client sent them.
+    pub signed_raw_data: Option<(&'a str, &'a str)>,
+}
+
+/// The login service: the flows over their ports.
+#[derive(Clone)]
+pub struct Login {
+    apps: Arc<HashMap<AppId, AppSecret>>,
+    wechat: WeChatClient,
+    store: PgStore,
+    keyring: Arc<Keyring>,
+    policy: Policy,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
+fn bearer<'a>(field: &'static str, raw: &'a str) -> Result<&'a str, AuthError> {
+    if raw.is_empty() {
+        return Err(AuthError::InvalidArgument(format!("{field} is required")));
+    }
+    if raw.len() > MAX_BEARER_LEN {
+        return Err(AuthError::InvalidArgument(format!(
+            "{field} is longer than {MAX_BEARER_LEN} characters"
+        )));
+    }
+    Ok(raw)
+}
+
+/// The associated data a session_key is sealed with: it binds the sealed value to its row.
+fn seal_context(id_hash: &[u8], appid: &str, openid: &str) -> Vec<u8> {
+    [id_hash, appid.as_bytes(), &[0], openid.as_bytes()].concat()
+}
+
+impl Login {
+    /// Builds the service.
+    pub fn new(
+        apps: HashMap<AppId, AppSecret>,
+        wechat: WeChatClient,
+        store: PgStore,
+        keyring: Keyring,
+        policy: Policy,
+    ) -> Self {
+        Self {
+            apps: Arc::new(apps),
+            wechat,
+            store,
+            keyring: Arc::new(keyring),
+            policy,
+        }
+    }
+
+    fn app(&self, raw_appid: &str) -> Result<(AppId, &AppSecret), AuthError> {
+        let appid = AppId::parse("appid", raw_appid)?;
+        let secret = self.apps.get(&appid).ok_or(AuthError::UnknownApp)?;
+        Ok((appid, secret))
+    }
+
+    /// Exchanges a `wx.login()` code for a new session.
+    ///
+    /// The code is claimed in Postgres before WeChat sees it, so it is exchanged at most
+    /// once across all replicas, even when WeChat then fails or times out.
+    pub async fn create_session(
+        &self,
+        raw_appid: &str,
+        raw_code: &str,
+    ) -> Result<CreatedSession, AuthError> {
+        let (appid, secret) = self.app(raw_appid)?;
+        let code = JsCode::parse("code", raw_code)?;
+        let code_hash = secrets::code_digest(appid.as_str(), code.as_str());
+        if !self
+            .store
+            .claim_code(appid.as_str(), &code_hash)
+            .await
+            .map_err(AuthError::internal)?
+        {
+            info!(%appid, "code already submitted");
+            return Err(AuthError::CodeAlreadyUsed);
+        }
+        let exchanged = match self.wechat.code2session(&appid, secret, &code).await {
+            Ok(exchanged) => exchanged,
+            Err(err) => {
+                warn!(%appid, error = %err, "jscode2session failed");
+                return Err(err.into());
+            }
+        };
+
+        let session_id = secrets::new_bearer(SESSION_PREFIX).map_err(AuthError::internal)?;
+        let id_hash = secrets::digest(&session_id);
+        let sealed_key = self
+            .keyring
+            .seal(
+                exchanged.session_key.expose_base64().as_bytes(),
+                &seal_context(&id_hash, appid.as_str(), &exchanged.openid),
+            )
+            .map_err(AuthError::internal)?;
+        let expires_at = self
+            .store
+            .create_session(NewSession {
+                id_hash: &id_hash,
+                appid: appid.as_str(),
+                openid: &exchanged.openid,
+                unionid: exchanged.unionid.as_deref(),
+                sealed_key: &sealed_key,
+                ttl_secs: self.policy.session_ttl_secs,
+            })
+            .await
+            .map_err(AuthError::internal)?;
+        info!(%appid, has_unionid = exchanged.unionid.is_some(), "session created");
+        Ok(CreatedSession {
+            session_id,
+            expires_at,
+            has_unionid: exchanged.unionid.is_some(),
+        })
+    }
+
+    /// Decrypts and verifies the client's data under its session, stores the user and
+    /// issues a token.
+    pub async fn complete(&self, req: CompleteRequest<'_>) -> Result<CompletedLogin, AuthError> {
+        let (appid, _) = self.app(req.appid)?;
+        let session_id = bearer("session_id", req.session_id)?;
+        if req.encrypted_data.is_empty() {
+            return Err(AuthError::InvalidArgument(
+                "encryptedData is required".into(),
+            ));
+        }
+        if req.iv.is_empty() {
+            return Err(AuthError::InvalidArgument("iv is required".into()));
+        }
+        if req.kind == DataKind::Phone && req.signed_raw_data.is_some() {
+            return Err(AuthError::InvalidArgument(
+                "rawData and signature come with wx.getUserInfo(), not with a phone number: omit them".into(),
+            ));
+        }
+
+        let id_hash = secrets::digest(session_id);
+        let session = self
+            .store
+            .find_session(&id_hash)
+            .await
+            .map_err(AuthError::internal)?
+            .filter(|session| session.appid == appid.as_str())
+            .ok_or(AuthError::SessionNotFound)?;
+        let opened = self
+            .keyring
+            .open(
+                &session.sealed_key,
+                &seal_context(&id_hash, &session.appid, &session.openid),
+            )
+            .map_err(AuthError::internal)?;
+        let session_key = SessionKey::new(String::from_utf8(opened).map_err(AuthError::internal)?);
+
+        if let Some((raw_data, signature)) = req.signed_raw_data {
+            crypto::verify_signature(&session_key, raw_data, signature)?;
+        }
+        let freshness = crypto::Freshness {
+            now: unix_now(),
+            max_age_secs: Some(self.policy.watermark_max_age_secs),
+            max_future_secs: 300,
+        };
+        let update = match req.kind {
+            DataKind::UserInfo => UserUpdate::from_user_info(
+                crypto::decrypt_user_info(
+                    &session_key,
+                    req.encrypted_data,
+                    req.iv,
+                    &appid,
+                    &session.openid,
+                    freshness,
+                )?,
+                session.unionid,
+            ),
+            DataKind::Phone => UserUpdate::from_phone(
+                crypto::decrypt_phone(&session_key, req.encrypted_data, req.iv, &appid, freshness)?,
+                session.unionid,
+            ),
+        };
+
+        let token = secrets::new_bearer(TOKEN_PREFIX).map_err(AuthError::internal)?;
+        let (user, token_expires_at) = self
+            .store
+            .complete_login(
+                appid.as_str(),
+                &session.openid,
+                &update,
+                &secrets::digest(&token),
+                self.policy.token_ttl_secs,
+            )
+            .await
+            .map_err(AuthError::internal)?;
+        info!(%appid, user_id = user.user_id, kind = ?req.kind, "login completed");
+        Ok(CompletedLogin {
+            user,
+            token,
+            token_expires_at,
+        })
+    }
+
+    /// Who a token belongs to, with its expiry.
+    pub async fn validate_token(&self, raw_token: &str) -> Result<(UserRow, i64), AuthError> {
+        let token = bearer("token", raw_token)?;
+        let found = self
+            .store
+            .find_token(&secrets::digest(token))
+            .await
+            .map_err(AuthError::internal)?
+            .ok_or(AuthError::TokenInvalid)?;
+        Ok((found.user, found.expires_at))
+    }
+
+    /// A user by the id [`Login::validate_token`] returned.
+    pub async fn get_user(&self, raw_user_id: &str) -> Result<UserRow, AuthError> {
+        let user_id: i64 = raw_user_id
+            .parse()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| {
+                AuthError::InvalidArgument("user_id must be a positive decimal number".into())
+            })?;
+        self.store
+            .get_user(user_id)
+            .await
+            .map_err(AuthError::internal)?
+            .ok_or(AuthError::UserNotFound)
+    }
+}

@@ -1,0 +1,122 @@
+//! `auth-service`: reads its settings, connects to Postgres, applies migrations, prints
+//! `listening on <addr>` and serves gRPC until SIGTERM or Ctrl-C.
+
+use std::{process::ExitCode, time::Duration};
+
+use auth_service::{
+    login::{Login, Policy},
+    settings::Settings,
+    store::{MIGRATOR, PgStore},
+};
+use clap::Parser;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+use tracing::{error, info, warn};
+use tracing_subscriber::EnvFilter;
+use wxauth_wechat::WeChatClient;
+
+/// Exit code for a configuration error (sysexits' EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+/// Exit code for a dependency that is not there (sysexits' EX_UNAVAILABLE).
+const EXIT_UNAVAILABLE: u8 = 69;
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,h2=warn,tower=warn,hyper=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let settings = Settings::parse();
+    init_logging();
+    let config = match settings.into_config() {
+        Ok(config) => config,
+        Err(err) => {
+            error!("invalid settings: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if config.throwaway_keys {
+        warn!(
+            "DEV MODE: session_keys are encrypted with a throwaway key made at start; sessions will not survive a restart. Never run production like this"
+        );
+    }
+
+    let pool = match PgPoolOptions::new()
+        .max_connections(config.db_max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(config.database_url())
+        .await
+    {
+        Ok(pool) => pool,
+        Err(err) => {
+            error!(error = %err, "cannot connect to the database");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    if let Err(err) = MIGRATOR.run(&pool).await {
+        error!(error = %err, "cannot apply database migrations");
+        return ExitCode::from(EXIT_UNAVAILABLE);
+    }
+
+    let wechat = match WeChatClient::new(&config.wechat_api_base, config.wechat_timeout) {
+        Ok(client) => client,
+        Err(err) => {
+            error!(error = %err, "cannot build the wechat client");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    let listener = match TcpListener::bind(config.grpc_addr).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            error!(addr = %config.grpc_addr, error = %err, "cannot listen");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    let local = listener.local_addr().map_or(config.grpc_addr, |addr| addr);
+    let policy: Policy = config.policy;
+    info!(apps = config.apps.len(), wechat = %config.wechat_api_base, "auth-service starting");
+    let login = Login::new(
+        config.apps,
+        wechat,
+        PgStore::new(pool.clone()),
+        config.keyring,
+        policy,
+    );
+    println!("listening on {local}");
+
+    let served = auth_service::serve(login, listener, shutdown_signal()).await;
+    pool.close().await;
+    match served {
+        Ok(()) => {
+            info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            error!(error = %err, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(err) => {
+            warn!(error = %err, "cannot watch SIGTERM; only Ctrl-C stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
+    }
+}

@@ -1,0 +1,221 @@
+//! Secret material the auth-service makes and keeps: random ids, their digests, and the
+//! sealing of WeChat session_keys at rest.
+
+use std::{collections::HashMap, fmt};
+
+use aes_gcm::{
+    Aes256Gcm, KeyInit, Nonce,
+    aead::{Aead, Payload},
+};
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use sha2::{Digest, Sha256};
+
+/// Fills `N` bytes from the OS random source.
+///
+/// An OS whose random source fails cannot issue safe ids; that is an unrecoverable error for
+/// the request, reported as internal.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], getrandom::Error> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// A new bearer secret (session id, token): 256 random bits, base64url, with a prefix that
+/// tells a reader what it is (and lets secret scanners find leaked ones).
+pub fn new_bearer(prefix: &str) -> Result<String, getrandom::Error> {
+    Ok(format!(
+        "{prefix}{}",
+        URL_SAFE_NO_PAD.encode(random_bytes::<32>()?)
+    ))
+}
+
+/// The digest under which a bearer secret is stored and looked up. Looking up by digest
+/// means the database never compares the secret itself, and a stolen table cannot be used.
+pub fn digest(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// The digest of a WeChat code, scoped to its appid.
+pub fn code_digest(appid: &str, code: &str) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    hasher.update(appid.as_bytes());
+    hasher.update([0]);
+    hasher.update(code.as_bytes());
+    hasher.finalize().to_vec()
+}
+
+/// A session_key sealed for storage.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// Which key sealed it.
+    pub kid: String,
+    /// The 96-bit GCM nonce, random per seal.
+    pub nonce: Vec<u8>,
+    /// Ciphertext and tag.
+    pub ciphertext: Vec<u8>,
+}
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sealed")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why sealing or opening failed. Carries no key material and no plaintext.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The row names a key id this process was not given.
+    #[error("no session_key encryption key with id {0:?} is configured")]
+    UnknownKid(String),
+    /// The ciphertext, nonce or associated data do not match (tampering, or wrong row).
+    #[error("sealed session_key does not open under key {0:?}")]
+    Corrupt(String),
+    /// The OS random source failed.
+    #[error("the os random source failed")]
+    Random(#[from] getrandom::Error),
+}
+
+/// The keys that seal WeChat session_keys at rest: one active key seals, every configured
+/// key opens, so a key can be rotated by adding a new first key and keeping the old ones
+/// until their sessions expire.
+pub struct Keyring {
+    active: String,
+    ciphers: HashMap<String, Aes256Gcm>,
+}
+
+impl Keyring {
+    /// Builds a keyring from (kid, 32-byte key) pairs; the first one seals.
+    pub fn new(keys: Vec<(String, [u8; 32])>) -> Option<Self> {
+        let active = keys.first()?.0.clone();
+        let ciphers = keys
+            .into_iter()
+            .map(|(kid, key)| (kid, Aes256Gcm::new(&key.into())))
+            .collect();
+        Some(Self { active, ciphers })
+    }
+
+    /// Seals `plaintext`, binding it to `context` (the row it belongs to), so a sealed value
+    /// copied into another row does not open.
+    pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Sealed, SealError> {
+        let cipher = self
+            .ciphers
+            .get(&self.active)
+            .ok_or_else(|| SealError::UnknownKid(self.active.clone()))?;
+        let nonce = random_bytes::<12>()?;
+        let ciphertext = cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context,
+                },
+            )
+            .map_err(|_| SealError::Corrupt(self.active.clone()))?;
+        Ok(Sealed {
+            kid: self.active.clone(),
+            nonce: nonce.to_vec(),
+            ciphertext,
+        })
+    }
+
+    /// Opens a sealed value for `context`.
+    pub fn open(&self, sealed: &Sealed, context: &[u8]) -> Result<Vec<u8>, SealError> {
+        let cipher = self
+            .ciphers
+            .get(&sealed.kid)
+            .ok_or_else(|| SealError::UnknownKid(sealed.kid.clone()))?;
+        if sealed.nonce.len() != 12 {
+            return Err(SealError::Corrupt(sealed.kid.clone()));
+        }
+        cipher
+            .decrypt(
+                Nonce::from_slice(&sealed.nonce),
+                Payload {
+                    msg: &sealed.ciphertext,
+                    aad: context,
+                },
+            )
+            .map_err(|_| SealError::Corrupt(sealed.kid.clone()))
+    }
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut kids: Vec<&String> = self.ciphers.keys().collect();
+        kids.sort();
+        f.debug_struct("Keyring")
+            .field("active", &self.active)
+            .field("kids", &kids)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(keys: &[(&str, u8)]) -> Keyring {
+        Keyring::new(
+            keys.iter()
+                .map(|(kid, byte)| ((*kid).to_owned(), [*byte; 32]))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn sealed_values_open_only_in_their_context_and_survive_rotation() {
+        let old = ring(&[("k1", 1)]);
+        let sealed = old.seal(b"session-key", b"row-1").unwrap();
+        assert_eq!(sealed.kid, "k1");
+        assert_ne!(sealed.ciphertext, b"session-key");
+        assert_eq!(old.open(&sealed, b"row-1").unwrap(), b"session-key");
+        assert!(matches!(
+            old.open(&sealed, b"row-2"),
+            Err(SealError::Corrupt(_))
+        ));
+
+        let rotated = ring(&[("k2", 2), ("k1", 1)]);
+        assert_eq!(rotated.open(&sealed, b"row-1").unwrap(), b"session-key");
+        assert_eq!(rotated.seal(b"x", b"c").unwrap().kid, "k2");
+
+        let without_old = ring(&[("k2", 2)]);
+        assert!(matches!(
+            without_old.open(&sealed, b"row-1"),
+            Err(SealError::UnknownKid(_))
+        ));
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        let keys = ring(&[("k1", 1)]);
+        let mut sealed = keys.seal(b"session-key", b"row").unwrap();
+        sealed.ciphertext[0] ^= 1;
+        assert!(keys.open(&sealed, b"row").is_err());
+        sealed.nonce.pop();
+        assert!(keys.open(&sealed, b"row").is_err());
+    }
+
+    #[test]
+    fn bearers_are_random_prefixed_and_digests_are_stable() {
+        let a = new_bearer("wxs_").unwrap();
+        let b = new_bearer("wxs_").unwrap();
+        assert!(a.starts_with("wxs_") && a.len() == 4 + 43, "{a}");
+        assert_ne!(a, b);
+        assert_eq!(digest(&a), digest(&a));
+        assert_ne!(digest(&a), digest(&b));
+        assert_ne!(code_digest("wx1", "c"), code_digest("wx2", "c"));
+    }
+
+    #[test]
+    fn debug_shows_key_ids_but_no_key_material() {
+        let printed = format!("{:?}", ring(&[("k1", 0xAB)]));
+        assert!(printed.contains("k1"));
+        assert!(
+            !printed.to_lowercase().contains("ab, ") && !printed.contains("171"),
+            "{printed}"
+        );
+    }
+}

@@ -1,0 +1,378 @@
+//! Settings, parsed once at start from flags with environment fallbacks (the names are the
+//! contract in DESIGN.md). Secrets are never echoed: their environment values are hidden
+//! from `--help`, they are parsed here (not by clap, whose errors quote the value), and every
+//! error names the setting and the rule only.
+
+use std::{collections::HashMap, fmt, net::SocketAddr, time::Duration};
+
+use base64::{Engine as _, engine::general_purpose::STANDARD};
+use clap::Parser;
+use secrecy::{ExposeSecret, SecretString};
+use wxauth_wechat::{AppId, AppSecret};
+
+use crate::{login::Policy, secrets::Keyring};
+
+/// The wxauth auth-service: WeChat Mini Program login over gRPC.
+///
+/// Every flag can also be given through the environment variable named in its help.
+#[derive(Parser)]
+#[command(version)]
+pub struct Settings {
+    /// PostgreSQL connection URL. Migrations are applied at start-up.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+
+    /// Where the gRPC server listens. Port 0 picks a free port; the address really bound is
+    /// printed as `listening on <addr>`.
+    #[arg(long, env = "WXAUTH_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+
+    /// The mini-programs served, as `appid:secret` pairs separated by commas. Several apps
+    /// may be served at once.
+    #[arg(long, env = "WXAUTH_APPS", hide_env_values = true, default_value = "")]
+    pub apps: String,
+
+    /// WeChat's API base URL. Point it at wechat-sim for development and tests.
+    #[arg(
+        long,
+        env = "WECHAT_API_BASE",
+        default_value = "https://api.weixin.qq.com"
+    )]
+    pub wechat_api_base: String,
+
+    /// How long one WeChat call may take, in milliseconds, before it counts as unavailable.
+    #[arg(long, env = "WECHAT_TIMEOUT_MS", default_value_t = 5000)]
+    pub wechat_timeout_ms: u64,
+
+    /// Keys that encrypt WeChat session_keys at rest, as `kid:base64` pairs separated by
+    /// commas, each key 32 random bytes (`head -c32 /dev/urandom | base64`). The first one
+    /// encrypts; all of them decrypt, so keys rotate by putting a new one first. Required
+    /// unless dev mode is on.
+    #[arg(long, env = "WXAUTH_SESSION_KEY_KEYS", hide_env_values = true)]
+    pub session_key_keys: Option<String>,
+
+    /// How long a login session (the id handed to the mini-program) is accepted, in seconds.
+    #[arg(long, env = "WXAUTH_SESSION_TTL_SECS", default_value_t = 2 * 3600)]
+    pub session_ttl_secs: u32,
+
+    /// How long a token is accepted, in seconds.
+    #[arg(long, env = "WXAUTH_TOKEN_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub token_ttl_secs: u32,
+
+    /// The oldest WeChat watermark accepted on encrypted data, in seconds.
+    #[arg(long, env = "WXAUTH_WATERMARK_MAX_AGE_SECS", default_value_t = 24 * 3600)]
+    pub watermark_max_age_secs: u32,
+
+    /// The most database connections this process opens.
+    #[arg(long, env = "WXAUTH_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+
+    /// Dev mode (`WXAUTH_DEV=1`): missing keys are replaced by throwaway ones made at start,
+    /// and the log says so. Never in production: sessions do not survive a restart.
+    #[arg(long, env = "WXAUTH_DEV", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub dev: bool,
+}
+
+/// Why the settings were refused. Names the setting and the rule, never the value.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A setting is missing.
+    #[error("{setting} is not set: {hint}")]
+    Missing {
+        /// The environment variable.
+        setting: &'static str,
+        /// How to set it.
+        hint: &'static str,
+    },
+    /// A setting is malformed.
+    #[error("{setting} is malformed: {rule}")]
+    Malformed {
+        /// The environment variable.
+        setting: &'static str,
+        /// What it must look like.
+        rule: String,
+    },
+}
+
+/// The validated configuration the service runs with.
+pub struct Config {
+    /// The database URL (it may hold a password: redacted in `Debug`).
+    pub database_url: SecretString,
+    /// Where to listen.
+    pub grpc_addr: SocketAddr,
+    /// The apps served.
+    pub apps: HashMap<AppId, AppSecret>,
+    /// WeChat's base URL.
+    pub wechat_api_base: String,
+    /// Per-call WeChat timeout.
+    pub wechat_timeout: Duration,
+    /// session_key encryption keys.
+    pub keyring: Keyring,
+    /// Whether the keys were made up because dev mode is on.
+    pub throwaway_keys: bool,
+    /// Lifetimes.
+    pub policy: Policy,
+    /// Pool size.
+    pub db_max_connections: u32,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut appids: Vec<&str> = self.apps.keys().map(AppId::as_str).collect();
+        appids.sort_unstable();
+        f.debug_struct("Config")
+            .field("database_url", &"<redacted>")
+            .field("grpc_addr", &self.grpc_addr)
+            .field("apps", &appids)
+            .field("wechat_api_base", &self.wechat_api_base)
+            .field("wechat_timeout", &self.wechat_timeout)
+            .field("keyring", &self.keyring)
+            .field("throwaway_keys", &self.throwaway_keys)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_apps(raw: &str) -> Result<HashMap<AppId, AppSecret>, SettingsError> {
+    let malformed = |rule: &str| SettingsError::Malformed {
+        setting: "WXAUTH_APPS",
+        rule: rule.to_owned(),
+    };
+    let mut apps = HashMap::new();
+    for pair in raw
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+    {
+        let (appid, secret) = pair
+            .split_once(':')
+            .ok_or_else(|| malformed("each entry must be appid:secret"))?;
+        let appid = AppId::parse("appid", appid).map_err(|err| malformed(&err.to_string()))?;
+        let secret =
+            AppSecret::parse("the secret", secret).map_err(|err| malformed(&err.to_string()))?;
+        if apps.insert(appid, secret).is_some() {
+            return Err(malformed("an appid is listed twice"));
+        }
+    }
+    if apps.is_empty() {
+        return Err(SettingsError::Missing {
+            setting: "WXAUTH_APPS",
+            hint: "list the mini-programs to serve as appid:secret pairs separated by commas",
+        });
+    }
+    Ok(apps)
+}
+
+fn parse_keys(raw: &str) -> Result<Keyring, SettingsError> {
+    let malformed = |rule: &str| SettingsError::Malformed {
+        setting: "WXAUTH_SESSION_KEY_KEYS",
+        rule: rule.to_owned(),
+    };
+    let mut keys = Vec::new();
+    for pair in raw
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+    {
+        let (kid, key) = pair
+            .split_once(':')
+            .ok_or_else(|| malformed("each entry must be kid:base64"))?;
+        let kid_ok = !kid.is_empty()
+            && kid.len() <= 32
+            && kid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !kid_ok {
+            return Err(malformed(
+                "a kid must be 1 to 32 letters, digits, '-' or '_'",
+            ));
+        }
+        let key: [u8; 32] = STANDARD
+            .decode(key)
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| malformed("each key must be 32 bytes, base64-encoded"))?;
+        if keys.iter().any(|(known, _)| known == kid) {
+            return Err(malformed("a kid is listed twice"));
+        }
+        keys.push((kid.to_owned(), key));
+    }
+    Keyring::new(keys).ok_or_else(|| malformed("no key is listed"))
+}
+
+impl Settings {
+    /// Validates the settings into the configuration the service runs with.
+    pub fn into_config(self) -> Result<Config, SettingsError> {
+        if self.database_url.trim().is_empty() {
+            return Err(SettingsError::Missing {
+                setting: "DATABASE_URL",
+                hint: "give a postgres:// URL",
+            });
+        }
+        let apps = parse_apps(&self.apps)?;
+        if !self.wechat_api_base.starts_with("http://")
+            && !self.wechat_api_base.starts_with("https://")
+        {
+            return Err(SettingsError::Malformed {
+                setting: "WECHAT_API_BASE",
+                rule: "must be an http:// or https:// URL".into(),
+            });
+        }
+        let (keyring, throwaway_keys) = match (&self.session_key_keys, self.dev) {
+            (Some(raw), _) => (parse_keys(raw)?, false),
+            (None, true) => {
+                let key =
+                    crate::secrets::random_bytes::<32>().map_err(|_| SettingsError::Missing {
+                        setting: "WXAUTH_SESSION_KEY_KEYS",
+                        hint: "the os random source failed, so no throwaway key could be made",
+                    })?;
+                let keyring =
+                    Keyring::new(vec![("dev".to_owned(), key)]).ok_or(SettingsError::Missing {
+                        setting: "WXAUTH_SESSION_KEY_KEYS",
+                        hint: "no throwaway key could be made",
+                    })?;
+                (keyring, true)
+            }
+            (None, false) => {
+                return Err(SettingsError::Missing {
+                    setting: "WXAUTH_SESSION_KEY_KEYS",
+                    hint: "give kid:base64 entries of 32 random bytes each (make one with `head -c32 /dev/urandom | base64`), or set WXAUTH_DEV=1 for throwaway keys",
+                });
+            }
+        };
+        let positive = |setting: &'static str, value: u32| {
+            if value == 0 {
+                Err(SettingsError::Malformed {
+                    setting,
+                    rule: "must be a positive number of seconds".into(),
+                })
+            } else {
+                Ok(i64::from(value))
+            }
+        };
+        Ok(Config {
+            database_url: SecretString::from(self.database_url),
+            grpc_addr: self.grpc_addr,
+            apps,
+            wechat_api_base: self.wechat_api_base,
+            wechat_timeout: Duration::from_millis(self.wechat_timeout_ms.max(1)),
+            keyring,
+            throwaway_keys,
+            policy: Policy {
+                session_ttl_secs: positive("WXAUTH_SESSION_TTL_SECS", self.session_ttl_secs)?,
+                token_ttl_secs: positive("WXAUTH_TOKEN_TTL_SECS", self.token_ttl_secs)?,
+                watermark_max_age_secs: positive(
+                    "WXAUTH_WATERMARK_MAX_AGE_SECS",
+                    self.watermark_max_age_secs,
+                )?,
+            },
+            db_max_connections: self.db_max_connections.max(1),
+        })
+    }
+}
+
+impl Config {
+    /// The database URL, for connecting.
+    pub fn database_url(&self) -> &str {
+        self.database_url.expose_secret()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    fn settings(extra: &[&str]) -> Result<Config, SettingsError> {
+        let mut args = vec![
+            "auth-service",
+            "--database-url",
+            "postgres://wx:pa55word@db/wxauth",
+        ];
+        if !extra.contains(&"--apps") {
+            args.extend_from_slice(&["--apps", "wx4f4bc4dec97d474b:topsecretvalue"]);
+        }
+        args.extend_from_slice(extra);
+        Settings::try_parse_from(args).unwrap().into_config()
+    }
+
+    #[test]
+    fn a_full_configuration_is_accepted_and_its_debug_hides_every_secret() {
+        let config = settings(&["--session-key-keys", &format!("k2:{KEY},k1:{KEY}")]).unwrap();
+        assert!(!config.throwaway_keys);
+        let printed = format!("{config:?}");
+        for secret in ["pa55word", "topsecretvalue", KEY] {
+            assert!(!printed.contains(secret), "{secret} leaked into {printed}");
+        }
+        assert!(printed.contains("wx4f4bc4dec97d474b") && printed.contains("k2"));
+    }
+
+    #[test]
+    fn keys_are_required_outside_dev_mode() {
+        let err = settings(&[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("WXAUTH_SESSION_KEY_KEYS is not set"),
+            "{err}"
+        );
+        let dev = settings(&["--dev"]).unwrap();
+        assert!(dev.throwaway_keys);
+    }
+
+    #[test]
+    fn malformed_settings_are_named_without_echoing_the_value() {
+        let cases: [(&str, &[&str]); 6] = [
+            (
+                "apps without secret",
+                &["--apps", "wx4f4bc4dec97d474b", "--dev"],
+            ),
+            (
+                "bad appid",
+                &["--apps", "wxNOTHEX0123456789:secretvalue1", "--dev"],
+            ),
+            (
+                "duplicate app",
+                &[
+                    "--apps",
+                    "wx4f4bc4dec97d474b:secretvalue1,wx4f4bc4dec97d474b:secretvalue2",
+                    "--dev",
+                ],
+            ),
+            ("short key", &["--session-key-keys", "k1:c2VjcmV0dmFsdWUx"]),
+            ("bad kid", &["--session-key-keys", "k 1:secretvalue1"]),
+            ("zero ttl", &["--dev", "--token-ttl-secs", "0"]),
+        ];
+        for (case, extra) in cases {
+            let err = settings(extra)
+                .err()
+                .unwrap_or_else(|| panic!("{case} was accepted"));
+            let message = err.to_string();
+            assert!(
+                !message.contains("secretvalue") && !message.contains("c2VjcmV0"),
+                "{case}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_app_list_is_refused() {
+        let args = [
+            "auth-service",
+            "--database-url",
+            "postgres://db/x",
+            "--apps",
+            " , ",
+            "--dev",
+        ];
+        let err = Settings::try_parse_from(args)
+            .unwrap()
+            .into_config()
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("WXAUTH_APPS is not set"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,294 @@
+//! Postgres: the only place SQL lives. Runtime queries (no build-time database needed),
+//! each covered by the end-to-end tests against a real server. Every multi-row write runs
+//! in one transaction that commits before the caller answers its client.
+
+use sqlx::{PgPool, Row, postgres::PgRow};
+
+use crate::{profile::UserUpdate, secrets::Sealed};
+
+/// The embedded migrations, applied at start-up (sqlx takes an advisory lock, so replicas
+/// starting together do not race).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A storage failure. Its `Display` may name tables and Postgres codes, never values: it is
+/// for the logs, and the transport never sends it to a client.
+#[derive(Debug, thiserror::Error)]
+#[error("database error")]
+pub struct StoreError(#[from] sqlx::Error);
+
+/// A login session as stored.
+#[derive(Debug)]
+pub struct SessionRow {
+    /// The appid the session belongs to.
+    pub appid: String,
+    /// The user's openid.
+    pub openid: String,
+    /// The unionid WeChat returned with the code, if any.
+    pub unionid: Option<String>,
+    /// The sealed session_key.
+    pub sealed_key: Sealed,
+}
+
+/// A new login session.
+pub struct NewSession<'a> {
+    /// SHA-256 of the session id.
+    pub id_hash: &'a [u8],
+    /// The appid.
+    pub appid: &'a str,
+    /// The openid.
+    pub openid: &'a str,
+    /// The unionid, if WeChat gave one.
+    pub unionid: Option<&'a str>,
+    /// The sealed session_key.
+    pub sealed_key: &'a Sealed,
+    /// Lifetime in seconds.
+    pub ttl_secs: i64,
+}
+
+/// A user as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    /// The user id.
+    pub user_id: i64,
+    /// The appid.
+    pub appid: String,
+    /// The openid.
+    pub openid: String,
+    /// The unionid, if known.
+    pub unionid: Option<String>,
+    /// Profile fields and phone.
+    pub nickname: Option<String>,
+    /// Avatar URL.
+    pub avatar_url: Option<String>,
+    /// Gender.
+    pub gender: Option<i32>,
+    /// Language.
+    pub language: Option<String>,
+    /// City.
+    pub city: Option<String>,
+    /// Province.
+    pub province: Option<String>,
+    /// Country.
+    pub country: Option<String>,
+    /// Phone with country code.
+    pub phone_number: Option<String>,
+    /// Phone without country code.
+    pub pure_phone_number: Option<String>,
+    /// Phone country code.
+    pub phone_country_code: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// What a valid token says.
+#[derive(Debug)]
+pub struct TokenRow {
+    /// The user.
+    pub user: UserRow,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+const USER_COLUMNS: &str = "u.user_id, u.appid, u.openid, u.unionid, u.nickname, u.avatar_url, \
+    u.gender, u.language, u.city, u.province, u.country, u.phone_number, u.pure_phone_number, \
+    u.phone_country_code, extract(epoch from u.created_at)::bigint as created_at, \
+    extract(epoch from u.updated_at)::bigint as updated_at";
+
+fn user_from_row(row: &PgRow) -> Result<UserRow, sqlx::Error> {
+    Ok(UserRow {
+        user_id: row.try_get("user_id")?,
+        appid: row.try_get("appid")?,
+        openid: row.try_get("openid")?,
+        unionid: row.try_get("unionid")?,
+        nickname: row.try_get("nickname")?,
+        avatar_url: row.try_get("avatar_url")?,
+        gender: row.try_get("gender")?,
+        language: row.try_get("language")?,
+        city: row.try_get("city")?,
+        province: row.try_get("province")?,
+        country: row.try_get("country")?,
+        phone_number: row.try_get("phone_number")?,
+        pure_phone_number: row.try_get("pure_phone_number")?,
+        phone_country_code: row.try_get("phone_country_code")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// The Postgres store, cheap to clone (a pool inside).
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Wraps a connected pool.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Records that a code is about to be exchanged. Returns false when it already was: the
+    /// primary key makes this atomic across replicas.
+    pub async fn claim_code(&self, appid: &str, code_hash: &[u8]) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "insert into used_codes (appid, code_hash) values ($1, $2) on conflict do nothing",
+        )
+        .bind(appid)
+        .bind(code_hash)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    /// Stores a new session and drops the user's older sessions of the same app (their
+    /// session_key is no longer WeChat's live one). Returns the expiry in Unix seconds.
+    pub async fn create_session(&self, session: NewSession<'_>) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("delete from login_sessions where appid = $1 and openid = $2")
+            .bind(session.appid)
+            .bind(session.openid)
+            .execute(&mut *tx)
+            .await?;
+        let expires_at: i64 = sqlx::query_scalar(
+            "insert into login_sessions \
+               (id_hash, appid, openid, unionid, session_key_kid, session_key_nonce, session_key_sealed, expires_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8)) \
+             returning extract(epoch from expires_at)::bigint",
+        )
+        .bind(session.id_hash)
+        .bind(session.appid)
+        .bind(session.openid)
+        .bind(session.unionid)
+        .bind(&session.sealed_key.kid)
+        .bind(&session.sealed_key.nonce)
+        .bind(&session.sealed_key.ciphertext)
+        .bind(session.ttl_secs as f64)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(expires_at)
+    }
+
+    /// The live session with this id digest, if any.
+    pub async fn find_session(&self, id_hash: &[u8]) -> Result<Option<SessionRow>, StoreError> {
+        let row = sqlx::query(
+            "select appid, openid, unionid, session_key_kid, session_key_nonce, session_key_sealed \
+             from login_sessions where id_hash = $1 and expires_at > now()",
+        )
+        .bind(id_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(SessionRow {
+            appid: row.try_get("appid")?,
+            openid: row.try_get("openid")?,
+            unionid: row.try_get("unionid")?,
+            sealed_key: Sealed {
+                kid: row.try_get("session_key_kid")?,
+                nonce: row.try_get("session_key_nonce")?,
+                ciphertext: row.try_get("session_key_sealed")?,
+            },
+        }))
+    }
+
+    /// Creates or updates the user of (appid, openid) and stores a token for them, in one
+    /// transaction. Fields of `update` that are `None` keep their stored value. Returns the
+    /// user and the token's expiry in Unix seconds.
+    pub async fn complete_login(
+        &self,
+        appid: &str,
+        openid: &str,
+        update: &UserUpdate,
+        token_hash: &[u8],
+        token_ttl_secs: i64,
+    ) -> Result<(UserRow, i64), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let user_id: i64 = sqlx::query_scalar(
+            "insert into users as u (appid, openid, unionid, nickname, avatar_url, gender, language, \
+                city, province, country, phone_number, pure_phone_number, phone_country_code) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             on conflict (appid, openid) do update set \
+                unionid = coalesce(excluded.unionid, u.unionid), \
+                nickname = coalesce(excluded.nickname, u.nickname), \
+                avatar_url = coalesce(excluded.avatar_url, u.avatar_url), \
+                gender = coalesce(excluded.gender, u.gender), \
+                language = coalesce(excluded.language, u.language), \
+                city = coalesce(excluded.city, u.city), \
+                province = coalesce(excluded.province, u.province), \
+                country = coalesce(excluded.country, u.country), \
+                phone_number = coalesce(excluded.phone_number, u.phone_number), \
+                pure_phone_number = coalesce(excluded.pure_phone_number, u.pure_phone_number), \
+                phone_country_code = coalesce(excluded.phone_country_code, u.phone_country_code), \
+                updated_at = now() \
+             returning user_id",
+        )
+        .bind(appid)
+        .bind(openid)
+        .bind(&update.unionid)
+        .bind(&update.nickname)
+        .bind(&update.avatar_url)
+        .bind(update.gender)
+        .bind(&update.language)
+        .bind(&update.city)
+        .bind(&update.province)
+        .bind(&update.country)
+        .bind(&update.phone_number)
+        .bind(&update.pure_phone_number)
+        .bind(&update.phone_country_code)
+        .fetch_one(&mut *tx)
+        .await?;
+        let expires_at: i64 = sqlx::query_scalar(
+            "insert into tokens (token_hash, user_id, appid, expires_at) \
+             values ($1, $2, $3, now() + make_interval(secs => $4)) \
+             returning extract(epoch from expires_at)::bigint",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(appid)
+        .bind(token_ttl_secs as f64)
+        .fetch_one(&mut *tx)
+        .await?;
+        let user = sqlx::query(&format!(
+            "select {USER_COLUMNS} from users u where u.user_id = $1"
+        ))
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let user = user_from_row(&user)?;
+        tx.commit().await?;
+        Ok((user, expires_at))
+    }
+
+    /// The user and expiry of a live token, if any.
+    pub async fn find_token(&self, token_hash: &[u8]) -> Result<Option<TokenRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "select {USER_COLUMNS}, extract(epoch from t.expires_at)::bigint as token_expires_at \
+             from tokens t join users u on u.user_id = t.user_id \
+             where t.token_hash = $1 and t.expires_at > now()"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(TokenRow {
+            user: user_from_row(&row)?,
+            expires_at: row.try_get("token_expires_at")?,
+        }))
+    }
+
+    /// A user by id.
+    pub async fn get_user(&self, user_id: i64) -> Result<Option<UserRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "select {USER_COLUMNS} from users u where u.user_id = $1"
+        ))
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| user_from_row(&row))
+            .transpose()
+            .map_err(StoreError)
+    }
+}
