@@ -1,0 +1,83 @@
+//! Gives every request an id: the caller's `x-request-id` when it is sane, a new one
+//! otherwise. The id goes into the span of every log line of the request, to the
+//! auth-service as gRPC metadata, into the response header, and into failure envelopes.
+
+use std::{convert::Infallible, time::Instant};
+
+use axum::{
+    extract::{FromRequestParts, Request},
+    http::{HeaderValue, request::Parts},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use tracing::{Instrument, info, info_span};
+use wxauth_proto::REQUEST_ID_HEADER;
+
+use crate::envelope::ApiError;
+
+/// The id of the request being served.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        Ok(parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(|| RequestId(new_id())))
+    }
+}
+
+fn new_id() -> String {
+    let mut bytes = [0u8; 8];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => hex::encode(bytes),
+        Err(_) => "none".to_owned(),
+    }
+}
+
+fn acceptable(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// The middleware: assigns the id, opens the span, logs the outcome.
+pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| acceptable(id))
+        .map_or_else(new_id, str::to_owned);
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let span = info_span!("http", request_id = %id, method = %request.method(), path = %request.uri().path());
+    async move {
+        let started = Instant::now();
+        let mut response = next.run(request).await;
+        if let Some(failure) = response.extensions_mut().remove::<ApiError>() {
+            response = ApiError {
+                request_id: Some(id.clone()),
+                ..failure
+            }
+            .into_response();
+            response.extensions_mut().remove::<ApiError>();
+        }
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        info!(
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "request finished"
+        );
+        response
+    }
+    .instrument(span)
+    .await
+}

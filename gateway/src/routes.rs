@@ -1,0 +1,198 @@
+//! The seed-compatible routes. Each one only translates: parse the mini-program's request,
+//! call the auth-service, wrap the answer in the envelope.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, Request, State, rejection::BytesRejection},
+    http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
+    response::Response,
+};
+use serde::Deserialize;
+use serde_json::json;
+use wxauth_proto::{
+    REQUEST_ID_HEADER,
+    v1::{CompleteLoginRequest, CreateSessionRequest, DataKind, User},
+};
+
+use crate::{
+    AppState,
+    envelope::{self, ApiError},
+    request_id::RequestId,
+};
+
+/// Query of `GET /wxauth/getsessionkey`.
+#[derive(Debug, Deserialize)]
+struct SessionKeyQuery {
+    appid: Option<String>,
+    code: Option<String>,
+}
+
+/// Body of `POST /wxauth/wxsmallusersave`, as the seed client sends it.
+#[derive(Debug, Deserialize)]
+struct SaveUserBody {
+    appid: Option<String>,
+    uuid: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(rename = "encryptedData")]
+    encrypted_data: Option<String>,
+    iv: Option<String>,
+    #[serde(rename = "rawData")]
+    raw_data: Option<String>,
+    signature: Option<String>,
+}
+
+fn required(field: &str, value: Option<String>) -> Result<String, ApiError> {
+    value
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| ApiError::bad_request(format!("{field} is required")))
+}
+
+fn with_request_id<T>(message: T, request_id: &RequestId) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Ok(value) = request_id.0.parse() {
+        request.metadata_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    request
+}
+
+/// `GET /wxauth/getsessionkey?appid=..&code=..`: trades a `wx.login()` code for a session
+/// id; `data` is the id.
+pub(crate) async fn get_session_key(
+    State(state): State<AppState>,
+    request_id: RequestId,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let query: SessionKeyQuery = serde_urlencoded::from_str(request.uri().query().unwrap_or(""))
+        .map_err(|_| ApiError::bad_request("the query string is malformed: send appid and code"))?;
+    let message = CreateSessionRequest {
+        appid: required("appid", query.appid)?,
+        code: required("code", query.code)?,
+    };
+    let created = state
+        .auth
+        .clone()
+        .create_session(with_request_id(message, &request_id))
+        .await?
+        .into_inner();
+    Ok(envelope::ok(json!(created.session_id)))
+}
+
+/// `POST /wxauth/wxsmallusersave` with JSON or a form: finishes the login with the data of
+/// `wx.getUserInfo()` (`type=userinfo`) or the legacy `getPhoneNumber` (`type=phone`);
+/// `data` holds the token and the user.
+pub(crate) async fn save_user(
+    State(state): State<AppState>,
+    request_id: RequestId,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let headers: HeaderMap = request.headers().clone();
+    let bytes = Bytes::from_request(request, &state)
+        .await
+        .map_err(body_rejection)?;
+    let body = parse_body(&headers, &bytes)?;
+    let kind = match required("type", body.kind)?.as_str() {
+        "userinfo" => DataKind::UserInfo,
+        "phone" => DataKind::Phone,
+        _ => return Err(ApiError::bad_request("type must be userinfo or phone")),
+    };
+    let message = CompleteLoginRequest {
+        appid: required("appid", body.appid)?,
+        session_id: required("uuid", body.uuid)?,
+        kind: kind.into(),
+        encrypted_data: required("encryptedData", body.encrypted_data)?,
+        iv: required("iv", body.iv)?,
+        raw_data: body.raw_data.filter(|raw| !raw.is_empty()),
+        signature: body.signature.filter(|sig| !sig.is_empty()),
+    };
+    let completed = state
+        .auth
+        .clone()
+        .complete_login(with_request_id(message, &request_id))
+        .await?
+        .into_inner();
+    let expires_at = completed.token_expires_at.map(|at| at.seconds);
+    Ok(envelope::ok(json!({
+        "token": completed.token,
+        "expires_at": expires_at,
+        "user": completed.user.map(user_json),
+    })))
+}
+
+/// What the mini-program may see of a user: its profile and phone, not its WeChat ids.
+fn user_json(user: User) -> serde_json::Value {
+    json!({
+        "user_id": user.user_id,
+        "nickname": user.nickname,
+        "avatar_url": user.avatar_url,
+        "gender": user.gender,
+        "language": user.language,
+        "city": user.city,
+        "province": user.province,
+        "country": user.country,
+        "phone_number": user.phone_number,
+        "pure_phone_number": user.pure_phone_number,
+        "phone_country_code": user.phone_country_code,
+    })
+}
+
+fn body_rejection(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            10001,
+            "the request body is too large",
+        )
+    } else {
+        ApiError::bad_request("the request body could not be read")
+    }
+}
+
+/// JSON (the default of `wx.request`) or a form. A form is decoded properly, so a `+` sent
+/// as `%2B` stays a `+`; JSON is taken as it is, so base64 is never mangled.
+fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<SaveUserBody, ApiError> {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match content_type.as_str() {
+        "application/json" | "text/json" => serde_json::from_slice(bytes).map_err(|err| {
+            ApiError::bad_request(format!(
+                "the body is not a JSON object of strings (appid, uuid, type, encryptedData, iv, rawData, signature): error at line {} column {}",
+                err.line(),
+                err.column()
+            ))
+        }),
+        "application/x-www-form-urlencoded" => serde_urlencoded::from_bytes(bytes)
+            .map_err(|_| ApiError::bad_request("the form body is malformed")),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            10001,
+            "send the body as application/json or application/x-www-form-urlencoded",
+        )),
+    }
+}
+
+/// Any other path.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, 10001, "no such route")
+}
+
+/// `GET /healthz`: the gateway is up (it does not call the auth-service).
+pub(crate) async fn healthz() -> Response {
+    envelope::ok(serde_json::Value::Null)
+}
+
+/// A known path with the wrong method.
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        10001,
+        "this route does not take that method",
+    )
+}
