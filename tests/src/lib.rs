@@ -1,1 +1,20 @@
-//! placeholder
+//! The end-to-end harness: starts `wechat-sim`, `auth-service` and `gateway` as real
+//! processes on free ports against a fresh Postgres database, and gives tests the clients
+//! a mini-program, an internal service and an operator would use.
+//!
+//! Readiness comes from the `listening on <addr>` line each binary prints, never from a
+//! sleep. The binaries are taken from the cargo target folder next to the test executable
+//! (or `WXAUTH_BIN_DIR`); `scripts/test` builds them first.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+pub mod db;
+pub mod process;
+pub mod stack;
+
+/// Random hex, for names that must not collide between tests running at once.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).expect("the os random source works");
+    hex::encode(buf)
+}

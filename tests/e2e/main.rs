@@ -1,0 +1,9 @@
+//! End-to-end tests: real processes, real Postgres, real HTTP and gRPC on loopback, and the
+//! WeChat simulator as the only stand-in. One test binary; one module per concern.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod bad_input;
+mod grpc;
+mod login;
+mod wechat_failures;

@@ -1,0 +1,136 @@
+//! WeChat failing: every errcode gets its envelope, the code is never exchanged twice, and
+//! no session is written.
+
+use serde_json::Value;
+use wxauth_e2e::stack::{APP, APP_BAD_SECRET, Options, Stack};
+
+fn expect(
+    case: &str,
+    got: (reqwest::StatusCode, Value),
+    status: u16,
+    code: i64,
+    errcode: Option<i64>,
+) {
+    let (got_status, body) = got;
+    assert_eq!(
+        (
+            got_status.as_u16(),
+            body["code"].as_i64(),
+            body["errcode"].as_i64()
+        ),
+        (status, Some(code), errcode),
+        "case {case:?}: answered {body}"
+    );
+}
+
+#[tokio::test]
+async fn each_wechat_errcode_gets_its_envelope_and_writes_no_session() {
+    let stack = Stack::start().await;
+    let injected = [
+        ("system busy", -1, 503, 10005),
+        ("frequency limit", 45011, 429, 10006),
+        ("code already used at wechat", 40163, 401, 10003),
+        ("undocumented errcode", 61099, 502, 10005),
+    ];
+    for (case, errcode, status, code) in injected {
+        stack.fault(Some(errcode), 0, 1).await;
+        let login_code = stack.mint_code(APP, "o-fail", None).await;
+        let answer = stack
+            .get_session_key(&[("appid", APP), ("code", &login_code)])
+            .await;
+        expect(case, answer, status, code, Some(errcode));
+    }
+
+    // Natural answers of the simulator, with no fault injected.
+    let risky = stack.mint_risky_code(APP, "o-risky").await;
+    expect(
+        "high-risk user",
+        stack
+            .get_session_key(&[("appid", APP), ("code", &risky)])
+            .await,
+        403,
+        10003,
+        Some(40226),
+    );
+    let misconfigured = stack.mint_code(APP_BAD_SECRET, "o-any", None).await;
+    expect(
+        "wrong app secret in our settings",
+        stack
+            .get_session_key(&[("appid", APP_BAD_SECRET), ("code", &misconfigured)])
+            .await,
+        502,
+        10005,
+        Some(40125),
+    );
+    assert_eq!(stack.count("login_sessions").await, 0);
+}
+
+#[tokio::test]
+async fn a_code_is_never_sent_to_wechat_twice_even_after_wechat_failed() {
+    let stack = Stack::start().await;
+    stack.fault(Some(-1), 0, 1).await;
+    let code = stack.mint_code(APP, "o-retry", None).await;
+    let query = [("appid", APP), ("code", code.as_str())];
+    expect(
+        "busy",
+        stack.get_session_key(&query).await,
+        503,
+        10005,
+        Some(-1),
+    );
+    let exchanges = stack.exchanges().await;
+    // The client retries with the same code: refused here, WeChat is not asked again.
+    expect(
+        "retry with the same code",
+        stack.get_session_key(&query).await,
+        401,
+        10003,
+        None,
+    );
+    assert_eq!(stack.exchanges().await, exchanges);
+    // A fresh code works.
+    let fresh = stack.mint_code(APP, "o-retry", None).await;
+    let (status, _) = stack
+        .get_session_key(&[("appid", APP), ("code", &fresh)])
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn wechat_timing_out_is_unavailable_not_an_internal_error() {
+    let stack = Stack::start_with(Options {
+        wechat_timeout_ms: 300,
+    })
+    .await;
+    stack.fault(None, 3_000, 1).await;
+    let code = stack.mint_code(APP, "o-slow", None).await;
+    let (status, body) = stack
+        .get_session_key(&[("appid", APP), ("code", &code)])
+        .await;
+    expect("timeout", (status, body.clone()), 503, 10005, None);
+    assert!(
+        body["msg"].as_str().unwrap().contains("timed out"),
+        "{body}"
+    );
+    assert_eq!(stack.count("login_sessions").await, 0);
+}
+
+#[tokio::test]
+async fn the_gateway_answers_503_while_the_auth_service_is_down() {
+    let mut stack = Stack::start().await;
+    let exit = stack.auth.terminate();
+    assert!(
+        exit.success(),
+        "the auth-service stops cleanly on SIGTERM: {exit:?}"
+    );
+    let code = stack.mint_code(APP, "o-down", None).await;
+    expect(
+        "auth-service down",
+        stack
+            .get_session_key(&[("appid", APP), ("code", &code)])
+            .await,
+        503,
+        10500,
+        None,
+    );
+}

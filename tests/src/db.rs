@@ -1,0 +1,112 @@
+//! A fresh database per test, on the server `DATABASE_URL` points at.
+
+use sqlx::{Connection, PgConnection, PgPool, postgres::PgPoolOptions};
+
+/// A database that exists for one test and is dropped after it.
+pub struct TestDb {
+    /// The URL of the test's own database.
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+/// `url` with its database replaced by `name` (query parameters kept).
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |at| at + 3);
+    let authority_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |at| scheme_end + at);
+    let mut out = format!("{}/{name}", &base[..authority_end]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+impl TestDb {
+    /// Creates `wxauth_e2e_<random>` on the server of `DATABASE_URL`.
+    pub async fn create() -> Self {
+        let admin_url = std::env::var("DATABASE_URL").expect(
+            "DATABASE_URL is not set: run scripts/test, which starts a throwaway PostgreSQL \
+             cluster when DATABASE_URL is not given, or point DATABASE_URL at a server where \
+             you may create databases",
+        );
+        let name = format!("wxauth_e2e_{}", crate::random_hex(8));
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|err| panic!("cannot connect to DATABASE_URL: {err}"));
+        sqlx::query(&format!("create database {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("the test database can be created");
+        let _ = admin.close().await;
+        Self {
+            url: with_database(&admin_url, &name),
+            admin_url,
+            name,
+        }
+    }
+
+    /// A small pool on the test's database, to look at what the service wrote.
+    pub async fn pool(&self) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&self.url)
+            .await
+            .expect("the test database accepts connections")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime, which cannot block on itself: use a thread
+        // with its own runtime. A failure only leaves a database behind.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+                        .execute(&mut admin)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn the_database_is_replaced_and_everything_else_kept() {
+        let cases = [
+            ("postgres://u:p@h:5/db", "postgres://u:p@h:5/x"),
+            ("postgres://h:5", "postgres://h:5/x"),
+            (
+                "postgres://h/db?sslmode=disable",
+                "postgres://h/x?sslmode=disable",
+            ),
+            (
+                "postgresql:///db?host=/run/pg",
+                "postgresql:///x?host=/run/pg",
+            ),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(with_database(url, "x"), expected, "{url}");
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! A binary of the workspace running as a child process.
+
+use std::{
+    fs::File,
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+/// How long a binary may take to print its address (it may be migrating a database).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a binary may take to stop after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Where the workspace binaries are.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("WXAUTH_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    // target/<profile>/deps/e2e-<hash> -> target/<profile>
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("the test runs from the cargo target folder")
+        .to_path_buf()
+}
+
+/// A running binary, stopped with SIGTERM when dropped.
+pub struct Proc {
+    name: String,
+    child: Child,
+    /// The address it printed.
+    pub addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `name` with `envs` (on top of this process's environment, less the contract's
+    /// variables, so a developer's shell cannot leak into a test), stderr to `log_dir`, and
+    /// waits for its `listening on <addr>` line.
+    pub fn spawn(name: &str, envs: &[(&str, String)], log_dir: &Path) -> Self {
+        let bin = bin_dir().join(name);
+        assert!(
+            bin.exists(),
+            "{} is missing: build the binaries first (cargo build --workspace --bins), or run scripts/test",
+            bin.display()
+        );
+        let log = log_dir.join(format!("{name}.log"));
+        let stderr = File::create(&log).expect("the log file can be created");
+        let mut command = Command::new(&bin);
+        for var in [
+            "DATABASE_URL",
+            "WXAUTH_GRPC_ADDR",
+            "WXAUTH_APPS",
+            "WECHAT_API_BASE",
+            "GATEWAY_HTTP_ADDR",
+            "AUTH_GRPC_URL",
+            "WECHAT_SIM_ADDR",
+            "WECHAT_SIM_APPS",
+            "WXAUTH_DEV",
+            "WXAUTH_SESSION_KEY_KEYS",
+        ] {
+            command.env_remove(var);
+        }
+        command
+            .env("RUST_LOG", "info")
+            .envs(envs.iter().map(|(key, value)| (*key, value.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {name}: {err}"));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => Self {
+                name: name.to_owned(),
+                child,
+                addr: addr
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{name} printed a bad address {addr:?}")),
+                log,
+            },
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{name} exited or did not print `listening on <addr>`; its log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        }
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit, killing the process if it does not stop in time.
+    pub fn terminate(&mut self) -> ExitStatus {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return status;
+        }
+        // std has no SIGTERM; kill(1) sends it without unsafe code.
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|status| status.success());
+        assert!(sent, "could not send SIGTERM to {}", self.name);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the child can be polled") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "{} did not stop within {STOP_TIMEOUT:?} of SIGTERM",
+                    self.name
+                );
+            }
+            // std offers no way to block on a child's exit with a deadline; this bounded
+            // poll is the wait itself, not a guess at readiness.
+            std::thread::park_timeout(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
