@@ -5,7 +5,7 @@ use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::Parser;
 use tokio::net::TcpListener;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
 /// The wxauth HTTP gateway: the mini-program's REST calls in, gRPC to the auth-service out.
@@ -65,11 +65,25 @@ async fn main() -> ExitCode {
         .local_addr()
         .map_or(settings.http_addr, |addr| addr);
     info!(auth = %settings.auth_grpc_url, "gateway starting");
+    let signals = match wxauth_signal::install() {
+        Ok(signals) => signals,
+        Err(err) => {
+            error!(error = %err, "cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
     println!("listening on {local}");
 
     let app = gateway::router(state, settings.body_limit_bytes);
+    let stop = async {
+        let which = signals.recv().await;
+        info!(
+            signal = which,
+            "stop signal received; finishing requests in flight"
+        );
+    };
     match axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(stop)
         .await
     {
         Ok(()) => {
@@ -80,22 +94,5 @@ async fn main() -> ExitCode {
             error!(error = %err, "server failed");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(err) => {
-            warn!(error = %err, "cannot watch SIGTERM; only Ctrl-C stops the server");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
     }
 }

@@ -45,30 +45,24 @@ async fn main() -> std::process::ExitCode {
     let local = listener
         .local_addr()
         .map_or_else(|_| args.addr.to_string(), |addr| addr.to_string());
+    let signals = match wxauth_signal::install() {
+        Ok(signals) => signals,
+        Err(err) => {
+            eprintln!("wechat-sim: cannot install signal handlers: {err}");
+            return std::process::ExitCode::from(1);
+        }
+    };
     println!("listening on {local}");
     let served = axum::serve(listener, wechat_sim::router(wechat_sim::Sim::new(apps)))
-        .with_graceful_shutdown(shutdown())
+        .with_graceful_shutdown(async {
+            signals.recv().await;
+        })
         .await;
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("wechat-sim: server failed: {err}");
             std::process::ExitCode::from(1)
-        }
-    }
-}
-
-async fn shutdown() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

@@ -88,9 +88,20 @@ async fn main() -> ExitCode {
         config.keyring,
         policy,
     );
+    let signals = match wxauth_signal::install() {
+        Ok(signals) => signals,
+        Err(err) => {
+            error!(error = %err, "cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
     println!("listening on {local}");
 
-    let served = auth_service::serve(login, listener, shutdown_signal()).await;
+    let stop = async {
+        let which = signals.recv().await;
+        info!(signal = which, "stop signal received");
+    };
+    let served = auth_service::serve(login, listener, stop).await;
     pool.close().await;
     match served {
         Ok(()) => {
@@ -101,22 +112,5 @@ async fn main() -> ExitCode {
             error!(error = %err, "server failed");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(err) => {
-            warn!(error = %err, "cannot watch SIGTERM; only Ctrl-C stops the server");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
     }
 }
