@@ -219,7 +219,12 @@ impl Settings {
                 rule: "must be an http:// or https:// URL".into(),
             });
         }
-        let (keyring, throwaway_keys) = match (&self.session_key_keys, self.dev) {
+        // An empty value (as `WXAUTH_SESSION_KEY_KEYS=` from a compose file) means unset.
+        let given_keys = self
+            .session_key_keys
+            .as_deref()
+            .filter(|raw| !raw.trim().is_empty());
+        let (keyring, throwaway_keys) = match (given_keys, self.dev) {
             (Some(raw), _) => (parse_keys(raw)?, false),
             (None, true) => {
                 let key =
@@ -319,6 +324,9 @@ mod tests {
         );
         let dev = settings(&["--dev"]).unwrap();
         assert!(dev.throwaway_keys);
+        let empty = settings(&["--dev", "--session-key-keys", ""]).unwrap();
+        assert!(empty.throwaway_keys, "an empty value counts as unset");
+        assert!(settings(&["--session-key-keys", " "]).is_err());
     }
 
     #[test]
