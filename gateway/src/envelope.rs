@@ -97,12 +97,14 @@ pub fn classify(reason: ErrorReason) -> (StatusCode, i32) {
             (StatusCode::BAD_GATEWAY, 10005)
         }
         ErrorReason::RateLimited => (StatusCode::TOO_MANY_REQUESTS, 10006),
-        ErrorReason::TokenInvalid => (StatusCode::UNAUTHORIZED, 10007),
+        ErrorReason::TokenInvalid | ErrorReason::TokenExpired => (StatusCode::UNAUTHORIZED, 10007),
         ErrorReason::UnknownApp => (StatusCode::NOT_FOUND, 10008),
         ErrorReason::UserNotFound => (StatusCode::NOT_FOUND, 10009),
-        ErrorReason::Internal | ErrorReason::Unspecified => {
-            (StatusCode::INTERNAL_SERVER_ERROR, 10500)
-        }
+        // The auth-service refusing the gateway itself is the operator's to fix, not the client's.
+        ErrorReason::Internal
+        | ErrorReason::Unspecified
+        | ErrorReason::CallerUnauthenticated
+        | ErrorReason::CallerForbidden => (StatusCode::INTERNAL_SERVER_ERROR, 10500),
     }
 }
 
@@ -127,6 +129,13 @@ impl From<tonic::Status> for ApiError {
         let (http_status, code) = classify(reason);
         let msg = match reason {
             ErrorReason::Unspecified => "internal error".to_owned(),
+            ErrorReason::CallerUnauthenticated | ErrorReason::CallerForbidden => {
+                tracing::error!(
+                    reason = reason.as_str_name(),
+                    "the auth-service refuses this gateway's caller key: check AUTH_CALLER_KEY"
+                );
+                "internal error: the gateway is misconfigured".to_owned()
+            }
             _ => status.message().to_owned(),
         };
         Self {
@@ -198,6 +207,9 @@ mod tests {
             (ErrorReason::DecryptionFailed, 400, 10004),
             (ErrorReason::SignatureMismatch, 400, 10004),
             (ErrorReason::TokenInvalid, 401, 10007),
+            (ErrorReason::TokenExpired, 401, 10007),
+            (ErrorReason::CallerUnauthenticated, 500, 10500),
+            (ErrorReason::CallerForbidden, 500, 10500),
             (ErrorReason::UserNotFound, 404, 10009),
             (ErrorReason::Internal, 500, 10500),
         ];

@@ -5,6 +5,7 @@
 pub mod envelope;
 mod request_id;
 mod routes;
+mod v1;
 
 use std::time::Duration;
 
@@ -13,28 +14,68 @@ use axum::{
     extract::DefaultBodyLimit,
     routing::{get, post},
 };
-use tonic::transport::{Channel, Endpoint};
-use wxauth_proto::v1::auth_service_client::AuthServiceClient;
+use tonic::{
+    metadata::AsciiMetadataValue,
+    transport::{Channel, Endpoint},
+};
+use wxauth_proto::{REQUEST_ID_HEADER, v1::auth_service_client::AuthServiceClient};
 
 pub use request_id::RequestId;
 
-/// What every handler shares: the auth-service client (a cheap clone over one connection).
+/// The metadata key of the gateway's own caller key.
+const CALLER_KEY_HEADER: &str = "x-wxauth-caller-key";
+
+/// What every handler shares: the auth-service client (a cheap clone over one connection)
+/// and the gateway's caller key, the one secret it holds (it grants only the `login` scope).
 #[derive(Clone)]
 pub struct AppState {
     auth: AuthServiceClient<Channel>,
+    caller_key: AsciiMetadataValue,
+}
+
+/// Why the gateway could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// AUTH_GRPC_URL is not a URL.
+    #[error("AUTH_GRPC_URL must be an http:// or https:// URL")]
+    AuthUrl,
+    /// AUTH_CALLER_KEY cannot travel as metadata.
+    #[error("AUTH_CALLER_KEY must be printable ASCII")]
+    CallerKey,
 }
 
 impl AppState {
     /// A client for the auth-service at `url`. The connection is made on first use, so the
     /// gateway starts (and answers 503) while the auth-service is still coming up.
-    pub fn connect_lazy(url: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(url.to_owned())?
+    pub fn connect_lazy(
+        url: &str,
+        timeout: Duration,
+        caller_key: &str,
+    ) -> Result<Self, SetupError> {
+        let channel = Endpoint::from_shared(url.to_owned())
+            .map_err(|_| SetupError::AuthUrl)?
             .connect_timeout(Duration::from_secs(2))
             .timeout(timeout)
             .connect_lazy();
+        let mut caller_key: AsciiMetadataValue =
+            caller_key.parse().map_err(|_| SetupError::CallerKey)?;
+        caller_key.set_sensitive(true);
         Ok(Self {
             auth: AuthServiceClient::new(channel),
+            caller_key,
         })
+    }
+
+    /// A gRPC request to the auth-service, carrying the request id and the caller key.
+    fn upstream<T>(&self, message: T, request_id: &RequestId) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Ok(value) = request_id.0.parse() {
+            request.metadata_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        request
+            .metadata_mut()
+            .insert(CALLER_KEY_HEADER, self.caller_key.clone());
+        request
     }
 }
 
@@ -44,6 +85,11 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/wxauth/getsessionkey", get(routes::get_session_key))
         .route("/wxauth/wxsmallusersave", post(routes::save_user))
         .route("/healthz", get(routes::healthz))
+        .route("/v1/login", post(v1::login))
+        .route("/v1/token/refresh", post(v1::refresh))
+        .route("/v1/logout", post(v1::logout))
+        .route("/v1/me", get(v1::me))
+        .route("/.well-known/jwks.json", get(v1::jwks))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 /// The wxauth HTTP gateway: the mini-program's REST calls in, gRPC to the auth-service out.
 ///
 /// Every flag can also be given through the environment variable named in its help.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(version)]
 struct Settings {
     /// Where the HTTP server listens. Port 0 picks a free port; the address really bound is
@@ -26,6 +26,11 @@ struct Settings {
     /// The largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "GATEWAY_BODY_LIMIT_BYTES", default_value_t = 64 * 1024)]
     body_limit_bytes: usize,
+
+    /// The gateway's own key for calling the auth-service (one of its WXAUTH_CALLERS, with
+    /// the `login` scope). The only secret the gateway holds.
+    #[arg(long, env = "AUTH_CALLER_KEY", hide_env_values = true)]
+    auth_caller_key: String,
 
     /// How long one call to the auth-service may take, in milliseconds. Keep it above the
     /// auth-service's WECHAT_TIMEOUT_MS.
@@ -47,10 +52,11 @@ async fn main() -> ExitCode {
     let state = match gateway::AppState::connect_lazy(
         &settings.auth_grpc_url,
         Duration::from_millis(settings.upstream_timeout_ms.max(1)),
+        &settings.auth_caller_key,
     ) {
         Ok(state) => state,
-        Err(_) => {
-            error!("invalid settings: AUTH_GRPC_URL must be an http:// or https:// URL");
+        Err(err) => {
+            error!("invalid settings: {err}");
             return ExitCode::from(64);
         }
     };

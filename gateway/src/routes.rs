@@ -9,10 +9,7 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::json;
-use wxauth_proto::{
-    REQUEST_ID_HEADER,
-    v1::{CompleteLoginRequest, CreateSessionRequest, DataKind, User},
-};
+use wxauth_proto::v1::{CompleteLoginRequest, CreateSessionRequest, DataKind, TokenPair, User};
 
 use crate::{
     AppState,
@@ -42,18 +39,10 @@ struct SaveUserBody {
     signature: Option<String>,
 }
 
-fn required(field: &str, value: Option<String>) -> Result<String, ApiError> {
+pub(crate) fn required(field: &str, value: Option<String>) -> Result<String, ApiError> {
     value
         .filter(|value| !value.is_empty())
         .ok_or_else(|| ApiError::bad_request(format!("{field} is required")))
-}
-
-fn with_request_id<T>(message: T, request_id: &RequestId) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Ok(value) = request_id.0.parse() {
-        request.metadata_mut().insert(REQUEST_ID_HEADER, value);
-    }
-    request
 }
 
 /// `GET /wxauth/getsessionkey?appid=..&code=..`: trades a `wx.login()` code for a session
@@ -72,7 +61,7 @@ pub(crate) async fn get_session_key(
     let created = state
         .auth
         .clone()
-        .create_session(with_request_id(message, &request_id))
+        .create_session(state.upstream(message, &request_id))
         .await?
         .into_inner();
     Ok(envelope::ok(json!(created.session_id)))
@@ -108,19 +97,32 @@ pub(crate) async fn save_user(
     let completed = state
         .auth
         .clone()
-        .complete_login(with_request_id(message, &request_id))
+        .complete_login(state.upstream(message, &request_id))
         .await?
         .into_inner();
-    let expires_at = completed.token_expires_at.map(|at| at.seconds);
+    let tokens = completed.tokens.unwrap_or_default();
     Ok(envelope::ok(json!({
-        "token": completed.token,
-        "expires_at": expires_at,
+        "token": tokens.access_token,
+        "expires_at": tokens.access_token_expires_at.map(|at| at.seconds),
+        "refresh_token": tokens.refresh_token,
+        "refresh_token_expires_at": tokens.refresh_token_expires_at.map(|at| at.seconds),
         "user": completed.user.map(user_json),
     })))
 }
 
+/// A token pair as the `/v1` routes return it (OAuth 2.0 field names).
+pub(crate) fn tokens_json(tokens: TokenPair) -> serde_json::Value {
+    json!({
+        "access_token": tokens.access_token,
+        "token_type": tokens.token_type,
+        "expires_at": tokens.access_token_expires_at.map(|at| at.seconds),
+        "refresh_token": tokens.refresh_token,
+        "refresh_token_expires_at": tokens.refresh_token_expires_at.map(|at| at.seconds),
+    })
+}
+
 /// What the mini-program may see of a user: its profile and phone, not its WeChat ids.
-fn user_json(user: User) -> serde_json::Value {
+pub(crate) fn user_json(user: User) -> serde_json::Value {
     json!({
         "user_id": user.user_id,
         "nickname": user.nickname,
@@ -136,7 +138,7 @@ fn user_json(user: User) -> serde_json::Value {
     })
 }
 
-fn body_rejection(rejection: BytesRejection) -> ApiError {
+pub(crate) fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -151,6 +153,14 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
 /// JSON (the default of `wx.request`) or a form. A form is decoded properly, so a `+` sent
 /// as `%2B` stays a `+`; JSON is taken as it is, so base64 is never mangled.
 fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<SaveUserBody, ApiError> {
+    parse_any(headers, bytes)
+}
+
+/// Parses a JSON or form body into `T`.
+pub(crate) fn parse_any<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<T, ApiError> {
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -163,7 +173,7 @@ fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<SaveUserBody, ApiErro
     match content_type.as_str() {
         "application/json" | "text/json" => serde_json::from_slice(bytes).map_err(|err| {
             ApiError::bad_request(format!(
-                "the body is not a JSON object of strings (appid, uuid, type, encryptedData, iv, rawData, signature): error at line {} column {}",
+                "the body is not a JSON object of the documented string fields: error at line {} column {}",
                 err.line(),
                 err.column()
             ))

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use tonic::Code;
 use tonic_types::StatusExt;
 use wxauth_e2e::stack::{APP, APP2, Stack, envelope, save_body};
-use wxauth_proto::v1::{GetUserRequest, ValidateTokenRequest};
+use wxauth_proto::v1::GetUserRequest;
 
 fn expect(case: &str, got: (StatusCode, Value), status: u16, code: i64) -> Value {
     let (got_status, body) = got;
@@ -259,7 +259,10 @@ async fn bad_wxsmallusersave_requests_get_their_envelope_and_write_nothing() {
 
     // Nothing of the refused requests was written...
     assert_eq!(
-        (stack.count("users").await, stack.count("tokens").await),
+        (
+            stack.count("users").await,
+            stack.count("refresh_tokens").await
+        ),
         (0, 0)
     );
     // ...and the session still works once the client sends good data.
@@ -289,73 +292,9 @@ async fn an_expired_session_is_refused_as_unknown() {
 }
 
 #[tokio::test]
-async fn unknown_tampered_and_expired_tokens_do_not_pass() {
+async fn bad_user_ids_are_refused() {
     let stack = Stack::start().await;
-    let data = stack
-        .login(APP, "o-token", json!({"nickName": "Tok"}))
-        .await;
-    let token = data["token"].as_str().unwrap().to_owned();
     let mut grpc = stack.grpc().await;
-    let check = |token: String| {
-        let mut grpc = grpc.clone();
-        async move { grpc.validate_token(ValidateTokenRequest { token }).await }
-    };
-    assert!(check(token.clone()).await.is_ok());
-
-    let mut tampered = token.clone().into_bytes();
-    let last = tampered.len() - 1;
-    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
-    let cases = [
-        (
-            "empty",
-            String::new(),
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-        ),
-        (
-            "unknown",
-            "wxat_unknown".to_owned(),
-            Code::Unauthenticated,
-            "TOKEN_INVALID",
-        ),
-        (
-            "tampered",
-            String::from_utf8(tampered).unwrap(),
-            Code::Unauthenticated,
-            "TOKEN_INVALID",
-        ),
-        (
-            "with a bearer prefix",
-            format!("Bearer {token}"),
-            Code::Unauthenticated,
-            "TOKEN_INVALID",
-        ),
-        (
-            "huge",
-            "x".repeat(10_000),
-            Code::InvalidArgument,
-            "INVALID_ARGUMENT",
-        ),
-    ];
-    for (case, candidate, code, reason) in cases {
-        let status = check(candidate).await.expect_err(case);
-        assert_eq!(status.code(), code, "case {case:?}: {status:?}");
-        assert_eq!(
-            status.get_error_details().error_info().unwrap().reason,
-            reason,
-            "case {case:?}"
-        );
-    }
-
-    assert_eq!(
-        stack
-            .execute("update tokens set expires_at = now() - interval '1 second'")
-            .await,
-        1
-    );
-    let expired = check(token).await.expect_err("an expired token is refused");
-    assert_eq!(expired.code(), Code::Unauthenticated);
-
     let cases = [
         ("abc", Code::InvalidArgument),
         ("-1", Code::InvalidArgument),
@@ -369,5 +308,9 @@ async fn unknown_tampered_and_expired_tokens_do_not_pass() {
             .await
             .expect_err(user_id);
         assert_eq!(status.code(), code, "user_id {user_id:?}");
+        assert!(
+            status.get_error_details().error_info().is_some(),
+            "user_id {user_id:?}: no reason"
+        );
     }
 }

@@ -120,7 +120,7 @@ async fn health_says_serving_for_the_server_and_the_auth_service() {
 #[tokio::test]
 async fn grpc_errors_carry_a_reason_and_the_wechat_errcode() {
     let stack = Stack::start().await;
-    let mut grpc = stack.grpc().await;
+    let mut grpc = stack.grpc_as(Some(&stack.keys.gateway)).await;
     let status = grpc
         .create_session(CreateSessionRequest {
             appid: APP.into(),

@@ -40,6 +40,7 @@ async fn the_seed_flow_logs_in_and_an_internal_service_learns_who_the_token_is()
     let who = grpc
         .validate_token(ValidateTokenRequest {
             token: token.clone(),
+            appid: APP.into(),
         })
         .await
         .unwrap()
@@ -87,12 +88,17 @@ async fn the_seed_flow_logs_in_and_an_internal_service_learns_who_the_token_is()
     .unwrap();
     assert!(!dump.is_empty());
     assert!(!dump.contains(&session_key) && !dump.contains(&uuid));
-    let tokens: Vec<Vec<u8>> = sqlx::query_scalar("select token_hash from tokens")
+    let refresh = saved["data"]["refresh_token"].as_str().unwrap();
+    assert!(
+        refresh.starts_with("wxrt_"),
+        "the seed route also returns the refresh token"
+    );
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("select token_hash from refresh_tokens")
         .fetch_all(&pool)
         .await
         .unwrap();
-    assert_eq!(tokens.len(), 1);
-    assert!(!String::from_utf8_lossy(&tokens[0]).contains(&token));
+    assert_eq!(stored.len(), 1);
+    assert!(!String::from_utf8_lossy(&stored[0]).contains(refresh));
 }
 
 #[tokio::test]
@@ -264,6 +270,7 @@ async fn several_apps_are_served_and_keep_their_users_apart() {
         let who = grpc
             .validate_token(ValidateTokenRequest {
                 token: data["token"].as_str().unwrap().into(),
+                appid: appid.into(),
             })
             .await
             .unwrap()
@@ -282,6 +289,7 @@ async fn no_secret_reaches_a_log_a_client_or_the_gateway() {
         .await;
     bodies.push(data.clone());
     let token = data["token"].as_str().unwrap().to_owned();
+    let refresh = data["refresh_token"].as_str().unwrap().to_owned();
     let code = stack.mint_code(APP, "o-leak", None).await;
     let (_, session) = stack
         .get_session_key(&[("appid", APP), ("code", &code)])
@@ -339,7 +347,7 @@ async fn no_secret_reaches_a_log_a_client_or_the_gateway() {
             "a secret reached a client: {clients}"
         );
     }
-    for handed_out in [&token, &uuid, &code, &busy_code] {
+    for handed_out in [&token, &refresh, &uuid, &code, &busy_code] {
         assert!(
             !logs.contains(handed_out.as_str()),
             "a bearer secret reached the logs:\n{logs}"

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod bad_input;
+mod callers;
 mod grpc;
 mod login;
+mod tokens;
 mod wechat_failures;

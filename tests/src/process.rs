@@ -42,7 +42,12 @@ impl Proc {
     /// variables, so a developer's shell cannot leak into a test), stderr to `log_dir`, and
     /// waits for its `listening on <addr>` line.
     pub fn spawn(name: &str, envs: &[(&str, String)], log_dir: &Path) -> Self {
-        let bin = bin_dir().join(name);
+        Self::spawn_named(name, name, envs, log_dir)
+    }
+
+    /// Starts binary `bin` as `name` (its log file's name), for several of one binary.
+    pub fn spawn_named(bin: &str, name: &str, envs: &[(&str, String)], log_dir: &Path) -> Self {
+        let bin = bin_dir().join(bin);
         assert!(
             bin.exists(),
             "{} is missing: build the binaries first (cargo build --workspace --bins), or run scripts/test",

@@ -5,8 +5,13 @@ use std::path::PathBuf;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tonic::transport::Channel;
+use tonic::{
+    metadata::AsciiMetadataValue,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
 use wxauth_proto::v1::auth_service_client::AuthServiceClient;
+use wxauth_token::KeyPair;
 
 use crate::{db::TestDb, process::Proc, random_hex};
 
@@ -16,6 +21,9 @@ pub const APP: &str = "wx4f4bc4dec97d474b";
 pub const APP2: &str = "wx0123456789abcdef";
 /// An app the auth-service is configured for with the wrong secret (WeChat answers 40125).
 pub const APP_BAD_SECRET: &str = "wx00000000000000ba";
+
+/// The kid of the token signing key the stacks use.
+pub const SIGNING_KID: &str = "k1";
 
 /// How to start a stack.
 #[derive(Debug, Clone)]
@@ -32,6 +40,38 @@ impl Default for Options {
     }
 }
 
+/// The caller keys of a stack, one per kind of caller.
+#[derive(Debug, Clone)]
+pub struct CallerKeys {
+    /// The gateway's (`login` scope).
+    pub gateway: String,
+    /// An internal service's (`validate` scope).
+    pub service: String,
+    /// An operator's (`admin` and `validate` scopes).
+    pub ops: String,
+}
+
+/// Puts a caller key on every call, as an internal service's client does.
+#[derive(Clone)]
+pub struct CallerKey(Option<AsciiMetadataValue>);
+
+impl Interceptor for CallerKey {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(key) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("x-wxauth-caller-key", key.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// An auth-service client that presents a caller key.
+pub type Client = AuthServiceClient<InterceptedService<Channel, CallerKey>>;
+
 /// A running system.
 pub struct Stack {
     /// The gateway, what mini-programs call.
@@ -44,6 +84,12 @@ pub struct Stack {
     pub db: TestDb,
     /// Every secret configured or handed out in this test, for leak scans.
     pub secrets: Vec<String>,
+    /// The caller keys.
+    pub keys: CallerKeys,
+    /// The settings the auth-service was started with, to start replicas.
+    auth_env: Vec<(&'static str, String)>,
+    /// The token signing key's seed, so a test can sign tokens as the service would.
+    signing_seed: [u8; 32],
     /// An HTTP client.
     pub http: reqwest::Client,
     dir: PathBuf,
@@ -71,6 +117,18 @@ impl Stack {
             base64::engine::general_purpose::STANDARD.encode(key)
         };
 
+        let mut signing_seed = [0u8; 32];
+        getrandom::fill(&mut signing_seed).expect("the os random source works");
+        let signing_key = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(signing_seed)
+        };
+        let keys = CallerKeys {
+            gateway: format!("gw-{}", random_hex(16)),
+            service: format!("svc-{}", random_hex(16)),
+            ops: format!("ops-{}", random_hex(16)),
+        };
+
         let sim = Proc::spawn(
             "wechat-sim",
             &[
@@ -85,26 +143,35 @@ impl Stack {
             ],
             &dir,
         );
-        let auth = Proc::spawn(
-            "auth-service",
-            &[
-                ("DATABASE_URL", db.url.clone()),
-                ("WXAUTH_GRPC_ADDR", "127.0.0.1:0".into()),
-                (
-                    "WXAUTH_APPS",
-                    format!("{APP}:{secret},{APP2}:{secret2},{APP_BAD_SECRET}:{bad_secret}"),
+        let auth_env = vec![
+            ("DATABASE_URL", db.url.clone()),
+            ("WXAUTH_GRPC_ADDR", "127.0.0.1:0".into()),
+            (
+                "WXAUTH_APPS",
+                format!("{APP}:{secret},{APP2}:{secret2},{APP_BAD_SECRET}:{bad_secret}"),
+            ),
+            ("WECHAT_API_BASE", sim.url()),
+            ("WECHAT_TIMEOUT_MS", options.wechat_timeout_ms.to_string()),
+            ("WXAUTH_SESSION_KEY_KEYS", format!("k1:{session_key_key}")),
+            (
+                "WXAUTH_TOKEN_SIGNING_KEYS",
+                format!("{SIGNING_KID}:{signing_key}"),
+            ),
+            (
+                "WXAUTH_CALLERS",
+                format!(
+                    "gateway:login:{},orders:validate:{},ops:admin+validate:{}",
+                    keys.gateway, keys.service, keys.ops
                 ),
-                ("WECHAT_API_BASE", sim.url()),
-                ("WECHAT_TIMEOUT_MS", options.wechat_timeout_ms.to_string()),
-                ("WXAUTH_SESSION_KEY_KEYS", format!("k1:{session_key_key}")),
-            ],
-            &dir,
-        );
+            ),
+        ];
+        let auth = Proc::spawn("auth-service", &auth_env, &dir);
         let gateway = Proc::spawn(
             "gateway",
             &[
                 ("GATEWAY_HTTP_ADDR", "127.0.0.1:0".into()),
                 ("AUTH_GRPC_URL", auth.url()),
+                ("AUTH_CALLER_KEY", keys.gateway.clone()),
             ],
             &dir,
         );
@@ -113,26 +180,68 @@ impl Stack {
             auth,
             sim,
             db,
-            secrets: vec![secret, secret2, bad_secret, session_key_key],
+            secrets: vec![
+                secret,
+                secret2,
+                bad_secret,
+                session_key_key,
+                signing_key,
+                keys.gateway.clone(),
+                keys.service.clone(),
+                keys.ops.clone(),
+            ],
+            keys,
+            auth_env,
+            signing_seed,
             http: reqwest::Client::new(),
             dir,
         }
     }
 
-    /// A gRPC client of the auth-service, as an internal service holds one.
-    pub async fn grpc(&self) -> AuthServiceClient<Channel> {
-        AuthServiceClient::new(self.channel().await)
+    /// A second auth-service on the same database, settings and keys (a replica).
+    pub fn spawn_replica(&self, name: &str) -> Proc {
+        Proc::spawn_named("auth-service", name, &self.auth_env, &self.dir)
+    }
+
+    /// An operator's client (admin and validate scopes).
+    pub async fn grpc(&self) -> Client {
+        self.grpc_as(Some(&self.keys.ops)).await
+    }
+
+    /// A client presenting `key` (or no key at all).
+    pub async fn grpc_as(&self, key: Option<&str>) -> Client {
+        self.grpc_to(&self.auth, key).await
+    }
+
+    /// A client of a given auth-service process, presenting `key`.
+    pub async fn grpc_to(&self, auth: &Proc, key: Option<&str>) -> Client {
+        let key = key.map(|key| key.parse().expect("caller keys are ascii"));
+        AuthServiceClient::with_interceptor(channel_to(auth).await, CallerKey(key))
+    }
+
+    /// Signs `claims` with the stack's own signing key, as the auth-service would.
+    pub fn sign(&self, claims: &wxauth_token::Claims) -> String {
+        KeyPair::from_seed(SIGNING_KID, &self.signing_seed).sign(claims)
     }
 
     /// A gRPC channel to the auth-service.
     pub async fn channel(&self) -> Channel {
-        tonic::transport::Endpoint::from_shared(self.auth.url())
+        channel_to(&self.auth).await
+    }
+}
+
+/// A gRPC channel to an auth-service process.
+pub async fn channel_to(auth: &Proc) -> Channel {
+    {
+        tonic::transport::Endpoint::from_shared(auth.url())
             .expect("the address is a valid uri")
             .connect()
             .await
             .expect("the auth-service accepts gRPC connections")
     }
+}
 
+impl Stack {
     /// `wx.login()` in the simulator: a new code for (appid, openid).
     pub async fn mint_code(&self, appid: &str, openid: &str, unionid: Option<&str>) -> String {
         let body = json!({ "appid": appid, "openid": openid, "unionid": unionid });

@@ -256,7 +256,9 @@ impl Verifier {
 /// refetch its JWKS when the key is new to it.
 pub fn peek_kid(token: &str) -> Option<String> {
     let header_b64 = token.split('.').next()?;
-    decode_json::<Header>(header_b64).ok().map(|header| header.kid)
+    decode_json::<Header>(header_b64)
+        .ok()
+        .map(|header| header.kid)
 }
 
 fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, TokenError> {
@@ -327,20 +329,90 @@ mod tests {
         );
         let cases: Vec<(&str, String, i64, Option<&str>, TokenError)> = vec![
             ("garbage", "abc".into(), NOW, None, TokenError::Malformed),
-            ("four parts", format!("{good}.x"), NOW, None, TokenError::Malformed),
-            ("alg none", format!("{none_header}.{rest}"), NOW, None, TokenError::UnsupportedAlgorithm),
-            ("alg hs256", format!("{hs_header}.{rest}"), NOW, None, TokenError::UnsupportedAlgorithm),
-            ("signed by a stranger with our kid", other.sign(&claims()), NOW, None, TokenError::BadSignature),
-            ("unknown kid", pair("k9", 1).sign(&claims()), NOW, None, TokenError::UnknownKey { kid: "k9".into() }),
-            ("claims swapped", swapped, NOW, None, TokenError::BadSignature),
-            ("expired", good.clone(), NOW + 900, None, TokenError::Expired),
-            ("from the future", good.clone(), NOW - 3600, None, TokenError::NotYetValid),
-            ("another app", good.clone(), NOW, Some("wx0123456789abcdef"), TokenError::WrongAudience),
-            ("foreign issuer", key.sign(&foreign_issuer), NOW, None, TokenError::WrongIssuer),
-            ("too long", "a".repeat(5000), NOW, None, TokenError::Malformed),
+            (
+                "four parts",
+                format!("{good}.x"),
+                NOW,
+                None,
+                TokenError::Malformed,
+            ),
+            (
+                "alg none",
+                format!("{none_header}.{rest}"),
+                NOW,
+                None,
+                TokenError::UnsupportedAlgorithm,
+            ),
+            (
+                "alg hs256",
+                format!("{hs_header}.{rest}"),
+                NOW,
+                None,
+                TokenError::UnsupportedAlgorithm,
+            ),
+            (
+                "signed by a stranger with our kid",
+                other.sign(&claims()),
+                NOW,
+                None,
+                TokenError::BadSignature,
+            ),
+            (
+                "unknown kid",
+                pair("k9", 1).sign(&claims()),
+                NOW,
+                None,
+                TokenError::UnknownKey { kid: "k9".into() },
+            ),
+            (
+                "claims swapped",
+                swapped,
+                NOW,
+                None,
+                TokenError::BadSignature,
+            ),
+            (
+                "expired",
+                good.clone(),
+                NOW + 900,
+                None,
+                TokenError::Expired,
+            ),
+            (
+                "from the future",
+                good.clone(),
+                NOW - 3600,
+                None,
+                TokenError::NotYetValid,
+            ),
+            (
+                "another app",
+                good.clone(),
+                NOW,
+                Some("wx0123456789abcdef"),
+                TokenError::WrongAudience,
+            ),
+            (
+                "foreign issuer",
+                key.sign(&foreign_issuer),
+                NOW,
+                None,
+                TokenError::WrongIssuer,
+            ),
+            (
+                "too long",
+                "a".repeat(5000),
+                NOW,
+                None,
+                TokenError::Malformed,
+            ),
         ];
         for (case, token, now, audience, expected) in cases {
-            assert_eq!(verifier.verify(&token, now, audience), Err(expected), "case {case:?}");
+            assert_eq!(
+                verifier.verify(&token, now, audience),
+                Err(expected),
+                "case {case:?}"
+            );
         }
     }
 
@@ -357,10 +429,26 @@ mod tests {
     #[test]
     fn the_jwks_holds_only_public_keys_in_the_standard_shape() {
         let key = pair("k1", 1);
-        let json = serde_json::to_value(Jwks { keys: vec![key.jwk()] }).unwrap();
+        let json = serde_json::to_value(Jwks {
+            keys: vec![key.jwk()],
+        })
+        .unwrap();
         let jwk = &json["keys"][0];
-        assert_eq!((jwk["kty"].as_str(), jwk["crv"].as_str(), jwk["use"].as_str()), (Some("OKP"), Some("Ed25519"), Some("sig")));
-        assert_eq!(URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap().len(), 32);
+        assert_eq!(
+            (
+                jwk["kty"].as_str(),
+                jwk["crv"].as_str(),
+                jwk["use"].as_str()
+            ),
+            (Some("OKP"), Some("Ed25519"), Some("sig"))
+        );
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(jwk["x"].as_str().unwrap())
+                .unwrap()
+                .len(),
+            32
+        );
         assert!(jwk.get("d").is_none(), "no private part");
         assert!(!format!("{key:?}").contains(&URL_SAFE_NO_PAD.encode([1u8; 32])));
     }

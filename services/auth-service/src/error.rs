@@ -69,9 +69,25 @@ pub enum AuthError {
         "signature does not match rawData: send rawData exactly as wx.getUserInfo() returned it, unencoded"
     )]
     SignatureMismatch,
-    /// The token is unknown, altered or expired.
-    #[error("token is invalid or expired: log in again")]
+    /// The token is unknown, altered, revoked, of an unknown key or of another app.
+    #[error("token is invalid: log in again")]
     TokenInvalid,
+    /// The access token has expired.
+    #[error("access token has expired: refresh it")]
+    TokenExpired,
+    /// The caller presented no key, or an unknown one.
+    #[error(
+        "this call needs a caller key this deployment knows, in the x-wxauth-caller-key metadata"
+    )]
+    CallerUnauthenticated,
+    /// The caller's key lacks the scope the RPC needs.
+    #[error("this caller may not call {method}: its key lacks the {scope} scope")]
+    CallerForbidden {
+        /// The RPC.
+        method: &'static str,
+        /// The scope it needs.
+        scope: &'static str,
+    },
     /// No user has that id.
     #[error("no user has that id")]
     UserNotFound,
@@ -101,6 +117,9 @@ impl AuthError {
             | Self::DecryptionFailed
             | Self::SignatureMismatch
             | Self::TokenInvalid
+            | Self::TokenExpired
+            | Self::CallerUnauthenticated
+            | Self::CallerForbidden { .. }
             | Self::UserNotFound
             | Self::Internal(_) => None,
         }

@@ -7,14 +7,19 @@
 //! - [`profile`], [`secrets`]: pure rules (what may overwrite a profile; ids, digests,
 //!   sealing), tested without a network.
 //! - [`store`]: Postgres, the only place SQL lives.
+//! - [`tokens`], [`revocation`], [`callers`]: signing access tokens, the revocation cache
+//!   every replica keeps in step through Postgres NOTIFY, and who may call which RPC.
 //! - [`settings`]: flags and environment, parsed and validated once at start.
 
+pub mod callers;
 pub mod error;
 pub mod login;
 pub mod profile;
+pub mod revocation;
 pub mod secrets;
 pub mod settings;
 pub mod store;
+pub mod tokens;
 pub mod transport;
 
 use std::future::Future;
@@ -23,7 +28,7 @@ use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 use wxauth_proto::v1::auth_service_server::AuthServiceServer;
 
-use crate::{login::Login, transport::AuthApi};
+use crate::transport::AuthApi;
 
 /// Why the server could not be built or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +44,7 @@ pub enum ServeError {
 /// Serves the auth API, gRPC health and server reflection (v1 and v1alpha, for grpcurl 1.8)
 /// on an already-bound listener until `shutdown` completes, then finishes the calls in flight.
 pub async fn serve(
-    login: Login,
+    api: AuthApi,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
@@ -68,7 +73,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(AuthServiceServer::new(AuthApi::new(login)))
+        .add_service(AuthServiceServer::new(api))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), stopping)
         .await?;
     Ok(())

@@ -4,21 +4,25 @@
 use std::{collections::HashMap, sync::Arc, time::SystemTime};
 
 use tracing::{info, warn};
-use wxauth_wechat::{AppId, AppSecret, JsCode, SessionKey, WeChatClient, crypto};
+use wxauth_token::{Claims, TokenError};
+use wxauth_wechat::{AppId, AppSecret, Code2Session, JsCode, SessionKey, WeChatClient, crypto};
 
 use crate::{
     error::AuthError,
     profile::UserUpdate,
+    revocation::Revocations,
     secrets::{self, Keyring},
-    store::{NewSession, PgStore, UserRow},
+    store::{IssuedLogin, NewRefresh, NewSession, PgStore, RefreshOutcome, UserRow},
+    tokens::TokenKeys,
 };
 
 /// Prefix of session ids handed to mini-programs.
 pub const SESSION_PREFIX: &str = "wxs_";
-/// Prefix of bearer tokens.
-pub const TOKEN_PREFIX: &str = "wxat_";
-/// The longest id or token accepted; ours are 47 and 48 characters.
-const MAX_BEARER_LEN: usize = 256;
+/// Prefix of refresh tokens.
+pub const REFRESH_PREFIX: &str = "wxrt_";
+/// The longest id or token accepted: session ids and refresh tokens are under 50
+/// characters, access tokens (JWTs) about 500.
+const MAX_BEARER_LEN: usize = 4096;
 
 /// What the encrypted data of a completed login is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,10 +38,21 @@ pub enum DataKind {
 pub struct Policy {
     /// How long a login session is accepted, in seconds.
     pub session_ttl_secs: i64,
-    /// How long a token is accepted, in seconds.
-    pub token_ttl_secs: i64,
     /// The oldest watermark accepted, in seconds; WeChat data older than this is a replay.
     pub watermark_max_age_secs: i64,
+}
+
+/// A token pair as handed out.
+#[derive(Debug)]
+pub struct TokenPair {
+    /// The signed access token.
+    pub access_token: String,
+    /// Unix seconds.
+    pub access_expires_at: i64,
+    /// The opaque refresh token; only its digest is stored.
+    pub refresh_token: String,
+    /// Unix seconds.
+    pub refresh_expires_at: i64,
 }
 
 /// A new session for the mini-program.
@@ -56,10 +71,17 @@ pub struct CreatedSession {
 pub struct CompletedLogin {
     /// The user as stored now.
     pub user: UserRow,
-    /// The token to hand out; only its digest is stored.
-    pub token: String,
-    /// Unix seconds.
-    pub token_expires_at: i64,
+    /// The user's tokens.
+    pub tokens: TokenPair,
+}
+
+/// A silent login: tokens, and a session for sending encrypted data later.
+#[derive(Debug)]
+pub struct SilentLogin {
+    /// The user and tokens.
+    pub login: CompletedLogin,
+    /// The session.
+    pub session: CreatedSession,
 }
 
 /// The input of [`Login::complete`], as the transport parsed it.
@@ -86,6 +108,8 @@ pub struct Login {
     wechat: WeChatClient,
     store: PgStore,
     keyring: Arc<Keyring>,
+    tokens: Arc<TokenKeys>,
+    revocations: Arc<Revocations>,
     policy: Policy,
 }
 
@@ -119,6 +143,8 @@ impl Login {
         wechat: WeChatClient,
         store: PgStore,
         keyring: Keyring,
+        tokens: TokenKeys,
+        revocations: Arc<Revocations>,
         policy: Policy,
     ) -> Self {
         Self {
@@ -126,8 +152,15 @@ impl Login {
             wechat,
             store,
             keyring: Arc::new(keyring),
+            tokens: Arc::new(tokens),
+            revocations,
             policy,
         }
+    }
+
+    /// The public keys that verify access tokens.
+    pub fn jwks(&self) -> &wxauth_token::Jwks {
+        self.tokens.jwks()
     }
 
     fn app(&self, raw_appid: &str) -> Result<(AppId, &AppSecret), AuthError> {
@@ -145,6 +178,28 @@ impl Login {
         raw_appid: &str,
         raw_code: &str,
     ) -> Result<CreatedSession, AuthError> {
+        let (_, _, session) = self.exchange(raw_appid, raw_code).await?;
+        Ok(session)
+    }
+
+    /// The silent login: a code straight to a user and a token pair (plus a session for
+    /// encrypted data sent later).
+    pub async fn login(&self, raw_appid: &str, raw_code: &str) -> Result<SilentLogin, AuthError> {
+        let (appid, exchanged, session) = self.exchange(raw_appid, raw_code).await?;
+        let update = UserUpdate {
+            unionid: exchanged.unionid.clone(),
+            ..UserUpdate::default()
+        };
+        let login = self.issue_login(&appid, &exchanged.openid, &update).await?;
+        info!(%appid, user_id = login.user.user_id, "silent login completed");
+        Ok(SilentLogin { login, session })
+    }
+
+    async fn exchange(
+        &self,
+        raw_appid: &str,
+        raw_code: &str,
+    ) -> Result<(AppId, Code2Session, CreatedSession), AuthError> {
         let (appid, secret) = self.app(raw_appid)?;
         let code = JsCode::parse("code", raw_code)?;
         let code_hash = secrets::code_digest(appid.as_str(), code.as_str());
@@ -187,10 +242,55 @@ impl Login {
             .await
             .map_err(AuthError::internal)?;
         info!(%appid, has_unionid = exchanged.unionid.is_some(), "session created");
-        Ok(CreatedSession {
+        let session = CreatedSession {
             session_id,
             expires_at,
             has_unionid: exchanged.unionid.is_some(),
+        };
+        Ok((appid, exchanged, session))
+    }
+
+    /// Stores the user and starts a session family with a token pair.
+    async fn issue_login(
+        &self,
+        appid: &AppId,
+        openid: &str,
+        update: &UserUpdate,
+    ) -> Result<CompletedLogin, AuthError> {
+        let refresh_token = secrets::new_bearer(REFRESH_PREFIX).map_err(AuthError::internal)?;
+        let issued = self
+            .store
+            .complete_login(
+                appid.as_str(),
+                openid,
+                update,
+                NewRefresh {
+                    hash: &secrets::digest(&refresh_token),
+                    ttl_secs: self.tokens.refresh_ttl_secs,
+                },
+            )
+            .await
+            .map_err(AuthError::internal)?;
+        self.pair(issued, refresh_token)
+    }
+
+    fn pair(
+        &self,
+        issued: IssuedLogin,
+        refresh_token: String,
+    ) -> Result<CompletedLogin, AuthError> {
+        let jti = hex::encode(secrets::random_bytes::<16>().map_err(AuthError::internal)?);
+        let (access_token, access_expires_at) =
+            self.tokens
+                .issue(&issued.user, issued.family_id, jti, unix_now());
+        Ok(CompletedLogin {
+            user: issued.user,
+            tokens: TokenPair {
+                access_token,
+                access_expires_at,
+                refresh_token,
+                refresh_expires_at: issued.refresh_expires_at,
+            },
         })
     }
 
@@ -256,39 +356,114 @@ impl Login {
             ),
         };
 
-        let token = secrets::new_bearer(TOKEN_PREFIX).map_err(AuthError::internal)?;
-        let (user, token_expires_at) = self
+        let completed = self.issue_login(&appid, &session.openid, &update).await?;
+        info!(%appid, user_id = completed.user.user_id, kind = ?req.kind, "login completed");
+        Ok(completed)
+    }
+
+    /// Trades a refresh token for a new pair; a reused one revokes its family.
+    pub async fn refresh(&self, raw_refresh: &str) -> Result<CompletedLogin, AuthError> {
+        let presented = bearer("refresh_token", raw_refresh)?;
+        let refresh_token = secrets::new_bearer(REFRESH_PREFIX).map_err(AuthError::internal)?;
+        let outcome = self
             .store
-            .complete_login(
-                appid.as_str(),
-                &session.openid,
-                &update,
-                &secrets::digest(&token),
-                self.policy.token_ttl_secs,
+            .rotate_refresh(
+                &secrets::digest(presented),
+                NewRefresh {
+                    hash: &secrets::digest(&refresh_token),
+                    ttl_secs: self.tokens.refresh_ttl_secs,
+                },
             )
             .await
             .map_err(AuthError::internal)?;
-        info!(%appid, user_id = user.user_id, kind = ?req.kind, "login completed");
-        Ok(CompletedLogin {
-            user,
-            token,
-            token_expires_at,
-        })
+        match outcome {
+            RefreshOutcome::Rotated(issued) => self.pair(*issued, refresh_token),
+            RefreshOutcome::Reused { family_id } => {
+                self.revocations.insert(family_id);
+                warn!(
+                    family_id,
+                    "refresh token reused: the session family is revoked"
+                );
+                Err(AuthError::TokenInvalid)
+            }
+            RefreshOutcome::Invalid => Err(AuthError::TokenInvalid),
+        }
     }
 
-    /// Who a token belongs to, with its expiry.
-    pub async fn validate_token(&self, raw_token: &str) -> Result<(UserRow, i64), AuthError> {
-        let token = bearer("token", raw_token)?;
-        let found = self
-            .store
-            .find_token(&secrets::digest(token))
+    /// Ends the session family of a valid access token or of a refresh token (the one to
+    /// use once the access token has expired).
+    pub async fn logout(&self, access_token: &str, refresh_token: &str) -> Result<(), AuthError> {
+        let family_id = if !access_token.is_empty() {
+            let claims = self.validate(access_token, "").await?;
+            claims.sid.parse().map_err(|_| AuthError::TokenInvalid)?
+        } else if !refresh_token.is_empty() {
+            let token = bearer("refresh_token", refresh_token)?;
+            self.store
+                .family_of_refresh(&secrets::digest(token))
+                .await
+                .map_err(AuthError::internal)?
+                .ok_or(AuthError::TokenInvalid)?
+        } else {
+            return Err(AuthError::InvalidArgument(
+                "give the access_token or the refresh_token of the session to end".into(),
+            ));
+        };
+        self.store
+            .revoke_family(family_id, "logout")
             .await
-            .map_err(AuthError::internal)?
-            .ok_or(AuthError::TokenInvalid)?;
-        Ok((found.user, found.expires_at))
+            .map_err(AuthError::internal)?;
+        self.revocations.insert(family_id);
+        info!(family_id, "logged out");
+        Ok(())
     }
 
-    /// A user by the id [`Login::validate_token`] returned.
+    /// Ends every session family of a user.
+    pub async fn revoke_user(&self, raw_user_id: &str) -> Result<u64, AuthError> {
+        let user = self.get_user(raw_user_id).await?;
+        let revoked = self
+            .store
+            .revoke_user(user.user_id, "revoked by an operator")
+            .await
+            .map_err(AuthError::internal)?;
+        info!(user_id = user.user_id, revoked, "user sessions revoked");
+        Ok(revoked)
+    }
+
+    /// Who an access token belongs to: signature, expiry, audience and revocation. The
+    /// database is asked only while the revocation cache is not connected.
+    pub async fn validate(&self, raw_token: &str, appid: &str) -> Result<Claims, AuthError> {
+        let token = bearer("token", raw_token)?;
+        let audience = (!appid.is_empty()).then_some(appid);
+        let claims = self
+            .tokens
+            .verifier()
+            .verify(token, unix_now(), audience)
+            .map_err(|err| match err {
+                TokenError::Expired => AuthError::TokenExpired,
+                _ => AuthError::TokenInvalid,
+            })?;
+        let family_id: i64 = claims.sid.parse().map_err(|_| AuthError::TokenInvalid)?;
+        let revoked = match self.revocations.check(family_id) {
+            Some(revoked) => revoked,
+            None => self
+                .store
+                .is_family_revoked(family_id)
+                .await
+                .map_err(AuthError::internal)?,
+        };
+        if revoked {
+            return Err(AuthError::TokenInvalid);
+        }
+        Ok(claims)
+    }
+
+    /// The user of a valid access token.
+    pub async fn me(&self, raw_token: &str) -> Result<UserRow, AuthError> {
+        let claims = self.validate(raw_token, "").await?;
+        self.get_user(&claims.sub).await
+    }
+
+    /// A user by the id [`Login::validate`] returned.
     pub async fn get_user(&self, raw_user_id: &str) -> Result<UserRow, AuthError> {
         let user_id: i64 = raw_user_id
             .parse()

@@ -5,8 +5,10 @@ use std::{process::ExitCode, time::Duration};
 
 use auth_service::{
     login::{Login, Policy},
+    revocation::{self, Revocations},
     settings::Settings,
     store::{MIGRATOR, PgStore},
+    transport::AuthApi,
 };
 use clap::Parser;
 use sqlx::postgres::PgPoolOptions;
@@ -80,14 +82,22 @@ async fn main() -> ExitCode {
     };
     let local = listener.local_addr().map_or(config.grpc_addr, |addr| addr);
     let policy: Policy = config.policy;
-    info!(apps = config.apps.len(), wechat = %config.wechat_api_base, "auth-service starting");
+    info!(apps = config.apps.len(), wechat = %config.wechat_api_base, callers = ?config.callers, "auth-service starting");
+    let store = PgStore::new(pool.clone());
+    let revocations = Revocations::new(Duration::from_secs(
+        u64::try_from(config.tokens.access_ttl_secs).unwrap_or(0),
+    ));
+    let follower = tokio::spawn(revocation::follow(store.clone(), revocations.clone()));
     let login = Login::new(
         config.apps,
         wechat,
-        PgStore::new(pool.clone()),
+        store,
         config.keyring,
+        config.tokens,
+        revocations,
         policy,
     );
+    let api = AuthApi::new(login, config.callers);
     let signals = match wxauth_signal::install() {
         Ok(signals) => signals,
         Err(err) => {
@@ -101,7 +111,8 @@ async fn main() -> ExitCode {
         let which = signals.recv().await;
         info!(signal = which, "stop signal received");
     };
-    let served = auth_service::serve(login, listener, stop).await;
+    let served = auth_service::serve(api, listener, stop).await;
+    follower.abort();
     pool.close().await;
     match served {
         Ok(()) => {

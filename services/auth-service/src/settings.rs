@@ -10,7 +10,9 @@ use clap::Parser;
 use secrecy::{ExposeSecret, SecretString};
 use wxauth_wechat::{AppId, AppSecret};
 
-use crate::{login::Policy, secrets::Keyring};
+use wxauth_token::KeyPair;
+
+use crate::{callers::Callers, login::Policy, secrets::Keyring, tokens::TokenKeys};
 
 /// The wxauth auth-service: WeChat Mini Program login over gRPC.
 ///
@@ -55,9 +57,34 @@ pub struct Settings {
     #[arg(long, env = "WXAUTH_SESSION_TTL_SECS", default_value_t = 2 * 3600)]
     pub session_ttl_secs: u32,
 
-    /// How long a token is accepted, in seconds.
-    #[arg(long, env = "WXAUTH_TOKEN_TTL_SECS", default_value_t = 7 * 24 * 3600)]
-    pub token_ttl_secs: u32,
+    /// Keys that sign access tokens (Ed25519), as `kid:base64` pairs separated by commas,
+    /// each the 32-byte seed of a key (`head -c32 /dev/urandom | base64`). The first one
+    /// signs; all are published in the JWKS and verify, so keys rotate by putting a new one
+    /// first and dropping the old one once its tokens have expired. Required unless dev mode
+    /// is on.
+    #[arg(long, env = "WXAUTH_TOKEN_SIGNING_KEYS", hide_env_values = true)]
+    pub token_signing_keys: Option<String>,
+
+    /// How long an access token is accepted, in seconds. Short: revocation is also enforced,
+    /// but offline verifiers only see expiry.
+    #[arg(long, env = "WXAUTH_ACCESS_TTL_SECS", default_value_t = 15 * 60)]
+    pub access_ttl_secs: u32,
+
+    /// How long a refresh token is accepted, in seconds.
+    #[arg(long, env = "WXAUTH_REFRESH_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    pub refresh_ttl_secs: u32,
+
+    /// Who may call: `name:scopes:key` entries separated by commas; scopes are `login` (the
+    /// gateway), `validate` (internal services) and `admin` (operators), joined by `+`; keys
+    /// are at least 24 characters (`head -c24 /dev/urandom | base64`). Callers send their key
+    /// in the `x-wxauth-caller-key` metadata.
+    #[arg(
+        long,
+        env = "WXAUTH_CALLERS",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub callers: String,
 
     /// The oldest WeChat watermark accepted on encrypted data, in seconds.
     #[arg(long, env = "WXAUTH_WATERMARK_MAX_AGE_SECS", default_value_t = 24 * 3600)]
@@ -113,6 +140,12 @@ pub struct Config {
     pub throwaway_keys: bool,
     /// Lifetimes.
     pub policy: Policy,
+    /// Token signing keys and lifetimes.
+    pub tokens: TokenKeys,
+    /// Whether the token keys were made up because dev mode is on.
+    pub throwaway_token_keys: bool,
+    /// Who may call what.
+    pub callers: Callers,
     /// Pool size.
     pub db_max_connections: u32,
 }
@@ -130,6 +163,8 @@ impl fmt::Debug for Config {
             .field("keyring", &self.keyring)
             .field("throwaway_keys", &self.throwaway_keys)
             .field("policy", &self.policy)
+            .field("tokens", &self.tokens)
+            .field("callers", &self.callers)
             .finish_non_exhaustive()
     }
 }
@@ -201,6 +236,46 @@ fn parse_keys(raw: &str) -> Result<Keyring, SettingsError> {
     Keyring::new(keys).ok_or_else(|| malformed("no key is listed"))
 }
 
+fn parse_signing_keys(raw: &str) -> Result<Vec<KeyPair>, SettingsError> {
+    let malformed = |rule: &str| SettingsError::Malformed {
+        setting: "WXAUTH_TOKEN_SIGNING_KEYS",
+        rule: rule.to_owned(),
+    };
+    let mut keys: Vec<KeyPair> = Vec::new();
+    for pair in raw
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+    {
+        let (kid, seed) = pair
+            .split_once(':')
+            .ok_or_else(|| malformed("each entry must be kid:base64"))?;
+        let kid_ok = !kid.is_empty()
+            && kid.len() <= 32
+            && kid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !kid_ok {
+            return Err(malformed(
+                "a kid must be 1 to 32 letters, digits, '-' or '_'",
+            ));
+        }
+        let seed: [u8; 32] = STANDARD
+            .decode(seed)
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| malformed("each key must be a 32-byte seed, base64-encoded"))?;
+        if keys.iter().any(|key| key.kid() == kid) {
+            return Err(malformed("a kid is listed twice"));
+        }
+        keys.push(KeyPair::from_seed(kid, &seed));
+    }
+    if keys.is_empty() {
+        return Err(malformed("no key is listed"));
+    }
+    Ok(keys)
+}
+
 impl Settings {
     /// Validates the settings into the configuration the service runs with.
     pub fn into_config(self) -> Result<Config, SettingsError> {
@@ -246,6 +321,41 @@ impl Settings {
                 });
             }
         };
+        let callers = Callers::parse(&self.callers).map_err(|rule| {
+            if self.callers.trim().is_empty() {
+                SettingsError::Missing {
+                    setting: "WXAUTH_CALLERS",
+                    hint: "list who may call as name:scope+scope:key entries (scopes: login, validate, admin)",
+                }
+            } else {
+                SettingsError::Malformed {
+                    setting: "WXAUTH_CALLERS",
+                    rule: rule.to_owned(),
+                }
+            }
+        })?;
+        let given_signing_keys = self
+            .token_signing_keys
+            .as_deref()
+            .filter(|raw| !raw.trim().is_empty());
+        let (signing_keys, throwaway_token_keys) = match (given_signing_keys, self.dev) {
+            (Some(raw), _) => (parse_signing_keys(raw)?, false),
+            (None, true) => {
+                let seed =
+                    crate::secrets::random_bytes::<32>().map_err(|_| SettingsError::Missing {
+                        setting: "WXAUTH_TOKEN_SIGNING_KEYS",
+                        hint: "the os random source failed, so no throwaway key could be made",
+                    })?;
+                let kid = format!("dev-{}", hex::encode(&seed[..4]));
+                (vec![KeyPair::from_seed(kid, &seed)], true)
+            }
+            (None, false) => {
+                return Err(SettingsError::Missing {
+                    setting: "WXAUTH_TOKEN_SIGNING_KEYS",
+                    hint: "give kid:base64 entries of 32-byte Ed25519 seeds (make one with `head -c32 /dev/urandom | base64`), or set WXAUTH_DEV=1 for a throwaway key",
+                });
+            }
+        };
         let positive = |setting: &'static str, value: u32| {
             if value == 0 {
                 Err(SettingsError::Malformed {
@@ -266,12 +376,22 @@ impl Settings {
             throwaway_keys,
             policy: Policy {
                 session_ttl_secs: positive("WXAUTH_SESSION_TTL_SECS", self.session_ttl_secs)?,
-                token_ttl_secs: positive("WXAUTH_TOKEN_TTL_SECS", self.token_ttl_secs)?,
                 watermark_max_age_secs: positive(
                     "WXAUTH_WATERMARK_MAX_AGE_SECS",
                     self.watermark_max_age_secs,
                 )?,
             },
+            tokens: TokenKeys::new(
+                signing_keys,
+                positive("WXAUTH_ACCESS_TTL_SECS", self.access_ttl_secs)?,
+                positive("WXAUTH_REFRESH_TTL_SECS", self.refresh_ttl_secs)?,
+            )
+            .ok_or(SettingsError::Missing {
+                setting: "WXAUTH_TOKEN_SIGNING_KEYS",
+                hint: "no key is listed",
+            })?,
+            throwaway_token_keys,
+            callers,
             db_max_connections: self.db_max_connections.max(1),
         })
     }
@@ -289,6 +409,8 @@ mod tests {
     use super::*;
 
     const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const CALLER_KEY: &str = "callerkeycallerkeycallerkey";
+    const CALLERS: &str = "gateway:login:callerkeycallerkeycallerkey";
 
     fn settings(extra: &[&str]) -> Result<Config, SettingsError> {
         let mut args = vec![
@@ -296,6 +418,9 @@ mod tests {
             "--database-url",
             "postgres://wx:pa55word@db/wxauth",
         ];
+        if !extra.contains(&"--callers") {
+            args.extend_from_slice(&["--callers", CALLERS]);
+        }
         if !extra.contains(&"--apps") {
             args.extend_from_slice(&["--apps", "wx4f4bc4dec97d474b:topsecretvalue"]);
         }
@@ -305,10 +430,16 @@ mod tests {
 
     #[test]
     fn a_full_configuration_is_accepted_and_its_debug_hides_every_secret() {
-        let config = settings(&["--session-key-keys", &format!("k2:{KEY},k1:{KEY}")]).unwrap();
-        assert!(!config.throwaway_keys);
+        let config = settings(&[
+            "--session-key-keys",
+            &format!("k2:{KEY},k1:{KEY}"),
+            "--token-signing-keys",
+            &format!("t1:{KEY}"),
+        ])
+        .unwrap();
+        assert!(!config.throwaway_keys && !config.throwaway_token_keys);
         let printed = format!("{config:?}");
-        for secret in ["pa55word", "topsecretvalue", KEY] {
+        for secret in ["pa55word", "topsecretvalue", KEY, CALLER_KEY] {
             assert!(!printed.contains(secret), "{secret} leaked into {printed}");
         }
         assert!(printed.contains("wx4f4bc4dec97d474b") && printed.contains("k2"));
@@ -331,7 +462,15 @@ mod tests {
 
     #[test]
     fn malformed_settings_are_named_without_echoing_the_value() {
-        let cases: [(&str, &[&str]); 6] = [
+        let cases: [(&str, &[&str]); 8] = [
+            (
+                "short signing key",
+                &["--dev", "--token-signing-keys", "t1:c2VjcmV0dmFsdWUx"],
+            ),
+            (
+                "short caller key",
+                &["--dev", "--callers", "gw:login:secretvalue1"],
+            ),
             (
                 "apps without secret",
                 &["--apps", "wx4f4bc4dec97d474b", "--dev"],
@@ -350,7 +489,7 @@ mod tests {
             ),
             ("short key", &["--session-key-keys", "k1:c2VjcmV0dmFsdWUx"]),
             ("bad kid", &["--session-key-keys", "k 1:secretvalue1"]),
-            ("zero ttl", &["--dev", "--token-ttl-secs", "0"]),
+            ("zero ttl", &["--dev", "--access-ttl-secs", "0"]),
         ];
         for (case, extra) in cases {
             let err = settings(extra)

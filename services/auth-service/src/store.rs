@@ -14,7 +14,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// for the logs, and the transport never sends it to a client.
 #[derive(Debug, thiserror::Error)]
 #[error("database error")]
-pub struct StoreError(#[from] sqlx::Error);
+pub struct StoreError(#[from] pub sqlx::Error);
 
 /// A login session as stored.
 #[derive(Debug)]
@@ -82,13 +82,41 @@ pub struct UserRow {
     pub updated_at: i64,
 }
 
-/// What a valid token says.
+/// The Postgres channel that carries revoked family ids to every replica.
+pub const REVOKED_CHANNEL: &str = "wxauth_revoked";
+
+/// A login's new refresh token, stored by its digest.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRefresh<'a> {
+    /// SHA-256 of the refresh token.
+    pub hash: &'a [u8],
+    /// Lifetime in seconds.
+    pub ttl_secs: i64,
+}
+
+/// A login as stored: the user and the family its tokens belong to.
 #[derive(Debug)]
-pub struct TokenRow {
-    /// The user.
+pub struct IssuedLogin {
+    /// The user as stored now.
     pub user: UserRow,
-    /// Unix seconds.
-    pub expires_at: i64,
+    /// The session family.
+    pub family_id: i64,
+    /// When the refresh token expires, Unix seconds.
+    pub refresh_expires_at: i64,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug)]
+pub enum RefreshOutcome {
+    /// It was live: it is now used, and the new one is stored in the same family.
+    Rotated(Box<IssuedLogin>),
+    /// It had been used before: the family is now revoked.
+    Reused {
+        /// The revoked family.
+        family_id: i64,
+    },
+    /// Unknown, expired, or its family was already revoked.
+    Invalid,
 }
 
 const USER_COLUMNS: &str = "u.user_id, u.appid, u.openid, u.unionid, u.nickname, u.avatar_url, \
@@ -194,17 +222,16 @@ impl PgStore {
         }))
     }
 
-    /// Creates or updates the user of (appid, openid) and stores a token for them, in one
-    /// transaction. Fields of `update` that are `None` keep their stored value. Returns the
-    /// user and the token's expiry in Unix seconds.
+    /// Creates or updates the user of (appid, openid), and starts a session family with its
+    /// first refresh token, in one transaction. Fields of `update` that are `None` keep their
+    /// stored value.
     pub async fn complete_login(
         &self,
         appid: &str,
         openid: &str,
         update: &UserUpdate,
-        token_hash: &[u8],
-        token_ttl_secs: i64,
-    ) -> Result<(UserRow, i64), StoreError> {
+        refresh: NewRefresh<'_>,
+    ) -> Result<IssuedLogin, StoreError> {
         let mut tx = self.pool.begin().await?;
         let user_id: i64 = sqlx::query_scalar(
             "insert into users as u (appid, openid, unionid, nickname, avatar_url, gender, language, \
@@ -240,43 +267,132 @@ impl PgStore {
         .bind(&update.phone_country_code)
         .fetch_one(&mut *tx)
         .await?;
-        let expires_at: i64 = sqlx::query_scalar(
-            "insert into tokens (token_hash, user_id, appid, expires_at) \
-             values ($1, $2, $3, now() + make_interval(secs => $4)) \
-             returning extract(epoch from expires_at)::bigint",
+        let family_id: i64 = sqlx::query_scalar(
+            "insert into token_families (user_id, appid) values ($1, $2) returning family_id",
         )
-        .bind(token_hash)
         .bind(user_id)
         .bind(appid)
-        .bind(token_ttl_secs as f64)
         .fetch_one(&mut *tx)
         .await?;
-        let user = sqlx::query(&format!(
-            "select {USER_COLUMNS} from users u where u.user_id = $1"
-        ))
-        .bind(user_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let user = user_from_row(&user)?;
+        let refresh_expires_at = insert_refresh(&mut tx, family_id, refresh).await?;
+        let user = fetch_user(&mut tx, user_id).await?;
         tx.commit().await?;
-        Ok((user, expires_at))
+        Ok(IssuedLogin {
+            user,
+            family_id,
+            refresh_expires_at,
+        })
     }
 
-    /// The user and expiry of a live token, if any.
-    pub async fn find_token(&self, token_hash: &[u8]) -> Result<Option<TokenRow>, StoreError> {
-        let row = sqlx::query(&format!(
-            "select {USER_COLUMNS}, extract(epoch from t.expires_at)::bigint as token_expires_at \
-             from tokens t join users u on u.user_id = t.user_id \
-             where t.token_hash = $1 and t.expires_at > now()"
-        ))
-        .bind(token_hash)
+    /// Trades a refresh token for a new one in the same family, atomically: two concurrent
+    /// refreshes with one token cannot both win (the row is locked), and the loser is
+    /// treated as reuse.
+    pub async fn rotate_refresh(
+        &self,
+        old_hash: &[u8],
+        new: NewRefresh<'_>,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "select r.family_id, r.used_at is not null as used, r.expires_at <= now() as expired, \
+                    f.revoked_at is not null as revoked, f.user_id \
+             from refresh_tokens r join token_families f on f.family_id = r.family_id \
+             where r.token_hash = $1 for update of r, f",
+        )
+        .bind(old_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        let family_id: i64 = row.try_get("family_id")?;
+        let (used, expired, revoked): (bool, bool, bool) = (
+            row.try_get("used")?,
+            row.try_get("expired")?,
+            row.try_get("revoked")?,
+        );
+        if revoked || expired {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        if used {
+            revoke_families(&mut tx, &[family_id], "refresh token reused").await?;
+            tx.commit().await?;
+            return Ok(RefreshOutcome::Reused { family_id });
+        }
+        sqlx::query("update refresh_tokens set used_at = now() where token_hash = $1")
+            .bind(old_hash)
+            .execute(&mut *tx)
+            .await?;
+        let refresh_expires_at = insert_refresh(&mut tx, family_id, new).await?;
+        let user = fetch_user(&mut tx, row.try_get("user_id")?).await?;
+        tx.commit().await?;
+        Ok(RefreshOutcome::Rotated(Box::new(IssuedLogin {
+            user,
+            family_id,
+            refresh_expires_at,
+        })))
+    }
+
+    /// Revokes one family (if live). Returns whether it was live.
+    pub async fn revoke_family(&self, family_id: i64, reason: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let revoked = revoke_families(&mut tx, &[family_id], reason).await?;
+        tx.commit().await?;
+        Ok(revoked == 1)
+    }
+
+    /// The family of a refresh token, whatever its state.
+    pub async fn family_of_refresh(&self, hash: &[u8]) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("select family_id from refresh_tokens where token_hash = $1")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Revokes every live family of a user. Returns how many there were.
+    pub async fn revoke_user(&self, user_id: i64, reason: &str) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let families: Vec<i64> = sqlx::query_scalar(
+            "select family_id from token_families where user_id = $1 and revoked_at is null for update",
+        )
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let revoked = revoke_families(&mut tx, &families, reason).await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    /// Families revoked in the last `window_secs` seconds: what a replica's cache must hold
+    /// (older ones only have expired access tokens left).
+    pub async fn recently_revoked(&self, window_secs: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "select family_id from token_families \
+             where revoked_at > now() - make_interval(secs => $1)",
+        )
+        .bind(window_secs as f64)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Whether a family is revoked, asked of the database itself: the fallback while a
+    /// replica's revocation cache is not connected.
+    pub async fn is_family_revoked(&self, family_id: i64) -> Result<bool, StoreError> {
+        let revoked: Option<bool> = sqlx::query_scalar(
+            "select revoked_at is not null from token_families where family_id = $1",
+        )
+        .bind(family_id)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(TokenRow {
-            user: user_from_row(&row)?,
-            expires_at: row.try_get("token_expires_at")?,
-        }))
+        // A family that does not exist (deleted user) is as good as revoked.
+        Ok(revoked.unwrap_or(true))
+    }
+
+    /// The pool, for the revocation listener.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// A user by id.
@@ -291,4 +407,61 @@ impl PgStore {
             .transpose()
             .map_err(StoreError)
     }
+}
+
+async fn insert_refresh(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    family_id: i64,
+    refresh: NewRefresh<'_>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "insert into refresh_tokens (token_hash, family_id, expires_at) \
+         values ($1, $2, now() + make_interval(secs => $3)) \
+         returning extract(epoch from expires_at)::bigint",
+    )
+    .bind(refresh.hash)
+    .bind(family_id)
+    .bind(refresh.ttl_secs as f64)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+async fn fetch_user(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    user_id: i64,
+) -> Result<UserRow, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "select {USER_COLUMNS} from users u where u.user_id = $1"
+    ))
+    .bind(user_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    user_from_row(&row)
+}
+
+/// Marks families revoked and tells every replica (the NOTIFY is delivered on commit).
+async fn revoke_families(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    families: &[i64],
+    reason: &str,
+) -> Result<u64, sqlx::Error> {
+    if families.is_empty() {
+        return Ok(0);
+    }
+    let revoked: Vec<i64> = sqlx::query_scalar(
+        "update token_families set revoked_at = now(), revoke_reason = $2 \
+         where family_id = any($1) and revoked_at is null returning family_id",
+    )
+    .bind(families)
+    .bind(reason)
+    .fetch_all(&mut **tx)
+    .await?;
+    for family_id in &revoked {
+        sqlx::query("select pg_notify($1, $2)")
+            .bind(REVOKED_CHANNEL)
+            .bind(family_id.to_string())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(revoked.len() as u64)
 }

@@ -1,7 +1,7 @@
 //! The gRPC edge: parse requests, call the flows, turn results into messages and errors
 //! into `Status`. The one mapping from [`AuthError`] to a gRPC code and reason lives here.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -11,14 +11,18 @@ use wxauth_proto::{
     prost_types::Timestamp,
     v1::{
         self, CompleteLoginRequest, CompleteLoginResponse, CreateSessionRequest,
-        CreateSessionResponse, ErrorReason, GetUserRequest, GetUserResponse, ValidateTokenRequest,
-        ValidateTokenResponse, auth_service_server::AuthService,
+        CreateSessionResponse, ErrorReason, GetJwksRequest, GetJwksResponse, GetMeRequest,
+        GetMeResponse, GetUserRequest, GetUserResponse, LoginRequest, LoginResponse, LogoutRequest,
+        LogoutResponse, RefreshTokenRequest, RefreshTokenResponse, RevokeUserSessionsRequest,
+        RevokeUserSessionsResponse, ValidateTokenRequest, ValidateTokenResponse,
+        auth_service_server::AuthService,
     },
 };
 
 use crate::{
+    callers::{CALLER_KEY_HEADER, Callers, Scope},
     error::AuthError,
-    login::{CompleteRequest, DataKind, Login},
+    login::{CompleteRequest, DataKind, Login, TokenPair},
     store::UserRow,
 };
 
@@ -26,12 +30,52 @@ use crate::{
 #[derive(Clone)]
 pub struct AuthApi {
     login: Login,
+    callers: Arc<Callers>,
 }
 
 impl AuthApi {
-    /// Serves the given flows.
-    pub fn new(login: Login) -> Self {
-        Self { login }
+    /// Serves the given flows to the given callers.
+    pub fn new(login: Login, callers: Callers) -> Self {
+        Self {
+            login,
+            callers: Arc::new(callers),
+        }
+    }
+
+    /// Opens the span of one call: checks the caller's key for `method` and `scope`, then
+    /// runs `body` inside a span that carries the request id and the caller's name.
+    async fn call<T, R, F, Fut>(
+        &self,
+        request: Request<T>,
+        method: &'static str,
+        scope: Option<Scope>,
+        body: F,
+    ) -> Result<Response<R>, Status>
+    where
+        F: FnOnce(T) -> Fut,
+        Fut: std::future::Future<Output = Result<R, AuthError>>,
+    {
+        let request_id = request_id(&request);
+        let caller_key = request
+            .metadata()
+            .get(CALLER_KEY_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let span =
+            info_span!("rpc", method, request_id = %request_id, caller = tracing::field::Empty);
+        async {
+            let caller = self
+                .callers
+                .authorize(caller_key.as_deref(), method, scope)
+                .map_err(|err| to_status(err, &request_id))?;
+            tracing::Span::current().record("caller", caller);
+            body(request.into_inner())
+                .await
+                .map(Response::new)
+                .map_err(|err| to_status(err, &request_id))
+        }
+        .instrument(span)
+        .await
     }
 }
 
@@ -54,6 +98,11 @@ pub fn classify(err: &AuthError) -> (Code, ErrorReason) {
         AuthError::DecryptionFailed => (Code::InvalidArgument, ErrorReason::DecryptionFailed),
         AuthError::SignatureMismatch => (Code::InvalidArgument, ErrorReason::SignatureMismatch),
         AuthError::TokenInvalid => (Code::Unauthenticated, ErrorReason::TokenInvalid),
+        AuthError::TokenExpired => (Code::Unauthenticated, ErrorReason::TokenExpired),
+        AuthError::CallerUnauthenticated => {
+            (Code::Unauthenticated, ErrorReason::CallerUnauthenticated)
+        }
+        AuthError::CallerForbidden { .. } => (Code::PermissionDenied, ErrorReason::CallerForbidden),
         AuthError::UserNotFound => (Code::NotFound, ErrorReason::UserNotFound),
         AuthError::Internal(_) => (Code::Internal, ErrorReason::Internal),
     }
@@ -144,6 +193,16 @@ fn user_message(user: UserRow) -> v1::User {
     }
 }
 
+fn token_pair(tokens: TokenPair) -> Option<v1::TokenPair> {
+    Some(v1::TokenPair {
+        access_token: tokens.access_token,
+        access_token_expires_at: timestamp(tokens.access_expires_at),
+        refresh_token: tokens.refresh_token,
+        refresh_token_expires_at: timestamp(tokens.refresh_expires_at),
+        token_type: "Bearer".to_owned(),
+    })
+}
+
 fn data_kind(raw: i32) -> Result<DataKind, AuthError> {
     match v1::DataKind::try_from(raw) {
         Ok(v1::DataKind::UserInfo) => Ok(DataKind::UserInfo),
@@ -180,22 +239,19 @@ impl AuthService for AuthApi {
         &self,
         request: Request<CreateSessionRequest>,
     ) -> Result<Response<CreateSessionResponse>, Status> {
-        let request_id = request_id(&request);
-        let span = info_span!("rpc", method = "CreateSession", request_id = %request_id);
-        let req = request.into_inner();
-        async {
-            let created = self
-                .login
-                .create_session(&req.appid, &req.code)
-                .await
-                .map_err(|err| to_status(err, &request_id))?;
-            Ok(Response::new(CreateSessionResponse {
-                session_id: created.session_id,
-                expires_at: timestamp(created.expires_at),
-                has_unionid: created.has_unionid,
-            }))
-        }
-        .instrument(span)
+        self.call(
+            request,
+            "CreateSession",
+            Some(Scope::Login),
+            |req| async move {
+                let created = self.login.create_session(&req.appid, &req.code).await?;
+                Ok(CreateSessionResponse {
+                    session_id: created.session_id,
+                    expires_at: timestamp(created.expires_at),
+                    has_unionid: created.has_unionid,
+                })
+            },
+        )
         .await
     }
 
@@ -203,35 +259,89 @@ impl AuthService for AuthApi {
         &self,
         request: Request<CompleteLoginRequest>,
     ) -> Result<Response<CompleteLoginResponse>, Status> {
-        let request_id = request_id(&request);
-        let span = info_span!("rpc", method = "CompleteLogin", request_id = %request_id);
-        let req = request.into_inner();
-        async {
-            let parsed = data_kind(req.kind).and_then(|kind| {
-                Ok(CompleteRequest {
+        self.call(
+            request,
+            "CompleteLogin",
+            Some(Scope::Login),
+            |req| async move {
+                let parsed = CompleteRequest {
                     appid: &req.appid,
                     session_id: &req.session_id,
-                    kind,
+                    kind: data_kind(req.kind)?,
                     encrypted_data: &req.encrypted_data,
                     iv: &req.iv,
                     signed_raw_data: signed_raw_data(
                         req.raw_data.as_deref(),
                         req.signature.as_deref(),
                     )?,
+                };
+                let completed = self.login.complete(parsed).await?;
+                Ok(CompleteLoginResponse {
+                    user: Some(user_message(completed.user)),
+                    tokens: token_pair(completed.tokens),
                 })
-            });
-            let completed = match parsed {
-                Ok(parsed) => self.login.complete(parsed).await,
-                Err(err) => Err(err),
-            }
-            .map_err(|err| to_status(err, &request_id))?;
-            Ok(Response::new(CompleteLoginResponse {
-                user: Some(user_message(completed.user)),
-                token: completed.token,
-                token_expires_at: timestamp(completed.token_expires_at),
-            }))
-        }
-        .instrument(span)
+            },
+        )
+        .await
+    }
+
+    async fn login(
+        &self,
+        request: Request<LoginRequest>,
+    ) -> Result<Response<LoginResponse>, Status> {
+        self.call(request, "Login", Some(Scope::Login), |req| async move {
+            let silent = self.login.login(&req.appid, &req.code).await?;
+            Ok(LoginResponse {
+                user: Some(user_message(silent.login.user)),
+                tokens: token_pair(silent.login.tokens),
+                session_id: silent.session.session_id,
+                session_expires_at: timestamp(silent.session.expires_at),
+            })
+        })
+        .await
+    }
+
+    async fn refresh_token(
+        &self,
+        request: Request<RefreshTokenRequest>,
+    ) -> Result<Response<RefreshTokenResponse>, Status> {
+        self.call(
+            request,
+            "RefreshToken",
+            Some(Scope::Login),
+            |req| async move {
+                let refreshed = self.login.refresh(&req.refresh_token).await?;
+                Ok(RefreshTokenResponse {
+                    tokens: token_pair(refreshed.tokens),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn logout(
+        &self,
+        request: Request<LogoutRequest>,
+    ) -> Result<Response<LogoutResponse>, Status> {
+        self.call(request, "Logout", Some(Scope::Login), |req| async move {
+            self.login
+                .logout(&req.access_token, &req.refresh_token)
+                .await?;
+            Ok(LogoutResponse {})
+        })
+        .await
+    }
+
+    async fn get_me(
+        &self,
+        request: Request<GetMeRequest>,
+    ) -> Result<Response<GetMeResponse>, Status> {
+        self.call(request, "GetMe", Some(Scope::Login), |req| async move {
+            let user = self.login.me(&req.access_token).await?;
+            Ok(GetMeResponse {
+                user: Some(user_message(user)),
+            })
+        })
         .await
     }
 
@@ -239,24 +349,37 @@ impl AuthService for AuthApi {
         &self,
         request: Request<ValidateTokenRequest>,
     ) -> Result<Response<ValidateTokenResponse>, Status> {
-        let request_id = request_id(&request);
-        let span = info_span!("rpc", method = "ValidateToken", request_id = %request_id);
-        let req = request.into_inner();
-        async {
-            let (user, expires_at) = self
-                .login
-                .validate_token(&req.token)
-                .await
-                .map_err(|err| to_status(err, &request_id))?;
-            Ok(Response::new(ValidateTokenResponse {
-                user_id: user.user_id.to_string(),
-                appid: user.appid,
-                openid: user.openid,
-                unionid: user.unionid.unwrap_or_default(),
-                expires_at: timestamp(expires_at),
-            }))
-        }
-        .instrument(span)
+        self.call(
+            request,
+            "ValidateToken",
+            Some(Scope::Validate),
+            |req| async move {
+                let claims = self.login.validate(&req.token, &req.appid).await?;
+                Ok(ValidateTokenResponse {
+                    user_id: claims.sub,
+                    appid: claims.aud,
+                    openid: claims.openid,
+                    unionid: claims.unionid.unwrap_or_default(),
+                    expires_at: timestamp(claims.exp),
+                    session_id: claims.sid,
+                    token_id: claims.jti,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn get_jwks(
+        &self,
+        request: Request<GetJwksRequest>,
+    ) -> Result<Response<GetJwksResponse>, Status> {
+        self.call(request, "GetJwks", None, |_| async move {
+            let jwks = self.login.jwks();
+            Ok(GetJwksResponse {
+                jwks_json: serde_json::to_string(jwks).map_err(AuthError::internal)?,
+                kids: jwks.keys.iter().map(|key| key.kid.clone()).collect(),
+            })
+        })
         .await
     }
 
@@ -264,20 +387,30 @@ impl AuthService for AuthApi {
         &self,
         request: Request<GetUserRequest>,
     ) -> Result<Response<GetUserResponse>, Status> {
-        let request_id = request_id(&request);
-        let span = info_span!("rpc", method = "GetUser", request_id = %request_id);
-        let req = request.into_inner();
-        async {
-            let user = self
-                .login
-                .get_user(&req.user_id)
-                .await
-                .map_err(|err| to_status(err, &request_id))?;
-            Ok(Response::new(GetUserResponse {
+        self.call(request, "GetUser", Some(Scope::Admin), |req| async move {
+            let user = self.login.get_user(&req.user_id).await?;
+            Ok(GetUserResponse {
                 user: Some(user_message(user)),
-            }))
-        }
-        .instrument(span)
+            })
+        })
+        .await
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        request: Request<RevokeUserSessionsRequest>,
+    ) -> Result<Response<RevokeUserSessionsResponse>, Status> {
+        self.call(
+            request,
+            "RevokeUserSessions",
+            Some(Scope::Admin),
+            |req| async move {
+                let revoked = self.login.revoke_user(&req.user_id).await?;
+                Ok(RevokeUserSessionsResponse {
+                    revoked: u32::try_from(revoked).unwrap_or(u32::MAX),
+                })
+            },
+        )
         .await
     }
 }

@@ -1,0 +1,185 @@
+//! The versioned REST API for new mini-programs: silent login, refresh, logout, the current
+//! user, and the public keys that verify access tokens.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::json;
+use wxauth_proto::v1::{
+    GetJwksRequest, GetMeRequest, LoginRequest, LogoutRequest, RefreshTokenRequest,
+};
+
+use crate::{
+    AppState,
+    envelope::{self, ApiError},
+    request_id::RequestId,
+    routes::{body_rejection, parse_any, required, tokens_json, user_json},
+};
+
+#[derive(Debug, Deserialize)]
+struct LoginBody {
+    appid: Option<String>,
+    code: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RefreshBody {
+    refresh_token: Option<String>,
+}
+
+async fn body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    request: Request,
+) -> Result<T, ApiError> {
+    let headers = request.headers().clone();
+    let bytes = Bytes::from_request(request, state)
+        .await
+        .map_err(body_rejection)?;
+    parse_any(&headers, &bytes)
+}
+
+/// The access token of `authorization: Bearer <token>`.
+fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
+        })
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                10007,
+                "send the access token as `authorization: Bearer <access_token>`",
+            )
+        })
+}
+
+/// `POST /v1/login` `{appid, code}`: a `wx.login()` code straight to a token pair.
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    request_id: RequestId,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let input: LoginBody = body(&state, request).await?;
+    let message = LoginRequest {
+        appid: required("appid", input.appid)?,
+        code: required("code", input.code)?,
+    };
+    let logged_in = state
+        .auth
+        .clone()
+        .login(state.upstream(message, &request_id))
+        .await?
+        .into_inner();
+    let mut data = tokens_json(logged_in.tokens.unwrap_or_default());
+    data["session_id"] = json!(logged_in.session_id);
+    data["user"] = logged_in.user.map(user_json).unwrap_or_default();
+    Ok(envelope::ok(data))
+}
+
+/// `POST /v1/token/refresh` `{refresh_token}`: a new pair; the old refresh token is used up.
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    request_id: RequestId,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let input: RefreshBody = body(&state, request).await?;
+    let message = RefreshTokenRequest {
+        refresh_token: required("refresh_token", input.refresh_token)?,
+    };
+    let refreshed = state
+        .auth
+        .clone()
+        .refresh_token(state.upstream(message, &request_id))
+        .await?
+        .into_inner();
+    Ok(envelope::ok(tokens_json(
+        refreshed.tokens.unwrap_or_default(),
+    )))
+}
+
+/// `POST /v1/logout`, with `authorization: Bearer <access_token>` or a body
+/// `{refresh_token}`: ends the session.
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    request_id: RequestId,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let message = match bearer(request.headers()) {
+        Ok(access_token) => LogoutRequest {
+            access_token,
+            refresh_token: String::new(),
+        },
+        Err(no_bearer) => {
+            let input: RefreshBody = body(&state, request).await.map_err(|_| no_bearer.clone())?;
+            LogoutRequest {
+                access_token: String::new(),
+                refresh_token: input
+                    .refresh_token
+                    .filter(|token| !token.is_empty())
+                    .ok_or(no_bearer)?,
+            }
+        }
+    };
+    state
+        .auth
+        .clone()
+        .logout(state.upstream(message, &request_id))
+        .await?;
+    Ok(envelope::ok(serde_json::Value::Null))
+}
+
+/// `GET /v1/me` with `authorization: Bearer <access_token>`: the user.
+pub(crate) async fn me(
+    State(state): State<AppState>,
+    request_id: RequestId,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let message = GetMeRequest {
+        access_token: bearer(&headers)?,
+    };
+    let me = state
+        .auth
+        .clone()
+        .get_me(state.upstream(message, &request_id))
+        .await?
+        .into_inner();
+    Ok(envelope::ok(me.user.map(user_json).unwrap_or_default()))
+}
+
+/// `GET /.well-known/jwks.json`: the public keys, as a plain JWK Set (no envelope: JWKS
+/// consumers expect the standard document).
+pub(crate) async fn jwks(
+    State(state): State<AppState>,
+    request_id: RequestId,
+) -> Result<Response, ApiError> {
+    let jwks = state
+        .auth
+        .clone()
+        .get_jwks(state.upstream(GetJwksRequest {}, &request_id))
+        .await?
+        .into_inner();
+    let mut response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/jwk-set+json"),
+        )],
+        jwks.jwks_json,
+    )
+        .into_response();
+    // Keys rotate rarely and verifiers refetch on an unknown kid: a short cache is safe.
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    Ok(response)
+}

@@ -1,0 +1,224 @@
+//! Who may call what. Each caller (the gateway, an internal service, an operator's tool)
+//! presents its own key in the `x-wxauth-caller-key` metadata; the key grants scopes:
+//!
+//! | scope | RPCs |
+//! | --- | --- |
+//! | `login` | CreateSession, CompleteLogin, Login, RefreshToken, Logout, GetMe (the gateway) |
+//! | `validate` | ValidateToken (internal services) |
+//! | `admin` | GetUser, RevokeUserSessions (operators) |
+//!
+//! GetJwks only needs a known key: the keys it returns are public. Keys are kept as SHA-256
+//! digests and compared in constant time; none is ever logged.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::AuthError;
+
+/// The metadata key a caller puts its key in.
+pub const CALLER_KEY_HEADER: &str = "x-wxauth-caller-key";
+
+/// What a caller key allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The mini-program-facing RPCs, for the gateway.
+    Login,
+    /// Token validation, for internal services.
+    Validate,
+    /// User lookup and revocation, for operators.
+    Admin,
+}
+
+impl Scope {
+    /// The name used in settings and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::Validate => "validate",
+            Self::Admin => "admin",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "login" => Some(Self::Login),
+            "validate" => Some(Self::Validate),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+struct Caller {
+    name: String,
+    scopes: Vec<Scope>,
+    key_digest: [u8; 32],
+}
+
+/// The known callers.
+pub struct Callers {
+    callers: Vec<Caller>,
+}
+
+impl fmt::Debug for Callers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        for caller in &self.callers {
+            let scopes: Vec<&str> = caller.scopes.iter().map(|scope| scope.name()).collect();
+            list.entry(&format_args!("{}:{}", caller.name, scopes.join("+")));
+        }
+        list.finish()
+    }
+}
+
+impl Callers {
+    /// Parses `name:scope+scope:key` entries separated by commas. Keys must be at least 24
+    /// characters (`head -c24 /dev/urandom | base64` makes one). The error names the rule,
+    /// never the value.
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let mut callers: Vec<Caller> = Vec::new();
+        for entry in raw
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+        {
+            let mut parts = entry.splitn(3, ':');
+            let (Some(name), Some(scopes), Some(key)) = (parts.next(), parts.next(), parts.next())
+            else {
+                return Err("each entry must be name:scope+scope:key");
+            };
+            let name_ok = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !name_ok {
+                return Err("a caller name must be 1 to 64 letters, digits, '-', '_' or '.'");
+            }
+            let scopes = scopes
+                .split('+')
+                .map(Scope::parse)
+                .collect::<Option<Vec<_>>>()
+                .filter(|scopes| !scopes.is_empty())
+                .ok_or("scopes must be login, validate or admin, joined by '+'")?;
+            if key.len() < 24 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err("a caller key must be at least 24 printable characters");
+            }
+            if callers.iter().any(|caller| caller.name == name) {
+                return Err("a caller name is listed twice");
+            }
+            callers.push(Caller {
+                name: name.to_owned(),
+                scopes,
+                key_digest: Sha256::digest(key.as_bytes()).into(),
+            });
+        }
+        if callers.is_empty() {
+            return Err("no caller is listed");
+        }
+        Ok(Self { callers })
+    }
+
+    /// The caller presenting `key`, if it may call `method`, which needs `scope` (`None`:
+    /// any known caller).
+    pub fn authorize(
+        &self,
+        key: Option<&str>,
+        method: &'static str,
+        scope: Option<Scope>,
+    ) -> Result<&str, AuthError> {
+        let key = key.ok_or(AuthError::CallerUnauthenticated)?;
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        // Compare against every caller, so the time taken does not say which one matched.
+        let mut found = None;
+        for caller in &self.callers {
+            if bool::from(caller.key_digest.ct_eq(&digest)) {
+                found = Some(caller);
+            }
+        }
+        let caller = found.ok_or(AuthError::CallerUnauthenticated)?;
+        match scope {
+            Some(needed) if !caller.scopes.contains(&needed) => Err(AuthError::CallerForbidden {
+                method,
+                scope: needed.name(),
+            }),
+            _ => Ok(&caller.name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GATEWAY: &str = "gateway-key-0123456789abcdef";
+    const OPS: &str = "operator-key-0123456789abcdef";
+
+    fn callers() -> Callers {
+        Callers::parse(&format!(
+            "gateway:login:{GATEWAY}, ops:admin+validate:{OPS}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn keys_grant_their_scopes_and_nothing_else() {
+        let callers = callers();
+        assert_eq!(
+            callers
+                .authorize(Some(GATEWAY), "Login", Some(Scope::Login))
+                .unwrap(),
+            "gateway"
+        );
+        assert_eq!(
+            callers
+                .authorize(Some(OPS), "GetUser", Some(Scope::Admin))
+                .unwrap(),
+            "ops"
+        );
+        assert_eq!(
+            callers.authorize(Some(GATEWAY), "GetJwks", None).unwrap(),
+            "gateway"
+        );
+        assert!(matches!(
+            callers.authorize(Some(GATEWAY), "GetUser", Some(Scope::Admin)),
+            Err(AuthError::CallerForbidden { scope: "admin", .. })
+        ));
+        assert!(matches!(
+            callers.authorize(None, "Login", Some(Scope::Login)),
+            Err(AuthError::CallerUnauthenticated)
+        ));
+        assert!(matches!(
+            callers.authorize(
+                Some("gateway-key-0123456789abcdeX"),
+                "Login",
+                Some(Scope::Login)
+            ),
+            Err(AuthError::CallerUnauthenticated)
+        ));
+    }
+
+    #[test]
+    fn malformed_entries_are_refused_without_echoing_keys() {
+        for raw in [
+            "",
+            "gateway:login",
+            "gateway:fly:key-0123456789abcdef01234",
+            "gateway:login:short",
+            "a b:login:key-0123456789abcdef01234",
+            "x:login:key-0123456789abcdef01234,x:admin:key-0123456789abcdef01235",
+        ] {
+            let err = Callers::parse(raw)
+                .err()
+                .unwrap_or_else(|| panic!("{raw:?} accepted"));
+            assert!(!err.contains("0123456789"), "{err}");
+        }
+        let printed = format!("{:?}", callers());
+        assert!(
+            printed.contains("ops:admin+validate") && !printed.contains(OPS),
+            "{printed}"
+        );
+    }
+}
