@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod callers;
+mod client;
 mod grpc;
 mod login;
 mod tokens;

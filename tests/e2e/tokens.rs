@@ -11,19 +11,6 @@ use wxauth_e2e::stack::{APP, APP2, Client, SIGNING_KID, Stack, envelope};
 use wxauth_proto::v1::{RevokeUserSessionsRequest, ValidateTokenRequest};
 use wxauth_token::{Claims, Jwks, KeyPair, Verifier};
 
-async fn v1_login(stack: &Stack, appid: &str, openid: &str) -> Value {
-    let code = stack.mint_code(appid, openid, Some("u-v1")).await;
-    let (status, body) = post(
-        stack,
-        "/v1/login",
-        json!({"appid": appid, "code": code}),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["data"].clone()
-}
-
 async fn post(stack: &Stack, path: &str, body: Value, bearer: Option<&str>) -> (StatusCode, Value) {
     let mut request = stack
         .http
@@ -76,7 +63,7 @@ fn refused(reason: &str) -> Validation {
 #[tokio::test]
 async fn silent_login_refresh_me_and_logout_through_the_v1_routes() {
     let stack = Stack::start().await;
-    let first = v1_login(&stack, APP, "o-v1").await;
+    let first = stack.v1_login(APP, "o-v1").await;
     assert_eq!(first["token_type"], "Bearer");
     let access = first["access_token"].as_str().unwrap();
     let (status, user) = me(&stack, access).await;
@@ -167,8 +154,8 @@ async fn silent_login_refresh_me_and_logout_through_the_v1_routes() {
 #[tokio::test]
 async fn a_reused_refresh_token_revokes_its_whole_family() {
     let stack = Stack::start().await;
-    let first = v1_login(&stack, APP, "o-theft").await;
-    let other_login = v1_login(&stack, APP, "o-theft").await;
+    let first = stack.v1_login(APP, "o-theft").await;
+    let other_login = stack.v1_login(APP, "o-theft").await;
     let stolen = first["refresh_token"].clone();
     // The user refreshes: the stolen token is now used up...
     let (_, refreshed) = post(
@@ -230,7 +217,7 @@ async fn a_reused_refresh_token_revokes_its_whole_family() {
 #[tokio::test]
 async fn forged_expired_wrong_key_wrong_app_and_revoked_tokens_are_refused() {
     let stack = Stack::start().await;
-    let login = v1_login(&stack, APP, "o-forge").await;
+    let login = stack.v1_login(APP, "o-forge").await;
     let good = login["access_token"].as_str().unwrap().to_owned();
     let mut service = stack.grpc_as(Some(&stack.keys.service)).await;
     let user_id = validate(&mut service, &good, APP)
@@ -325,7 +312,7 @@ async fn forged_expired_wrong_key_wrong_app_and_revoked_tokens_are_refused() {
 async fn a_revocation_reaches_another_replica_within_a_second() {
     let stack = Stack::start().await;
     let replica = stack.spawn_replica("auth-service-2");
-    let login = v1_login(&stack, APP, "o-replica").await;
+    let login = stack.v1_login(APP, "o-replica").await;
     let access = login["access_token"].as_str().unwrap();
     let user_id = login["user"]["user_id"].as_str().unwrap();
     let mut on_replica = stack.grpc_to(&replica, Some(&stack.keys.service)).await;
@@ -375,7 +362,7 @@ async fn a_revocation_reaches_another_replica_within_a_second() {
 #[tokio::test]
 async fn services_verify_tokens_offline_with_the_published_jwks() {
     let stack = Stack::start().await;
-    let login = v1_login(&stack, APP, "o-offline").await;
+    let login = stack.v1_login(APP, "o-offline").await;
     let response = stack
         .http
         .get(format!("{}/.well-known/jwks.json", stack.gateway.url()))

@@ -370,6 +370,21 @@ impl Stack {
         saved["data"].clone()
     }
 
+    /// The silent login through `POST /v1/login`; returns the envelope's `data`.
+    pub async fn v1_login(&self, appid: &str, openid: &str) -> Value {
+        let code = self.mint_code(appid, openid, Some("u-v1")).await;
+        let response = self
+            .http
+            .post(format!("{}/v1/login", self.gateway.url()))
+            .json(&json!({"appid": appid, "code": code}))
+            .send()
+            .await
+            .expect("the gateway answers");
+        let (status, body) = envelope(response).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"].clone()
+    }
+
     /// Rows in a table of the test database.
     pub async fn count(&self, table: &str) -> i64 {
         let pool = self.db.pool().await;
