@@ -100,6 +100,7 @@ pub fn classify(reason: ErrorReason) -> (StatusCode, i32) {
         ErrorReason::TokenInvalid | ErrorReason::TokenExpired => (StatusCode::UNAUTHORIZED, 10007),
         ErrorReason::UnknownApp => (StatusCode::NOT_FOUND, 10008),
         ErrorReason::UserNotFound => (StatusCode::NOT_FOUND, 10009),
+        ErrorReason::ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, 10500),
         // The auth-service refusing the gateway itself is the operator's to fix, not the client's.
         ErrorReason::Internal
         | ErrorReason::Unspecified
@@ -212,6 +213,7 @@ mod tests {
             (ErrorReason::CallerForbidden, 500, 10500),
             (ErrorReason::UserNotFound, 404, 10009),
             (ErrorReason::Internal, 500, 10500),
+            (ErrorReason::ServiceUnavailable, 503, 10500),
         ];
         for (reason, status, code) in cases {
             let (got_status, got_code) = classify(reason);

@@ -32,6 +32,10 @@ struct Settings {
     #[arg(long, env = "AUTH_CALLER_KEY", hide_env_values = true)]
     auth_caller_key: String,
 
+    /// How long requests in flight may take to finish after SIGTERM, in seconds.
+    #[arg(long, env = "GATEWAY_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    shutdown_grace_secs: u64,
+
     /// How long one call to the auth-service may take, in milliseconds. Keep it above the
     /// auth-service's WECHAT_TIMEOUT_MS.
     #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT_MS", default_value_t = 10_000)]

@@ -8,5 +8,7 @@ mod callers;
 mod client;
 mod grpc;
 mod login;
+mod shutdown;
 mod tokens;
+mod upkeep;
 mod wechat_failures;

@@ -100,6 +100,7 @@ async fn a_code_is_never_sent_to_wechat_twice_even_after_wechat_failed() {
 async fn wechat_timing_out_is_unavailable_not_an_internal_error() {
     let stack = Stack::start_with(Options {
         wechat_timeout_ms: 300,
+        ..Options::default()
     })
     .await;
     stack.fault(None, 3_000, 1).await;

@@ -52,6 +52,19 @@ impl TestDb {
         }
     }
 
+    /// Runs `sql` on the server's admin connection (`{db}` stands for the test database's
+    /// name): to take the database away from the service, say.
+    pub async fn admin(&self, sql: &str) {
+        let mut admin = PgConnection::connect(&self.admin_url)
+            .await
+            .expect("the admin connection works");
+        sqlx::query(&sql.replace("{db}", &self.name))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
+        let _ = admin.close().await;
+    }
+
     /// A small pool on the test's database, to look at what the service wrote.
     pub async fn pool(&self) -> PgPool {
         PgPoolOptions::new()

@@ -129,12 +129,22 @@ impl Proc {
         if let Ok(Some(status)) = self.child.try_wait() {
             return status;
         }
+        self.send_term();
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn send_term(&self) {
         // std has no SIGTERM; kill(1) sends it without unsafe code.
         let sent = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .is_ok_and(|status| status.success());
         assert!(sent, "could not send SIGTERM to {}", self.name);
+    }
+
+    /// Waits for the process to exit, killing it if it takes longer than the stop timeout.
+    pub fn wait_exit(&mut self) -> ExitStatus {
         let deadline = Instant::now() + STOP_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().expect("the child can be polled") {

@@ -30,12 +30,15 @@ pub const SIGNING_KID: &str = "k1";
 pub struct Options {
     /// The auth-service's WECHAT_TIMEOUT_MS.
     pub wechat_timeout_ms: u64,
+    /// The auth-service's WXAUTH_PURGE_INTERVAL_SECS, when not the default.
+    pub purge_interval_secs: Option<u64>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             wechat_timeout_ms: 5000,
+            purge_interval_secs: None,
         }
     }
 }
@@ -165,6 +168,10 @@ impl Stack {
                 ),
             ),
         ];
+        let mut auth_env = auth_env;
+        if let Some(secs) = options.purge_interval_secs {
+            auth_env.push(("WXAUTH_PURGE_INTERVAL_SECS", secs.to_string()));
+        }
         let auth = Proc::spawn("auth-service", &auth_env, &dir);
         let gateway = Proc::spawn(
             "gateway",

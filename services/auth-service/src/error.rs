@@ -91,6 +91,9 @@ pub enum AuthError {
     /// No user has that id.
     #[error("no user has that id")]
     UserNotFound,
+    /// The database cannot be reached; the source is logged, never sent.
+    #[error("the login service cannot reach its database right now: retry later")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Something inside failed; the source is logged, never sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -121,7 +124,19 @@ impl AuthError {
             | Self::CallerUnauthenticated
             | Self::CallerForbidden { .. }
             | Self::UserNotFound
+            | Self::Unavailable(_)
             | Self::Internal(_) => None,
+        }
+    }
+}
+
+/// A storage failure is "unavailable" when the database cannot be reached, else internal.
+impl From<crate::store::StoreError> for AuthError {
+    fn from(err: crate::store::StoreError) -> Self {
+        if err.is_unavailable() {
+            Self::Unavailable(Box::new(err))
+        } else {
+            Self::internal(err)
         }
     }
 }

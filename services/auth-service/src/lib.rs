@@ -21,6 +21,7 @@ pub mod settings;
 pub mod store;
 pub mod tokens;
 pub mod transport;
+pub mod upkeep;
 
 use std::future::Future;
 
@@ -43,13 +44,17 @@ pub enum ServeError {
 
 /// Serves the auth API, gRPC health and server reflection (v1 and v1alpha, for grpcurl 1.8)
 /// on an already-bound listener until `shutdown` completes, then finishes the calls in flight.
+///
+/// Health follows the database: NOT_SERVING while it does not answer, and once shutdown starts.
 pub async fn serve(
     api: AuthApi,
+    store: store::PgStore,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AuthServiceServer<AuthApi>>().await;
+    let health_reporting = tokio::spawn(upkeep::report_health(store, health.clone()));
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(wxauth_proto::FILE_DESCRIPTOR_SET)
@@ -65,6 +70,7 @@ pub async fn serve(
 
     let stopping = async {
         shutdown.await;
+        health_reporting.abort();
         tracing::info!("shutting down: refusing new calls, finishing those in flight");
         health.set_not_serving::<AuthServiceServer<AuthApi>>().await;
     };

@@ -207,7 +207,7 @@ impl Login {
             .store
             .claim_code(appid.as_str(), &code_hash)
             .await
-            .map_err(AuthError::internal)?
+            .map_err(AuthError::from)?
         {
             info!(%appid, "code already submitted");
             return Err(AuthError::CodeAlreadyUsed);
@@ -240,7 +240,7 @@ impl Login {
                 ttl_secs: self.policy.session_ttl_secs,
             })
             .await
-            .map_err(AuthError::internal)?;
+            .map_err(AuthError::from)?;
         info!(%appid, has_unionid = exchanged.unionid.is_some(), "session created");
         let session = CreatedSession {
             session_id,
@@ -270,7 +270,7 @@ impl Login {
                 },
             )
             .await
-            .map_err(AuthError::internal)?;
+            .map_err(AuthError::from)?;
         self.pair(issued, refresh_token)
     }
 
@@ -318,7 +318,7 @@ impl Login {
             .store
             .find_session(&id_hash)
             .await
-            .map_err(AuthError::internal)?
+            .map_err(AuthError::from)?
             .filter(|session| session.appid == appid.as_str())
             .ok_or(AuthError::SessionNotFound)?;
         let opened = self
@@ -375,7 +375,7 @@ impl Login {
                 },
             )
             .await
-            .map_err(AuthError::internal)?;
+            .map_err(AuthError::from)?;
         match outcome {
             RefreshOutcome::Rotated(issued) => self.pair(*issued, refresh_token),
             RefreshOutcome::Reused { family_id } => {
@@ -401,7 +401,7 @@ impl Login {
             self.store
                 .family_of_refresh(&secrets::digest(token))
                 .await
-                .map_err(AuthError::internal)?
+                .map_err(AuthError::from)?
                 .ok_or(AuthError::TokenInvalid)?
         } else {
             return Err(AuthError::InvalidArgument(
@@ -411,7 +411,7 @@ impl Login {
         self.store
             .revoke_family(family_id, "logout")
             .await
-            .map_err(AuthError::internal)?;
+            .map_err(AuthError::from)?;
         self.revocations.insert(family_id);
         info!(family_id, "logged out");
         Ok(())
@@ -424,7 +424,7 @@ impl Login {
             .store
             .revoke_user(user.user_id, "revoked by an operator")
             .await
-            .map_err(AuthError::internal)?;
+            .map_err(AuthError::from)?;
         info!(user_id = user.user_id, revoked, "user sessions revoked");
         Ok(revoked)
     }
@@ -449,7 +449,7 @@ impl Login {
                 .store
                 .is_family_revoked(family_id)
                 .await
-                .map_err(AuthError::internal)?,
+                .map_err(AuthError::from)?,
         };
         if revoked {
             return Err(AuthError::TokenInvalid);
@@ -475,7 +475,7 @@ impl Login {
         self.store
             .get_user(user_id)
             .await
-            .map_err(AuthError::internal)?
+            .map_err(AuthError::from)?
             .ok_or(AuthError::UserNotFound)
     }
 }

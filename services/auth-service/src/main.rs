@@ -88,6 +88,12 @@ async fn main() -> ExitCode {
         u64::try_from(config.tokens.access_ttl_secs).unwrap_or(0),
     ));
     let follower = tokio::spawn(revocation::follow(store.clone(), revocations.clone()));
+    let purger = tokio::spawn(auth_service::upkeep::purge_expired(
+        store.clone(),
+        config.purge_interval,
+        500,
+    ));
+    let health_store = store.clone();
     let login = Login::new(
         config.apps,
         wechat,
@@ -98,6 +104,7 @@ async fn main() -> ExitCode {
         policy,
     );
     let api = AuthApi::new(login, config.callers);
+    let grace = config.shutdown_grace;
     let signals = match wxauth_signal::install() {
         Ok(signals) => signals,
         Err(err) => {
@@ -107,12 +114,26 @@ async fn main() -> ExitCode {
     };
     println!("listening on {local}");
 
-    let stop = async {
+    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let stop = async move {
         let which = signals.recv().await;
-        info!(signal = which, "stop signal received");
+        info!(signal = which, grace = ?grace, "stop signal received");
+        let _ = stopping_tx.send(true);
     };
-    let served = auth_service::serve(api, listener, stop).await;
+    // Calls in flight get `grace` to finish; past it the process stops anyway.
+    let deadline = async move {
+        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(grace).await;
+    };
+    let served = tokio::select! {
+        served = auth_service::serve(api, health_store, listener, stop) => served,
+        () = deadline => {
+            warn!(grace = ?grace, "calls still in flight after the grace period; stopping anyway");
+            Ok(())
+        }
+    };
     follower.abort();
+    purger.abort();
     pool.close().await;
     match served {
         Ok(()) => {

@@ -94,6 +94,15 @@ pub struct Settings {
     #[arg(long, env = "WXAUTH_DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
 
+    /// How often expired codes, sessions and tokens are purged, in seconds.
+    #[arg(long, env = "WXAUTH_PURGE_INTERVAL_SECS", default_value_t = 300)]
+    pub purge_interval_secs: u64,
+
+    /// How long calls in flight may take to finish after SIGTERM, in seconds; past it the
+    /// process stops anyway.
+    #[arg(long, env = "WXAUTH_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+
     /// Dev mode (`WXAUTH_DEV=1`): missing keys are replaced by throwaway ones made at start,
     /// and the log says so. Never in production: sessions do not survive a restart.
     #[arg(long, env = "WXAUTH_DEV", action = clap::ArgAction::SetTrue,
@@ -148,6 +157,10 @@ pub struct Config {
     pub callers: Callers,
     /// Pool size.
     pub db_max_connections: u32,
+    /// How long calls in flight may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// How often expired rows are purged.
+    pub purge_interval: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -393,6 +406,8 @@ impl Settings {
             throwaway_token_keys,
             callers,
             db_max_connections: self.db_max_connections.max(1),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            purge_interval: Duration::from_secs(self.purge_interval_secs.max(1)),
         })
     }
 }

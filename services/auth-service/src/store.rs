@@ -16,6 +16,25 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[error("database error")]
 pub struct StoreError(#[from] pub sqlx::Error);
 
+impl StoreError {
+    /// Whether the database could not be reached (as opposed to refusing a statement): the
+    /// caller should retry later, and the answer is "unavailable", not "internal".
+    pub fn is_unavailable(&self) -> bool {
+        match &self.0 {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => true,
+            // 08: connection exceptions; 57P0x: the server is shutting down or starting;
+            // 55000: the database does not accept connections now.
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                code.starts_with("08") || code.starts_with("57P0") || code == "55000"
+            }),
+            _ => false,
+        }
+    }
+}
+
 /// A login session as stored.
 #[derive(Debug)]
 pub struct SessionRow {
@@ -388,6 +407,47 @@ impl PgStore {
         .await?;
         // A family that does not exist (deleted user) is as good as revoked.
         Ok(revoked.unwrap_or(true))
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Deletes expired rows, `batch` at a time per statement, until none is left. Returns
+    /// how many were deleted. What goes:
+    /// - codes older than ten minutes (WeChat's codes live five);
+    /// - sessions past their expiry;
+    /// - refresh tokens past their expiry (used ones are kept until then, for reuse detection);
+    /// - session families with no refresh token left (their access tokens expired long ago).
+    pub async fn purge_expired(&self, batch: i64) -> Result<u64, StoreError> {
+        const STATEMENTS: [&str; 4] = [
+            "delete from used_codes where (appid, code_hash) in (select appid, code_hash from used_codes \
+             where created_at < now() - interval '10 minutes' limit $1)",
+            "delete from login_sessions where id_hash in (select id_hash from login_sessions \
+             where expires_at < now() limit $1)",
+            "delete from refresh_tokens where token_hash in (select token_hash from refresh_tokens \
+             where expires_at < now() limit $1)",
+            "delete from token_families where family_id in (select f.family_id from token_families f \
+             where not exists (select 1 from refresh_tokens r where r.family_id = f.family_id) \
+             and f.created_at < now() - interval '1 minute' limit $1)",
+        ];
+        let mut purged = 0;
+        for statement in STATEMENTS {
+            loop {
+                let deleted = sqlx::query(statement)
+                    .bind(batch)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                purged += deleted;
+                if deleted < u64::try_from(batch).unwrap_or(0) {
+                    break;
+                }
+            }
+        }
+        Ok(purged)
     }
 
     /// The pool, for the revocation listener.

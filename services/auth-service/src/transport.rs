@@ -104,6 +104,7 @@ pub fn classify(err: &AuthError) -> (Code, ErrorReason) {
         }
         AuthError::CallerForbidden { .. } => (Code::PermissionDenied, ErrorReason::CallerForbidden),
         AuthError::UserNotFound => (Code::NotFound, ErrorReason::UserNotFound),
+        AuthError::Unavailable(_) => (Code::Unavailable, ErrorReason::ServiceUnavailable),
         AuthError::Internal(_) => (Code::Internal, ErrorReason::Internal),
     }
 }
@@ -116,6 +117,10 @@ fn to_status(err: AuthError, request_id: &str) -> Status {
         metadata.insert(WECHAT_ERRCODE_KEY.to_owned(), errcode.to_string());
     }
     let message = match &err {
+        AuthError::Unavailable(cause) => {
+            tracing::warn!(reason = reason.as_str_name(), cause = %error_chain(cause.as_ref()), "database unavailable");
+            err.to_string()
+        }
         AuthError::Internal(cause) => {
             error!(reason = reason.as_str_name(), cause = %error_chain(cause.as_ref()), "request failed");
             format!(

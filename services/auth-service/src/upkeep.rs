@@ -1,0 +1,57 @@
+//! Background work of a replica: reporting whether the database answers (gRPC health), and
+//! purging what has expired, in small batches, so tables do not grow without bound.
+
+use std::time::Duration;
+
+use tonic_health::server::HealthReporter;
+use tracing::{debug, info, warn};
+use wxauth_proto::v1::auth_service_server::AuthServiceServer;
+
+use crate::{store::PgStore, transport::AuthApi};
+
+/// How often the database is pinged for health.
+const PING_EVERY: Duration = Duration::from_secs(1);
+/// How long a ping may take before the database counts as unreachable.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Keeps gRPC health in step with the database: SERVING while it answers, NOT_SERVING while
+/// it does not (for the server as a whole and for `wxauth.v1.AuthService`).
+pub async fn report_health(store: PgStore, health: HealthReporter) {
+    let mut serving = true;
+    loop {
+        let answered = matches!(
+            tokio::time::timeout(PING_TIMEOUT, store.ping()).await,
+            Ok(Ok(()))
+        );
+        if answered != serving {
+            serving = answered;
+            if serving {
+                info!("database answers again: serving");
+                health.set_serving::<AuthServiceServer<AuthApi>>().await;
+                health
+                    .set_service_status("", tonic_health::ServingStatus::Serving)
+                    .await;
+            } else {
+                warn!("database does not answer: not serving");
+                health.set_not_serving::<AuthServiceServer<AuthApi>>().await;
+                health
+                    .set_service_status("", tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
+        }
+        tokio::time::sleep(PING_EVERY).await;
+    }
+}
+
+/// Deletes expired rows every `interval`, `batch` rows per statement, so no purge holds
+/// locks for long. Several replicas may purge at once: deletes of the same rows are harmless.
+pub async fn purge_expired(store: PgStore, interval: Duration, batch: i64) {
+    loop {
+        tokio::time::sleep(interval).await;
+        match store.purge_expired(batch).await {
+            Ok(0) => debug!("nothing expired to purge"),
+            Ok(purged) => info!(purged, "purged expired rows"),
+            Err(err) => warn!(error = %err, "purge failed; retrying at the next interval"),
+        }
+    }
+}

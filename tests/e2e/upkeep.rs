@@ -1,0 +1,120 @@
+//! What a replica does in the background: health that follows the database, and purging.
+
+use std::time::Duration;
+
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use wxauth_e2e::{
+    eventually,
+    stack::{APP, Options, Stack},
+};
+
+async fn status(stack: &Stack, service: &str) -> i32 {
+    HealthClient::new(stack.channel().await)
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .map(|answer| answer.into_inner().status)
+        .unwrap_or(-1)
+}
+
+#[tokio::test]
+async fn health_is_not_serving_while_the_database_is_unreachable() {
+    let stack = Stack::start().await;
+    assert_eq!(
+        status(&stack, "wxauth.v1.AuthService").await,
+        ServingStatus::Serving as i32
+    );
+
+    // Take the database away: no new connections, existing ones ended.
+    stack
+        .db
+        .admin("alter database {db} allow_connections false")
+        .await;
+    stack
+        .db
+        .admin("select pg_terminate_backend(pid) from pg_stat_activity where datname = '{db}'")
+        .await;
+    for service in ["", "wxauth.v1.AuthService"] {
+        eventually(
+            &format!("health of {service:?} says NOT_SERVING"),
+            Duration::from_secs(15),
+            || async { status(&stack, service).await == ServingStatus::NotServing as i32 },
+        )
+        .await;
+    }
+    // Meanwhile a login is answered 503, not 500.
+    let code = stack.mint_code(APP, "o-outage", None).await;
+    let (http_status, body) = stack
+        .get_session_key(&[("appid", APP), ("code", &code)])
+        .await;
+    assert_eq!(
+        (http_status.as_u16(), body["code"].as_i64()),
+        (503, Some(10500)),
+        "{body}"
+    );
+
+    stack
+        .db
+        .admin("alter database {db} allow_connections true")
+        .await;
+    eventually(
+        "health says SERVING again",
+        Duration::from_secs(15),
+        || async { status(&stack, "wxauth.v1.AuthService").await == ServingStatus::Serving as i32 },
+    )
+    .await;
+    let code = stack.mint_code(APP, "o-outage", None).await;
+    let (http_status, _) = stack
+        .get_session_key(&[("appid", APP), ("code", &code)])
+        .await;
+    assert_eq!(http_status.as_u16(), 200, "logins work again");
+}
+
+#[tokio::test]
+async fn expired_rows_are_purged_and_live_ones_kept() {
+    let stack = Stack::start_with(Options {
+        purge_interval_secs: Some(1),
+        ..Options::default()
+    })
+    .await;
+    let kept = stack.v1_login(APP, "o-kept").await;
+    stack.v1_login(APP, "o-gone").await;
+    // Age what belongs to o-gone, and every code.
+    stack
+        .execute("update used_codes set created_at = now() - interval '1 hour'")
+        .await;
+    stack.execute("update login_sessions set expires_at = now() - interval '1 second' where openid = 'o-gone'").await;
+    stack
+        .execute(
+            "update refresh_tokens set expires_at = now() - interval '1 second' where family_id in \
+             (select f.family_id from token_families f join users u using (user_id) where u.openid = 'o-gone')",
+        )
+        .await;
+    stack
+        .execute("update token_families set created_at = now() - interval '1 hour'")
+        .await;
+
+    eventually(
+        "the purge removes what expired",
+        Duration::from_secs(15),
+        || async {
+            stack.count("used_codes").await == 0 && stack.count("token_families").await == 1
+        },
+    )
+    .await;
+    assert_eq!(stack.count("login_sessions").await, 1);
+    assert_eq!(stack.count("refresh_tokens").await, 1);
+    assert_eq!(stack.count("users").await, 2, "users are never purged");
+    // The kept login still works.
+    let response = stack
+        .http
+        .get(format!("{}/v1/me", stack.gateway.url()))
+        .bearer_auth(kept["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
