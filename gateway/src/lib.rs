@@ -3,6 +3,7 @@
 //! and the gateway's only table is the one from error reasons to HTTP answers.
 
 pub mod envelope;
+pub mod metrics;
 mod request_id;
 mod routes;
 mod v1;
@@ -79,8 +80,12 @@ impl AppState {
     }
 }
 
-/// The gateway's routes, with the body limit and request ids.
-pub fn router(state: AppState, body_limit: usize) -> Router {
+/// The gateway's routes, with the body limit, request ids and metrics.
+pub fn router(
+    state: AppState,
+    body_limit: usize,
+    metrics: std::sync::Arc<metrics::Metrics>,
+) -> Router {
     Router::new()
         .route("/wxauth/getsessionkey", get(routes::get_session_key))
         .route("/wxauth/wxsmallusersave", post(routes::save_user))
@@ -93,6 +98,9 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn(request_id::middleware))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            request_id::middleware,
+        ))
         .with_state(state)
 }

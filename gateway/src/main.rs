@@ -1,19 +1,34 @@
 //! `gateway`: reads its settings, prints `listening on <addr>` and serves the mini-program's
 //! REST calls until SIGTERM or Ctrl-C, finishing the requests in flight.
 
-use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use tokio::net::TcpListener;
 use tracing::{error, info};
-use tracing_subscriber::EnvFilter;
+use wxauth_runtime::{config, logging};
 
 /// The wxauth HTTP gateway: the mini-program's REST calls in, gRPC to the auth-service out.
 ///
-/// Every flag can also be given through the environment variable named in its help.
+/// Every flag can also be given through the environment variable named in its help, or in a
+/// TOML config file whose keys are the flag names; a flag wins over its variable, which wins
+/// over the file. `config/gateway.example.toml` lists them all.
 #[derive(Parser)]
 #[command(version)]
 struct Settings {
+    /// A TOML file of settings, keyed by flag name. It holds the caller key: keep it private.
+    #[arg(long, env = "GATEWAY_CONFIG")]
+    config: Option<PathBuf>,
+
+    /// How log lines are written to stderr: `text`, or `json` for log shippers.
+    #[arg(long, env = "WXAUTH_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: logging::LogFormat,
+
+    /// Where Prometheus scrapes `/metrics`. Port 0 picks a free port; the address really
+    /// bound is printed as `metrics on <addr>`.
+    #[arg(long, env = "GATEWAY_METRICS_ADDR", default_value = "127.0.0.1:9465")]
+    metrics_addr: SocketAddr,
+
     /// Where the HTTP server listens. Port 0 picks a free port; the address really bound is
     /// printed as `listening on <addr>`.
     #[arg(long, env = "GATEWAY_HTTP_ADDR", default_value = "127.0.0.1:8080")]
@@ -44,14 +59,22 @@ struct Settings {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = Settings::parse();
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,h2=warn,tower=warn,hyper=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let command = Settings::command();
+    let args = match config::fold_file_into_args(
+        &command,
+        std::env::args_os().collect(),
+        "GATEWAY_CONFIG",
+        |name| std::env::var_os(name),
+    ) {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("gateway: invalid settings: {err}");
+            return ExitCode::from(64);
+        }
+    };
+    let settings = Settings::from_arg_matches(&command.get_matches_from(args))
+        .unwrap_or_else(|err| err.exit());
+    logging::init(settings.log_format, "info,h2=warn,tower=warn,hyper=warn");
 
     let state = match gateway::AppState::connect_lazy(
         &settings.auth_grpc_url,
@@ -74,17 +97,34 @@ async fn main() -> ExitCode {
     let local = listener
         .local_addr()
         .map_or(settings.http_addr, |addr| addr);
+    let metrics_listener = match TcpListener::bind(settings.metrics_addr).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            error!(addr = %settings.metrics_addr, error = %err, "cannot listen for metrics");
+            return ExitCode::from(69);
+        }
+    };
+    let metrics_local = metrics_listener
+        .local_addr()
+        .map_or(settings.metrics_addr, |addr| addr);
+    let (metrics, registry) = gateway::metrics::Metrics::new();
     info!(auth = %settings.auth_grpc_url, "gateway starting");
-    let signals = match wxauth_signal::install() {
+    let signals = match wxauth_runtime::signal::install() {
         Ok(signals) => signals,
         Err(err) => {
             error!(error = %err, "cannot install signal handlers");
             return ExitCode::FAILURE;
         }
     };
+    tokio::spawn(wxauth_runtime::metrics::serve(
+        metrics_listener,
+        Arc::new(registry),
+        std::future::pending(),
+    ));
+    println!("metrics on {metrics_local}");
     println!("listening on {local}");
 
-    let app = gateway::router(state, settings.body_limit_bytes);
+    let app = gateway::router(state, settings.body_limit_bytes, Arc::new(metrics));
     let stop = async {
         let which = signals.recv().await;
         info!(

@@ -5,7 +5,7 @@
 use std::{convert::Infallible, time::Instant};
 
 use axum::{
-    extract::{FromRequestParts, Request},
+    extract::{FromRequestParts, MatchedPath, Request, State},
     http::{HeaderValue, request::Parts},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -13,7 +13,7 @@ use axum::{
 use tracing::{Instrument, info, info_span};
 use wxauth_proto::REQUEST_ID_HEADER;
 
-use crate::envelope::ApiError;
+use crate::{envelope::ApiError, metrics::Metrics};
 
 /// The id of the request being served.
 #[derive(Debug, Clone)]
@@ -47,8 +47,17 @@ fn acceptable(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
-/// The middleware: assigns the id, opens the span, logs the outcome.
-pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
+/// The middleware: assigns the id, opens the span, logs and counts the outcome.
+pub(crate) async fn middleware(
+    State(metrics): State<std::sync::Arc<Metrics>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
     let id = request
         .headers()
         .get(REQUEST_ID_HEADER)
@@ -71,9 +80,11 @@ pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
         if let Ok(value) = HeaderValue::from_str(&id) {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
+        let elapsed = started.elapsed();
+        metrics.request(&route, response.status().as_u16(), elapsed);
         info!(
             status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_ms = elapsed.as_millis() as u64,
             "request finished"
         );
         response

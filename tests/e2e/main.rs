@@ -8,6 +8,7 @@ mod callers;
 mod client;
 mod grpc;
 mod login;
+mod operations;
 mod shutdown;
 mod tokens;
 mod upkeep;

@@ -28,12 +28,30 @@ pub fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// Runs `bin` with `envs` until it exits (for start-up failures); returns its exit code and
+/// what it wrote to stderr.
+pub fn run_to_exit(bin: &str, envs: &[(&str, String)]) -> (Option<i32>, String) {
+    let output = Command::new(bin_dir().join(bin))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(envs.iter().map(|(key, value)| (*key, value.as_str())))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {bin}: {err}"));
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// A running binary, stopped with SIGTERM when dropped.
 pub struct Proc {
     name: String,
     child: Child,
     /// The address it printed.
     pub addr: SocketAddr,
+    /// The metrics address it printed (`metrics on <addr>`), if any.
+    pub metrics_addr: Option<SocketAddr>,
     log: PathBuf,
 }
 
@@ -84,18 +102,30 @@ impl Proc {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { return };
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.trim().to_owned());
+                if line.starts_with("listening on ") || line.starts_with("metrics on ") {
+                    let _ = tx.send(line.trim().to_owned());
                 }
             }
         });
-        match rx.recv_timeout(START_TIMEOUT) {
+        // `metrics on` comes before `listening on`, which says the process is ready.
+        let mut metrics_addr = None;
+        let listening = loop {
+            match rx.recv_timeout(START_TIMEOUT) {
+                Ok(line) => match line.strip_prefix("metrics on ") {
+                    Some(addr) => metrics_addr = addr.parse().ok(),
+                    None => break Ok(line.trim_start_matches("listening on ").to_owned()),
+                },
+                Err(err) => break Err(err),
+            }
+        };
+        match listening {
             Ok(addr) => Self {
                 name: name.to_owned(),
                 child,
                 addr: addr
                     .parse()
                     .unwrap_or_else(|_| panic!("{name} printed a bad address {addr:?}")),
+                metrics_addr,
                 log,
             },
             Err(_) => {

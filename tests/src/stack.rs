@@ -32,6 +32,8 @@ pub struct Options {
     pub wechat_timeout_ms: u64,
     /// The auth-service's WXAUTH_PURGE_INTERVAL_SECS, when not the default.
     pub purge_interval_secs: Option<u64>,
+    /// Logs as JSON (WXAUTH_LOG_FORMAT=json) instead of text.
+    pub json_logs: bool,
 }
 
 impl Default for Options {
@@ -39,6 +41,7 @@ impl Default for Options {
         Self {
             wechat_timeout_ms: 5000,
             purge_interval_secs: None,
+            json_logs: false,
         }
     }
 }
@@ -169,9 +172,12 @@ impl Stack {
             ),
         ];
         let mut auth_env = auth_env;
+        auth_env.push(("WXAUTH_METRICS_ADDR", "127.0.0.1:0".into()));
         if let Some(secs) = options.purge_interval_secs {
             auth_env.push(("WXAUTH_PURGE_INTERVAL_SECS", secs.to_string()));
         }
+        let log_format = if options.json_logs { "json" } else { "text" };
+        auth_env.push(("WXAUTH_LOG_FORMAT", log_format.into()));
         let auth = Proc::spawn("auth-service", &auth_env, &dir);
         let gateway = Proc::spawn(
             "gateway",
@@ -179,6 +185,8 @@ impl Stack {
                 ("GATEWAY_HTTP_ADDR", "127.0.0.1:0".into()),
                 ("AUTH_GRPC_URL", auth.url()),
                 ("AUTH_CALLER_KEY", keys.gateway.clone()),
+                ("GATEWAY_METRICS_ADDR", "127.0.0.1:0".into()),
+                ("WXAUTH_LOG_FORMAT", log_format.into()),
             ],
             &dir,
         );
@@ -203,6 +211,30 @@ impl Stack {
             http: reqwest::Client::new(),
             dir,
         }
+    }
+
+    /// The value of one of the auth-service's settings (environment variable name).
+    pub fn auth_setting(&self, name: &str) -> String {
+        self.auth_env
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_else(|| panic!("the auth-service has no setting {name}"))
+    }
+
+    /// Scrapes a process's `/metrics`.
+    pub async fn scrape(&self, proc: &Proc) -> String {
+        let addr = proc
+            .metrics_addr
+            .expect("the process printed its metrics address");
+        self.http
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics are text")
     }
 
     /// A second auth-service on the same database, settings and keys (a replica).

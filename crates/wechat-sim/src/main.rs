@@ -45,7 +45,7 @@ async fn main() -> std::process::ExitCode {
     let local = listener
         .local_addr()
         .map_or_else(|_| args.addr.to_string(), |addr| addr.to_string());
-    let signals = match wxauth_signal::install() {
+    let signals = match wxauth_runtime::signal::install() {
         Ok(signals) => signals,
         Err(err) => {
             eprintln!("wechat-sim: cannot install signal handlers: {err}");

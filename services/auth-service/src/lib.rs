@@ -14,6 +14,7 @@
 pub mod callers;
 pub mod error;
 pub mod login;
+pub mod metrics;
 pub mod profile;
 pub mod revocation;
 pub mod secrets;
@@ -49,12 +50,13 @@ pub enum ServeError {
 pub async fn serve(
     api: AuthApi,
     store: store::PgStore,
+    metrics: std::sync::Arc<metrics::Metrics>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AuthServiceServer<AuthApi>>().await;
-    let health_reporting = tokio::spawn(upkeep::report_health(store, health.clone()));
+    let health_reporting = tokio::spawn(upkeep::report_health(store, health.clone(), metrics));
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(wxauth_proto::FILE_DESCRIPTOR_SET)

@@ -9,6 +9,7 @@ use wxauth_wechat::{AppId, AppSecret, Code2Session, JsCode, SessionKey, WeChatCl
 
 use crate::{
     error::AuthError,
+    metrics::Metrics,
     profile::UserUpdate,
     revocation::Revocations,
     secrets::{self, Keyring},
@@ -101,6 +102,26 @@ pub struct CompleteRequest<'a> {
     pub signed_raw_data: Option<(&'a str, &'a str)>,
 }
 
+/// What the login service is built from, wired once at start-up.
+pub struct LoginDeps {
+    /// The apps served, with their secrets.
+    pub apps: HashMap<AppId, AppSecret>,
+    /// WeChat.
+    pub wechat: WeChatClient,
+    /// Postgres.
+    pub store: PgStore,
+    /// The keys that seal session_keys.
+    pub keyring: Keyring,
+    /// The keys that sign access tokens, and token lifetimes.
+    pub tokens: TokenKeys,
+    /// The replica's revocation cache.
+    pub revocations: Arc<Revocations>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Session and watermark rules.
+    pub policy: Policy,
+}
+
 /// The login service: the flows over their ports.
 #[derive(Clone)]
 pub struct Login {
@@ -110,6 +131,7 @@ pub struct Login {
     keyring: Arc<Keyring>,
     tokens: Arc<TokenKeys>,
     revocations: Arc<Revocations>,
+    metrics: Arc<Metrics>,
     policy: Policy,
 }
 
@@ -137,24 +159,17 @@ fn seal_context(id_hash: &[u8], appid: &str, openid: &str) -> Vec<u8> {
 }
 
 impl Login {
-    /// Builds the service.
-    pub fn new(
-        apps: HashMap<AppId, AppSecret>,
-        wechat: WeChatClient,
-        store: PgStore,
-        keyring: Keyring,
-        tokens: TokenKeys,
-        revocations: Arc<Revocations>,
-        policy: Policy,
-    ) -> Self {
+    /// Builds the service from its dependencies.
+    pub fn new(deps: LoginDeps) -> Self {
         Self {
-            apps: Arc::new(apps),
-            wechat,
-            store,
-            keyring: Arc::new(keyring),
-            tokens: Arc::new(tokens),
-            revocations,
-            policy,
+            apps: Arc::new(deps.apps),
+            wechat: deps.wechat,
+            store: deps.store,
+            keyring: Arc::new(deps.keyring),
+            tokens: Arc::new(deps.tokens),
+            revocations: deps.revocations,
+            metrics: deps.metrics,
+            policy: deps.policy,
         }
     }
 
@@ -212,7 +227,11 @@ impl Login {
             info!(%appid, "code already submitted");
             return Err(AuthError::CodeAlreadyUsed);
         }
-        let exchanged = match self.wechat.code2session(&appid, secret, &code).await {
+        let started = std::time::Instant::now();
+        let exchanged = self.wechat.code2session(&appid, secret, &code).await;
+        self.metrics
+            .wechat(exchanged.as_ref().map(drop), started.elapsed());
+        let exchanged = match exchanged {
             Ok(exchanged) => exchanged,
             Err(err) => {
                 warn!(%appid, error = %err, "jscode2session failed");

@@ -1,20 +1,21 @@
 //! `auth-service`: reads its settings, connects to Postgres, applies migrations, prints
 //! `listening on <addr>` and serves gRPC until SIGTERM or Ctrl-C.
 
-use std::{process::ExitCode, time::Duration};
+use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use auth_service::{
-    login::{Login, Policy},
+    login::{Login, LoginDeps, Policy},
+    metrics::Metrics,
     revocation::{self, Revocations},
     settings::Settings,
     store::{MIGRATOR, PgStore},
     transport::AuthApi,
 };
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
-use tracing_subscriber::EnvFilter;
+use wxauth_runtime::{config, logging};
 use wxauth_wechat::WeChatClient;
 
 /// Exit code for a configuration error (sysexits' EX_USAGE).
@@ -22,20 +23,33 @@ const EXIT_CONFIG: u8 = 64;
 /// Exit code for a dependency that is not there (sysexits' EX_UNAVAILABLE).
 const EXIT_UNAVAILABLE: u8 = 69;
 
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,h2=warn,tower=warn,hyper=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+/// Parses the settings: the command line, the environment and the config file, in that order
+/// of precedence. Exits with clap's message (or ours, for the file) when they are malformed.
+fn parse_settings() -> Settings {
+    let command = Settings::command();
+    let args = match config::fold_file_into_args(
+        &command,
+        std::env::args_os().collect(),
+        "WXAUTH_CONFIG",
+        |name| std::env::var_os(name),
+    ) {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("auth-service: invalid settings: {err}");
+            std::process::exit(i32::from(EXIT_CONFIG));
+        }
+    };
+    let matches = command.get_matches_from(args);
+    Settings::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = Settings::parse();
-    init_logging();
+    let settings = parse_settings();
+    logging::init(
+        settings.log_format,
+        "info,sqlx=warn,h2=warn,tower=warn,hyper=warn",
+    );
     let config = match settings.into_config() {
         Ok(config) => config,
         Err(err) => {
@@ -81,9 +95,21 @@ async fn main() -> ExitCode {
         }
     };
     let local = listener.local_addr().map_or(config.grpc_addr, |addr| addr);
+    let metrics_listener = match TcpListener::bind(config.metrics_addr).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            error!(addr = %config.metrics_addr, error = %err, "cannot listen for metrics");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    let metrics_local = metrics_listener
+        .local_addr()
+        .map_or(config.metrics_addr, |addr| addr);
     let policy: Policy = config.policy;
     info!(apps = config.apps.len(), wechat = %config.wechat_api_base, callers = ?config.callers, "auth-service starting");
     let store = PgStore::new(pool.clone());
+    let (metrics, registry) = Metrics::new();
+    let metrics = Arc::new(metrics);
     let revocations = Revocations::new(Duration::from_secs(
         u64::try_from(config.tokens.access_ttl_secs).unwrap_or(0),
     ));
@@ -94,24 +120,31 @@ async fn main() -> ExitCode {
         500,
     ));
     let health_store = store.clone();
-    let login = Login::new(
-        config.apps,
+    let login = Login::new(LoginDeps {
+        apps: config.apps,
         wechat,
         store,
-        config.keyring,
-        config.tokens,
+        keyring: config.keyring,
+        tokens: config.tokens,
         revocations,
+        metrics: metrics.clone(),
         policy,
-    );
-    let api = AuthApi::new(login, config.callers);
+    });
+    let api = AuthApi::new(login, config.callers, metrics.clone());
     let grace = config.shutdown_grace;
-    let signals = match wxauth_signal::install() {
+    let signals = match wxauth_runtime::signal::install() {
         Ok(signals) => signals,
         Err(err) => {
             error!(error = %err, "cannot install signal handlers");
             return ExitCode::FAILURE;
         }
     };
+    tokio::spawn(wxauth_runtime::metrics::serve(
+        metrics_listener,
+        Arc::new(registry),
+        std::future::pending(),
+    ));
+    println!("metrics on {metrics_local}");
     println!("listening on {local}");
 
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
@@ -126,7 +159,7 @@ async fn main() -> ExitCode {
         tokio::time::sleep(grace).await;
     };
     let served = tokio::select! {
-        served = auth_service::serve(api, health_store, listener, stop) => served,
+        served = auth_service::serve(api, health_store, metrics, listener, stop) => served,
         () = deadline => {
             warn!(grace = ?grace, "calls still in flight after the grace period; stopping anyway");
             Ok(())

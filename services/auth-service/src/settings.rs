@@ -3,7 +3,7 @@
 //! from `--help`, they are parsed here (not by clap, whose errors quote the value), and every
 //! error names the setting and the rule only.
 
-use std::{collections::HashMap, fmt, net::SocketAddr, time::Duration};
+use std::{collections::HashMap, fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use clap::Parser;
@@ -16,10 +16,25 @@ use crate::{callers::Callers, login::Policy, secrets::Keyring, tokens::TokenKeys
 
 /// The wxauth auth-service: WeChat Mini Program login over gRPC.
 ///
-/// Every flag can also be given through the environment variable named in its help.
+/// Every flag can also be given through the environment variable named in its help, or in a
+/// TOML config file whose keys are the flag names (`grpc-addr = "0.0.0.0:50051"`); a flag wins
+/// over its variable, which wins over the file. `config/auth-service.example.toml` lists them all.
 #[derive(Parser)]
 #[command(version)]
 pub struct Settings {
+    /// A TOML file of settings, keyed by flag name. It may hold secrets: keep it private.
+    #[arg(long, env = "WXAUTH_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// How log lines are written to stderr: `text`, or `json` for log shippers.
+    #[arg(long, env = "WXAUTH_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: wxauth_runtime::logging::LogFormat,
+
+    /// Where Prometheus scrapes `/metrics` (its own address, never the gRPC one). Port 0 picks
+    /// a free port; the address really bound is printed as `metrics on <addr>`.
+    #[arg(long, env = "WXAUTH_METRICS_ADDR", default_value = "127.0.0.1:9464")]
+    pub metrics_addr: SocketAddr,
+
     /// PostgreSQL connection URL. Migrations are applied at start-up.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
@@ -137,6 +152,8 @@ pub struct Config {
     pub database_url: SecretString,
     /// Where to listen.
     pub grpc_addr: SocketAddr,
+    /// Where to serve metrics.
+    pub metrics_addr: SocketAddr,
     /// The apps served.
     pub apps: HashMap<AppId, AppSecret>,
     /// WeChat's base URL.
@@ -382,6 +399,7 @@ impl Settings {
         Ok(Config {
             database_url: SecretString::from(self.database_url),
             grpc_addr: self.grpc_addr,
+            metrics_addr: self.metrics_addr,
             apps,
             wechat_api_base: self.wechat_api_base,
             wechat_timeout: Duration::from_millis(self.wechat_timeout_ms.max(1)),

@@ -23,6 +23,7 @@ use crate::{
     callers::{CALLER_KEY_HEADER, Callers, Scope},
     error::AuthError,
     login::{CompleteRequest, DataKind, Login, TokenPair},
+    metrics::Metrics,
     store::UserRow,
 };
 
@@ -31,14 +32,16 @@ use crate::{
 pub struct AuthApi {
     login: Login,
     callers: Arc<Callers>,
+    metrics: Arc<Metrics>,
 }
 
 impl AuthApi {
     /// Serves the given flows to the given callers.
-    pub fn new(login: Login, callers: Callers) -> Self {
+    pub fn new(login: Login, callers: Callers, metrics: Arc<Metrics>) -> Self {
         Self {
             login,
             callers: Arc::new(callers),
+            metrics,
         }
     }
 
@@ -63,19 +66,26 @@ impl AuthApi {
             .map(str::to_owned);
         let span =
             info_span!("rpc", method, request_id = %request_id, caller = tracing::field::Empty);
-        async {
+        let started = std::time::Instant::now();
+        let result = async {
             let caller = self
                 .callers
-                .authorize(caller_key.as_deref(), method, scope)
-                .map_err(|err| to_status(err, &request_id))?;
+                .authorize(caller_key.as_deref(), method, scope)?;
             tracing::Span::current().record("caller", caller);
-            body(request.into_inner())
-                .await
+            body(request.into_inner()).await
+        }
+        .instrument(span.clone())
+        .await;
+        let outcome = match &result {
+            Ok(_) => "OK",
+            Err(err) => classify(err).1.as_str_name(),
+        };
+        self.metrics.rpc(method, outcome, started.elapsed());
+        span.in_scope(|| {
+            result
                 .map(Response::new)
                 .map_err(|err| to_status(err, &request_id))
-        }
-        .instrument(span)
-        .await
+        })
     }
 }
 

@@ -7,7 +7,9 @@ use tonic_health::server::HealthReporter;
 use tracing::{debug, info, warn};
 use wxauth_proto::v1::auth_service_server::AuthServiceServer;
 
-use crate::{store::PgStore, transport::AuthApi};
+use std::sync::Arc;
+
+use crate::{metrics::Metrics, store::PgStore, transport::AuthApi};
 
 /// How often the database is pinged for health.
 const PING_EVERY: Duration = Duration::from_secs(1);
@@ -16,9 +18,10 @@ const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Keeps gRPC health in step with the database: SERVING while it answers, NOT_SERVING while
 /// it does not (for the server as a whole and for `wxauth.v1.AuthService`).
-pub async fn report_health(store: PgStore, health: HealthReporter) {
+pub async fn report_health(store: PgStore, health: HealthReporter, metrics: Arc<Metrics>) {
     let mut serving = true;
     loop {
+        metrics.pool(store.pool().size(), store.pool().num_idle());
         let answered = matches!(
             tokio::time::timeout(PING_TIMEOUT, store.ping()).await,
             Ok(Ok(()))

@@ -1,4 +1,4 @@
-//! Stop signals for the wxauth binaries.
+//! Stop signals.
 //!
 //! The handlers are installed by [`install`], eagerly, before a binary prints its address:
 //! a SIGTERM that arrives the moment a test or an orchestrator sees the address must start a

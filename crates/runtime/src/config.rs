@@ -1,0 +1,222 @@
+//! Settings from a TOML file, below flags and environment variables.
+//!
+//! The file's keys are the binary's long flag names (`grpc-addr = "0.0.0.0:50051"`), so
+//! `--help` documents the file too. Precedence: a flag on the command line, then its
+//! environment variable, then the file, then the default. The file is folded into the
+//! command line before clap parses it, so every setting is validated the same way wherever
+//! it came from. Errors name the file, the line or the key, never a value: a config file
+//! holds secrets.
+
+use std::{ffi::OsString, path::PathBuf};
+
+/// Why the config file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("the config file {path} is not valid TOML (line {line})")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The line of the error, from 1.
+        line: usize,
+    },
+    /// A key is not a setting of this binary.
+    #[error("the config file {path} has an unknown setting `{key}` (see --help for the names)")]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+    },
+    /// A value is not a string, number, boolean or list of strings.
+    #[error(
+        "the config file {path} gives `{key}` a value that is not a string, number, boolean or list"
+    )]
+    BadValue {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+    },
+}
+
+/// The command line with the config file folded in: `args` (the real command line, program
+/// name first), plus `--key=value` for each setting of the file that neither `args` nor the
+/// environment gives. The file is `--config <path>` from `args`, else `$file_env`.
+pub fn fold_file_into_args(
+    command: &clap::Command,
+    args: Vec<OsString>,
+    file_env: &str,
+    env: impl Fn(&str) -> Option<OsString>,
+) -> Result<Vec<OsString>, ConfigError> {
+    let Some(path) = config_path(&args).or_else(|| env(file_env).map(PathBuf::from)) else {
+        return Ok(args);
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|err: toml::de::Error| ConfigError::Parse {
+            path: path.clone(),
+            line: err.span().map_or(1, |span| {
+                text[..span.start.min(text.len())].lines().count().max(1)
+            }),
+        })?;
+
+    let mut folded = args.clone();
+    for (key, value) in table {
+        let arg = command
+            .get_arguments()
+            .find(|arg| arg.get_long() == Some(key.as_str()) && key != "config")
+            .ok_or_else(|| ConfigError::UnknownKey {
+                path: path.clone(),
+                key: key.clone(),
+            })?;
+        let given_on_command_line = args.iter().any(|given| {
+            given.to_str().is_some_and(|given| {
+                given == format!("--{key}") || given.starts_with(&format!("--{key}="))
+            })
+        });
+        let given_in_environment = arg
+            .get_env()
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| env(name).is_some());
+        if given_on_command_line || given_in_environment {
+            continue;
+        }
+        let bad_value = || ConfigError::BadValue {
+            path: path.clone(),
+            key: key.clone(),
+        };
+        if let (toml::Value::Boolean(flag), clap::ArgAction::SetTrue) = (&value, arg.get_action()) {
+            // A flag that takes no value: present when true, absent when false.
+            if *flag {
+                folded.push(OsString::from(format!("--{key}")));
+            }
+            continue;
+        }
+        let text = match value {
+            toml::Value::String(text) => text,
+            toml::Value::Integer(number) => number.to_string(),
+            toml::Value::Float(number) => number.to_string(),
+            toml::Value::Boolean(flag) => flag.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|item| item.as_str().map(str::to_owned).ok_or_else(bad_value))
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+            toml::Value::Datetime(_) | toml::Value::Table(_) => return Err(bad_value()),
+        };
+        folded.push(OsString::from(format!("--{key}={text}")));
+    }
+    Ok(folded)
+}
+
+fn config_path(args: &[OsString]) -> Option<PathBuf> {
+    let mut iter = args.iter().filter_map(|arg| arg.to_str());
+    while let Some(arg) = iter.next() {
+        if arg == "--config" {
+            return iter.next().map(PathBuf::from);
+        }
+        if let Some(path) = arg.strip_prefix("--config=") {
+            return Some(PathBuf::from(path));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    /// A binary's settings, as the real ones are declared.
+    #[derive(Debug, Parser)]
+    struct Settings {
+        #[arg(long, env = "T_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, env = "T_ADDR", default_value = "127.0.0.1:1")]
+        addr: String,
+        #[arg(long, env = "T_APPS", default_value = "")]
+        apps: String,
+        #[arg(long, env = "T_TTL", default_value_t = 5)]
+        ttl: u32,
+        #[arg(long, env = "T_DEV", action = clap::ArgAction::SetTrue)]
+        dev: bool,
+        #[arg(long, env = "T_STRICT", action = clap::ArgAction::Set, default_value_t = true)]
+        strict: bool,
+    }
+
+    fn fold(file: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Vec<String>, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("wxauth-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{}.toml", file.len()));
+        std::fs::write(&path, file).unwrap();
+        let mut argv: Vec<OsString> = vec!["bin".into(), "--config".into(), path.into()];
+        argv.extend(args.iter().map(OsString::from));
+        let env: HashMap<String, OsString> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
+            .collect();
+        let folded = fold_file_into_args(&Settings::command(), argv, "T_CONFIG", |name| {
+            env.get(name).cloned()
+        })?;
+        Ok(folded
+            .into_iter()
+            .map(|arg| arg.into_string().unwrap())
+            .collect())
+    }
+
+    #[test]
+    fn the_file_fills_in_what_flags_and_environment_do_not_give() {
+        let file = "addr = \"0.0.0.0:9\"\napps = [\"wx1:a\", \"wx2:b\"]\nttl = 60\ndev = true\nstrict = false\n";
+        let folded = fold(file, &["--ttl", "7"], &[("T_ADDR", "10.0.0.1:1")]).unwrap();
+        assert!(
+            !folded.iter().any(|arg| arg.starts_with("--addr")),
+            "the environment wins: {folded:?}"
+        );
+        assert!(
+            !folded.iter().any(|arg| arg.starts_with("--ttl=")),
+            "a flag wins: {folded:?}"
+        );
+        let settings = Settings::try_parse_from(&folded).unwrap();
+        assert_eq!(settings.ttl, 7);
+        assert_eq!(settings.apps, "wx1:a,wx2:b", "lists become comma-separated");
+        assert!(
+            settings.dev && !settings.strict,
+            "booleans, with or without a value"
+        );
+    }
+
+    #[test]
+    fn bad_files_are_named_without_echoing_values() {
+        let cases = [
+            ("unknown key", "colour = \"supersecret\"\n"),
+            ("bad toml", "addr = \"supersecret\n"),
+            ("table value", "[addr]\nx = \"supersecret\"\n"),
+        ];
+        for (case, file) in cases {
+            let err = fold(file, &[], &[])
+                .err()
+                .unwrap_or_else(|| panic!("{case} accepted"));
+            assert!(!err.to_string().contains("supersecret"), "{case}: {err}");
+        }
+        let err = fold("ttl = 1\n\nnot toml at all\n", &[], &[])
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("line 3"), "{err}");
+    }
+}

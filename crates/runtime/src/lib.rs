@@ -1,0 +1,10 @@
+//! What every wxauth binary does at start and stop, in one place so they all behave alike:
+//! - [`signal`]: SIGTERM/SIGINT handlers installed before the address is printed;
+//! - [`logging`]: `tracing` to stderr, human-readable or JSON (`--log-format`);
+//! - [`metrics`]: a Prometheus `/metrics` endpoint on an address of its own;
+//! - [`config`]: settings from a TOML file, under flags and environment variables.
+
+pub mod config;
+pub mod logging;
+pub mod metrics;
+pub mod signal;

@@ -1,0 +1,33 @@
+//! A Prometheus endpoint: `GET /metrics` in the text exposition format, on a listener of its
+//! own so that scraping never competes with the API's port or its authentication.
+
+use std::{future::Future, sync::Arc};
+
+use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
+use prometheus_client::{encoding::text::encode, registry::Registry};
+use tokio::net::TcpListener;
+
+/// The content type of the Prometheus text format.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+async fn scrape(State(registry): State<Arc<Registry>>) -> impl IntoResponse {
+    let mut body = String::new();
+    match encode(&mut body, &registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
+        Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// Serves `registry` at `/metrics` on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(registry);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

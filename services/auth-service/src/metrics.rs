@@ -1,0 +1,142 @@
+//! What the auth-service counts, for Prometheus.
+
+use std::time::Duration;
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+use wxauth_wechat::WeChatError;
+
+/// An RPC and how it ended: `OK` or the error reason.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    /// The RPC, for example `CreateSession`.
+    pub method: String,
+    /// `OK`, or the `ErrorReason` name.
+    pub outcome: String,
+}
+
+/// An RPC.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    /// The RPC.
+    pub method: String,
+}
+
+/// How a WeChat call ended: `ok`, the errcode, `timeout`, `unreachable` or `bad_response`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WeChatLabels {
+    /// The outcome.
+    pub outcome: String,
+}
+
+/// Connections of the database pool by state.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    /// `idle` or `in_use`.
+    pub state: String,
+}
+
+fn latency_buckets() -> Histogram {
+    // 1 ms to about 16 s.
+    Histogram::new([
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 16.0,
+    ])
+}
+
+/// The auth-service's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    rpc_requests: Family<RpcLabels, Counter>,
+    rpc_duration: Family<MethodLabels, Histogram, fn() -> Histogram>,
+    wechat_calls: Family<WeChatLabels, Counter>,
+    wechat_duration: Histogram,
+    pool_connections: Family<PoolLabels, Gauge>,
+}
+
+impl Metrics {
+    /// The metrics and the registry that exposes them.
+    pub fn new() -> (Self, Registry) {
+        let metrics = Self {
+            rpc_requests: Family::default(),
+            rpc_duration: Family::new_with_constructor(latency_buckets),
+            wechat_calls: Family::default(),
+            wechat_duration: latency_buckets(),
+            pool_connections: Family::default(),
+        };
+        let mut registry = Registry::with_prefix("wxauth");
+        registry.register(
+            "rpc_requests",
+            "gRPC calls by method and outcome",
+            metrics.rpc_requests.clone(),
+        );
+        registry.register(
+            "rpc_duration_seconds",
+            "gRPC call latency by method",
+            metrics.rpc_duration.clone(),
+        );
+        registry.register(
+            "wechat_calls",
+            "jscode2session calls by outcome (errcode)",
+            metrics.wechat_calls.clone(),
+        );
+        registry.register(
+            "wechat_call_duration_seconds",
+            "jscode2session latency",
+            metrics.wechat_duration.clone(),
+        );
+        registry.register(
+            "db_pool_connections",
+            "database pool connections by state",
+            metrics.pool_connections.clone(),
+        );
+        (metrics, registry)
+    }
+
+    /// Counts a finished RPC.
+    pub fn rpc(&self, method: &str, outcome: &str, elapsed: Duration) {
+        self.rpc_requests
+            .get_or_create(&RpcLabels {
+                method: method.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        self.rpc_duration
+            .get_or_create(&MethodLabels {
+                method: method.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a finished WeChat call.
+    pub fn wechat(&self, result: Result<(), &WeChatError>, elapsed: Duration) {
+        let outcome = match result {
+            Ok(()) => "ok".to_owned(),
+            Err(WeChatError::Api { errcode }) => errcode.to_string(),
+            Err(WeChatError::Timeout(_)) => "timeout".to_owned(),
+            Err(WeChatError::Unreachable(_)) => "unreachable".to_owned(),
+            Err(WeChatError::BadResponse(_)) => "bad_response".to_owned(),
+        };
+        self.wechat_calls
+            .get_or_create(&WeChatLabels { outcome })
+            .inc();
+        self.wechat_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records the pool's state.
+    pub fn pool(&self, size: u32, idle: usize) {
+        let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+        self.pool_connections
+            .get_or_create(&PoolLabels {
+                state: "idle".into(),
+            })
+            .set(idle);
+        self.pool_connections
+            .get_or_create(&PoolLabels {
+                state: "in_use".into(),
+            })
+            .set(i64::from(size) - idle);
+    }
+}

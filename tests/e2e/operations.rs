@@ -1,0 +1,188 @@
+//! What an operator relies on: metrics, request ids in every log line, JSON logs, settings
+//! from a config file.
+
+use serde_json::{Value, json};
+use wxauth_e2e::{
+    process::{Proc, run_to_exit},
+    random_hex,
+    stack::{APP, Options, Stack, envelope},
+};
+use wxauth_proto::v1::ValidateTokenRequest;
+
+fn value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|number| number.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_calls_by_rpc_route_and_wechat_errcode() {
+    let stack = Stack::start().await;
+    stack
+        .login(APP, "o-metrics", json!({"nickName": "M"}))
+        .await;
+    let (status, _) = stack
+        .get_session_key(&[("appid", APP), ("code", "never-minted")])
+        .await;
+    assert_eq!(status, 401);
+
+    let auth = stack.scrape(&stack.auth).await;
+    let cases = [
+        (
+            r#"wxauth_rpc_requests_total{method="CreateSession",outcome="OK"}"#,
+            1.0,
+        ),
+        (
+            r#"wxauth_rpc_requests_total{method="CreateSession",outcome="CODE_REJECTED"}"#,
+            1.0,
+        ),
+        (
+            r#"wxauth_rpc_requests_total{method="CompleteLogin",outcome="OK"}"#,
+            1.0,
+        ),
+        (r#"wxauth_wechat_calls_total{outcome="ok"}"#, 1.0),
+        (r#"wxauth_wechat_calls_total{outcome="40029"}"#, 1.0),
+        (
+            r#"wxauth_rpc_duration_seconds_count{method="CreateSession"}"#,
+            2.0,
+        ),
+    ];
+    for (series, expected) in cases {
+        assert_eq!(value(&auth, series), Some(expected), "{series} in\n{auth}");
+    }
+    assert!(
+        value(&auth, r#"wxauth_db_pool_connections{state="idle"}"#).is_some(),
+        "{auth}"
+    );
+
+    let gateway = stack.scrape(&stack.gateway).await;
+    let cases = [
+        (
+            r#"wxauth_gateway_requests_total{route="/wxauth/getsessionkey",status="200"}"#,
+            1.0,
+        ),
+        (
+            r#"wxauth_gateway_requests_total{route="/wxauth/getsessionkey",status="401"}"#,
+            1.0,
+        ),
+        (
+            r#"wxauth_gateway_requests_total{route="/wxauth/wxsmallusersave",status="200"}"#,
+            1.0,
+        ),
+    ];
+    for (series, expected) in cases {
+        assert_eq!(
+            value(&gateway, series),
+            Some(expected),
+            "{series} in\n{gateway}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_request_id_follows_the_request_into_every_json_log_line() {
+    let stack = Stack::start_with(Options {
+        json_logs: true,
+        ..Options::default()
+    })
+    .await;
+    let request_id = format!("rid-{}", random_hex(6));
+    let code = stack.mint_code(APP, "o-rid", None).await;
+    let response = stack
+        .http
+        .get(format!("{}/wxauth/getsessionkey", stack.gateway.url()))
+        .query(&[("appid", APP), ("code", code.as_str())])
+        .header("x-request-id", &request_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], request_id.as_str());
+    assert_eq!(envelope(response).await.0, 200);
+
+    for (name, log) in [
+        ("auth-service", stack.auth.log()),
+        ("gateway", stack.gateway.log()),
+    ] {
+        let lines: Vec<Value> = log
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|_| panic!("{name}: not JSON: {line}"))
+            })
+            .collect();
+        let of_request: Vec<&Value> = lines
+            .iter()
+            .filter(|line| line["span"]["request_id"] == request_id.as_str())
+            .collect();
+        assert!(
+            !of_request.is_empty(),
+            "{name} logged nothing under {request_id}:\n{log}"
+        );
+        // Every line written while serving the request carries its id.
+        let unlabelled = lines
+            .iter()
+            .filter(|line| line["span"]["name"] == "rpc" || line["span"]["name"] == "http")
+            .filter(|line| line["span"]["request_id"].is_null());
+        assert_eq!(unlabelled.count(), 0, "{name}:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn settings_come_from_a_config_file_under_the_environment() {
+    let stack = Stack::start().await;
+    let dir = std::env::temp_dir().join(format!("wxauth-config-e2e-{}", random_hex(4)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("auth-service.toml");
+    let file = format!(
+        "# every secret of the service, from a file\napps = {apps:?}\ncallers = {callers:?}\n\
+         session-key-keys = {session:?}\ntoken-signing-keys = {signing:?}\nwechat-api-base = {wechat:?}\n\
+         grpc-addr = \"127.0.0.1:1\"\n",
+        apps = stack.auth_setting("WXAUTH_APPS"),
+        callers = stack.auth_setting("WXAUTH_CALLERS"),
+        session = stack.auth_setting("WXAUTH_SESSION_KEY_KEYS"),
+        signing = stack.auth_setting("WXAUTH_TOKEN_SIGNING_KEYS"),
+        wechat = stack.auth_setting("WECHAT_API_BASE"),
+    );
+    std::fs::write(&path, file).unwrap();
+    // The environment overrides the file's grpc-addr (port 1 would fail to bind).
+    let from_file = Proc::spawn_named(
+        "auth-service",
+        &format!("auth-service-config-{}", random_hex(4)),
+        &[
+            ("WXAUTH_CONFIG", path.display().to_string()),
+            ("DATABASE_URL", stack.db.url.clone()),
+            ("WXAUTH_GRPC_ADDR", "127.0.0.1:0".into()),
+            ("WXAUTH_METRICS_ADDR", "127.0.0.1:0".into()),
+        ],
+        &dir,
+    );
+    let login = stack.v1_login(APP, "o-config").await;
+    let answer = stack
+        .grpc_to(&from_file, Some(&stack.keys.service))
+        .await
+        .validate_token(ValidateTokenRequest {
+            token: login["access_token"].as_str().unwrap().into(),
+            appid: APP.into(),
+        })
+        .await;
+    assert!(
+        answer.is_ok(),
+        "the service configured from the file verifies the tokens: {answer:?}"
+    );
+
+    // A malformed file stops the start with a message that names it and echoes no value.
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "apps = \"wx4f4bc4dec97d474b:topsecret\"\nnot toml\n").unwrap();
+    let (code, stderr) = run_to_exit(
+        "auth-service",
+        &[("WXAUTH_CONFIG", bad.display().to_string())],
+    );
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("line 2"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("topsecret"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
