@@ -146,3 +146,23 @@ async fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_file_names_only_real_settings() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../config/gateway.example.toml"
+        );
+        let args = vec!["gateway".into(), "--config".into(), path.into()];
+        let mut folded =
+            config::fold_file_into_args(&Settings::command(), args, "GATEWAY_CONFIG", |_| None)
+                .unwrap();
+        folded.push("--auth-caller-key=gateway-key-0123456789abcdef".into());
+        let settings = Settings::try_parse_from(folded).unwrap();
+        assert_eq!(settings.metrics_addr.port(), 9465);
+    }
+}

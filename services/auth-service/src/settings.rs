@@ -537,6 +537,37 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_file_names_only_real_settings() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/auth-service.example.toml"
+        );
+        let args = vec!["auth-service".into(), "--config".into(), path.into()];
+        let folded = wxauth_runtime::config::fold_file_into_args(
+            &<Settings as clap::CommandFactory>::command(),
+            args,
+            "WXAUTH_CONFIG",
+            |_| None,
+        )
+        .unwrap();
+        let mut args: Vec<String> = folded
+            .into_iter()
+            .map(|arg| arg.into_string().unwrap())
+            .collect();
+        args.extend([
+            "--database-url=postgres://db/x".into(),
+            format!("--callers={CALLERS}"),
+            "--apps=wx4f4bc4dec97d474b:s".into(),
+            "--dev".into(),
+        ]);
+        let config = Settings::try_parse_from(args)
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(config.metrics_addr.port(), 9464);
+    }
+
+    #[test]
     fn an_empty_app_list_is_refused() {
         let args = [
             "auth-service",
