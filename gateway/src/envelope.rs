@@ -15,14 +15,14 @@ use wxauth_proto::{WECHAT_ERRCODE_KEY, v1::ErrorReason};
 pub const OK: i32 = 10000;
 
 /// `{"code":..,"msg":..,"data":..}`, plus the WeChat errcode and request id on failures.
-#[derive(Debug, Serialize)]
-pub struct Envelope {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Envelope<T> {
     /// 10000 on success; see [`ApiError`] for the others.
     pub code: i32,
     /// "ok", or what went wrong and what to do.
     pub msg: String,
     /// The payload, `null` on failure.
-    pub data: Value,
+    pub data: T,
     /// WeChat's errcode, when WeChat caused the failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errcode: Option<i64>,
@@ -31,8 +31,24 @@ pub struct Envelope {
     pub request_id: Option<String>,
 }
 
+/// A failure envelope, as documented: `data` is always `null`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorEnvelope {
+    /// Not 10000: see the README's table.
+    pub code: i32,
+    /// What went wrong and what to do.
+    pub msg: String,
+    /// Always null.
+    #[schema(value_type = Option<String>)]
+    pub data: Value,
+    /// WeChat's errcode, when WeChat caused the failure.
+    pub errcode: Option<i64>,
+    /// The request id, to quote when asking for help.
+    pub request_id: Option<String>,
+}
+
 /// A success answer.
-pub fn ok(data: Value) -> Response {
+pub fn ok<T: Serialize>(data: T) -> Response {
     Json(Envelope {
         code: OK,
         msg: "ok".into(),

@@ -4,9 +4,11 @@
 
 pub mod envelope;
 pub mod metrics;
+pub mod openapi;
 mod request_id;
 mod routes;
 mod v1;
+pub mod views;
 
 use std::time::Duration;
 
@@ -95,6 +97,7 @@ pub fn router(
         .route("/v1/logout", post(v1::logout))
         .route("/v1/me", get(v1::me))
         .route("/.well-known/jwks.json", get(v1::jwks))
+        .route("/openapi.json", get(openapi::openapi_json))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

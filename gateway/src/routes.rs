@@ -7,37 +7,14 @@ use axum::{
     http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
     response::Response,
 };
-use serde::Deserialize;
-use serde_json::json;
-use wxauth_proto::v1::{CompleteLoginRequest, CreateSessionRequest, DataKind, TokenPair, User};
+use wxauth_proto::v1::{CompleteLoginRequest, CreateSessionRequest, DataKind};
 
 use crate::{
     AppState,
-    envelope::{self, ApiError},
+    envelope::{self, ApiError, ErrorEnvelope},
     request_id::RequestId,
+    views::{SaveUserBody, SavedLogin, SessionKeyQuery, UserView},
 };
-
-/// Query of `GET /wxauth/getsessionkey`.
-#[derive(Debug, Deserialize)]
-struct SessionKeyQuery {
-    appid: Option<String>,
-    code: Option<String>,
-}
-
-/// Body of `POST /wxauth/wxsmallusersave`, as the seed client sends it.
-#[derive(Debug, Deserialize)]
-struct SaveUserBody {
-    appid: Option<String>,
-    uuid: Option<String>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    #[serde(rename = "encryptedData")]
-    encrypted_data: Option<String>,
-    iv: Option<String>,
-    #[serde(rename = "rawData")]
-    raw_data: Option<String>,
-    signature: Option<String>,
-}
 
 pub(crate) fn required(field: &str, value: Option<String>) -> Result<String, ApiError> {
     value
@@ -47,6 +24,18 @@ pub(crate) fn required(field: &str, value: Option<String>) -> Result<String, Api
 
 /// `GET /wxauth/getsessionkey?appid=..&code=..`: trades a `wx.login()` code for a session
 /// id; `data` is the id.
+#[utoipa::path(get, path = "/wxauth/getsessionkey", tag = "seed", params(SessionKeyQuery),
+    description = "Trades a wx.login() code for a login session id (the \"uuid\"). Each code works once.",
+    responses(
+        (status = 200, description = "`data` is the session id", body = envelope::Envelope<String>),
+        (status = 400, description = "10001: appid or code missing or malformed", body = ErrorEnvelope),
+        (status = 401, description = "10003: WeChat rejected the code, or it was already used", body = ErrorEnvelope),
+        (status = 403, description = "10003: WeChat blocked this user (errcode 40226)", body = ErrorEnvelope),
+        (status = 404, description = "10008: appid not served here", body = ErrorEnvelope),
+        (status = 429, description = "10006: WeChat's rate limit", body = ErrorEnvelope),
+        (status = 502, description = "10005: WeChat answered unexpectedly or refused our credentials", body = ErrorEnvelope),
+        (status = 503, description = "10005: WeChat busy or slow; 10500: the login service is unavailable", body = ErrorEnvelope),
+    ))]
 pub(crate) async fn get_session_key(
     State(state): State<AppState>,
     request_id: RequestId,
@@ -64,12 +53,27 @@ pub(crate) async fn get_session_key(
         .create_session(state.upstream(message, &request_id))
         .await?
         .into_inner();
-    Ok(envelope::ok(json!(created.session_id)))
+    Ok(envelope::ok(created.session_id))
 }
 
 /// `POST /wxauth/wxsmallusersave` with JSON or a form: finishes the login with the data of
 /// `wx.getUserInfo()` (`type=userinfo`) or the legacy `getPhoneNumber` (`type=phone`);
 /// `data` holds the token and the user.
+#[utoipa::path(post, path = "/wxauth/wxsmallusersave", tag = "seed",
+    description = "Finishes a login with the encrypted data of wx.getUserInfo() or the legacy getPhoneNumber.",
+    request_body(content(
+        (SaveUserBody = "application/json"),
+        (SaveUserBody = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "the tokens and the user", body = envelope::Envelope<SavedLogin>),
+        (status = 400, description = "10001: a field is missing or malformed; 10004: the data does not decrypt or verify (log in again)", body = ErrorEnvelope),
+        (status = 401, description = "10002: unknown or expired session (log in again)", body = ErrorEnvelope),
+        (status = 404, description = "10008: appid not served here", body = ErrorEnvelope),
+        (status = 413, description = "10001: the body is too large", body = ErrorEnvelope),
+        (status = 415, description = "10001: not JSON or a form", body = ErrorEnvelope),
+        (status = 503, description = "10500: the login service is unavailable", body = ErrorEnvelope),
+    ))]
 pub(crate) async fn save_user(
     State(state): State<AppState>,
     request_id: RequestId,
@@ -101,41 +105,13 @@ pub(crate) async fn save_user(
         .await?
         .into_inner();
     let tokens = completed.tokens.unwrap_or_default();
-    Ok(envelope::ok(json!({
-        "token": tokens.access_token,
-        "expires_at": tokens.access_token_expires_at.map(|at| at.seconds),
-        "refresh_token": tokens.refresh_token,
-        "refresh_token_expires_at": tokens.refresh_token_expires_at.map(|at| at.seconds),
-        "user": completed.user.map(user_json),
-    })))
-}
-
-/// A token pair as the `/v1` routes return it (OAuth 2.0 field names).
-pub(crate) fn tokens_json(tokens: TokenPair) -> serde_json::Value {
-    json!({
-        "access_token": tokens.access_token,
-        "token_type": tokens.token_type,
-        "expires_at": tokens.access_token_expires_at.map(|at| at.seconds),
-        "refresh_token": tokens.refresh_token,
-        "refresh_token_expires_at": tokens.refresh_token_expires_at.map(|at| at.seconds),
-    })
-}
-
-/// What the mini-program may see of a user: its profile and phone, not its WeChat ids.
-pub(crate) fn user_json(user: User) -> serde_json::Value {
-    json!({
-        "user_id": user.user_id,
-        "nickname": user.nickname,
-        "avatar_url": user.avatar_url,
-        "gender": user.gender,
-        "language": user.language,
-        "city": user.city,
-        "province": user.province,
-        "country": user.country,
-        "phone_number": user.phone_number,
-        "pure_phone_number": user.pure_phone_number,
-        "phone_country_code": user.phone_country_code,
-    })
+    Ok(envelope::ok(SavedLogin {
+        token: tokens.access_token,
+        expires_at: tokens.access_token_expires_at.map(|at| at.seconds),
+        refresh_token: tokens.refresh_token,
+        refresh_token_expires_at: tokens.refresh_token_expires_at.map(|at| at.seconds),
+        user: completed.user.map(UserView::from),
+    }))
 }
 
 pub(crate) fn body_rejection(rejection: BytesRejection) -> ApiError {
@@ -194,6 +170,8 @@ pub(crate) async fn not_found() -> ApiError {
 }
 
 /// `GET /healthz`: the gateway is up (it does not call the auth-service).
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "the gateway is up", body = envelope::Envelope<Option<String>>)))]
 pub(crate) async fn healthz() -> Response {
     envelope::ok(serde_json::Value::Null)
 }

@@ -7,29 +7,17 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::Deserialize;
-use serde_json::json;
 use wxauth_proto::v1::{
     GetJwksRequest, GetMeRequest, LoginRequest, LogoutRequest, RefreshTokenRequest,
 };
 
 use crate::{
     AppState,
-    envelope::{self, ApiError},
+    envelope::{self, ApiError, Envelope, ErrorEnvelope},
     request_id::RequestId,
-    routes::{body_rejection, parse_any, required, tokens_json, user_json},
+    routes::{body_rejection, parse_any, required},
+    views::{LoginBody, RefreshBody, SilentLogin, TokenPairView, UserView},
 };
-
-#[derive(Debug, Deserialize)]
-struct LoginBody {
-    appid: Option<String>,
-    code: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RefreshBody {
-    refresh_token: Option<String>,
-}
 
 async fn body<T: serde::de::DeserializeOwned>(
     state: &AppState,
@@ -64,6 +52,17 @@ fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
 }
 
 /// `POST /v1/login` `{appid, code}`: a `wx.login()` code straight to a token pair.
+#[utoipa::path(post, path = "/v1/login", tag = "v1",
+    description = "The silent login: a wx.login() code straight to a token pair. The user is created on first login.",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "the tokens, a session for later encrypted data, and the user", body = Envelope<SilentLogin>),
+        (status = 400, description = "10001: appid or code missing or malformed", body = ErrorEnvelope),
+        (status = 401, description = "10003: WeChat rejected the code, or it was already used", body = ErrorEnvelope),
+        (status = 404, description = "10008: appid not served here", body = ErrorEnvelope),
+        (status = 429, description = "10006: WeChat's rate limit", body = ErrorEnvelope),
+        (status = 503, description = "10005: WeChat unavailable; 10500: the login service is unavailable", body = ErrorEnvelope),
+    ))]
 pub(crate) async fn login(
     State(state): State<AppState>,
     request_id: RequestId,
@@ -80,13 +79,22 @@ pub(crate) async fn login(
         .login(state.upstream(message, &request_id))
         .await?
         .into_inner();
-    let mut data = tokens_json(logged_in.tokens.unwrap_or_default());
-    data["session_id"] = json!(logged_in.session_id);
-    data["user"] = logged_in.user.map(user_json).unwrap_or_default();
-    Ok(envelope::ok(data))
+    Ok(envelope::ok(SilentLogin {
+        tokens: TokenPairView::from(logged_in.tokens.unwrap_or_default()),
+        session_id: logged_in.session_id,
+        user: logged_in.user.map(UserView::from),
+    }))
 }
 
 /// `POST /v1/token/refresh` `{refresh_token}`: a new pair; the old refresh token is used up.
+#[utoipa::path(post, path = "/v1/token/refresh", tag = "v1",
+    description = "Trades a refresh token for a new pair. Presenting a used refresh token again revokes its whole session.",
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "the new pair", body = Envelope<TokenPairView>),
+        (status = 400, description = "10001: refresh_token missing", body = ErrorEnvelope),
+        (status = 401, description = "10007: unknown, used, expired or revoked refresh token (log in again)", body = ErrorEnvelope),
+    ))]
 pub(crate) async fn refresh(
     State(state): State<AppState>,
     request_id: RequestId,
@@ -102,13 +110,21 @@ pub(crate) async fn refresh(
         .refresh_token(state.upstream(message, &request_id))
         .await?
         .into_inner();
-    Ok(envelope::ok(tokens_json(
+    Ok(envelope::ok(TokenPairView::from(
         refreshed.tokens.unwrap_or_default(),
     )))
 }
 
 /// `POST /v1/logout`, with `authorization: Bearer <access_token>` or a body
 /// `{refresh_token}`: ends the session.
+#[utoipa::path(post, path = "/v1/logout", tag = "v1",
+    description = "Ends the session: with the access token as a bearer, or with the refresh token in the body.",
+    request_body(content = RefreshBody, description = "only when no bearer token is sent"),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "the session is over", body = Envelope<Option<String>>),
+        (status = 401, description = "10007: no token, or an invalid one", body = ErrorEnvelope),
+    ))]
 pub(crate) async fn logout(
     State(state): State<AppState>,
     request_id: RequestId,
@@ -139,6 +155,12 @@ pub(crate) async fn logout(
 }
 
 /// `GET /v1/me` with `authorization: Bearer <access_token>`: the user.
+#[utoipa::path(get, path = "/v1/me", tag = "v1",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the user", body = Envelope<UserView>),
+        (status = 401, description = "10007: no token, or an invalid or expired one", body = ErrorEnvelope),
+    ))]
 pub(crate) async fn me(
     State(state): State<AppState>,
     request_id: RequestId,
@@ -153,11 +175,17 @@ pub(crate) async fn me(
         .get_me(state.upstream(message, &request_id))
         .await?
         .into_inner();
-    Ok(envelope::ok(me.user.map(user_json).unwrap_or_default()))
+    Ok(envelope::ok(me.user.map(UserView::from)))
 }
 
 /// `GET /.well-known/jwks.json`: the public keys, as a plain JWK Set (no envelope: JWKS
 /// consumers expect the standard document).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "v1",
+    description = "The public keys that verify access tokens, as a JWK Set (RFC 7517), without envelope.",
+    responses(
+        (status = 200, description = "the JWK Set", content_type = "application/jwk-set+json", body = Object),
+        (status = 503, description = "10500: the login service is unavailable", body = ErrorEnvelope),
+    ))]
 pub(crate) async fn jwks(
     State(state): State<AppState>,
     request_id: RequestId,
