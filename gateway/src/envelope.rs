@@ -131,8 +131,12 @@ impl From<tonic::Status> for ApiError {
         let Some(info) = info.filter(|info| info.domain == wxauth_proto::ERROR_DOMAIN) else {
             // No wxauth reason: the auth-service was not reached, or answered outside its
             // contract. Say which, without its text (it may be a transport's internals).
+            tracing::warn!(code = ?status.code(), "the auth-service answered without a wxauth reason");
+            // Every answer of the auth-service itself carries a reason, so `Unknown` without
+            // one is the transport's: the connection dropped mid-call (a replica stopping).
             return match status.code() {
                 tonic::Code::Unavailable
+                | tonic::Code::Unknown
                 | tonic::Code::DeadlineExceeded
                 | tonic::Code::Cancelled => Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -256,6 +260,10 @@ mod tests {
         let down = ApiError::from(tonic::Status::unavailable("tcp connect error: 127.0.0.1:1"));
         assert_eq!((down.status.as_u16(), down.code), (503, 10500));
         assert!(!down.msg.contains("127.0.0.1"));
+        let dropped = ApiError::from(tonic::Status::unknown(
+            "error reading a body from connection",
+        ));
+        assert_eq!((dropped.status.as_u16(), dropped.code), (503, 10500));
         let odd = ApiError::from(tonic::Status::internal("h2 protocol error"));
         assert_eq!((odd.status.as_u16(), odd.code), (500, 10500));
         let unknown_reason = ApiError::from(status_with("SOMETHING_NEW", None));

@@ -125,17 +125,13 @@ async fn main() -> ExitCode {
     println!("listening on {local}");
 
     let app = gateway::router(state, settings.body_limit_bytes, Arc::new(metrics));
-    let stop = async {
-        let which = signals.recv().await;
-        info!(
-            signal = which,
-            "stop signal received; finishing requests in flight"
-        );
+    // Requests in flight get `grace` to finish; past it the process stops anyway.
+    let (stop, deadline) = signals.with_grace(Duration::from_secs(settings.shutdown_grace_secs));
+    let served = tokio::select! {
+        served = axum::serve(listener, app).with_graceful_shutdown(stop).into_future() => served,
+        () = deadline => Ok(()),
     };
-    match axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-    {
+    match served {
         Ok(()) => {
             info!("stopped");
             ExitCode::SUCCESS

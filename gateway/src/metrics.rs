@@ -24,12 +24,6 @@ pub struct Route {
     pub route: String,
 }
 
-fn latency_buckets() -> Histogram {
-    Histogram::new([
-        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 16.0,
-    ])
-}
-
 /// The gateway's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -42,7 +36,7 @@ impl Metrics {
     pub fn new() -> (Self, Registry) {
         let metrics = Self {
             requests: Family::default(),
-            duration: Family::new_with_constructor(latency_buckets),
+            duration: Family::new_with_constructor(wxauth_runtime::metrics::latency_histogram),
         };
         let mut registry = Registry::with_prefix("wxauth_gateway");
         registry.register(

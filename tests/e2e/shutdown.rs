@@ -1,6 +1,6 @@
 //! Graceful shutdown: a call in flight when SIGTERM arrives completes.
 
-use wxauth_e2e::stack::{APP, Stack};
+use wxauth_e2e::stack::{APP, Options, Stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_in_flight_when_sigterm_arrives_completes() {
@@ -39,4 +39,36 @@ async fn a_login_in_flight_when_sigterm_arrives_completes() {
         gateway.success() && auth.success(),
         "gateway {gateway:?}, auth-service {auth:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_is_bounded_by_the_grace_period() {
+    let mut stack = Stack::start_with(Options {
+        wechat_timeout_ms: 10_000,
+        shutdown_grace_secs: Some(1),
+        ..Options::default()
+    })
+    .await;
+    // WeChat takes 5 s: longer than the 1 s grace.
+    stack.fault(None, 5_000, 1).await;
+    let code = stack.mint_code(APP, "o-slow-stop", None).await;
+    let exchanges = stack.exchanges().await;
+    let http = stack.http.clone();
+    let url = format!("{}/wxauth/getsessionkey", stack.gateway.url());
+    let in_flight = tokio::spawn(async move {
+        http.get(url)
+            .query(&[("appid", APP), ("code", code.as_str())])
+            .send()
+            .await
+    });
+    while stack.exchanges().await == exchanges {
+        tokio::task::yield_now().await;
+    }
+    stack.auth.send_term();
+    // Waiting on the process blocks; this runtime has a second worker for the client.
+    let exit = tokio::task::block_in_place(|| stack.auth.wait_exit());
+    assert!(exit.success(), "{exit:?}");
+    // The auth-service stopped before WeChat answered: the client gets 503, not a hang.
+    let response = in_flight.await.unwrap().expect("the gateway answered");
+    assert_eq!(response.status(), 503);
 }

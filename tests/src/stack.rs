@@ -34,6 +34,8 @@ pub struct Options {
     pub purge_interval_secs: Option<u64>,
     /// Logs as JSON (WXAUTH_LOG_FORMAT=json) instead of text.
     pub json_logs: bool,
+    /// The auth-service's WXAUTH_SHUTDOWN_GRACE_SECS, when not the default.
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 impl Default for Options {
@@ -42,6 +44,7 @@ impl Default for Options {
             wechat_timeout_ms: 5000,
             purge_interval_secs: None,
             json_logs: false,
+            shutdown_grace_secs: None,
         }
     }
 }
@@ -175,6 +178,9 @@ impl Stack {
         auth_env.push(("WXAUTH_METRICS_ADDR", "127.0.0.1:0".into()));
         if let Some(secs) = options.purge_interval_secs {
             auth_env.push(("WXAUTH_PURGE_INTERVAL_SECS", secs.to_string()));
+        }
+        if let Some(secs) = options.shutdown_grace_secs {
+            auth_env.push(("WXAUTH_SHUTDOWN_GRACE_SECS", secs.to_string()));
         }
         let log_format = if options.json_logs { "json" } else { "text" };
         auth_env.push(("WXAUTH_LOG_FORMAT", log_format.into()));

@@ -22,6 +22,30 @@ pub fn install() -> std::io::Result<Shutdown> {
 }
 
 impl Shutdown {
+    /// Splits the handlers into the two futures a server needs: `stop` completes on the
+    /// first signal (hand it to the server's graceful shutdown), `deadline` completes `grace`
+    /// after that (race the server against it, so draining is bounded).
+    pub fn with_grace(
+        self,
+        grace: std::time::Duration,
+    ) -> (
+        impl std::future::Future<Output = ()> + Send,
+        impl std::future::Future<Output = ()> + Send,
+    ) {
+        let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+        let stop = async move {
+            let which = self.recv().await;
+            tracing::info!(signal = which, grace = ?grace, "stop signal received; finishing what is in flight");
+            let _ = stopping_tx.send(true);
+        };
+        let deadline = async move {
+            let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(grace).await;
+            tracing::warn!(grace = ?grace, "still busy after the grace period; stopping anyway");
+        };
+        (stop, deadline)
+    }
+
     /// Completes on the first SIGTERM or SIGINT and says which one it was.
     pub async fn recv(mut self) -> &'static str {
         tokio::select! {

@@ -147,23 +147,11 @@ async fn main() -> ExitCode {
     println!("metrics on {metrics_local}");
     println!("listening on {local}");
 
-    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
-    let stop = async move {
-        let which = signals.recv().await;
-        info!(signal = which, grace = ?grace, "stop signal received");
-        let _ = stopping_tx.send(true);
-    };
     // Calls in flight get `grace` to finish; past it the process stops anyway.
-    let deadline = async move {
-        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
-        tokio::time::sleep(grace).await;
-    };
+    let (stop, deadline) = signals.with_grace(grace);
     let served = tokio::select! {
         served = auth_service::serve(api, health_store, metrics, listener, stop) => served,
-        () = deadline => {
-            warn!(grace = ?grace, "calls still in flight after the grace period; stopping anyway");
-            Ok(())
-        }
+        () = deadline => Ok(()),
     };
     follower.abort();
     purger.abort();

@@ -39,13 +39,6 @@ pub struct PoolLabels {
     pub state: String,
 }
 
-fn latency_buckets() -> Histogram {
-    // 1 ms to about 16 s.
-    Histogram::new([
-        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 16.0,
-    ])
-}
-
 /// The auth-service's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -61,9 +54,9 @@ impl Metrics {
     pub fn new() -> (Self, Registry) {
         let metrics = Self {
             rpc_requests: Family::default(),
-            rpc_duration: Family::new_with_constructor(latency_buckets),
+            rpc_duration: Family::new_with_constructor(wxauth_runtime::metrics::latency_histogram),
             wechat_calls: Family::default(),
-            wechat_duration: latency_buckets(),
+            wechat_duration: wxauth_runtime::metrics::latency_histogram(),
             pool_connections: Family::default(),
         };
         let mut registry = Registry::with_prefix("wxauth");

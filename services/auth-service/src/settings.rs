@@ -229,12 +229,17 @@ fn parse_apps(raw: &str) -> Result<HashMap<AppId, AppSecret>, SettingsError> {
     Ok(apps)
 }
 
-fn parse_keys(raw: &str) -> Result<Keyring, SettingsError> {
+/// Parses `kid:base64` entries of 32-byte keys separated by commas (the format of both key
+/// settings); at least one, no kid twice.
+fn parse_kid_keys(
+    setting: &'static str,
+    raw: &str,
+) -> Result<Vec<(String, [u8; 32])>, SettingsError> {
     let malformed = |rule: &str| SettingsError::Malformed {
-        setting: "WXAUTH_SESSION_KEY_KEYS",
+        setting,
         rule: rule.to_owned(),
     };
-    let mut keys = Vec::new();
+    let mut keys: Vec<(String, [u8; 32])> = Vec::new();
     for pair in raw
         .split(',')
         .map(str::trim)
@@ -263,47 +268,24 @@ fn parse_keys(raw: &str) -> Result<Keyring, SettingsError> {
         }
         keys.push((kid.to_owned(), key));
     }
-    Keyring::new(keys).ok_or_else(|| malformed("no key is listed"))
-}
-
-fn parse_signing_keys(raw: &str) -> Result<Vec<KeyPair>, SettingsError> {
-    let malformed = |rule: &str| SettingsError::Malformed {
-        setting: "WXAUTH_TOKEN_SIGNING_KEYS",
-        rule: rule.to_owned(),
-    };
-    let mut keys: Vec<KeyPair> = Vec::new();
-    for pair in raw
-        .split(',')
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty())
-    {
-        let (kid, seed) = pair
-            .split_once(':')
-            .ok_or_else(|| malformed("each entry must be kid:base64"))?;
-        let kid_ok = !kid.is_empty()
-            && kid.len() <= 32
-            && kid
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !kid_ok {
-            return Err(malformed(
-                "a kid must be 1 to 32 letters, digits, '-' or '_'",
-            ));
-        }
-        let seed: [u8; 32] = STANDARD
-            .decode(seed)
-            .ok()
-            .and_then(|bytes| bytes.try_into().ok())
-            .ok_or_else(|| malformed("each key must be a 32-byte seed, base64-encoded"))?;
-        if keys.iter().any(|key| key.kid() == kid) {
-            return Err(malformed("a kid is listed twice"));
-        }
-        keys.push(KeyPair::from_seed(kid, &seed));
-    }
     if keys.is_empty() {
         return Err(malformed("no key is listed"));
     }
     Ok(keys)
+}
+
+fn parse_keys(raw: &str) -> Result<Keyring, SettingsError> {
+    Keyring::new(parse_kid_keys("WXAUTH_SESSION_KEY_KEYS", raw)?).ok_or(SettingsError::Missing {
+        setting: "WXAUTH_SESSION_KEY_KEYS",
+        hint: "no key is listed",
+    })
+}
+
+fn parse_signing_keys(raw: &str) -> Result<Vec<KeyPair>, SettingsError> {
+    Ok(parse_kid_keys("WXAUTH_TOKEN_SIGNING_KEYS", raw)?
+        .into_iter()
+        .map(|(kid, seed)| KeyPair::from_seed(kid, &seed))
+        .collect())
 }
 
 impl Settings {
