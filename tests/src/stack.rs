@@ -277,13 +277,11 @@ impl Stack {
 
 /// A gRPC channel to an auth-service process.
 pub async fn channel_to(auth: &Proc) -> Channel {
-    {
-        tonic::transport::Endpoint::from_shared(auth.url())
-            .expect("the address is a valid uri")
-            .connect()
-            .await
-            .expect("the auth-service accepts gRPC connections")
-    }
+    tonic::transport::Endpoint::from_shared(auth.url())
+        .expect("the address is a valid uri")
+        .connect()
+        .await
+        .expect("the auth-service accepts gRPC connections")
 }
 
 impl Stack {
