@@ -97,16 +97,6 @@ async fn main() -> ExitCode {
     let local = listener
         .local_addr()
         .map_or(settings.http_addr, |addr| addr);
-    let metrics_listener = match TcpListener::bind(settings.metrics_addr).await {
-        Ok(listener) => listener,
-        Err(err) => {
-            error!(addr = %settings.metrics_addr, error = %err, "cannot listen for metrics");
-            return ExitCode::from(69);
-        }
-    };
-    let metrics_local = metrics_listener
-        .local_addr()
-        .map_or(settings.metrics_addr, |addr| addr);
     let (metrics, registry) = gateway::metrics::Metrics::new();
     info!(auth = %settings.auth_grpc_url, "gateway starting");
     let signals = match wxauth_runtime::signal::install() {
@@ -116,11 +106,14 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tokio::spawn(wxauth_runtime::metrics::serve(
-        metrics_listener,
-        Arc::new(registry),
-        std::future::pending(),
-    ));
+    let metrics_local = match wxauth_runtime::metrics::start(settings.metrics_addr, registry).await
+    {
+        Ok(addr) => addr,
+        Err(err) => {
+            error!(addr = %settings.metrics_addr, error = %err, "cannot listen for metrics");
+            return ExitCode::from(69);
+        }
+    };
     println!("metrics on {metrics_local}");
     println!("listening on {local}");
 

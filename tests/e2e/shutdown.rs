@@ -1,12 +1,15 @@
 //! Graceful shutdown: a call in flight when SIGTERM arrives completes.
 
+use tokio::task::JoinHandle;
 use wxauth_e2e::stack::{APP, Options, Stack};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_login_in_flight_when_sigterm_arrives_completes() {
-    let mut stack = Stack::start().await;
-    // WeChat answers slowly, so the login is still in flight when the signals arrive.
-    stack.fault(None, 1_500, 1).await;
+/// Starts a login that WeChat answers after `wechat_delay_ms`, and returns once it is in
+/// flight: it has reached WeChat (the simulator counts it).
+async fn login_in_flight(
+    stack: &Stack,
+    wechat_delay_ms: u64,
+) -> JoinHandle<reqwest::Result<reqwest::Response>> {
+    stack.fault(None, wechat_delay_ms, 1).await;
     let code = stack.mint_code(APP, "o-inflight", None).await;
     let exchanges = stack.exchanges().await;
     let http = stack.http.clone();
@@ -17,10 +20,17 @@ async fn a_login_in_flight_when_sigterm_arrives_completes() {
             .send()
             .await
     });
-    // The call is in flight once it has reached WeChat (the simulator counts it).
     while stack.exchanges().await == exchanges {
         tokio::task::yield_now().await;
     }
+    in_flight
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_in_flight_when_sigterm_arrives_completes() {
+    let mut stack = Stack::start().await;
+    // WeChat answers slowly, so the login is still in flight when the signals arrive.
+    let in_flight = login_in_flight(&stack, 1_500).await;
     stack.gateway.send_term();
     stack.auth.send_term();
 
@@ -31,10 +41,9 @@ async fn a_login_in_flight_when_sigterm_arrives_completes() {
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["code"], 10000, "{body}");
+    // Waiting on the processes blocks; this runtime has a second worker for the client.
     let (gateway, auth) =
-        tokio::task::spawn_blocking(move || (stack.gateway.wait_exit(), stack.auth.wait_exit()))
-            .await
-            .unwrap();
+        tokio::task::block_in_place(|| (stack.gateway.wait_exit(), stack.auth.wait_exit()));
     assert!(
         gateway.success() && auth.success(),
         "gateway {gateway:?}, auth-service {auth:?}"
@@ -50,20 +59,7 @@ async fn draining_is_bounded_by_the_grace_period() {
     })
     .await;
     // WeChat takes 5 s: longer than the 1 s grace.
-    stack.fault(None, 5_000, 1).await;
-    let code = stack.mint_code(APP, "o-slow-stop", None).await;
-    let exchanges = stack.exchanges().await;
-    let http = stack.http.clone();
-    let url = format!("{}/wxauth/getsessionkey", stack.gateway.url());
-    let in_flight = tokio::spawn(async move {
-        http.get(url)
-            .query(&[("appid", APP), ("code", code.as_str())])
-            .send()
-            .await
-    });
-    while stack.exchanges().await == exchanges {
-        tokio::task::yield_now().await;
-    }
+    let in_flight = login_in_flight(&stack, 5_000).await;
     stack.auth.send_term();
     // Waiting on the process blocks; this runtime has a second worker for the client.
     let exit = tokio::task::block_in_place(|| stack.auth.wait_exit());

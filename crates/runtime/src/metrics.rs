@@ -28,6 +28,18 @@ async fn scrape(State(registry): State<Arc<Registry>>) -> impl IntoResponse {
     }
 }
 
+/// Binds `addr` and serves `registry` there for the rest of the process's life; returns the
+/// address really bound (port 0 picks a free one).
+pub async fn start(
+    addr: std::net::SocketAddr,
+    registry: Registry,
+) -> std::io::Result<std::net::SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tokio::spawn(serve(listener, Arc::new(registry), std::future::pending()));
+    Ok(local)
+}
+
 /// Serves `registry` at `/metrics` on `listener` until `shutdown`.
 pub async fn serve(
     listener: TcpListener,

@@ -95,16 +95,6 @@ async fn main() -> ExitCode {
         }
     };
     let local = listener.local_addr().map_or(config.grpc_addr, |addr| addr);
-    let metrics_listener = match TcpListener::bind(config.metrics_addr).await {
-        Ok(listener) => listener,
-        Err(err) => {
-            error!(addr = %config.metrics_addr, error = %err, "cannot listen for metrics");
-            return ExitCode::from(EXIT_UNAVAILABLE);
-        }
-    };
-    let metrics_local = metrics_listener
-        .local_addr()
-        .map_or(config.metrics_addr, |addr| addr);
     let policy: Policy = config.policy;
     info!(apps = config.apps.len(), wechat = %config.wechat_api_base, callers = ?config.callers, "auth-service starting");
     let store = PgStore::new(pool.clone());
@@ -139,11 +129,13 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tokio::spawn(wxauth_runtime::metrics::serve(
-        metrics_listener,
-        Arc::new(registry),
-        std::future::pending(),
-    ));
+    let metrics_local = match wxauth_runtime::metrics::start(config.metrics_addr, registry).await {
+        Ok(addr) => addr,
+        Err(err) => {
+            error!(addr = %config.metrics_addr, error = %err, "cannot listen for metrics");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
     println!("metrics on {metrics_local}");
     println!("listening on {local}");
 
