@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::Parser;
 use tokio::net::TcpListener;
 use tracing::{error, info};
 use wxauth_runtime::{config, logging};
@@ -59,21 +59,7 @@ struct Settings {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let command = Settings::command();
-    let args = match config::fold_file_into_args(
-        &command,
-        std::env::args_os().collect(),
-        "GATEWAY_CONFIG",
-        |name| std::env::var_os(name),
-    ) {
-        Ok(args) => args,
-        Err(err) => {
-            eprintln!("gateway: invalid settings: {err}");
-            return ExitCode::from(64);
-        }
-    };
-    let settings = Settings::from_arg_matches(&command.get_matches_from(args))
-        .unwrap_or_else(|err| err.exit());
+    let settings: Settings = config::parse("gateway", "GATEWAY_CONFIG");
     logging::init(settings.log_format, "info,h2=warn,tower=warn,hyper=warn");
 
     let state = match gateway::AppState::connect_lazy(
@@ -138,6 +124,8 @@ async fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
 
     #[test]

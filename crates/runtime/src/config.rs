@@ -122,6 +122,21 @@ pub fn fold_file_into_args(
     Ok(folded)
 }
 
+/// Parses a binary's settings from the real command line, environment and config file
+/// (`--config`, else `$file_env`). A malformed file ends the process with exit code 64 and a
+/// message naming it; malformed flags end it with clap's message.
+pub fn parse<S: clap::Parser>(program: &str, file_env: &str) -> S {
+    let command = S::command();
+    let args = fold_file_into_args(&command, std::env::args_os().collect(), file_env, |name| {
+        std::env::var_os(name)
+    })
+    .unwrap_or_else(|err| {
+        eprintln!("{program}: invalid settings: {err}");
+        std::process::exit(64);
+    });
+    S::from_arg_matches(&command.get_matches_from(args)).unwrap_or_else(|err| err.exit())
+}
+
 fn config_path(args: &[OsString]) -> Option<PathBuf> {
     let mut iter = args.iter().filter_map(|arg| arg.to_str());
     while let Some(arg) = iter.next() {

@@ -11,7 +11,6 @@ use auth_service::{
     store::{MIGRATOR, PgStore},
     transport::AuthApi,
 };
-use clap::{CommandFactory, FromArgMatches};
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
@@ -23,29 +22,9 @@ const EXIT_CONFIG: u8 = 64;
 /// Exit code for a dependency that is not there (sysexits' EX_UNAVAILABLE).
 const EXIT_UNAVAILABLE: u8 = 69;
 
-/// Parses the settings: the command line, the environment and the config file, in that order
-/// of precedence. Exits with clap's message (or ours, for the file) when they are malformed.
-fn parse_settings() -> Settings {
-    let command = Settings::command();
-    let args = match config::fold_file_into_args(
-        &command,
-        std::env::args_os().collect(),
-        "WXAUTH_CONFIG",
-        |name| std::env::var_os(name),
-    ) {
-        Ok(args) => args,
-        Err(err) => {
-            eprintln!("auth-service: invalid settings: {err}");
-            std::process::exit(i32::from(EXIT_CONFIG));
-        }
-    };
-    let matches = command.get_matches_from(args);
-    Settings::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = parse_settings();
+    let settings: Settings = config::parse("auth-service", "WXAUTH_CONFIG");
     logging::init(
         settings.log_format,
         "info,sqlx=warn,h2=warn,tower=warn,hyper=warn",
