@@ -18,22 +18,20 @@ use axum::{
     routing::{get, post},
 };
 use tonic::{
-    metadata::AsciiMetadataValue,
+    service::interceptor::InterceptedService,
     transport::{Channel, Endpoint},
 };
-use wxauth_proto::{REQUEST_ID_HEADER, v1::auth_service_client::AuthServiceClient};
+use wxauth_proto::{
+    REQUEST_ID_HEADER, v1::auth_service_client::AuthServiceClient, wire::CallerKey,
+};
 
 pub use request_id::RequestId;
-
-/// The metadata key of the gateway's own caller key.
-const CALLER_KEY_HEADER: &str = "x-wxauth-caller-key";
 
 /// What every handler shares: the auth-service client (a cheap clone over one connection)
 /// and the gateway's caller key, the one secret it holds (it grants only the `login` scope).
 #[derive(Clone)]
 pub struct AppState {
-    auth: AuthServiceClient<Channel>,
-    caller_key: AsciiMetadataValue,
+    auth: AuthServiceClient<InterceptedService<Channel, CallerKey>>,
 }
 
 /// Why the gateway could not be set up.
@@ -58,26 +56,22 @@ impl AppState {
         let channel = Endpoint::from_shared(url.to_owned())
             .map_err(|_| SetupError::AuthUrl)?
             .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
             .timeout(timeout)
             .connect_lazy();
-        let mut caller_key: AsciiMetadataValue =
-            caller_key.parse().map_err(|_| SetupError::CallerKey)?;
-        caller_key.set_sensitive(true);
+        let caller_key = CallerKey::new(caller_key).map_err(|_| SetupError::CallerKey)?;
         Ok(Self {
-            auth: AuthServiceClient::new(channel),
-            caller_key,
+            auth: AuthServiceClient::with_interceptor(channel, caller_key),
         })
     }
 
-    /// A gRPC request to the auth-service, carrying the request id and the caller key.
+    /// A gRPC request to the auth-service, carrying the request id (the interceptor adds
+    /// the caller key).
     fn upstream<T>(&self, message: T, request_id: &RequestId) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         if let Ok(value) = request_id.0.parse() {
             request.metadata_mut().insert(REQUEST_ID_HEADER, value);
         }
-        request
-            .metadata_mut()
-            .insert(CALLER_KEY_HEADER, self.caller_key.clone());
         request
     }
 }

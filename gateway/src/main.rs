@@ -60,7 +60,7 @@ struct Settings {
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings: Settings = config::parse("gateway", "GATEWAY_CONFIG");
-    logging::init(settings.log_format, "info,h2=warn,tower=warn,hyper=warn");
+    let _flush_logs = logging::init(settings.log_format, "info,h2=warn,tower=warn,hyper=warn");
 
     let state = match gateway::AppState::connect_lazy(
         &settings.auth_grpc_url,
@@ -107,7 +107,7 @@ async fn main() -> ExitCode {
     // Requests in flight get `grace` to finish; past it the process stops anyway.
     let (stop, deadline) = signals.with_grace(Duration::from_secs(settings.shutdown_grace_secs));
     let served = tokio::select! {
-        served = axum::serve(listener, app).with_graceful_shutdown(stop).into_future() => served,
+        served = wxauth_runtime::http::serve(listener, app, stop) => served,
         () = deadline => Ok(()),
     };
     match served {

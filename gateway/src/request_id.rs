@@ -11,7 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use tracing::{Instrument, info, info_span};
-use wxauth_proto::REQUEST_ID_HEADER;
+use wxauth_proto::wire::{REQUEST_ID_HEADER, acceptable_request_id, new_request_id};
 
 use crate::{envelope::ApiError, metrics::Metrics};
 
@@ -27,24 +27,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
             .extensions
             .get::<RequestId>()
             .cloned()
-            .unwrap_or_else(|| RequestId(new_id())))
+            .unwrap_or_else(|| RequestId(new_request_id())))
     }
-}
-
-fn new_id() -> String {
-    let mut bytes = [0u8; 8];
-    match getrandom::fill(&mut bytes) {
-        Ok(()) => hex::encode(bytes),
-        Err(_) => "none".to_owned(),
-    }
-}
-
-fn acceptable(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// The middleware: assigns the id, opens the span, logs and counts the outcome.
@@ -62,8 +46,8 @@ pub(crate) async fn middleware(
         .headers()
         .get(REQUEST_ID_HEADER)
         .and_then(|value| value.to_str().ok())
-        .filter(|id| acceptable(id))
-        .map_or_else(new_id, str::to_owned);
+        .filter(|id| acceptable_request_id(id))
+        .map_or_else(new_request_id, str::to_owned);
     request.extensions_mut().insert(RequestId(id.clone()));
     let span = info_span!("http", request_id = %id, method = %request.method(), path = %request.uri().path());
     async move {

@@ -31,10 +31,13 @@ pg_as_owner() {
   fi
 }
 
-# pg_start_private DIR [persist]: makes (unless it exists) and starts a cluster in DIR on a
-# free port, and exports DATABASE_URL for it. Sets PG_PRIVATE_DIR for pg_stop_private.
+# pg_start_private DIR: makes (unless it exists) and starts a cluster in DIR on a free port,
+# and exports DATABASE_URL for it. Sets PG_PRIVATE_DIR for pg_stop_private. Tests trade
+# durability for speed (no fsync); with PG_DURABLE=1 the cluster flushes every commit to
+# disk as a production server does (the benchmark measures that).
 pg_start_private() {
-  local dir=$1 bindir port
+  local dir=$1 bindir port durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ "${PG_DURABLE:-}" != 1 ] || durability=""
   bindir=$(pg_bindir) || return 1
   mkdir -p "$dir"
   if [ "$(id -u)" = 0 ]; then
@@ -53,7 +56,7 @@ pg_start_private() {
   fi
   port=$(free_port)
   pg_as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $durability -c max_connections=300" \
     start >/dev/null || {
     cat "$dir/postgres.log" >&2
     return 1

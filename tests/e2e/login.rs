@@ -281,7 +281,7 @@ async fn several_apps_are_served_and_keep_their_users_apart() {
 
 #[tokio::test]
 async fn no_secret_reaches_a_log_a_client_or_the_gateway() {
-    let stack = Stack::start().await;
+    let mut stack = Stack::start().await;
     let mut bodies: Vec<Value> = Vec::new();
 
     let data = stack
@@ -333,6 +333,10 @@ async fn no_secret_reaches_a_log_a_client_or_the_gateway() {
     );
     let session_key = stack.session_key(APP, "o-leak").await;
 
+    // Stopped, every process has written all its log lines.
+    for proc in [&mut stack.gateway, &mut stack.auth, &mut stack.sim] {
+        assert!(proc.terminate().success());
+    }
     let logs = stack.logs();
     let clients: String = bodies.iter().map(Value::to_string).collect();
     let mut secrets = stack.secrets.clone();

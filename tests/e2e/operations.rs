@@ -1,8 +1,11 @@
 //! What an operator relies on: metrics, request ids in every log line, JSON logs, settings
 //! from a config file.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use wxauth_e2e::{
+    eventually,
     process::{Proc, run_to_exit},
     random_hex,
     stack::{APP, Options, Stack, envelope},
@@ -101,10 +104,15 @@ async fn a_request_id_follows_the_request_into_every_json_log_line() {
     assert_eq!(response.headers()["x-request-id"], request_id.as_str());
     assert_eq!(envelope(response).await.0, 200);
 
-    for (name, log) in [
-        ("auth-service", stack.auth.log()),
-        ("gateway", stack.gateway.log()),
-    ] {
+    for (name, proc) in [("auth-service", &stack.auth), ("gateway", &stack.gateway)] {
+        // A log line is written by the process's log thread a moment after the event.
+        eventually(
+            &format!("{name} logs the request"),
+            Duration::from_secs(5),
+            || async { proc.log().contains(&request_id) },
+        )
+        .await;
+        let log = proc.log();
         let lines: Vec<Value> = log
             .lines()
             .map(|line| {

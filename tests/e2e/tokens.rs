@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tonic::Code;
 use tonic_types::StatusExt;
-use wxauth_e2e::stack::{APP, APP2, Client, SIGNING_KID, Stack, envelope};
+use wxauth_e2e::stack::{APP, APP2, Client, Options, SIGNING_KID, Stack, envelope};
 use wxauth_proto::v1::{RevokeUserSessionsRequest, ValidateTokenRequest};
 use wxauth_token::{Claims, Jwks, KeyPair, Verifier};
 
@@ -292,7 +292,8 @@ async fn forged_expired_wrong_key_wrong_app_and_revoked_tokens_are_refused() {
         );
     }
 
-    // Revoked: logout through the gateway, then the same token is refused.
+    // Revoked: logout through the gateway, then the same token is refused, although it was
+    // verified (and remembered) above.
     let (status, _) = post(
         &stack,
         "/v1/logout",
@@ -405,4 +406,57 @@ async fn jwks(stack: &Stack) -> Jwks {
 fn base64_url(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// ValidateToken remembers verified tokens; one that expires while remembered is refused from
+/// the second of its expiry on, and never answered as valid after it.
+#[tokio::test]
+async fn a_remembered_token_is_refused_once_it_expires() {
+    let stack = Stack::start_with(Options {
+        access_ttl_secs: Some(2),
+        ..Options::default()
+    })
+    .await;
+    let login = stack.v1_login(APP, "o-short").await;
+    let token = login["access_token"].as_str().unwrap();
+    let exp = login["expires_at"].as_i64().unwrap();
+    let mut service = stack.grpc_as(Some(&stack.keys.service)).await;
+    let unix_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let mut accepted = 0;
+    loop {
+        let sent = unix_now();
+        match validate(&mut service, token, APP).await {
+            Ok(_) => {
+                assert!(
+                    sent < exp,
+                    "accepted a token sent at {sent}, expired at {exp}"
+                );
+                accepted += 1;
+            }
+            Err(refusal) => {
+                assert_eq!(refusal, (Code::Unauthenticated, "TOKEN_EXPIRED".to_owned()));
+                assert!(unix_now() >= exp, "refused as expired before its expiry");
+                break;
+            }
+        }
+        assert!(
+            unix_now() <= exp + 5,
+            "still accepted long after its expiry"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        accepted > 1,
+        "the token was validated (and remembered) before it expired"
+    );
+    assert_eq!(
+        validate(&mut service, token, APP).await,
+        refused("TOKEN_EXPIRED"),
+        "and stays refused"
+    );
 }

@@ -65,7 +65,18 @@ impl Proc {
 
     /// Starts binary `bin` as `name` (its log file's name), for several of one binary.
     pub fn spawn_named(bin: &str, name: &str, envs: &[(&str, String)], log_dir: &Path) -> Self {
-        let bin = bin_dir().join(bin);
+        Self::spawn_from(&bin_dir(), bin, name, envs, log_dir)
+    }
+
+    /// Starts binary `bin` of the build in `dir` as `name`: a benchmark runs two builds.
+    pub fn spawn_from(
+        dir: &Path,
+        bin: &str,
+        name: &str,
+        envs: &[(&str, String)],
+        log_dir: &Path,
+    ) -> Self {
+        let bin = dir.join(bin);
         assert!(
             bin.exists(),
             "{} is missing: build the binaries first (cargo build --workspace --bins), or run scripts/test",

@@ -5,12 +5,9 @@ use std::path::PathBuf;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tonic::{
-    metadata::AsciiMetadataValue,
-    service::{Interceptor, interceptor::InterceptedService},
-    transport::Channel,
-};
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
 use wxauth_proto::v1::auth_service_client::AuthServiceClient;
+pub use wxauth_proto::wire::CallerKey;
 use wxauth_token::KeyPair;
 
 use crate::{db::TestDb, process::Proc, random_hex};
@@ -36,6 +33,8 @@ pub struct Options {
     pub json_logs: bool,
     /// The auth-service's WXAUTH_SHUTDOWN_GRACE_SECS, when not the default.
     pub shutdown_grace_secs: Option<u64>,
+    /// The auth-service's WXAUTH_ACCESS_TTL_SECS, when not the default.
+    pub access_ttl_secs: Option<u64>,
 }
 
 impl Default for Options {
@@ -45,6 +44,7 @@ impl Default for Options {
             purge_interval_secs: None,
             json_logs: false,
             shutdown_grace_secs: None,
+            access_ttl_secs: None,
         }
     }
 }
@@ -58,24 +58,6 @@ pub struct CallerKeys {
     pub service: String,
     /// An operator's (`admin` and `validate` scopes).
     pub ops: String,
-}
-
-/// Puts a caller key on every call, as an internal service's client does.
-#[derive(Clone)]
-pub struct CallerKey(Option<AsciiMetadataValue>);
-
-impl Interceptor for CallerKey {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(key) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("x-wxauth-caller-key", key.clone());
-        }
-        Ok(request)
-    }
 }
 
 /// An auth-service client that presents a caller key.
@@ -182,6 +164,9 @@ impl Stack {
         if let Some(secs) = options.shutdown_grace_secs {
             auth_env.push(("WXAUTH_SHUTDOWN_GRACE_SECS", secs.to_string()));
         }
+        if let Some(secs) = options.access_ttl_secs {
+            auth_env.push(("WXAUTH_ACCESS_TTL_SECS", secs.to_string()));
+        }
         let log_format = if options.json_logs { "json" } else { "text" };
         auth_env.push(("WXAUTH_LOG_FORMAT", log_format.into()));
         let auth = Proc::spawn("auth-service", &auth_env, &dir);
@@ -260,8 +245,10 @@ impl Stack {
 
     /// A client of a given auth-service process, presenting `key`.
     pub async fn grpc_to(&self, auth: &Proc, key: Option<&str>) -> Client {
-        let key = key.map(|key| key.parse().expect("caller keys are ascii"));
-        AuthServiceClient::with_interceptor(channel_to(auth).await, CallerKey(key))
+        let key = key.map_or_else(CallerKey::none, |key| {
+            CallerKey::new(key).expect("caller keys are ascii")
+        });
+        AuthServiceClient::with_interceptor(channel_to(auth).await, key)
     }
 
     /// Signs `claims` with the stack's own signing key, as the auth-service would.
@@ -279,6 +266,7 @@ impl Stack {
 pub async fn channel_to(auth: &Proc) -> Channel {
     tonic::transport::Endpoint::from_shared(auth.url())
         .expect("the address is a valid uri")
+        .tcp_nodelay(true)
         .connect()
         .await
         .expect("the auth-service accepts gRPC connections")

@@ -30,12 +30,7 @@ use std::{
 };
 
 use tokio::sync::{Mutex, RwLock};
-use tonic::{
-    Status,
-    metadata::AsciiMetadataValue,
-    service::{Interceptor, interceptor::InterceptedService},
-    transport::Channel,
-};
+use tonic::{Status, service::interceptor::InterceptedService, transport::Channel};
 use wxauth_proto::v1::{
     GetJwksRequest, ValidateTokenRequest, auth_service_client::AuthServiceClient,
 };
@@ -100,23 +95,8 @@ impl AuthFailure {
     }
 }
 
-/// Why an authenticator could not be built.
-#[derive(Debug, thiserror::Error)]
-#[error("the caller key must be printable ASCII")]
-pub struct BadCallerKey;
-
-/// Puts the service's caller key on every call to the auth-service.
-#[derive(Clone)]
-struct CallerKey(AsciiMetadataValue);
-
-impl Interceptor for CallerKey {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("x-wxauth-caller-key", self.0.clone());
-        Ok(request)
-    }
-}
+pub use wxauth_proto::wire::BadCallerKey;
+use wxauth_proto::wire::CallerKey;
 
 struct Inner {
     client: AuthServiceClient<InterceptedService<Channel, CallerKey>>,
@@ -143,11 +123,10 @@ impl Authenticator {
     /// with the `validate` scope). Nothing is fetched until the first token arrives, so a
     /// service can start before the auth-service.
     pub fn new(channel: Channel, caller_key: &str, mode: Mode) -> Result<Self, BadCallerKey> {
-        let mut key: AsciiMetadataValue = caller_key.parse().map_err(|_| BadCallerKey)?;
-        key.set_sensitive(true);
+        let key = CallerKey::new(caller_key)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                client: AuthServiceClient::with_interceptor(channel, CallerKey(key)),
+                client: AuthServiceClient::with_interceptor(channel, key),
                 mode,
                 verifier: RwLock::new(None),
                 last_fetch: Mutex::new(None),

@@ -2,9 +2,11 @@
 //! - [`signal`]: SIGTERM/SIGINT handlers installed before the address is printed;
 //! - [`logging`]: `tracing` to stderr, human-readable or JSON (`--log-format`);
 //! - [`metrics`]: a Prometheus `/metrics` endpoint on an address of its own;
-//! - [`config`]: settings from a TOML file, under flags and environment variables.
+//! - [`config`]: settings from a TOML file, under flags and environment variables;
+//! - [`http`]: serving HTTP with the socket options every server needs.
 
 pub mod config;
+pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod signal;

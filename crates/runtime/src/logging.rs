@@ -1,6 +1,15 @@
 //! Logs: `tracing` events to stderr (stdout carries only the `... on <addr>` lines).
+//!
+//! Lines are written by a thread of their own through a buffer, so a request never waits on
+//! a `write(2)` to stderr, and under load many lines leave in one write. The channel to that
+//! thread blocks when full instead of dropping lines: a log that silently loses lines cannot
+//! be trusted in an incident.
 
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+
+/// Lines waiting for the writer thread before a request logging one more waits for it.
+const BUFFERED_LINES: usize = 4096;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -11,13 +20,27 @@ pub enum LogFormat {
     Json,
 }
 
+/// Flushes what is still buffered when dropped: keep it alive until `main` returns.
+#[must_use = "dropping the guard stops the log writer"]
+#[derive(Debug)]
+pub struct Flush(#[allow(dead_code)] WorkerGuard);
+
 /// Installs the global subscriber. `RUST_LOG` overrides `default_filter`.
-pub fn init(format: LogFormat, default_filter: &str) {
+pub fn init(format: LogFormat, default_filter: &str) -> Flush {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let (writer, guard) = NonBlockingBuilder::default()
+        // Room for bursts; the default (128,000 lines) preallocates megabytes.
+        .buffered_lines_limit(BUFFERED_LINES)
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -28,4 +51,5 @@ pub fn init(format: LogFormat, default_filter: &str) {
             .with_span_list(false)
             .init(),
     }
+    Flush(guard)
 }

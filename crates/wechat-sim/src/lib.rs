@@ -16,9 +16,11 @@
 //! - Faults: answer the next calls with a chosen errcode, or slowly.
 
 mod crypto;
+mod miniprogram;
 mod routes;
 mod state;
 
+pub use miniprogram::{MiniProgramError, SignedUserInfo, Watermark};
 pub use routes::router;
 pub use state::{App, Sim};
 

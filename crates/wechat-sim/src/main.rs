@@ -53,11 +53,11 @@ async fn main() -> std::process::ExitCode {
         }
     };
     println!("listening on {local}");
-    let served = axum::serve(listener, wechat_sim::router(wechat_sim::Sim::new(apps)))
-        .with_graceful_shutdown(async {
-            signals.recv().await;
-        })
-        .await;
+    let app = wechat_sim::router(wechat_sim::Sim::new(apps));
+    let served = wxauth_runtime::http::serve(listener, app, async {
+        signals.recv().await;
+    })
+    .await;
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::{
     crypto,
+    miniprogram::{self, MiniProgramError, Watermark},
     state::{CODE_TTL, Fault, Sim},
 };
 
@@ -145,61 +146,22 @@ struct UserInfoRequest {
     timestamp: Option<i64>,
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs() as i64)
-        .unwrap_or_default()
-}
-
 /// `wx.getUserInfo()`: the profile encrypted under the user's current session_key, plus
 /// rawData and its signature.
 async fn user_info(State(sim): State<Sim>, Json(req): Json<UserInfoRequest>) -> Response {
-    let state = sim.lock();
-    let Some(session_key) = state
-        .session_keys
-        .get(&(req.appid.clone(), req.openid.clone()))
-    else {
-        return sim_error(
-            StatusCode::NOT_FOUND,
-            "no session_key: exchange a code first",
-        );
+    let watermark = Watermark {
+        appid: req.watermark_appid,
+        timestamp: req.timestamp,
     };
-    let unionid = state
-        .codes
-        .values()
-        .find(|code| code.appid == req.appid && code.openid == req.openid)
-        .and_then(|code| code.unionid.clone());
-
-    let raw_data = Value::Object(req.profile.clone()).to_string();
-    let mut plaintext = serde_json::Map::new();
-    plaintext.insert("openId".into(), Value::String(req.openid.clone()));
-    plaintext.extend(req.profile);
-    if let Some(unionid) = unionid {
-        plaintext.insert("unionId".into(), Value::String(unionid));
+    match sim.user_info(&req.appid, &req.openid, req.profile, watermark) {
+        Ok(signed) => Json(signed).into_response(),
+        Err(err @ MiniProgramError::NoSession) => {
+            sim_error(StatusCode::NOT_FOUND, &err.to_string())
+        }
+        Err(err @ MiniProgramError::BadKey) => {
+            sim_error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string())
+        }
     }
-    plaintext.insert(
-        "watermark".into(),
-        json!({
-            "timestamp": req.timestamp.unwrap_or_else(unix_now),
-            "appid": req.watermark_appid.unwrap_or(req.appid),
-        }),
-    );
-    let Some((encrypted_data, iv)) =
-        crypto::encrypt(session_key, Value::Object(plaintext).to_string().as_bytes())
-    else {
-        return sim_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "stored session_key is not 16 bytes",
-        );
-    };
-    Json(json!({
-        "encryptedData": encrypted_data,
-        "iv": iv,
-        "rawData": raw_data,
-        "signature": crypto::sign(&raw_data, session_key),
-    }))
-    .into_response()
 }
 
 #[derive(Deserialize)]
@@ -230,7 +192,7 @@ async fn phone(State(sim): State<Sim>, Json(req): Json<PhoneRequest>) -> Respons
         "phoneNumber": req.phone_number,
         "purePhoneNumber": req.pure_phone_number,
         "countryCode": req.country_code,
-        "watermark": { "timestamp": unix_now(), "appid": req.watermark_appid.unwrap_or(req.appid) },
+        "watermark": { "timestamp": miniprogram::unix_now(), "appid": req.watermark_appid.unwrap_or(req.appid) },
     });
     let Some((encrypted_data, iv)) = crypto::encrypt(session_key, plaintext.to_string().as_bytes())
     else {

@@ -11,6 +11,9 @@ use crate::crypto;
 /// How long a `wx.login()` code stays valid at WeChat.
 pub(crate) const CODE_TTL: Duration = Duration::from_secs(5 * 60);
 
+/// How many codes are minted between two sweeps of the expired ones.
+const SWEEP_EVERY: usize = 4096;
+
 /// WeChat's per-user limit on `jscode2session`: about 100 calls a minute.
 pub(crate) const USER_CALLS_PER_MINUTE: usize = 100;
 
@@ -48,6 +51,10 @@ pub(crate) struct Fault {
 pub(crate) struct State {
     pub(crate) apps: HashMap<String, String>,
     pub(crate) codes: HashMap<String, Code>,
+    /// Codes minted since expired ones were last dropped.
+    pub(crate) mints_since_sweep: usize,
+    /// The unionid of each user of an app bound to an Open Platform account.
+    pub(crate) unionids: HashMap<(String, String), String>,
     /// One live session_key per (appid, openid), as WeChat keeps it.
     pub(crate) session_keys: HashMap<(String, String), String>,
     /// When each user's recent exchanges happened, for 45011.
@@ -93,6 +100,18 @@ impl State {
         unionid: Option<String>,
         high_risk: bool,
     ) -> String {
+        self.mints_since_sweep += 1;
+        if self.mints_since_sweep >= SWEEP_EVERY {
+            // WeChat forgets expired codes; so does the simulator, so a long load test does
+            // not grow it without bound. A forgotten code answers 40029, as an expired one.
+            self.mints_since_sweep = 0;
+            self.codes
+                .retain(|_, code| code.minted.elapsed() <= CODE_TTL);
+        }
+        if let Some(unionid) = &unionid {
+            self.unionids
+                .insert((appid.to_owned(), openid.to_owned()), unionid.clone());
+        }
         let code = hex::encode(crypto::random_bytes::<16>());
         self.codes.insert(
             code.clone(),

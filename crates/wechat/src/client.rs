@@ -43,11 +43,24 @@ pub enum WeChatError {
     },
 }
 
+/// Why a client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The configured base is not a URL.
+    #[error("the wechat api base is not a url")]
+    Base,
+    /// The HTTP client could not be set up (no TLS roots, say).
+    #[error("the http client cannot be built")]
+    Http(#[source] reqwest::Error),
+}
+
 /// A client for WeChat's server API, cheap to clone (one connection pool inside).
 #[derive(Debug, Clone)]
 pub struct WeChatClient {
     http: reqwest::Client,
-    base: String,
+    /// `{base}/sns/jscode2session`, parsed once: parsing a URL (IDNA included) on every call
+    /// costs more than the rest of building the request.
+    jscode2session: reqwest::Url,
     timeout: Duration,
 }
 
@@ -68,17 +81,23 @@ struct RawCode2Session {
 impl WeChatClient {
     /// Builds a client for `base` (`https://api.weixin.qq.com`, or the simulator), with an
     /// overall `timeout` per call and a shorter connect timeout.
-    pub fn new(base: &str, timeout: Duration) -> Result<Self, WeChatError> {
+    pub fn new(base: &str, timeout: Duration) -> Result<Self, BuildError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(3)))
             .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
             .user_agent(concat!("wxauth/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|err| WeChatError::Unreachable(err.without_url()))?;
+            .map_err(|err| BuildError::Http(err.without_url()))?;
+        let jscode2session = reqwest::Url::parse(&format!(
+            "{}/sns/jscode2session",
+            base.trim_end_matches('/')
+        ))
+        .map_err(|_| BuildError::Base)?;
         Ok(Self {
             http,
-            base: base.trim_end_matches('/').to_owned(),
+            jscode2session,
             timeout,
         })
     }
@@ -95,7 +114,7 @@ impl WeChatClient {
     ) -> Result<Code2Session, WeChatError> {
         let response = self
             .http
-            .get(format!("{}/sns/jscode2session", self.base))
+            .get(self.jscode2session.clone())
             .query(&[
                 ("appid", appid.as_str()),
                 ("secret", secret.expose()),

@@ -10,6 +10,6 @@ pub mod crypto;
 mod errcode;
 mod types;
 
-pub use client::{Code2Session, WeChatClient, WeChatError};
+pub use client::{BuildError, Code2Session, WeChatClient, WeChatError};
 pub use errcode::Errcode;
 pub use types::{AppId, AppSecret, InvalidValue, JsCode, SessionKey};

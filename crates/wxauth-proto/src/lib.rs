@@ -24,5 +24,6 @@ pub const ERROR_DOMAIN: &str = "wxauth";
 /// The `google.rpc.ErrorInfo.metadata` key under which a WeChat errcode travels.
 pub const WECHAT_ERRCODE_KEY: &str = "wechat_errcode";
 
-/// The gRPC metadata key that carries the request id from the gateway to the auth-service.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub mod wire;
+
+pub use wire::REQUEST_ID_HEADER;

@@ -51,7 +51,7 @@ pub async fn serve(
         .layer(authenticator.layer())
         .add_service(WhoAmIServer::new(WhoAmIService))
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
         )
         .await

@@ -33,7 +33,9 @@ async fn main() -> ExitCode {
         eprintln!("whoami: AUTH_GRPC_URL must be an http:// or https:// URL");
         return ExitCode::from(64);
     };
-    let Ok(authenticator) = Authenticator::new(endpoint.connect_lazy(), &caller_key, mode) else {
+    let Ok(authenticator) =
+        Authenticator::new(endpoint.tcp_nodelay(true).connect_lazy(), &caller_key, mode)
+    else {
         eprintln!("whoami: AUTH_CALLER_KEY must be printable ASCII");
         return ExitCode::from(64);
     };

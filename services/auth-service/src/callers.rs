@@ -17,9 +17,6 @@ use subtle::ConstantTimeEq;
 
 use crate::error::AuthError;
 
-/// The metadata key a caller puts its key in.
-pub const CALLER_KEY_HEADER: &str = "x-wxauth-caller-key";
-
 /// What a caller key allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {

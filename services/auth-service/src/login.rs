@@ -13,14 +13,17 @@ use crate::{
     profile::UserUpdate,
     revocation::Revocations,
     secrets::{self, Keyring},
-    store::{IssuedLogin, NewRefresh, NewSession, PgStore, RefreshOutcome, UserRow},
+    store::{IssuedLogin, NewRefresh, NewSession, PgStore, RefreshOutcome, SessionRow, UserRow},
     tokens::TokenKeys,
+    verified::VerifiedTokens,
 };
 
 /// Prefix of session ids handed to mini-programs.
 pub const SESSION_PREFIX: &str = "wxs_";
 /// Prefix of refresh tokens.
 pub const REFRESH_PREFIX: &str = "wxrt_";
+/// How many sessions a replica remembers between their creation and completion.
+const SESSIONS_REMEMBERED: u64 = 10_000;
 /// The longest id or token accepted: session ids and refresh tokens are under 50
 /// characters, access tokens (JWTs) about 500.
 const MAX_BEARER_LEN: usize = 4096;
@@ -120,6 +123,8 @@ pub struct LoginDeps {
     pub metrics: Arc<Metrics>,
     /// Session and watermark rules.
     pub policy: Policy,
+    /// How many verified access tokens ValidateToken remembers (0: none).
+    pub verified_tokens: u64,
 }
 
 /// The login service: the flows over their ports.
@@ -133,6 +138,10 @@ pub struct Login {
     revocations: Arc<Revocations>,
     metrics: Arc<Metrics>,
     policy: Policy,
+    /// Sessions this replica created, by id digest, so completing one usually needs no
+    /// read: the write that completes it checks in the database that it is still live.
+    sessions: moka::sync::Cache<Vec<u8>, Arc<SessionRow>>,
+    verified: Arc<VerifiedTokens>,
 }
 
 fn unix_now() -> i64 {
@@ -169,7 +178,14 @@ impl Login {
             tokens: Arc::new(deps.tokens),
             revocations: deps.revocations,
             metrics: deps.metrics,
+            sessions: moka::sync::Cache::builder()
+                .max_capacity(SESSIONS_REMEMBERED)
+                .time_to_live(std::time::Duration::from_secs(
+                    u64::try_from(deps.policy.session_ttl_secs).unwrap_or(0),
+                ))
+                .build(),
             policy: deps.policy,
+            verified: Arc::new(VerifiedTokens::new(deps.verified_tokens)),
         }
     }
 
@@ -205,7 +221,10 @@ impl Login {
             unionid: exchanged.unionid.clone(),
             ..UserUpdate::default()
         };
-        let login = self.issue_login(&appid, &exchanged.openid, &update).await?;
+        let session_hash = secrets::digest(&session.session_id);
+        let login = self
+            .issue_login(&session_hash, &appid, &exchanged.openid, &update)
+            .await?;
         info!(%appid, user_id = login.user.user_id, "silent login completed");
         Ok(SilentLogin { login, session })
     }
@@ -260,6 +279,15 @@ impl Login {
             })
             .await
             .map_err(AuthError::from)?;
+        self.sessions.insert(
+            id_hash,
+            Arc::new(SessionRow {
+                appid: appid.as_str().to_owned(),
+                openid: exchanged.openid.clone(),
+                unionid: exchanged.unionid.clone(),
+                sealed_key,
+            }),
+        );
         info!(%appid, has_unionid = exchanged.unionid.is_some(), "session created");
         let session = CreatedSession {
             session_id,
@@ -269,9 +297,11 @@ impl Login {
         Ok((appid, exchanged, session))
     }
 
-    /// Stores the user and starts a session family with a token pair.
+    /// Stores the user and starts a session family with a token pair, if the login session
+    /// is still live.
     async fn issue_login(
         &self,
+        session_hash: &[u8],
         appid: &AppId,
         openid: &str,
         update: &UserUpdate,
@@ -280,6 +310,7 @@ impl Login {
         let issued = self
             .store
             .complete_login(
+                session_hash,
                 appid.as_str(),
                 openid,
                 update,
@@ -289,7 +320,8 @@ impl Login {
                 },
             )
             .await
-            .map_err(AuthError::from)?;
+            .map_err(AuthError::from)?
+            .ok_or(AuthError::SessionNotFound)?;
         self.pair(issued, refresh_token)
     }
 
@@ -333,18 +365,66 @@ impl Login {
         }
 
         let id_hash = secrets::digest(session_id);
-        let session = self
+        let (session, cached) = match self.sessions.get(&id_hash) {
+            Some(session) => (session, true),
+            None => (
+                Arc::new(
+                    self.store
+                        .find_session(&id_hash)
+                        .await
+                        .map_err(AuthError::from)?
+                        .ok_or(AuthError::SessionNotFound)?,
+                ),
+                false,
+            ),
+        };
+        if session.appid != appid.as_str() {
+            return Err(AuthError::SessionNotFound);
+        }
+        match self.complete_in(&req, &appid, &id_hash, &session).await {
+            // A remembered session may have been replaced by a newer login on another
+            // replica since: its key no longer opens the data, and the answer must be "log in
+            // again", as the database would have said.
+            Err(AuthError::DecryptionFailed | AuthError::SignatureMismatch)
+                if cached && !self.session_live(&id_hash).await? =>
+            {
+                self.sessions.invalidate(&id_hash);
+                Err(AuthError::SessionNotFound)
+            }
+            Err(AuthError::SessionNotFound) => {
+                self.sessions.invalidate(&id_hash);
+                Err(AuthError::SessionNotFound)
+            }
+            Ok(completed) => {
+                self.sessions.invalidate(&id_hash);
+                info!(%appid, user_id = completed.user.user_id, kind = ?req.kind, "login completed");
+                Ok(completed)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn session_live(&self, id_hash: &[u8]) -> Result<bool, AuthError> {
+        Ok(self
             .store
-            .find_session(&id_hash)
+            .find_session(id_hash)
             .await
             .map_err(AuthError::from)?
-            .filter(|session| session.appid == appid.as_str())
-            .ok_or(AuthError::SessionNotFound)?;
+            .is_some())
+    }
+
+    async fn complete_in(
+        &self,
+        req: &CompleteRequest<'_>,
+        appid: &AppId,
+        id_hash: &[u8],
+        session: &SessionRow,
+    ) -> Result<CompletedLogin, AuthError> {
         let opened = self
             .keyring
             .open(
                 &session.sealed_key,
-                &seal_context(&id_hash, &session.appid, &session.openid),
+                &seal_context(id_hash, &session.appid, &session.openid),
             )
             .map_err(AuthError::internal)?;
         let session_key = SessionKey::new(String::from_utf8(opened).map_err(AuthError::internal)?);
@@ -363,21 +443,19 @@ impl Login {
                     &session_key,
                     req.encrypted_data,
                     req.iv,
-                    &appid,
+                    appid,
                     &session.openid,
                     freshness,
                 )?,
-                session.unionid,
+                session.unionid.clone(),
             ),
             DataKind::Phone => UserUpdate::from_phone(
-                crypto::decrypt_phone(&session_key, req.encrypted_data, req.iv, &appid, freshness)?,
-                session.unionid,
+                crypto::decrypt_phone(&session_key, req.encrypted_data, req.iv, appid, freshness)?,
+                session.unionid.clone(),
             ),
         };
-
-        let completed = self.issue_login(&appid, &session.openid, &update).await?;
-        info!(%appid, user_id = completed.user.user_id, kind = ?req.kind, "login completed");
-        Ok(completed)
+        self.issue_login(id_hash, appid, &session.openid, &update)
+            .await
     }
 
     /// Trades a refresh token for a new pair; a reused one revokes its family.
@@ -450,13 +528,12 @@ impl Login {
 
     /// Who an access token belongs to: signature, expiry, audience and revocation. The
     /// database is asked only while the revocation cache is not connected.
-    pub async fn validate(&self, raw_token: &str, appid: &str) -> Result<Claims, AuthError> {
+    pub async fn validate(&self, raw_token: &str, appid: &str) -> Result<Arc<Claims>, AuthError> {
         let token = bearer("token", raw_token)?;
         let audience = (!appid.is_empty()).then_some(appid);
         let claims = self
-            .tokens
-            .verifier()
-            .verify(token, unix_now(), audience)
+            .verified
+            .verify(self.tokens.verifier(), token, unix_now(), audience)
             .map_err(|err| match err {
                 TokenError::Expired => AuthError::TokenExpired,
                 _ => AuthError::TokenInvalid,

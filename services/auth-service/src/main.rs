@@ -8,10 +8,10 @@ use auth_service::{
     metrics::Metrics,
     revocation::{self, Revocations},
     settings::Settings,
-    store::{MIGRATOR, PgStore},
+    store::{PgStore, Pool},
     transport::AuthApi,
 };
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::PgConnectOptions;
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 use wxauth_runtime::{config, logging};
@@ -25,7 +25,7 @@ const EXIT_UNAVAILABLE: u8 = 69;
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings: Settings = config::parse("auth-service", "WXAUTH_CONFIG");
-    logging::init(
+    let _flush_logs = logging::init(
         settings.log_format,
         "info,sqlx=warn,h2=warn,tower=warn,hyper=warn",
     );
@@ -42,20 +42,20 @@ async fn main() -> ExitCode {
         );
     }
 
-    let pool = match PgPoolOptions::new()
-        .max_connections(config.db_max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(config.database_url())
-        .await
-    {
-        Ok(pool) => pool,
-        Err(err) => {
-            error!(error = %err, "cannot connect to the database");
-            return ExitCode::from(EXIT_UNAVAILABLE);
+    let options = match config.database_url().parse::<PgConnectOptions>() {
+        Ok(options) => options,
+        Err(_) => {
+            error!("invalid settings: DATABASE_URL is not a postgres:// URL");
+            return ExitCode::from(EXIT_CONFIG);
         }
     };
-    if let Err(err) = MIGRATOR.run(&pool).await {
-        error!(error = %err, "cannot apply database migrations");
+    let store = PgStore::new(Pool::new(options, config.db_max_connections as usize));
+    if let Err(err) = store.ping().await {
+        error!(error = %error_chain(&err), "cannot connect to the database");
+        return ExitCode::from(EXIT_UNAVAILABLE);
+    }
+    if let Err(err) = store.migrate().await {
+        error!(error = %error_chain(&err), "cannot apply database migrations");
         return ExitCode::from(EXIT_UNAVAILABLE);
     }
 
@@ -76,7 +76,6 @@ async fn main() -> ExitCode {
     let local = listener.local_addr().map_or(config.grpc_addr, |addr| addr);
     let policy: Policy = config.policy;
     info!(apps = config.apps.len(), wechat = %config.wechat_api_base, callers = ?config.callers, "auth-service starting");
-    let store = PgStore::new(pool.clone());
     let (metrics, registry) = Metrics::new();
     let metrics = Arc::new(metrics);
     let revocations = Revocations::new(Duration::from_secs(
@@ -89,6 +88,7 @@ async fn main() -> ExitCode {
         500,
     ));
     let health_store = store.clone();
+    let closing_store = store.clone();
     let login = Login::new(LoginDeps {
         apps: config.apps,
         wechat,
@@ -98,6 +98,7 @@ async fn main() -> ExitCode {
         revocations,
         metrics: metrics.clone(),
         policy,
+        verified_tokens: config.token_cache_entries,
     });
     let api = AuthApi::new(login, config.callers, metrics.clone());
     let grace = config.shutdown_grace;
@@ -126,7 +127,7 @@ async fn main() -> ExitCode {
     };
     follower.abort();
     purger.abort();
-    pool.close().await;
+    closing_store.close();
     match served {
         Ok(()) => {
             info!("stopped");
@@ -137,4 +138,16 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes, for a log line.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

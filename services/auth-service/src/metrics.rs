@@ -119,8 +119,9 @@ impl Metrics {
     }
 
     /// Records the pool's state.
-    pub fn pool(&self, size: u32, idle: usize) {
+    pub fn pool(&self, size: usize, idle: usize) {
         let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
         self.pool_connections
             .get_or_create(&PoolLabels {
                 state: "idle".into(),
@@ -130,6 +131,6 @@ impl Metrics {
             .get_or_create(&PoolLabels {
                 state: "in_use".into(),
             })
-            .set(i64::from(size) - idle);
+            .set(size - idle);
     }
 }

@@ -16,10 +16,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sqlx::postgres::PgListener;
 use tracing::{info, warn};
 
-use crate::store::{PgStore, REVOKED_CHANNEL};
+use crate::store::{PgStore, StoreError};
 
 /// The revoked families a replica knows of.
 #[derive(Debug)]
@@ -103,22 +102,14 @@ async fn listen_once(
     store: &PgStore,
     revocations: &Revocations,
     window_secs: i64,
-) -> Result<(), sqlx::Error> {
-    let mut listener = PgListener::connect_with(store.pool()).await?;
-    listener.listen(REVOKED_CHANNEL).await?;
-    let recent = store
-        .recently_revoked(window_secs)
-        .await
-        .map_err(|err| err.0)?;
+) -> Result<(), StoreError> {
+    let mut feed = store.listen_revocations().await?;
+    let recent = store.recently_revoked(window_secs).await?;
     revocations.reload(recent);
     revocations.set_live(true);
     info!("revocation listener connected");
-    // try_recv answers None when the connection drops; the caller then reloads.
-    while let Some(notification) = listener.try_recv().await? {
-        match notification.payload().parse() {
-            Ok(family_id) => revocations.insert(family_id),
-            Err(_) => warn!("ignoring a malformed revocation notification"),
-        }
+    while let Some(family_id) = feed.next().await? {
+        revocations.insert(family_id);
     }
     Ok(())
 }

@@ -101,6 +101,11 @@ pub struct Settings {
     )]
     pub callers: String,
 
+    /// How many verified access tokens ValidateToken keeps, so a token presented again skips
+    /// the signature check (revocation is still checked on every call); 0 turns it off.
+    #[arg(long, env = "WXAUTH_TOKEN_CACHE_ENTRIES", default_value_t = 10_000)]
+    pub token_cache_entries: u64,
+
     /// The oldest WeChat watermark accepted on encrypted data, in seconds.
     #[arg(long, env = "WXAUTH_WATERMARK_MAX_AGE_SECS", default_value_t = 24 * 3600)]
     pub watermark_max_age_secs: u32,
@@ -174,6 +179,8 @@ pub struct Config {
     pub callers: Callers,
     /// Pool size.
     pub db_max_connections: u32,
+    /// How many verified access tokens are remembered.
+    pub token_cache_entries: u64,
     /// How long calls in flight may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
     /// How often expired rows are purged.
@@ -406,6 +413,7 @@ impl Settings {
             throwaway_token_keys,
             callers,
             db_max_connections: self.db_max_connections.max(1),
+            token_cache_entries: self.token_cache_entries,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             purge_interval: Duration::from_secs(self.purge_interval_secs.max(1)),
         })

@@ -7,7 +7,7 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{Instrument, error, info, info_span};
 use wxauth_proto::{
-    ERROR_DOMAIN, REQUEST_ID_HEADER, WECHAT_ERRCODE_KEY,
+    ERROR_DOMAIN, WECHAT_ERRCODE_KEY,
     prost_types::Timestamp,
     v1::{
         self, CompleteLoginRequest, CompleteLoginResponse, CreateSessionRequest,
@@ -17,10 +17,11 @@ use wxauth_proto::{
         RevokeUserSessionsResponse, ValidateTokenRequest, ValidateTokenResponse,
         auth_service_server::AuthService,
     },
+    wire::{CALLER_KEY_HEADER, REQUEST_ID_HEADER, acceptable_request_id, new_request_id},
 };
 
 use crate::{
-    callers::{CALLER_KEY_HEADER, Callers, Scope},
+    callers::{Callers, Scope},
     error::AuthError,
     login::{CompleteRequest, DataKind, Login, TokenPair},
     metrics::Metrics,
@@ -167,17 +168,8 @@ fn request_id<T>(request: &Request<T>) -> String {
         .metadata()
         .get(REQUEST_ID_HEADER)
         .and_then(|value| value.to_str().ok())
-        .filter(|id| {
-            !id.is_empty()
-                && id.len() <= 64
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        })
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            crate::secrets::random_bytes::<8>().map_or_else(|_| "none".to_owned(), hex::encode)
-        })
+        .filter(|id| acceptable_request_id(id))
+        .map_or_else(new_request_id, str::to_owned)
 }
 
 fn timestamp(unix_seconds: i64) -> Option<Timestamp> {
@@ -371,13 +363,13 @@ impl AuthService for AuthApi {
             |req| async move {
                 let claims = self.login.validate(&req.token, &req.appid).await?;
                 Ok(ValidateTokenResponse {
-                    user_id: claims.sub,
-                    appid: claims.aud,
-                    openid: claims.openid,
-                    unionid: claims.unionid.unwrap_or_default(),
+                    user_id: claims.sub.clone(),
+                    appid: claims.aud.clone(),
+                    openid: claims.openid.clone(),
+                    unionid: claims.unionid.clone().unwrap_or_default(),
                     expires_at: timestamp(claims.exp),
-                    session_id: claims.sid,
-                    token_id: claims.jti,
+                    session_id: claims.sid.clone(),
+                    token_id: claims.jti.clone(),
                 })
             },
         )

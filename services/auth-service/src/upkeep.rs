@@ -21,7 +21,8 @@ const PING_TIMEOUT: Duration = Duration::from_secs(2);
 pub async fn report_health(store: PgStore, health: HealthReporter, metrics: Arc<Metrics>) {
     let mut serving = true;
     loop {
-        metrics.pool(store.pool().size(), store.pool().num_idle());
+        let (size, idle) = store.pool_status();
+        metrics.pool(size, idle);
         let answered = matches!(
             tokio::time::timeout(PING_TIMEOUT, store.ping()).await,
             Ok(Ok(()))

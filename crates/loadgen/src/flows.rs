@@ -1,0 +1,128 @@
+//! The seed's login as a mini-program does it: `wx.login()`, `GET /wxauth/getsessionkey`,
+//! `wx.getUserInfo()`, `POST /wxauth/wxsmallusersave`. Each flow is a new user with a fresh
+//! code and a profile encrypted under that user's session_key.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use serde_json::{Value, json};
+use wechat_sim::{Sim, Watermark};
+
+use crate::system::APP;
+
+/// What one flow needs.
+#[derive(Clone)]
+pub struct Flow {
+    /// The fake WeChat.
+    pub sim: Sim,
+    /// A keep-alive HTTP client.
+    pub http: reqwest::Client,
+    /// `http://<gateway>`.
+    pub gateway: String,
+    /// Makes openids unique across runs.
+    pub tag: String,
+    /// Counts flows for unique openids.
+    pub counter: Arc<AtomicU64>,
+}
+
+fn profile() -> serde_json::Map<String, Value> {
+    let Value::Object(profile) = json!({
+        "nickName": "Bench",
+        "gender": 1,
+        "language": "zh_CN",
+        "city": "Guangzhou",
+        "province": "Guangdong",
+        "country": "CN",
+        "avatarUrl": "https://thirdwx.qlogo.cn/mmopen/vi_32/bench/132",
+    }) else {
+        unreachable!("a json object literal")
+    };
+    profile
+}
+
+impl Flow {
+    /// One whole login; true when both calls answered 10000.
+    pub async fn run(self) -> bool {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let openid = format!("o-{}-{n}", self.tag);
+        let code = self
+            .sim
+            .mint_code(APP, &openid, Some(format!("u-{}-{n}", self.tag)));
+        let Some(session) = self
+            .envelope(
+                self.http
+                    .get(format!("{}/wxauth/getsessionkey", self.gateway))
+                    .query(&[("appid", APP), ("code", &code)]),
+            )
+            .await
+        else {
+            return false;
+        };
+        let Some(uuid) = session.as_str() else {
+            return false;
+        };
+        let Ok(info) = self
+            .sim
+            .user_info(APP, &openid, profile(), Watermark::default())
+        else {
+            return false;
+        };
+        let body = json!({
+            "appid": APP,
+            "uuid": uuid,
+            "type": "userinfo",
+            "encryptedData": info.encrypted_data,
+            "iv": info.iv,
+            "rawData": info.raw_data,
+            "signature": info.signature,
+        });
+        let saved = self
+            .envelope(
+                self.http
+                    .post(format!("{}/wxauth/wxsmallusersave", self.gateway))
+                    .json(&body),
+            )
+            .await;
+        saved.is_some_and(|data| data["token"].as_str().is_some_and(|t| !t.is_empty()))
+    }
+
+    /// The `data` of a 10000 envelope.
+    async fn envelope(&self, request: reqwest::RequestBuilder) -> Option<Value> {
+        let answer: Value = request.send().await.ok()?.json().await.ok()?;
+        (answer["code"] == 10000).then(|| answer["data"].clone())
+    }
+}
+
+/// Logs in `count` users with `POST /v1/login` and returns their access tokens.
+pub async fn access_tokens(
+    sim: &Sim,
+    http: &reqwest::Client,
+    gateway: &str,
+    tag: &str,
+    count: usize,
+) -> Vec<String> {
+    let mut tokens = Vec::with_capacity(count);
+    for n in 0..count {
+        let code = sim.mint_code(APP, &format!("o-{tag}-{n}"), None);
+        let answer: Option<Value> = async {
+            http.post(format!("{gateway}/v1/login"))
+                .json(&json!({ "appid": APP, "code": code }))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()
+        }
+        .await;
+        if let Some(token) = answer
+            .as_ref()
+            .and_then(|answer| answer["data"]["access_token"].as_str())
+        {
+            tokens.push(token.to_owned());
+        }
+    }
+    tokens
+}

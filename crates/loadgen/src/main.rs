@@ -1,0 +1,377 @@
+//! `loadgen`: the benchmark of `scripts/bench`. Prints markdown tables.
+//!
+//! ```text
+//! loadgen --build main=target/bench/main --build change=target/release --pg-pid 1234
+//! ```
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, atomic::AtomicU64},
+    time::Duration,
+};
+
+use clap::Parser;
+use wxauth_e2e::{process::Proc, random_hex};
+use wxauth_loadgen::{
+    flows::{self, Flow},
+    load::{self, Run},
+    memory,
+    procfs::{Target, rss},
+    stats::ms,
+    system::{Build, BuildDir, FakeWeChat},
+    validate::{self, Echo, Validate},
+};
+
+/// Closed-loop load on one or two builds of wxauth, side by side.
+#[derive(Debug, Parser)]
+struct Args {
+    /// A build to measure, as NAME=DIR (DIR holds its release binaries); give two to compare
+    /// them in one run. The last one is compared with the first.
+    #[arg(long = "build", required = true)]
+    builds: Vec<BuildDir>,
+    /// Concurrent mini-programs in each login run.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    clients: Vec<usize>,
+    /// Seconds measured per run.
+    #[arg(long, default_value_t = 8)]
+    seconds: u64,
+    /// Seconds of load before each run is measured.
+    #[arg(long, default_value_t = 2)]
+    warmup_seconds: u64,
+    /// The PostgreSQL postmaster's pid, to count the server's CPU per flow.
+    #[arg(long)]
+    pg_pid: Option<u32>,
+    /// Concurrent ValidateToken callers.
+    #[arg(long, default_value_t = 64)]
+    callers: usize,
+    /// HTTP/2 connections the callers share.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Distinct access tokens the callers present.
+    #[arg(long, default_value_t = 256)]
+    tokens: usize,
+    /// Idle connections opened to each service for the memory figure.
+    #[arg(long, default_value_t = 1000)]
+    idle_connections: usize,
+    /// The echo server binary (default: `grpc-echo` beside this one).
+    #[arg(long)]
+    echo: Option<PathBuf>,
+    /// How many times each run is repeated (builds alternating); the median is shown.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Which parts to run: `memory`, `flows`, `validate`.
+    #[arg(long, value_delimiter = ',', default_value = "memory,flows,validate")]
+    phases: Vec<String>,
+    /// Where the services' logs go.
+    #[arg(long, default_value = "target/bench/logs")]
+    log_dir: PathBuf,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    std::fs::create_dir_all(&args.log_dir).expect("the log folder can be made");
+    let wechat = FakeWeChat::start().await.expect("the fake wechat listens");
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(1024)
+        .build()
+        .expect("an http client");
+
+    let mut builds = Vec::new();
+    for build in &args.builds {
+        builds.push(Build::start(&build.name, &build.dir, &wechat, &args.log_dir).await);
+    }
+    let wanted = |phase: &str| args.phases.iter().any(|p| p == phase);
+    if wanted("memory") {
+        memory_table(&args, &builds).await;
+    }
+    if wanted("flows") {
+        flow_table(&args, &builds, &wechat, &http).await;
+    }
+    if wanted("validate") {
+        validate_table(&args, &builds, &wechat, &http).await;
+    }
+    println!("\nlogs: {}", args.log_dir.display());
+}
+
+fn mb(bytes: Option<u64>) -> String {
+    bytes.map_or("n/a".into(), |bytes| {
+        format!("{:.1}", bytes as f64 / 1024.0 / 1024.0)
+    })
+}
+
+async fn memory_table(args: &Args, builds: &[Build]) {
+    println!(
+        "\n### Resident memory (MB), idle and with {} open connections\n",
+        args.idle_connections
+    );
+    println!("| build | service | idle | with connections |");
+    println!("| --- | --- | ---: | ---: |");
+    for build in builds {
+        let idle = rss(build.gateway.pid());
+        let held = memory::http1(build.gateway.addr, args.idle_connections).await;
+        let loaded = rss(build.gateway.pid());
+        println!(
+            "| {} | gateway | {} | {}{} |",
+            build.name,
+            mb(idle),
+            mb(loaded),
+            held.err()
+                .map(|err| format!(" (failed: {err})"))
+                .unwrap_or_default()
+        );
+        let idle = rss(build.auth.pid());
+        let held = memory::grpc(&build.auth.url(), args.idle_connections).await;
+        let loaded = rss(build.auth.pid());
+        println!(
+            "| {} | auth-service | {} | {}{} |",
+            build.name,
+            mb(idle),
+            mb(loaded),
+            held.err()
+                .map(|err| format!(" (failed: {err})"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+/// The run with the median rate, and the lowest and highest rates, of `runs`.
+fn median(mut runs: Vec<Run>) -> (Run, f64, f64) {
+    runs.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+    let (low, high) = (runs[0].rate(), runs[runs.len() - 1].rate());
+    let middle = runs.swap_remove(runs.len() / 2);
+    (middle, low, high)
+}
+
+async fn flow_table(args: &Args, builds: &[Build], wechat: &FakeWeChat, http: &reqwest::Client) {
+    println!(
+        "\n### Login flows (GET getsessionkey + POST wxsmallusersave), median of {} runs of {} s after {} s warm-up, builds alternating\n",
+        args.rounds, args.seconds, args.warmup_seconds
+    );
+    println!(
+        "| clients | build | flows/s | (range) | errors | p50 ms | p99 ms | p99.9 ms | CPU ms/flow: gateway | auth-service | postgres | load generator |"
+    );
+    println!(
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    let mut ratios = Vec::new();
+    for &clients in &args.clients {
+        let mut runs: Vec<Vec<Run>> = builds.iter().map(|_| Vec::new()).collect();
+        for _ in 0..args.rounds.max(1) {
+            for (build, runs) in builds.iter().zip(&mut runs) {
+                runs.push(flow_run(args, build, wechat, http, clients).await);
+            }
+        }
+        let mut medians = Vec::new();
+        for (build, runs) in builds.iter().zip(runs) {
+            let (run, low, high) = median(runs);
+            print_flow_row(
+                clients,
+                &build.name,
+                &run,
+                (low, high),
+                args.pg_pid.is_some(),
+            );
+            medians.push(run.rate());
+        }
+        ratios.push((
+            clients,
+            medians[medians.len() - 1] / medians[0].max(f64::MIN_POSITIVE),
+        ));
+    }
+    if builds.len() > 1 {
+        println!();
+        for (clients, ratio) in ratios {
+            println!(
+                "- {clients} clients: median flows/s of {} / {} = **{ratio:.2}x**",
+                builds[builds.len() - 1].name,
+                builds[0].name,
+            );
+        }
+    }
+}
+
+async fn flow_run(
+    args: &Args,
+    build: &Build,
+    wechat: &FakeWeChat,
+    http: &reqwest::Client,
+    clients: usize,
+) -> Run {
+    let targets = [
+        Target::Process(build.gateway.pid()),
+        Target::Process(build.auth.pid()),
+        args.pg_pid.map_or(Target::Nothing, Target::Postgres),
+        Target::Process(std::process::id()),
+    ];
+    let flow = Flow {
+        sim: wechat.sim.clone(),
+        http: http.clone(),
+        gateway: build.gateway.url(),
+        tag: format!("{}-{clients}-{}", build.name, random_hex(4)),
+        counter: Arc::new(AtomicU64::new(0)),
+    };
+    load::closed_loop(
+        clients,
+        Duration::from_secs(args.warmup_seconds),
+        Duration::from_secs(args.seconds),
+        &targets,
+        move |_, _| flow.clone().run(),
+    )
+    .await
+}
+
+fn print_flow_row(clients: usize, build: &str, run: &Run, range: (f64, f64), with_pg: bool) {
+    println!(
+        "| {clients} | {build} | {:.0} | {:.0}-{:.0} | {} | {} | {} | {} | {:.3} | {:.3} | {} | {:.3} |",
+        run.rate(),
+        range.0,
+        range.1,
+        run.errors,
+        ms(run.latencies.quantile(0.5)),
+        ms(run.latencies.quantile(0.99)),
+        ms(run.latencies.quantile(0.999)),
+        run.cpu_ms_per_call(0),
+        run.cpu_ms_per_call(1),
+        if with_pg {
+            format!("{:.3}", run.cpu_ms_per_call(2))
+        } else {
+            "n/a".into()
+        },
+        run.cpu_ms_per_call(3)
+    );
+}
+
+async fn validate_table(
+    args: &Args,
+    builds: &[Build],
+    wechat: &FakeWeChat,
+    http: &reqwest::Client,
+) {
+    println!(
+        "\n### ValidateToken beside a bare tonic echo server: {} callers over {} HTTP/2 connections, {} tokens, median of {} runs of {} s\n",
+        args.callers, args.connections, args.tokens, args.rounds, args.seconds
+    );
+    println!(
+        "| target | calls/s | (range) | errors | p50 ms | p99 ms | p99.9 ms | CPU ms/call (server) | vs echo |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let echo_bin = args.echo.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .expect("the driver knows its path")
+            .with_file_name("grpc-echo")
+    });
+    let echo = Proc::spawn_from(
+        echo_bin.parent().expect("a folder"),
+        echo_bin
+            .file_name()
+            .and_then(|name| name.to_str())
+            .expect("a file name"),
+        "grpc-echo",
+        &[],
+        &args.log_dir,
+    );
+    let mut targets: Vec<(String, u32, CallTarget)> = Vec::new();
+    for build in builds {
+        let tokens = flows::access_tokens(
+            &wechat.sim,
+            http,
+            &build.gateway.url(),
+            &format!("v-{}-{}", build.name, random_hex(4)),
+            args.tokens,
+        )
+        .await;
+        assert!(!tokens.is_empty(), "{}: no login succeeded", build.name);
+        let tokens = Arc::new(tokens);
+        if targets.is_empty() {
+            // The echo server gets requests of the same size.
+            let channels = validate::connections(&echo.url(), args.connections)
+                .await
+                .expect("the echo server accepts connections");
+            targets.push((
+                "echo".into(),
+                echo.pid(),
+                CallTarget::Echo(Echo {
+                    channels: Arc::new(channels),
+                    tokens: tokens.clone(),
+                }),
+            ));
+        }
+        let channels = validate::connections(&build.auth.url(), args.connections)
+            .await
+            .expect("the auth-service accepts connections");
+        targets.push((
+            build.name.clone(),
+            build.auth.pid(),
+            CallTarget::Validate(Validate {
+                channels: Arc::new(channels),
+                tokens,
+                key: build.service_key.parse().expect("caller keys are ascii"),
+            }),
+        ));
+    }
+    let (warmup, window) = (
+        Duration::from_secs(args.warmup_seconds),
+        Duration::from_secs(args.seconds),
+    );
+    let mut runs: Vec<Vec<Run>> = targets.iter().map(|_| Vec::new()).collect();
+    for _ in 0..args.rounds.max(1) {
+        for ((_, pid, target), runs) in targets.iter().zip(&mut runs) {
+            let target = target.clone();
+            runs.push(
+                load::closed_loop(
+                    args.callers,
+                    warmup,
+                    window,
+                    &[Target::Process(*pid)],
+                    move |caller, iteration| target.clone().call(caller, iteration),
+                )
+                .await,
+            );
+        }
+    }
+    let mut echo_rate = 0.0;
+    for ((name, _, _), runs) in targets.iter().zip(runs) {
+        let (run, low, high) = median(runs);
+        if echo_rate == 0.0 {
+            echo_rate = run.rate();
+        }
+        print_validate_row(name, &run, (low, high), echo_rate);
+    }
+}
+
+/// Where the gRPC load goes.
+#[derive(Clone)]
+enum CallTarget {
+    Echo(Echo),
+    Validate(Validate),
+}
+
+impl CallTarget {
+    async fn call(self, caller: usize, iteration: u64) -> bool {
+        match self {
+            Self::Echo(echo) => echo.call(caller, iteration).await,
+            Self::Validate(validate) => validate.call(caller, iteration).await,
+        }
+    }
+}
+
+fn print_validate_row(target: &str, run: &Run, range: (f64, f64), echo_rate: f64) {
+    println!(
+        "| {target} | {:.0} | {:.0}-{:.0} | {} | {} | {} | {} | {:.4} | {} |",
+        run.rate(),
+        range.0,
+        range.1,
+        run.errors,
+        ms(run.latencies.quantile(0.5)),
+        ms(run.latencies.quantile(0.99)),
+        ms(run.latencies.quantile(0.999)),
+        run.cpu_ms_per_call(0),
+        if echo_rate > 0.0 {
+            format!("{:.0}%", run.rate() / echo_rate * 100.0)
+        } else {
+            "n/a".into()
+        }
+    );
+}

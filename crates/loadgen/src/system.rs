@@ -1,0 +1,145 @@
+//! What a benchmark runs against: a fast fake WeChat in this process, and per build a fresh
+//! database with that build's auth-service and gateway as real processes.
+
+use std::{
+    future::pending,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use base64::{Engine as _, engine::general_purpose::STANDARD};
+use tokio::net::TcpListener;
+use wechat_sim::{App, Sim};
+use wxauth_e2e::{db::TestDb, process::Proc, random_hex};
+
+/// The mini-program every flow logs in to.
+pub const APP: &str = "wx4f4bc4dec97d474b";
+
+/// WeChat's `jscode2session`, answered by the simulator in this process (well under a
+/// millisecond), so the figures are the services', not a fake's. Codes are minted and
+/// profiles encrypted by direct calls, as the mini-program side costs no HTTP.
+pub struct FakeWeChat {
+    /// The simulator's state, shared with its HTTP routes.
+    pub sim: Sim,
+    /// `http://<addr>`, for `WECHAT_API_BASE`.
+    pub url: String,
+    /// The app secret the simulator expects.
+    secret: String,
+}
+
+impl FakeWeChat {
+    /// Serves the simulator on a free loopback port.
+    pub async fn start() -> std::io::Result<Self> {
+        let secret = random_hex(16);
+        let sim = Sim::new(vec![App {
+            appid: APP.into(),
+            secret: secret.clone(),
+        }]);
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr: SocketAddr = listener.local_addr()?;
+        tokio::spawn(wxauth_runtime::http::serve(
+            listener,
+            wechat_sim::router(sim.clone()),
+            pending(),
+        ));
+        Ok(Self {
+            sim,
+            url: format!("http://{addr}"),
+            secret,
+        })
+    }
+}
+
+/// One build of wxauth running: its auth-service and gateway on their own database.
+pub struct Build {
+    /// The name it is reported under (`main`, `change`).
+    pub name: String,
+    /// The auth-service.
+    pub auth: Proc,
+    /// The gateway.
+    pub gateway: Proc,
+    /// A caller key with the `validate` scope.
+    pub service_key: String,
+    /// The build's database, dropped with it.
+    _db: TestDb,
+}
+
+fn random_key() -> String {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).expect("the os random source works");
+    STANDARD.encode(key)
+}
+
+impl Build {
+    /// Starts the binaries in `bin_dir` against a new database on `DATABASE_URL`'s server.
+    pub async fn start(name: &str, bin_dir: &Path, wechat: &FakeWeChat, log_dir: &Path) -> Self {
+        let db = TestDb::create().await;
+        let gateway_key = format!("gw-{}", random_hex(16));
+        let service_key = format!("svc-{}", random_hex(16));
+        let log_filter = std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "info".into());
+        let auth_env = vec![
+            ("RUST_LOG", log_filter.clone()),
+            ("DATABASE_URL", db.url.clone()),
+            ("WXAUTH_GRPC_ADDR", "127.0.0.1:0".into()),
+            ("WXAUTH_METRICS_ADDR", "127.0.0.1:0".into()),
+            ("WXAUTH_APPS", format!("{APP}:{}", wechat.secret)),
+            ("WECHAT_API_BASE", wechat.url.clone()),
+            ("WXAUTH_SESSION_KEY_KEYS", format!("k1:{}", random_key())),
+            ("WXAUTH_TOKEN_SIGNING_KEYS", format!("t1:{}", random_key())),
+            (
+                "WXAUTH_CALLERS",
+                format!("gateway:login:{gateway_key},bench:validate:{service_key}"),
+            ),
+        ];
+        let auth = Proc::spawn_from(
+            bin_dir,
+            "auth-service",
+            &format!("{name}-auth-service"),
+            &auth_env,
+            log_dir,
+        );
+        let gateway = Proc::spawn_from(
+            bin_dir,
+            "gateway",
+            &format!("{name}-gateway"),
+            &[
+                ("RUST_LOG", log_filter),
+                ("GATEWAY_HTTP_ADDR", "127.0.0.1:0".into()),
+                ("GATEWAY_METRICS_ADDR", "127.0.0.1:0".into()),
+                ("AUTH_GRPC_URL", auth.url()),
+                ("AUTH_CALLER_KEY", gateway_key),
+            ],
+            log_dir,
+        );
+        Self {
+            name: name.to_owned(),
+            auth,
+            gateway,
+            service_key,
+            _db: db,
+        }
+    }
+}
+
+/// A `NAME=DIR` build given on the command line.
+#[derive(Debug, Clone)]
+pub struct BuildDir {
+    /// The name to report.
+    pub name: String,
+    /// Where its release binaries are.
+    pub dir: PathBuf,
+}
+
+impl std::str::FromStr for BuildDir {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let (name, dir) = raw
+            .split_once('=')
+            .ok_or("a build is NAME=DIR, for example change=target/release")?;
+        Ok(Self {
+            name: name.to_owned(),
+            dir: PathBuf::from(dir),
+        })
+    }
+}

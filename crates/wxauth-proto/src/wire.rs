@@ -1,0 +1,113 @@
+//! Facts of the wire that every party must agree on, defined once: the metadata a caller
+//! sends, and what a request id may look like.
+
+use std::sync::{
+    LazyLock,
+    atomic::{AtomicU64, Ordering},
+};
+
+use tonic::{Request, Status, metadata::AsciiMetadataValue, service::Interceptor};
+
+/// The gRPC metadata key a caller puts its caller key in.
+pub const CALLER_KEY_HEADER: &str = "x-wxauth-caller-key";
+
+/// The HTTP header and gRPC metadata key that carries a request id from the gateway to the
+/// auth-service (and back to the client).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The longest request id taken from a caller.
+pub const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// Whether a caller's request id may be used as it is: 1 to 64 letters, digits, `-`, `_`
+/// or `.`, so it cannot inject text into a log line.
+pub fn acceptable_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// A new request id: a random prefix chosen once per process, then a counter. Unique without
+/// a system call per request; a request id is a label for the logs, not a secret.
+pub fn new_request_id() -> String {
+    static PREFIX: LazyLock<u64> = LazyLock::new(|| {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).map_or_else(
+            |_| u64::from(std::process::id()),
+            |()| u64::from_le_bytes(bytes),
+        ) & 0xffff_ffff_ffff
+    });
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{:012x}{:08x}",
+        *PREFIX,
+        COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff
+    )
+}
+
+/// Puts a caller key on every call to the auth-service: the interceptor every client of it
+/// uses (the gateway, `wxauth-client`, the tests).
+#[derive(Clone, Debug)]
+pub struct CallerKey(Option<AsciiMetadataValue>);
+
+/// A caller key that cannot travel as metadata (it must be printable ASCII).
+#[derive(Debug, thiserror::Error)]
+#[error("a caller key must be printable ASCII")]
+pub struct BadCallerKey;
+
+impl CallerKey {
+    /// Presents `key`, marked sensitive so it is never printed.
+    pub fn new(key: &str) -> Result<Self, BadCallerKey> {
+        let mut value: AsciiMetadataValue = key.parse().map_err(|_| BadCallerKey)?;
+        value.set_sensitive(true);
+        Ok(Self(Some(value)))
+    }
+
+    /// Presents no key at all (for tests of refusal).
+    pub fn none() -> Self {
+        Self(None)
+    }
+}
+
+impl Interceptor for CallerKey {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(key) = &self.0 {
+            request
+                .metadata_mut()
+                .insert(CALLER_KEY_HEADER, key.clone());
+        }
+        Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_unique_and_acceptable() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_ne!(a, b);
+        assert!(acceptable_request_id(&a), "{a}");
+        for bad in ["", "a b", "x\ny", &"x".repeat(65), "é"] {
+            assert!(!acceptable_request_id(bad), "{bad:?}");
+        }
+        assert!(acceptable_request_id("abc-DEF_1.2"));
+    }
+
+    #[test]
+    fn a_caller_key_is_sent_and_hidden_from_debug() {
+        let mut key = CallerKey::new("k-0123456789abcdef01234567").unwrap();
+        assert!(!format!("{key:?}").contains("0123456789"));
+        let request = key.call(Request::new(())).unwrap();
+        assert_eq!(
+            request.metadata().get(CALLER_KEY_HEADER).unwrap(),
+            "k-0123456789abcdef01234567"
+        );
+        assert!(CallerKey::new("key\nwith newline").is_err());
+        let bare = CallerKey::none().call(Request::new(())).unwrap();
+        assert!(bare.metadata().get(CALLER_KEY_HEADER).is_none());
+    }
+}

@@ -1,0 +1,179 @@
+//! Users, and the session family each login starts.
+
+use std::sync::LazyLock;
+
+use sqlx::{Row as _, postgres::PgRow};
+
+use super::{NewRefresh, PgStore, StoreError};
+use crate::profile::UserUpdate;
+
+/// A user as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    /// The user id.
+    pub user_id: i64,
+    /// The appid.
+    pub appid: String,
+    /// The openid.
+    pub openid: String,
+    /// The unionid, if known.
+    pub unionid: Option<String>,
+    /// Profile fields and phone.
+    pub nickname: Option<String>,
+    /// Avatar URL.
+    pub avatar_url: Option<String>,
+    /// Gender.
+    pub gender: Option<i32>,
+    /// Language.
+    pub language: Option<String>,
+    /// City.
+    pub city: Option<String>,
+    /// Province.
+    pub province: Option<String>,
+    /// Country.
+    pub country: Option<String>,
+    /// Phone with country code.
+    pub phone_number: Option<String>,
+    /// Phone without country code.
+    pub pure_phone_number: Option<String>,
+    /// Phone country code.
+    pub phone_country_code: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// A login as stored: the user and the family its tokens belong to.
+#[derive(Debug)]
+pub struct IssuedLogin {
+    /// The user as stored now.
+    pub user: UserRow,
+    /// The session family.
+    pub family_id: i64,
+    /// When the refresh token expires, Unix seconds.
+    pub refresh_expires_at: i64,
+}
+
+/// The columns of a user, from a relation named `u`.
+pub(super) const USER_COLUMNS: &str = "u.user_id, u.appid, u.openid, u.unionid, u.nickname, u.avatar_url, \
+    u.gender, u.language, u.city, u.province, u.country, u.phone_number, u.pure_phone_number, \
+    u.phone_country_code, extract(epoch from u.created_at)::bigint as created_at, \
+    extract(epoch from u.updated_at)::bigint as updated_at";
+
+pub(super) fn user_from_row(row: &PgRow) -> Result<UserRow, sqlx::Error> {
+    Ok(UserRow {
+        user_id: row.try_get("user_id")?,
+        appid: row.try_get("appid")?,
+        openid: row.try_get("openid")?,
+        unionid: row.try_get("unionid")?,
+        nickname: row.try_get("nickname")?,
+        avatar_url: row.try_get("avatar_url")?,
+        gender: row.try_get("gender")?,
+        language: row.try_get("language")?,
+        city: row.try_get("city")?,
+        province: row.try_get("province")?,
+        country: row.try_get("country")?,
+        phone_number: row.try_get("phone_number")?,
+        pure_phone_number: row.try_get("pure_phone_number")?,
+        phone_country_code: row.try_get("phone_country_code")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// One user by id.
+pub(super) static USER_BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("select {USER_COLUMNS} from users u where u.user_id = $1"));
+
+static COMPLETE_LOGIN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with live as (select 1 from login_sessions where id_hash = $16 and expires_at > now()), \
+         u as ( \
+           insert into users as u (appid, openid, unionid, nickname, avatar_url, gender, language, \
+              city, province, country, phone_number, pure_phone_number, phone_country_code) \
+           select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 from live \
+           on conflict (appid, openid) do update set \
+              unionid = coalesce(excluded.unionid, u.unionid), \
+              nickname = coalesce(excluded.nickname, u.nickname), \
+              avatar_url = coalesce(excluded.avatar_url, u.avatar_url), \
+              gender = coalesce(excluded.gender, u.gender), \
+              language = coalesce(excluded.language, u.language), \
+              city = coalesce(excluded.city, u.city), \
+              province = coalesce(excluded.province, u.province), \
+              country = coalesce(excluded.country, u.country), \
+              phone_number = coalesce(excluded.phone_number, u.phone_number), \
+              pure_phone_number = coalesce(excluded.pure_phone_number, u.pure_phone_number), \
+              phone_country_code = coalesce(excluded.phone_country_code, u.phone_country_code), \
+              updated_at = now() \
+           returning *), \
+         f as (insert into token_families (user_id, appid) select user_id, appid from u \
+           returning family_id), \
+         r as (insert into refresh_tokens (token_hash, family_id, expires_at) \
+           select $14, family_id, now() + make_interval(secs => $15) from f \
+           returning extract(epoch from expires_at)::bigint as refresh_expires_at) \
+         select {USER_COLUMNS}, f.family_id, r.refresh_expires_at from u, f, r"
+    )
+});
+
+impl PgStore {
+    /// Creates or updates the user of (appid, openid), and starts a session family with its
+    /// first refresh token, if the login session `session_hash` is still live. Fields of
+    /// `update` that are `None` keep their stored value. `None` when the session is gone
+    /// (expired, or replaced by a newer login).
+    ///
+    /// One statement (one round trip, one commit): the check of the session, the user, the
+    /// family and the refresh token are written together or not at all, and the user comes
+    /// back as stored.
+    pub async fn complete_login(
+        &self,
+        session_hash: &[u8],
+        appid: &str,
+        openid: &str,
+        update: &UserUpdate,
+        refresh: NewRefresh<'_>,
+    ) -> Result<Option<IssuedLogin>, StoreError> {
+        let row = self
+            .run(async |conn| {
+                sqlx::query(&COMPLETE_LOGIN)
+                    .bind(appid)
+                    .bind(openid)
+                    .bind(&update.unionid)
+                    .bind(&update.nickname)
+                    .bind(&update.avatar_url)
+                    .bind(update.gender)
+                    .bind(&update.language)
+                    .bind(&update.city)
+                    .bind(&update.province)
+                    .bind(&update.country)
+                    .bind(&update.phone_number)
+                    .bind(&update.pure_phone_number)
+                    .bind(&update.phone_country_code)
+                    .bind(refresh.hash)
+                    .bind(refresh.ttl_secs as f64)
+                    .bind(session_hash)
+                    .fetch_optional(conn)
+                    .await
+            })
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(IssuedLogin {
+            user: user_from_row(&row)?,
+            family_id: row.try_get("family_id")?,
+            refresh_expires_at: row.try_get("refresh_expires_at")?,
+        }))
+    }
+
+    /// A user by id.
+    pub async fn get_user(&self, user_id: i64) -> Result<Option<UserRow>, StoreError> {
+        let row = self
+            .run(async |conn| {
+                sqlx::query(&USER_BY_ID)
+                    .bind(user_id)
+                    .fetch_optional(conn)
+                    .await
+            })
+            .await?;
+        Ok(row.map(|row| user_from_row(&row)).transpose()?)
+    }
+}

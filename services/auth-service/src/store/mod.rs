@@ -1,0 +1,112 @@
+//! Postgres: the only place SQL and sqlx live. Runtime queries (no build-time database
+//! needed), each covered by tests against a real server.
+//!
+//! Every write that a client is told succeeded is one statement (data-modifying `with`
+//! clauses where several tables change together) or one transaction, committed before the
+//! caller answers. Split by what is stored:
+//! - [`codes`]: `wx.login()` codes already sent to WeChat;
+//! - [`sessions`]: login sessions and their sealed session_keys;
+//! - [`logins`]: users, and the session family a login starts;
+//! - [`families`]: refresh tokens, rotation and revocation;
+//! - [`revocations`]: the feed of revocations from every replica;
+//! - [`upkeep`]: health pings and purging what expired;
+//! - [`pool`]: the connections all of it runs on.
+
+pub mod codes;
+pub mod families;
+pub mod logins;
+pub mod pool;
+pub mod revocations;
+pub mod sessions;
+pub mod upkeep;
+
+use sqlx::postgres::PgConnection;
+
+pub use families::{NewRefresh, REVOKED_CHANNEL, RefreshOutcome};
+pub use logins::{IssuedLogin, UserRow};
+pub use pool::{Pool, PoolFailure};
+pub use revocations::RevocationFeed;
+pub use sessions::{NewSession, SessionRow};
+
+/// The embedded migrations, applied at start-up (sqlx takes an advisory lock, so replicas
+/// starting together do not race).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A storage failure. Its `Display` may name tables and Postgres codes, never values: it is
+/// for the logs, and the transport never sends it to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A statement failed.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// No connection could be had.
+    #[error("database unavailable")]
+    Pool(#[from] PoolFailure),
+}
+
+impl StoreError {
+    /// Whether the database could not be reached (as opposed to refusing a statement): the
+    /// caller should retry later, and the answer is "unavailable", not "internal".
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Pool(_) => true,
+            Self::Database(err) => match err {
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_) => true,
+                // 08: connection exceptions; 57P0x: the server is shutting down or starting;
+                // 55000: the database does not accept connections now.
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    code.starts_with("08") || code.starts_with("57P0") || code == "55000"
+                }),
+                _ => false,
+            },
+        }
+    }
+}
+
+/// The Postgres store, cheap to clone (a pool inside).
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl PgStore {
+    /// A store over `pool`.
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    /// Runs `work` on a connection of the pool, handing the connection back afterwards (or
+    /// closing it when the connection itself failed, or `work` was cut short).
+    async fn run<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, StoreError> {
+        let mut lease = self.pool.lease().await?;
+        let result = work(lease.conn()).await;
+        Ok(lease.finish(result)?)
+    }
+
+    /// Applies the embedded migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.run(async |conn| {
+            MIGRATOR.run(conn).await.map_err(|err| match err {
+                sqlx::migrate::MigrateError::Execute(err) => err,
+                other => sqlx::Error::Migrate(Box::new(other)),
+            })
+        })
+        .await
+    }
+
+    /// Connections open now, and how many of them are idle.
+    pub fn pool_status(&self) -> (usize, usize) {
+        self.pool.status()
+    }
+
+    /// Stops handing out connections and closes the idle ones.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+}

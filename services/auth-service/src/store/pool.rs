@@ -1,0 +1,155 @@
+//! The pool of Postgres connections the store runs its statements on.
+//!
+//! sqlx's own pool pings a connection every time one is returned (and, by default, every time
+//! one is taken): a full round trip to the server around every statement, which doubled the
+//! database work of a login. This pool (deadpool over plain sqlx connections) hands a
+//! connection in steady use out as it is, and pings only one that sat idle long enough for a
+//! restart or a NAT to have killed it.
+//!
+//! A connection whose statement was cut short (the caller's future dropped mid-way, or the
+//! socket failed) is not put back: it is closed, so the server ends whatever it was doing and
+//! the next caller never inherits a half-read answer or an open transaction.
+
+use std::time::Duration;
+
+use deadpool::managed::{self, Object, PoolError, RecycleResult};
+use sqlx::{
+    Connection as _,
+    postgres::{PgConnectOptions, PgConnection},
+};
+
+/// A connection idle for longer than this is pinged before it is handed out.
+const PING_IDLE_AFTER: Duration = Duration::from_secs(10);
+/// How long a caller waits for a free connection before the database counts as unavailable.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Opens connections and checks idle ones.
+#[derive(Debug)]
+pub struct Connector {
+    options: PgConnectOptions,
+}
+
+impl managed::Manager for Connector {
+    type Type = PgConnection;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> Result<PgConnection, sqlx::Error> {
+        PgConnection::connect_with(&self.options).await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut PgConnection,
+        metrics: &managed::Metrics,
+    ) -> RecycleResult<sqlx::Error> {
+        if metrics.last_used() >= PING_IDLE_AFTER {
+            conn.ping().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Why no connection could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolFailure {
+    /// Every connection stayed busy for the whole wait.
+    #[error("no database connection became free in time")]
+    Busy,
+    /// A new connection could not be opened.
+    #[error("cannot connect to the database")]
+    Connect(#[source] sqlx::Error),
+    /// The pool is closed (shutting down).
+    #[error("the connection pool is closed")]
+    Closed,
+}
+
+/// The pool; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    inner: managed::Pool<Connector>,
+    options: PgConnectOptions,
+}
+
+impl Pool {
+    /// A pool of at most `max` connections to `options`, opened as they are needed.
+    pub fn new(options: PgConnectOptions, max: usize) -> Self {
+        // Building only fails without a runtime or with a zero size, both ruled out here.
+        #[allow(clippy::expect_used)]
+        let inner = managed::Pool::builder(Connector {
+            options: options.clone(),
+        })
+        .max_size(max.max(1))
+        .runtime(deadpool::Runtime::Tokio1)
+        .wait_timeout(Some(WAIT))
+        .create_timeout(Some(WAIT))
+        .recycle_timeout(Some(WAIT))
+        .build()
+        .expect("a sized pool on the tokio runtime");
+        Self { inner, options }
+    }
+
+    /// The connection settings, for connections kept outside the pool (the listener).
+    pub fn options(&self) -> &PgConnectOptions {
+        &self.options
+    }
+
+    /// A connection for one unit of work.
+    pub async fn lease(&self) -> Result<Lease, PoolFailure> {
+        match self.inner.get().await {
+            Ok(conn) => Ok(Lease(Some(conn))),
+            Err(PoolError::Timeout(_)) => Err(PoolFailure::Busy),
+            Err(PoolError::Backend(err)) => Err(PoolFailure::Connect(err)),
+            Err(
+                PoolError::Closed | PoolError::NoRuntimeSpecified | PoolError::PostCreateHook(_),
+            ) => Err(PoolFailure::Closed),
+        }
+    }
+
+    /// Connections open now, and how many of them are idle.
+    pub fn status(&self) -> (usize, usize) {
+        let status = self.inner.status();
+        (status.size, status.available)
+    }
+
+    /// Stops handing out connections and closes the idle ones.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+}
+
+/// A connection taken from the pool. Hand it back with [`Lease::finish`]; dropped any other
+/// way (a cancelled request), the connection is closed instead of reused.
+#[derive(Debug)]
+pub struct Lease(Option<Object<Connector>>);
+
+impl Lease {
+    /// The connection, to run statements on.
+    pub fn conn(&mut self) -> &mut PgConnection {
+        // `Some` from creation until `finish` or drop consumes the lease.
+        #[allow(clippy::expect_used)]
+        self.0.as_mut().expect("a live lease holds its connection")
+    }
+
+    /// Ends the unit of work: the connection goes back to the pool unless `result` says the
+    /// connection itself failed.
+    pub fn finish<T>(mut self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+        if let Some(conn) = self.0.take() {
+            match &result {
+                Err(sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_)) => {
+                    drop(Object::take(conn));
+                }
+                _ => drop(conn),
+            }
+        }
+        result
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            // Not finished: the statement may be half done. Detach and close it.
+            drop(Object::take(conn));
+        }
+    }
+}

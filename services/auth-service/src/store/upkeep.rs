@@ -1,0 +1,47 @@
+//! What a replica does to the database in the background: check that it answers, and delete
+//! what expired.
+
+use super::{PgStore, StoreError};
+
+impl PgStore {
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.run(async |conn| sqlx::query("select 1").execute(conn).await)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes expired rows, `batch` at a time per statement, until none is left. Returns
+    /// how many were deleted. What goes:
+    /// - codes older than ten minutes (WeChat's codes live five);
+    /// - sessions past their expiry;
+    /// - refresh tokens past their expiry (used ones are kept until then, for reuse detection);
+    /// - session families with no refresh token left (their access tokens expired long ago).
+    pub async fn purge_expired(&self, batch: i64) -> Result<u64, StoreError> {
+        const STATEMENTS: [&str; 4] = [
+            "delete from used_codes where (appid, code_hash) in (select appid, code_hash from used_codes \
+             where created_at < now() - interval '10 minutes' limit $1)",
+            "delete from login_sessions where id_hash in (select id_hash from login_sessions \
+             where expires_at < now() limit $1)",
+            "delete from refresh_tokens where token_hash in (select token_hash from refresh_tokens \
+             where expires_at < now() limit $1)",
+            "delete from token_families where family_id in (select f.family_id from token_families f \
+             where not exists (select 1 from refresh_tokens r where r.family_id = f.family_id) \
+             and f.created_at < now() - interval '1 minute' limit $1)",
+        ];
+        let mut purged = 0;
+        for statement in STATEMENTS {
+            loop {
+                let deleted = self
+                    .run(async |conn| sqlx::query(statement).bind(batch).execute(conn).await)
+                    .await?
+                    .rows_affected();
+                purged += deleted;
+                if deleted < u64::try_from(batch).unwrap_or(0) {
+                    break;
+                }
+            }
+        }
+        Ok(purged)
+    }
+}
