@@ -11,8 +11,39 @@ use serde_json::Value;
 use tonic_types::StatusExt;
 use wxauth_proto::{WECHAT_ERRCODE_KEY, v1::ErrorReason};
 
-/// The envelope code of success.
-pub const OK: i32 = 10000;
+/// The `code` of every answer: the one table a client switches on (the README lists it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// 10000: success.
+    Ok = 10000,
+    /// 10001: a field is missing or malformed; `msg` names it.
+    BadRequest = 10001,
+    /// 10002: unknown, expired or superseded login session: `wx.login()` again.
+    SessionUnknown = 10002,
+    /// 10003: WeChat rejected the code, or it was already used: `wx.login()` again.
+    CodeRejected = 10003,
+    /// 10004: the data does not decrypt or verify with this session.
+    DataInvalid = 10004,
+    /// 10005: WeChat is unavailable.
+    WeChatUnavailable = 10005,
+    /// 10006: a rate limit was hit.
+    RateLimited = 10006,
+    /// 10007: the token is missing, invalid, revoked or expired.
+    TokenInvalid = 10007,
+    /// 10008: the appid is not served here.
+    UnknownApp = 10008,
+    /// 10009: no such user.
+    UserNotFound = 10009,
+    /// 10500: internal error, or the login service is unavailable.
+    Internal = 10500,
+}
+
+impl Code {
+    /// The number sent.
+    pub const fn value(self) -> i32 {
+        self as i32
+    }
+}
 
 /// `{"code":..,"msg":..,"data":..}`, plus the WeChat errcode and request id on failures.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -50,7 +81,7 @@ pub struct ErrorEnvelope {
 /// A success answer.
 pub fn ok<T: Serialize>(data: T) -> Response {
     Json(Envelope {
-        code: OK,
+        code: Code::Ok.value(),
         msg: "ok".into(),
         data,
         errcode: None,
@@ -64,64 +95,62 @@ pub fn ok<T: Serialize>(data: T) -> Response {
 pub struct ApiError {
     /// The HTTP status.
     pub status: StatusCode,
-    /// The envelope code: 10001 bad request, 10002 unknown or expired session, 10003 WeChat
-    /// rejected the code, 10004 data could not be decrypted or verified, 10005 WeChat
-    /// unavailable, 10006 rate limited, 10007 token invalid, 10008 unknown appid, 10009 user
-    /// not found, 10500 internal error.
-    pub code: i32,
+    /// The envelope code.
+    pub code: Code,
     /// What went wrong and what to do.
     pub msg: String,
     /// WeChat's errcode, when WeChat caused it.
     pub errcode: Option<i64>,
-    /// Filled in by the request-id middleware.
-    pub request_id: Option<String>,
 }
 
 impl ApiError {
-    /// A 400 with code 10001.
+    /// A 400 with [`Code::BadRequest`].
     pub fn bad_request(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, 10001, msg)
+        Self::new(StatusCode::BAD_REQUEST, Code::BadRequest, msg)
     }
 
     /// Any status and code.
-    pub fn new(status: StatusCode, code: i32, msg: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: Code, msg: impl Into<String>) -> Self {
         Self {
             status,
             code,
             msg: msg.into(),
             errcode: None,
-            request_id: None,
         }
     }
 }
 
 /// The HTTP status and envelope code of each auth-service reason. Exhaustive, with no
 /// wildcard: a new reason in the proto does not compile until it has its place here.
-pub fn classify(reason: ErrorReason) -> (StatusCode, i32) {
+pub fn classify(reason: ErrorReason) -> (StatusCode, Code) {
     match reason {
-        ErrorReason::InvalidArgument => (StatusCode::BAD_REQUEST, 10001),
-        ErrorReason::SessionNotFound => (StatusCode::UNAUTHORIZED, 10002),
+        ErrorReason::InvalidArgument => (StatusCode::BAD_REQUEST, Code::BadRequest),
+        ErrorReason::SessionNotFound => (StatusCode::UNAUTHORIZED, Code::SessionUnknown),
         ErrorReason::CodeRejected | ErrorReason::CodeAlreadyUsed => {
-            (StatusCode::UNAUTHORIZED, 10003)
+            (StatusCode::UNAUTHORIZED, Code::CodeRejected)
         }
-        ErrorReason::LoginBlocked => (StatusCode::FORBIDDEN, 10003),
+        ErrorReason::LoginBlocked => (StatusCode::FORBIDDEN, Code::CodeRejected),
         ErrorReason::DecryptionFailed | ErrorReason::SignatureMismatch => {
-            (StatusCode::BAD_REQUEST, 10004)
+            (StatusCode::BAD_REQUEST, Code::DataInvalid)
         }
-        ErrorReason::WechatUnavailable => (StatusCode::SERVICE_UNAVAILABLE, 10005),
+        ErrorReason::WechatUnavailable => {
+            (StatusCode::SERVICE_UNAVAILABLE, Code::WeChatUnavailable)
+        }
         ErrorReason::WechatMisconfigured | ErrorReason::WechatError => {
-            (StatusCode::BAD_GATEWAY, 10005)
+            (StatusCode::BAD_GATEWAY, Code::WeChatUnavailable)
         }
-        ErrorReason::RateLimited => (StatusCode::TOO_MANY_REQUESTS, 10006),
-        ErrorReason::TokenInvalid | ErrorReason::TokenExpired => (StatusCode::UNAUTHORIZED, 10007),
-        ErrorReason::UnknownApp => (StatusCode::NOT_FOUND, 10008),
-        ErrorReason::UserNotFound => (StatusCode::NOT_FOUND, 10009),
-        ErrorReason::ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, 10500),
+        ErrorReason::RateLimited => (StatusCode::TOO_MANY_REQUESTS, Code::RateLimited),
+        ErrorReason::TokenInvalid | ErrorReason::TokenExpired => {
+            (StatusCode::UNAUTHORIZED, Code::TokenInvalid)
+        }
+        ErrorReason::UnknownApp => (StatusCode::NOT_FOUND, Code::UnknownApp),
+        ErrorReason::UserNotFound => (StatusCode::NOT_FOUND, Code::UserNotFound),
+        ErrorReason::ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, Code::Internal),
         // The auth-service refusing the gateway itself is the operator's to fix, not the client's.
         ErrorReason::Internal
         | ErrorReason::Unspecified
         | ErrorReason::CallerUnauthenticated
-        | ErrorReason::CallerForbidden => (StatusCode::INTERNAL_SERVER_ERROR, 10500),
+        | ErrorReason::CallerForbidden => (StatusCode::INTERNAL_SERVER_ERROR, Code::Internal),
     }
 }
 
@@ -140,10 +169,14 @@ impl From<tonic::Status> for ApiError {
                 | tonic::Code::DeadlineExceeded
                 | tonic::Code::Cancelled => Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    10500,
+                    Code::Internal,
                     "the login service is unavailable: retry later",
                 ),
-                _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, 10500, "internal error"),
+                _ => Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Code::Internal,
+                    "internal error",
+                ),
             };
         };
         let reason = ErrorReason::from_str_name(&info.reason).unwrap_or(ErrorReason::Unspecified);
@@ -167,25 +200,39 @@ impl From<tonic::Status> for ApiError {
                 .metadata
                 .get(WECHAT_ERRCODE_KEY)
                 .and_then(|raw| raw.parse().ok()),
-            request_id: None,
         }
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The answer: the envelope with the request id, and `x-request-id`. The one place an
+    /// error envelope is written.
+    pub fn render(self, request_id: &str) -> Response {
         let mut response = (
             self.status,
             Json(Envelope {
-                code: self.code,
-                msg: self.msg.clone(),
+                code: self.code.value(),
+                msg: self.msg,
                 data: Value::Null,
                 errcode: self.errcode,
-                request_id: self.request_id.clone(),
+                request_id: Some(request_id.to_owned()),
             }),
         )
             .into_response();
-        // The request-id middleware answers again from this, with the id filled in.
+        if let Ok(value) = axum::http::HeaderValue::from_str(request_id) {
+            response
+                .headers_mut()
+                .insert(wxauth_proto::wire::REQUEST_ID_HEADER, value);
+        }
+        response
+    }
+}
+
+/// A handler's failure: the status now, the body later. The request-id middleware, which
+/// wraps every route, renders it with [`ApiError::render`] once it knows the id.
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = self.status.into_response();
         response.extensions_mut().insert(self);
         response
     }
@@ -211,35 +258,39 @@ mod tests {
         )
     }
 
+    /// What each reason must become. The `match` has no wildcard, so a new reason in the
+    /// proto does not compile until it has its expectation here.
+    fn expected(reason: ErrorReason) -> (u16, i32) {
+        match reason {
+            ErrorReason::Unspecified => (500, 10500),
+            ErrorReason::InvalidArgument => (400, 10001),
+            ErrorReason::UnknownApp => (404, 10008),
+            ErrorReason::SessionNotFound => (401, 10002),
+            ErrorReason::CodeRejected | ErrorReason::CodeAlreadyUsed => (401, 10003),
+            ErrorReason::LoginBlocked => (403, 10003),
+            ErrorReason::RateLimited => (429, 10006),
+            ErrorReason::WechatMisconfigured | ErrorReason::WechatError => (502, 10005),
+            ErrorReason::WechatUnavailable => (503, 10005),
+            ErrorReason::DecryptionFailed | ErrorReason::SignatureMismatch => (400, 10004),
+            ErrorReason::TokenInvalid | ErrorReason::TokenExpired => (401, 10007),
+            ErrorReason::CallerUnauthenticated | ErrorReason::CallerForbidden => (500, 10500),
+            ErrorReason::UserNotFound => (404, 10009),
+            ErrorReason::Internal => (500, 10500),
+            ErrorReason::ServiceUnavailable => (503, 10500),
+        }
+    }
+
     #[test]
     fn every_reason_has_a_status_and_code() {
-        let cases = [
-            (ErrorReason::Unspecified, 500, 10500),
-            (ErrorReason::InvalidArgument, 400, 10001),
-            (ErrorReason::UnknownApp, 404, 10008),
-            (ErrorReason::SessionNotFound, 401, 10002),
-            (ErrorReason::CodeRejected, 401, 10003),
-            (ErrorReason::CodeAlreadyUsed, 401, 10003),
-            (ErrorReason::LoginBlocked, 403, 10003),
-            (ErrorReason::RateLimited, 429, 10006),
-            (ErrorReason::WechatMisconfigured, 502, 10005),
-            (ErrorReason::WechatUnavailable, 503, 10005),
-            (ErrorReason::WechatError, 502, 10005),
-            (ErrorReason::DecryptionFailed, 400, 10004),
-            (ErrorReason::SignatureMismatch, 400, 10004),
-            (ErrorReason::TokenInvalid, 401, 10007),
-            (ErrorReason::TokenExpired, 401, 10007),
-            (ErrorReason::CallerUnauthenticated, 500, 10500),
-            (ErrorReason::CallerForbidden, 500, 10500),
-            (ErrorReason::UserNotFound, 404, 10009),
-            (ErrorReason::Internal, 500, 10500),
-            (ErrorReason::ServiceUnavailable, 503, 10500),
-        ];
-        for (reason, status, code) in cases {
-            let (got_status, got_code) = classify(reason);
+        // Every value the proto defines, by number: none can be left out.
+        let reasons: Vec<ErrorReason> =
+            (0..).map_while(|n| ErrorReason::try_from(n).ok()).collect();
+        assert!(reasons.len() >= 20, "{reasons:?}");
+        for reason in reasons {
+            let (status, code) = classify(reason);
             assert_eq!(
-                (got_status.as_u16(), got_code),
-                (status, code),
+                (status.as_u16(), code.value()),
+                expected(reason),
                 "{reason:?}"
             );
         }
@@ -249,7 +300,7 @@ mod tests {
     fn the_wechat_errcode_and_message_travel_through() {
         let err = ApiError::from(status_with("CODE_REJECTED", Some("40029")));
         assert_eq!(
-            (err.status.as_u16(), err.code, err.errcode),
+            (err.status.as_u16(), err.code.value(), err.errcode),
             (401, 10003, Some(40029))
         );
         assert_eq!(err.msg, "what to do");
@@ -258,14 +309,17 @@ mod tests {
     #[test]
     fn a_status_without_wxauth_details_says_only_what_kind_of_failure_it_was() {
         let down = ApiError::from(tonic::Status::unavailable("tcp connect error: 127.0.0.1:1"));
-        assert_eq!((down.status.as_u16(), down.code), (503, 10500));
+        assert_eq!((down.status.as_u16(), down.code), (503, Code::Internal));
         assert!(!down.msg.contains("127.0.0.1"));
         let dropped = ApiError::from(tonic::Status::unknown(
             "error reading a body from connection",
         ));
-        assert_eq!((dropped.status.as_u16(), dropped.code), (503, 10500));
+        assert_eq!(
+            (dropped.status.as_u16(), dropped.code),
+            (503, Code::Internal)
+        );
         let odd = ApiError::from(tonic::Status::internal("h2 protocol error"));
-        assert_eq!((odd.status.as_u16(), odd.code), (500, 10500));
+        assert_eq!((odd.status.as_u16(), odd.code), (500, Code::Internal));
         let unknown_reason = ApiError::from(status_with("SOMETHING_NEW", None));
         assert_eq!(
             (unknown_reason.status.as_u16(), unknown_reason.msg.as_str()),

@@ -8,7 +8,7 @@ use axum::{
     extract::{FromRequestParts, MatchedPath, Request, State},
     http::{HeaderValue, request::Parts},
     middleware::Next,
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use tracing::{Instrument, info, info_span};
 use wxauth_proto::wire::{REQUEST_ID_HEADER, acceptable_request_id, new_request_id};
@@ -54,14 +54,8 @@ pub(crate) async fn middleware(
         let started = Instant::now();
         let mut response = next.run(request).await;
         if let Some(failure) = response.extensions_mut().remove::<ApiError>() {
-            response = ApiError {
-                request_id: Some(id.clone()),
-                ..failure
-            }
-            .into_response();
-            response.extensions_mut().remove::<ApiError>();
-        }
-        if let Ok(value) = HeaderValue::from_str(&id) {
+            response = failure.render(&id);
+        } else if let Ok(value) = HeaderValue::from_str(&id) {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
         let elapsed = started.elapsed();

@@ -11,7 +11,7 @@ use wxauth_proto::v1::{CompleteLoginRequest, CreateSessionRequest, DataKind};
 
 use crate::{
     AppState,
-    envelope::{self, ApiError, ErrorEnvelope},
+    envelope::{self, ApiError, Code, ErrorEnvelope},
     request_id::RequestId,
     views::{SaveUserBody, SavedLogin, SessionKeyQuery, UserView},
 };
@@ -118,7 +118,7 @@ pub(crate) fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            10001,
+            Code::BadRequest,
             "the request body is too large",
         )
     } else {
@@ -158,7 +158,7 @@ pub(crate) fn parse_any<T: serde::de::DeserializeOwned>(
             .map_err(|_| ApiError::bad_request("the form body is malformed")),
         _ => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            10001,
+            Code::BadRequest,
             "send the body as application/json or application/x-www-form-urlencoded",
         )),
     }
@@ -166,7 +166,7 @@ pub(crate) fn parse_any<T: serde::de::DeserializeOwned>(
 
 /// Any other path.
 pub(crate) async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, 10001, "no such route")
+    ApiError::new(StatusCode::NOT_FOUND, Code::BadRequest, "no such route")
 }
 
 /// `GET /healthz`: the gateway is up (it does not call the auth-service).
@@ -180,7 +180,7 @@ pub(crate) async fn healthz() -> Response {
 pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        10001,
+        Code::BadRequest,
         "this route does not take that method",
     )
 }

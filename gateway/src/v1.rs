@@ -13,7 +13,7 @@ use wxauth_proto::v1::{
 
 use crate::{
     AppState,
-    envelope::{self, ApiError, Envelope, ErrorEnvelope},
+    envelope::{self, ApiError, Code, Envelope, ErrorEnvelope},
     request_id::RequestId,
     routes::{body_rejection, parse_any, required},
     views::{LoginBody, RefreshBody, SilentLogin, TokenPairView, UserView},
@@ -45,7 +45,7 @@ fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                10007,
+                Code::TokenInvalid,
                 "send the access token as `authorization: Bearer <access_token>`",
             )
         })

@@ -8,6 +8,8 @@ pub struct TestDb {
     pub url: String,
     admin_url: String,
     name: String,
+    /// Whether dropping this handle drops the database (false for [`TestDb::same`]).
+    owner: bool,
 }
 
 /// `url` with its database replaced by `name` (query parameters kept).
@@ -49,6 +51,18 @@ impl TestDb {
             url: with_database(&admin_url, &name),
             admin_url,
             name,
+            owner: true,
+        }
+    }
+
+    /// Another handle on the same database, which leaves it in place when dropped (the
+    /// first handle drops it).
+    pub fn same(&self) -> Self {
+        Self {
+            url: self.url.clone(),
+            admin_url: self.admin_url.clone(),
+            name: self.name.clone(),
+            owner: false,
         }
     }
 
@@ -77,6 +91,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if !self.owner {
+            return;
+        }
         let admin_url = self.admin_url.clone();
         let name = self.name.clone();
         // Drop runs inside the test's runtime, which cannot block on itself: use a thread

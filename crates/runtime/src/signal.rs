@@ -22,9 +22,7 @@ pub fn install() -> std::io::Result<Shutdown> {
 }
 
 impl Shutdown {
-    /// Splits the handlers into the two futures a server needs: `stop` completes on the
-    /// first signal (hand it to the server's graceful shutdown), `deadline` completes `grace`
-    /// after that (race the server against it, so draining is bounded).
+    /// Splits the handlers into the two futures a server needs: see [`with_grace`].
     pub fn with_grace(
         self,
         grace: std::time::Duration,
@@ -32,18 +30,13 @@ impl Shutdown {
         impl std::future::Future<Output = ()> + Send,
         impl std::future::Future<Output = ()> + Send,
     ) {
-        let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
-        let stop = async move {
-            let which = self.recv().await;
-            tracing::info!(signal = which, grace = ?grace, "stop signal received; finishing what is in flight");
-            let _ = stopping_tx.send(true);
-        };
-        let deadline = async move {
-            let _ = stopping_rx.wait_for(|stopping| *stopping).await;
-            tokio::time::sleep(grace).await;
-            tracing::warn!(grace = ?grace, "still busy after the grace period; stopping anyway");
-        };
-        (stop, deadline)
+        with_grace(
+            async move {
+                let which = self.recv().await;
+                tracing::info!(signal = which, "stop signal received");
+            },
+            grace,
+        )
     }
 
     /// Completes on the first SIGTERM or SIGINT and says which one it was.
@@ -53,4 +46,28 @@ impl Shutdown {
             _ = self.interrupt.recv() => "SIGINT",
         }
     }
+}
+
+/// Splits a stop request into the two futures a server needs: `stop` completes when
+/// `shutdown` does (hand it to the server's graceful shutdown), `deadline` completes `grace`
+/// after that (race the server against it, so draining is bounded).
+pub fn with_grace(
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    grace: std::time::Duration,
+) -> (
+    impl std::future::Future<Output = ()> + Send,
+    impl std::future::Future<Output = ()> + Send,
+) {
+    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let stop = async move {
+        shutdown.await;
+        tracing::info!(grace = ?grace, "stopping: finishing what is in flight");
+        let _ = stopping_tx.send(true);
+    };
+    let deadline = async move {
+        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(grace).await;
+        tracing::warn!(grace = ?grace, "still busy after the grace period; stopping anyway");
+    };
+    (stop, deadline)
 }

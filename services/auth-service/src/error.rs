@@ -141,6 +141,12 @@ impl From<crate::store::StoreError> for AuthError {
     }
 }
 
+impl From<crate::domain::InvalidBearer> for AuthError {
+    fn from(err: crate::domain::InvalidBearer) -> Self {
+        Self::InvalidArgument(err.to_string())
+    }
+}
+
 impl From<wxauth_wechat::InvalidValue> for AuthError {
     fn from(err: wxauth_wechat::InvalidValue) -> Self {
         Self::InvalidArgument(err.to_string())

@@ -1,23 +1,29 @@
 //! Background work of a replica: reporting whether the database answers (gRPC health), and
 //! purging what has expired, in small batches, so tables do not grow without bound.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use tonic_health::server::HealthReporter;
+use tonic_health::{ServingStatus, server::HealthReporter};
 use tracing::{debug, info, warn};
-use wxauth_proto::v1::auth_service_server::AuthServiceServer;
+use wxauth_proto::v1::auth_service_server::SERVICE_NAME;
 
-use std::sync::Arc;
-
-use crate::{metrics::Metrics, store::PgStore, transport::AuthApi};
+use crate::{metrics::Metrics, store::PgStore};
 
 /// How often the database is pinged for health.
 const PING_EVERY: Duration = Duration::from_secs(1);
 /// How long a ping may take before the database counts as unreachable.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Sets the health of every service name this server reports: the server as a whole (`""`)
+/// and `wxauth.v1.AuthService`.
+pub async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    for service in ["", SERVICE_NAME] {
+        health.set_service_status(service, status).await;
+    }
+}
+
 /// Keeps gRPC health in step with the database: SERVING while it answers, NOT_SERVING while
-/// it does not (for the server as a whole and for `wxauth.v1.AuthService`).
+/// it does not.
 pub async fn report_health(store: PgStore, health: HealthReporter, metrics: Arc<Metrics>) {
     let mut serving = true;
     loop {
@@ -31,16 +37,10 @@ pub async fn report_health(store: PgStore, health: HealthReporter, metrics: Arc<
             serving = answered;
             if serving {
                 info!("database answers again: serving");
-                health.set_serving::<AuthServiceServer<AuthApi>>().await;
-                health
-                    .set_service_status("", tonic_health::ServingStatus::Serving)
-                    .await;
+                set_health(&health, ServingStatus::Serving).await;
             } else {
                 warn!("database does not answer: not serving");
-                health.set_not_serving::<AuthServiceServer<AuthApi>>().await;
-                health
-                    .set_service_status("", tonic_health::ServingStatus::NotServing)
-                    .await;
+                set_health(&health, ServingStatus::NotServing).await;
             }
         }
         tokio::time::sleep(PING_EVERY).await;

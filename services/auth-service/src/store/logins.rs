@@ -5,50 +5,13 @@ use std::sync::LazyLock;
 use sqlx::{Row as _, postgres::PgRow};
 
 use super::{NewRefresh, PgStore, StoreError};
-use crate::profile::UserUpdate;
-
-/// A user as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserRow {
-    /// The user id.
-    pub user_id: i64,
-    /// The appid.
-    pub appid: String,
-    /// The openid.
-    pub openid: String,
-    /// The unionid, if known.
-    pub unionid: Option<String>,
-    /// Profile fields and phone.
-    pub nickname: Option<String>,
-    /// Avatar URL.
-    pub avatar_url: Option<String>,
-    /// Gender.
-    pub gender: Option<i32>,
-    /// Language.
-    pub language: Option<String>,
-    /// City.
-    pub city: Option<String>,
-    /// Province.
-    pub province: Option<String>,
-    /// Country.
-    pub country: Option<String>,
-    /// Phone with country code.
-    pub phone_number: Option<String>,
-    /// Phone without country code.
-    pub pure_phone_number: Option<String>,
-    /// Phone country code.
-    pub phone_country_code: Option<String>,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Unix seconds.
-    pub updated_at: i64,
-}
+use crate::domain::{Phone, Profile, User, UserUpdate};
 
 /// A login as stored: the user and the family its tokens belong to.
 #[derive(Debug)]
 pub struct IssuedLogin {
     /// The user as stored now.
-    pub user: UserRow,
+    pub user: User,
     /// The session family.
     pub family_id: i64,
     /// When the refresh token expires, Unix seconds.
@@ -61,22 +24,32 @@ pub(super) const USER_COLUMNS: &str = "u.user_id, u.appid, u.openid, u.unionid, 
     u.phone_country_code, extract(epoch from u.created_at)::bigint as created_at, \
     extract(epoch from u.updated_at)::bigint as updated_at";
 
-pub(super) fn user_from_row(row: &PgRow) -> Result<UserRow, sqlx::Error> {
-    Ok(UserRow {
-        user_id: row.try_get("user_id")?,
+/// A user from a row of [`USER_COLUMNS`].
+pub(super) fn user_from_row(row: &PgRow) -> Result<User, sqlx::Error> {
+    let phone_number: Option<String> = row.try_get("phone_number")?;
+    let pure_phone_number: Option<String> = row.try_get("pure_phone_number")?;
+    Ok(User {
+        id: row.try_get("user_id")?,
         appid: row.try_get("appid")?,
         openid: row.try_get("openid")?,
         unionid: row.try_get("unionid")?,
-        nickname: row.try_get("nickname")?,
-        avatar_url: row.try_get("avatar_url")?,
-        gender: row.try_get("gender")?,
-        language: row.try_get("language")?,
-        city: row.try_get("city")?,
-        province: row.try_get("province")?,
-        country: row.try_get("country")?,
-        phone_number: row.try_get("phone_number")?,
-        pure_phone_number: row.try_get("pure_phone_number")?,
-        phone_country_code: row.try_get("phone_country_code")?,
+        profile: Profile {
+            nickname: row.try_get("nickname")?,
+            avatar_url: row.try_get("avatar_url")?,
+            gender: row.try_get("gender")?,
+            language: row.try_get("language")?,
+            city: row.try_get("city")?,
+            province: row.try_get("province")?,
+            country: row.try_get("country")?,
+        },
+        phone: match (phone_number, pure_phone_number) {
+            (Some(number), Some(pure_number)) => Some(Phone {
+                number,
+                pure_number,
+                country_code: row.try_get("phone_country_code")?,
+            }),
+            _ => None,
+        },
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -135,20 +108,21 @@ impl PgStore {
     ) -> Result<Option<IssuedLogin>, StoreError> {
         let row = self
             .run(async |conn| {
+                let (profile, phone) = (&update.profile, update.phone.as_ref());
                 sqlx::query(&COMPLETE_LOGIN)
                     .bind(appid)
                     .bind(openid)
                     .bind(&update.unionid)
-                    .bind(&update.nickname)
-                    .bind(&update.avatar_url)
-                    .bind(update.gender)
-                    .bind(&update.language)
-                    .bind(&update.city)
-                    .bind(&update.province)
-                    .bind(&update.country)
-                    .bind(&update.phone_number)
-                    .bind(&update.pure_phone_number)
-                    .bind(&update.phone_country_code)
+                    .bind(&profile.nickname)
+                    .bind(&profile.avatar_url)
+                    .bind(profile.gender)
+                    .bind(&profile.language)
+                    .bind(&profile.city)
+                    .bind(&profile.province)
+                    .bind(&profile.country)
+                    .bind(phone.map(|phone| &phone.number))
+                    .bind(phone.map(|phone| &phone.pure_number))
+                    .bind(phone.and_then(|phone| phone.country_code.as_ref()))
                     .bind(refresh.hash)
                     .bind(refresh.ttl_secs as f64)
                     .bind(session_hash)
@@ -165,7 +139,7 @@ impl PgStore {
     }
 
     /// A user by id.
-    pub async fn get_user(&self, user_id: i64) -> Result<Option<UserRow>, StoreError> {
+    pub async fn get_user(&self, user_id: i64) -> Result<Option<User>, StoreError> {
         let row = self
             .run(async |conn| {
                 sqlx::query(&USER_BY_ID)

@@ -23,10 +23,10 @@ pub mod upkeep;
 use sqlx::postgres::PgConnection;
 
 pub use families::{NewRefresh, REVOKED_CHANNEL, RefreshOutcome};
-pub use logins::{IssuedLogin, UserRow};
+pub use logins::IssuedLogin;
 pub use pool::{Pool, PoolFailure};
 pub use revocations::RevocationFeed;
-pub use sessions::{NewSession, SessionRow};
+pub use sessions::NewSession;
 
 /// The embedded migrations, applied at start-up (sqlx takes an advisory lock, so replicas
 /// starting together do not race).
@@ -72,10 +72,21 @@ pub struct PgStore {
     pool: Pool,
 }
 
+/// The database URL does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("the database URL is not a postgres:// URL")]
+pub struct BadDatabaseUrl;
+
 impl PgStore {
     /// A store over `pool`.
     pub fn new(pool: Pool) -> Self {
         Self { pool }
+    }
+
+    /// A store of at most `max_connections` connections to `url`, opened as they are needed.
+    pub fn connect_lazy(url: &str, max_connections: usize) -> Result<Self, BadDatabaseUrl> {
+        let options = url.parse().map_err(|_| BadDatabaseUrl)?;
+        Ok(Self::new(Pool::new(options, max_connections)))
     }
 
     /// Runs `work` on a connection of the pool, handing the connection back afterwards (or

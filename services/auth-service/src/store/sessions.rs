@@ -4,20 +4,7 @@
 use sqlx::Row as _;
 
 use super::{PgStore, StoreError};
-use crate::secrets::Sealed;
-
-/// A login session as stored.
-#[derive(Debug, Clone)]
-pub struct SessionRow {
-    /// The appid the session belongs to.
-    pub appid: String,
-    /// The user's openid.
-    pub openid: String,
-    /// The unionid WeChat returned with the code, if any.
-    pub unionid: Option<String>,
-    /// The sealed session_key.
-    pub sealed_key: Sealed,
-}
+use crate::{domain::LoginSession, secrets::Sealed};
 
 /// A new login session.
 pub struct NewSession<'a> {
@@ -65,7 +52,7 @@ impl PgStore {
     }
 
     /// The live session with this id digest, if any.
-    pub async fn find_session(&self, id_hash: &[u8]) -> Result<Option<SessionRow>, StoreError> {
+    pub async fn find_session(&self, id_hash: &[u8]) -> Result<Option<LoginSession>, StoreError> {
         let row = self
             .run(async |conn| {
                 sqlx::query(
@@ -78,7 +65,7 @@ impl PgStore {
             })
             .await?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some(SessionRow {
+        Ok(Some(LoginSession {
             appid: row.try_get("appid")?,
             openid: row.try_get("openid")?,
             unionid: row.try_get("unionid")?,

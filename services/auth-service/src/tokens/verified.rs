@@ -8,15 +8,17 @@
 
 use std::{
     sync::Arc,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use moka::{Expiry, sync::Cache};
 use sha2::{Digest, Sha256};
 use wxauth_token::{Claims, TokenError, Verifier};
 
+use crate::clock::SharedClock;
+
 /// Removes an entry when its token expires.
-struct UntilExpiry;
+struct UntilExpiry(SharedClock);
 
 impl Expiry<[u8; 32], Arc<Claims>> for UntilExpiry {
     fn expire_after_create(
@@ -25,11 +27,8 @@ impl Expiry<[u8; 32], Arc<Claims>> for UntilExpiry {
         claims: &Arc<Claims>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs() as i64);
         Some(Duration::from_secs(
-            u64::try_from(claims.exp - now).unwrap_or(0),
+            u64::try_from(claims.exp - self.0.now()).unwrap_or(0),
         ))
     }
 }
@@ -48,13 +47,13 @@ impl std::fmt::Debug for VerifiedTokens {
 }
 
 impl VerifiedTokens {
-    /// A cache of at most `capacity` tokens.
-    pub fn new(capacity: u64) -> Self {
+    /// A cache of at most `capacity` tokens, expiring them by `clock`.
+    pub fn new(capacity: u64, clock: SharedClock) -> Self {
         Self {
             cache: (capacity > 0).then(|| {
                 Cache::builder()
                     .max_capacity(capacity)
-                    .expire_after(UntilExpiry)
+                    .expire_after(UntilExpiry(clock))
                     .build()
             }),
         }
@@ -100,11 +99,14 @@ mod tests {
     use wxauth_token::{ISSUER, Jwks, KeyPair};
 
     use super::*;
+    use crate::clock::{Clock, SystemClock};
 
     fn now() -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs() as i64)
+        SystemClock.now()
+    }
+
+    fn remembering(capacity: u64) -> VerifiedTokens {
+        VerifiedTokens::new(capacity, Arc::new(SystemClock))
     }
 
     fn setup(exp_in: i64) -> (KeyPair, Verifier, String, i64) {
@@ -130,7 +132,7 @@ mod tests {
     #[test]
     fn a_cached_token_is_refused_from_its_expiry_on() {
         let (_, verifier, token, now) = setup(60);
-        let cache = VerifiedTokens::new(100);
+        let cache = remembering(100);
         assert!(cache.verify(&verifier, &token, now, None).is_ok());
         // Served from the cache: an empty verifier would refuse it.
         let empty = Verifier::default();
@@ -151,7 +153,7 @@ mod tests {
     #[test]
     fn the_audience_is_checked_on_every_hit() {
         let (_, verifier, token, now) = setup(60);
-        let cache = VerifiedTokens::new(100);
+        let cache = remembering(100);
         assert!(
             cache
                 .verify(&verifier, &token, now, Some("wx4f4bc4dec97d474b"))
@@ -167,7 +169,7 @@ mod tests {
     #[test]
     fn a_bad_token_is_never_remembered() {
         let (_, verifier, token, now) = setup(60);
-        let cache = VerifiedTokens::new(100);
+        let cache = remembering(100);
         let tampered = format!("{token}x");
         assert!(cache.verify(&verifier, &tampered, now, None).is_err());
         assert!(
@@ -175,7 +177,7 @@ mod tests {
                 .verify(&Verifier::default(), &tampered, now, None)
                 .is_err()
         );
-        let off = VerifiedTokens::new(0);
+        let off = remembering(0);
         assert!(off.verify(&verifier, &token, now, None).is_ok());
         assert!(off.verify(&Verifier::default(), &token, now, None).is_err());
     }

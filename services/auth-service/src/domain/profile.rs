@@ -1,36 +1,51 @@
-//! What of a decrypted payload may change a stored user: pure rules, tested without a
-//! database.
+//! A user's profile and phone, and what of a decrypted payload may change them: pure rules,
+//! tested without a database.
 
 use wxauth_wechat::crypto::{PhoneInfo, UserInfo};
 
 /// The nickname WeChat returns since 2021 instead of the real one.
 pub const PLACEHOLDER_NICKNAME: &str = "微信用户";
 
-/// The fields a login may write. `None` means "keep what is stored".
+/// What is known of a user's profile; `None` where nothing real is known.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    /// Nickname.
+    pub nickname: Option<String>,
+    /// Avatar URL.
+    pub avatar_url: Option<String>,
+    /// 1 male, 2 female (0, unknown, is never stored).
+    pub gender: Option<i32>,
+    /// Language, for example `zh_CN`.
+    pub language: Option<String>,
+    /// City.
+    pub city: Option<String>,
+    /// Province.
+    pub province: Option<String>,
+    /// Country.
+    pub country: Option<String>,
+}
+
+/// A phone number, as WeChat gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phone {
+    /// With the country code, for example `+86 13800138000` (as WeChat writes it).
+    pub number: String,
+    /// Without the country code.
+    pub pure_number: String,
+    /// The country code, for example `86`, when WeChat gave one.
+    pub country_code: Option<String>,
+}
+
+/// What a login may write to a user. `None` (in the profile's fields too) means "keep what
+/// is stored": nothing real is ever overwritten with nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserUpdate {
     /// Written when WeChat gives one; never erased.
     pub unionid: Option<String>,
-    /// Profile nickname.
-    pub nickname: Option<String>,
-    /// Profile avatar URL.
-    pub avatar_url: Option<String>,
-    /// Profile gender (1 or 2; 0 means unknown and is not written).
-    pub gender: Option<i32>,
-    /// Profile language.
-    pub language: Option<String>,
-    /// Profile city.
-    pub city: Option<String>,
-    /// Profile province.
-    pub province: Option<String>,
-    /// Profile country.
-    pub country: Option<String>,
-    /// Phone number with country code.
-    pub phone_number: Option<String>,
-    /// Phone number without country code.
-    pub pure_phone_number: Option<String>,
-    /// Phone country code.
-    pub phone_country_code: Option<String>,
+    /// Profile fields to write.
+    pub profile: Profile,
+    /// The phone, when this login brought one.
+    pub phone: Option<Phone>,
 }
 
 fn real(value: Option<String>) -> Option<String> {
@@ -40,6 +55,14 @@ fn real(value: Option<String>) -> Option<String> {
 }
 
 impl UserUpdate {
+    /// Only the unionid (a silent login).
+    pub fn unionid(unionid: Option<String>) -> Self {
+        Self {
+            unionid: real(unionid),
+            ..Self::default()
+        }
+    }
+
     /// The update a `wx.getUserInfo()` payload allows. WeChat's anonymous profile (the
     /// placeholder nickname with a grey avatar and gender 0) must not overwrite a real one,
     /// so its nickname, avatar and gender are dropped.
@@ -48,25 +71,36 @@ impl UserUpdate {
         let keep_if_real = |value: Option<String>| if anonymous { None } else { real(value) };
         Self {
             unionid: real(info.union_id).or_else(|| real(session_unionid)),
-            nickname: keep_if_real(info.nick_name),
-            avatar_url: keep_if_real(info.avatar_url),
-            gender: info.gender.filter(|gender| !anonymous && *gender != 0),
-            language: real(info.language),
-            city: real(info.city),
-            province: real(info.province),
-            country: real(info.country),
-            ..Self::default()
+            profile: Profile {
+                nickname: keep_if_real(info.nick_name),
+                avatar_url: keep_if_real(info.avatar_url),
+                gender: info.gender.filter(|gender| !anonymous && *gender != 0),
+                language: real(info.language),
+                city: real(info.city),
+                province: real(info.province),
+                country: real(info.country),
+            },
+            phone: None,
         }
     }
 
     /// The update a legacy phone payload allows: the number, with its country code kept.
     pub fn from_phone(info: PhoneInfo, session_unionid: Option<String>) -> Self {
+        let phone = match (
+            real(Some(info.phone_number)),
+            real(Some(info.pure_phone_number)),
+        ) {
+            (Some(number), Some(pure_number)) => Some(Phone {
+                number,
+                pure_number,
+                country_code: real(Some(info.country_code)),
+            }),
+            _ => None,
+        };
         Self {
             unionid: real(session_unionid),
-            phone_number: real(Some(info.phone_number)),
-            pure_phone_number: real(Some(info.pure_phone_number)),
-            phone_country_code: real(Some(info.country_code)),
-            ..Self::default()
+            profile: Profile::default(),
+            phone,
         }
     }
 }
@@ -98,23 +132,24 @@ mod tests {
     #[test]
     fn a_real_profile_is_written_and_blank_fields_are_not() {
         let update = UserUpdate::from_user_info(info("Band", "https://a/1", 1), Some("u1".into()));
-        assert_eq!(update.nickname.as_deref(), Some("Band"));
-        assert_eq!(update.avatar_url.as_deref(), Some("https://a/1"));
-        assert_eq!(update.gender, Some(1));
+        assert_eq!(update.profile.nickname.as_deref(), Some("Band"));
+        assert_eq!(update.profile.avatar_url.as_deref(), Some("https://a/1"));
+        assert_eq!(update.profile.gender, Some(1));
         assert_eq!(update.unionid.as_deref(), Some("u1"));
-        assert_eq!(update.city, None);
-        assert_eq!(update.province, None);
-        assert_eq!(update.country.as_deref(), Some("CN"));
+        assert_eq!(update.profile.city, None);
+        assert_eq!(update.profile.province, None);
+        assert_eq!(update.profile.country.as_deref(), Some("CN"));
+        assert_eq!(update.phone, None);
     }
 
     #[test]
     fn the_anonymous_placeholder_never_overwrites_a_profile() {
         let update =
             UserUpdate::from_user_info(info(PLACEHOLDER_NICKNAME, "https://grey", 0), None);
-        assert_eq!(update.nickname, None);
-        assert_eq!(update.avatar_url, None);
-        assert_eq!(update.gender, None);
-        assert_eq!(update.language.as_deref(), Some("zh_CN"));
+        assert_eq!(update.profile.nickname, None);
+        assert_eq!(update.profile.avatar_url, None);
+        assert_eq!(update.profile.gender, None);
+        assert_eq!(update.profile.language.as_deref(), Some("zh_CN"));
     }
 
     #[test]
@@ -139,7 +174,9 @@ mod tests {
             },
             None,
         );
-        assert_eq!(update.phone_country_code.as_deref(), Some("852"));
-        assert_eq!(update.nickname, None);
+        let phone = update.phone.unwrap();
+        assert_eq!(phone.country_code.as_deref(), Some("852"));
+        assert_eq!(phone.pure_number, "61234567");
+        assert_eq!(update.profile, Profile::default());
     }
 }

@@ -2,17 +2,22 @@
 //! contract in DESIGN.md). Secrets are never echoed: their environment values are hidden
 //! from `--help`, they are parsed here (not by clap, whose errors quote the value), and every
 //! error names the setting and the rule only.
+//!
+//! - [`config`]: what the settings become, the validated [`Config`];
+//! - [`parse`]: the formats of list and key settings.
 
-use std::{collections::HashMap, fmt, net::SocketAddr, path::PathBuf, time::Duration};
+pub mod config;
+mod parse;
 
-use base64::{Engine as _, engine::general_purpose::STANDARD};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
 use clap::Parser;
-use secrecy::{ExposeSecret, SecretString};
-use wxauth_wechat::{AppId, AppSecret};
-
+use secrecy::SecretString;
 use wxauth_token::KeyPair;
 
-use crate::{callers::Callers, login::Policy, secrets::Keyring, tokens::TokenKeys};
+use crate::{apps::Apps, callers::Callers, secrets::Keyring, tokens::TokenKeys};
+pub use config::Config;
+use parse::{parse_apps, parse_keys, parse_signing_keys};
 
 /// The wxauth auth-service: WeChat Mini Program login over gRPC.
 ///
@@ -151,150 +156,6 @@ pub enum SettingsError {
     },
 }
 
-/// The validated configuration the service runs with.
-pub struct Config {
-    /// The database URL (it may hold a password: redacted in `Debug`).
-    pub database_url: SecretString,
-    /// Where to listen.
-    pub grpc_addr: SocketAddr,
-    /// Where to serve metrics.
-    pub metrics_addr: SocketAddr,
-    /// The apps served.
-    pub apps: HashMap<AppId, AppSecret>,
-    /// WeChat's base URL.
-    pub wechat_api_base: String,
-    /// Per-call WeChat timeout.
-    pub wechat_timeout: Duration,
-    /// session_key encryption keys.
-    pub keyring: Keyring,
-    /// Whether the keys were made up because dev mode is on.
-    pub throwaway_keys: bool,
-    /// Lifetimes.
-    pub policy: Policy,
-    /// Token signing keys and lifetimes.
-    pub tokens: TokenKeys,
-    /// Whether the token keys were made up because dev mode is on.
-    pub throwaway_token_keys: bool,
-    /// Who may call what.
-    pub callers: Callers,
-    /// Pool size.
-    pub db_max_connections: u32,
-    /// How many verified access tokens are remembered.
-    pub token_cache_entries: u64,
-    /// How long calls in flight may take to finish after SIGTERM.
-    pub shutdown_grace: Duration,
-    /// How often expired rows are purged.
-    pub purge_interval: Duration,
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut appids: Vec<&str> = self.apps.keys().map(AppId::as_str).collect();
-        appids.sort_unstable();
-        f.debug_struct("Config")
-            .field("database_url", &"<redacted>")
-            .field("grpc_addr", &self.grpc_addr)
-            .field("apps", &appids)
-            .field("wechat_api_base", &self.wechat_api_base)
-            .field("wechat_timeout", &self.wechat_timeout)
-            .field("keyring", &self.keyring)
-            .field("throwaway_keys", &self.throwaway_keys)
-            .field("policy", &self.policy)
-            .field("tokens", &self.tokens)
-            .field("callers", &self.callers)
-            .finish_non_exhaustive()
-    }
-}
-
-fn parse_apps(raw: &str) -> Result<HashMap<AppId, AppSecret>, SettingsError> {
-    let malformed = |rule: &str| SettingsError::Malformed {
-        setting: "WXAUTH_APPS",
-        rule: rule.to_owned(),
-    };
-    let mut apps = HashMap::new();
-    for pair in raw
-        .split(',')
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty())
-    {
-        let (appid, secret) = pair
-            .split_once(':')
-            .ok_or_else(|| malformed("each entry must be appid:secret"))?;
-        let appid = AppId::parse("appid", appid).map_err(|err| malformed(&err.to_string()))?;
-        let secret =
-            AppSecret::parse("the secret", secret).map_err(|err| malformed(&err.to_string()))?;
-        if apps.insert(appid, secret).is_some() {
-            return Err(malformed("an appid is listed twice"));
-        }
-    }
-    if apps.is_empty() {
-        return Err(SettingsError::Missing {
-            setting: "WXAUTH_APPS",
-            hint: "list the mini-programs to serve as appid:secret pairs separated by commas",
-        });
-    }
-    Ok(apps)
-}
-
-/// Parses `kid:base64` entries of 32-byte keys separated by commas (the format of both key
-/// settings); at least one, no kid twice.
-fn parse_kid_keys(
-    setting: &'static str,
-    raw: &str,
-) -> Result<Vec<(String, [u8; 32])>, SettingsError> {
-    let malformed = |rule: &str| SettingsError::Malformed {
-        setting,
-        rule: rule.to_owned(),
-    };
-    let mut keys: Vec<(String, [u8; 32])> = Vec::new();
-    for pair in raw
-        .split(',')
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty())
-    {
-        let (kid, key) = pair
-            .split_once(':')
-            .ok_or_else(|| malformed("each entry must be kid:base64"))?;
-        let kid_ok = !kid.is_empty()
-            && kid.len() <= 32
-            && kid
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !kid_ok {
-            return Err(malformed(
-                "a kid must be 1 to 32 letters, digits, '-' or '_'",
-            ));
-        }
-        let key: [u8; 32] = STANDARD
-            .decode(key)
-            .ok()
-            .and_then(|bytes| bytes.try_into().ok())
-            .ok_or_else(|| malformed("each key must be 32 bytes, base64-encoded"))?;
-        if keys.iter().any(|(known, _)| known == kid) {
-            return Err(malformed("a kid is listed twice"));
-        }
-        keys.push((kid.to_owned(), key));
-    }
-    if keys.is_empty() {
-        return Err(malformed("no key is listed"));
-    }
-    Ok(keys)
-}
-
-fn parse_keys(raw: &str) -> Result<Keyring, SettingsError> {
-    Keyring::new(parse_kid_keys("WXAUTH_SESSION_KEY_KEYS", raw)?).ok_or(SettingsError::Missing {
-        setting: "WXAUTH_SESSION_KEY_KEYS",
-        hint: "no key is listed",
-    })
-}
-
-fn parse_signing_keys(raw: &str) -> Result<Vec<KeyPair>, SettingsError> {
-    Ok(parse_kid_keys("WXAUTH_TOKEN_SIGNING_KEYS", raw)?
-        .into_iter()
-        .map(|(kid, seed)| KeyPair::from_seed(kid, &seed))
-        .collect())
-}
-
 impl Settings {
     /// Validates the settings into the configuration the service runs with.
     pub fn into_config(self) -> Result<Config, SettingsError> {
@@ -389,18 +250,16 @@ impl Settings {
             database_url: SecretString::from(self.database_url),
             grpc_addr: self.grpc_addr,
             metrics_addr: self.metrics_addr,
-            apps,
+            apps: Apps::new(apps),
             wechat_api_base: self.wechat_api_base,
             wechat_timeout: Duration::from_millis(self.wechat_timeout_ms.max(1)),
             keyring,
             throwaway_keys,
-            policy: Policy {
-                session_ttl_secs: positive("WXAUTH_SESSION_TTL_SECS", self.session_ttl_secs)?,
-                watermark_max_age_secs: positive(
-                    "WXAUTH_WATERMARK_MAX_AGE_SECS",
-                    self.watermark_max_age_secs,
-                )?,
-            },
+            session_ttl_secs: positive("WXAUTH_SESSION_TTL_SECS", self.session_ttl_secs)?,
+            watermark_max_age_secs: positive(
+                "WXAUTH_WATERMARK_MAX_AGE_SECS",
+                self.watermark_max_age_secs,
+            )?,
             tokens: TokenKeys::new(
                 signing_keys,
                 positive("WXAUTH_ACCESS_TTL_SECS", self.access_ttl_secs)?,
@@ -417,13 +276,6 @@ impl Settings {
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             purge_interval: Duration::from_secs(self.purge_interval_secs.max(1)),
         })
-    }
-}
-
-impl Config {
-    /// The database URL, for connecting.
-    pub fn database_url(&self) -> &str {
-        self.database_url.expose_secret()
     }
 }
 

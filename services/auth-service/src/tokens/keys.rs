@@ -1,8 +1,8 @@
-//! Issuing access tokens: which key signs, what the claims say, how long they live.
+//! The keys access tokens are signed with, what the claims say, how long tokens live.
 
 use wxauth_token::{Claims, ISSUER, Jwks, KeyPair, Verifier};
 
-use crate::store::UserRow;
+use crate::domain::User;
 
 /// The token keys and lifetimes of this deployment.
 #[derive(Debug)]
@@ -34,11 +34,11 @@ impl TokenKeys {
 
     /// A signed access token for `user` in session family `family_id`, issued at `now`.
     /// Returns the token and its expiry.
-    pub fn issue(&self, user: &UserRow, family_id: i64, jti: String, now: i64) -> (String, i64) {
+    pub fn issue(&self, user: &User, family_id: i64, jti: String, now: i64) -> (String, i64) {
         let exp = now + self.access_ttl_secs;
         let claims = Claims {
             iss: ISSUER.to_owned(),
-            sub: user.user_id.to_string(),
+            sub: user.id.to_string(),
             aud: user.appid.clone(),
             openid: user.openid.clone(),
             unionid: user.unionid.clone(),

@@ -1,0 +1,243 @@
+//! The auth-service built from its configuration: connected, migrated, bound to its ports,
+//! and run until a stop is asked for. `main` only adds settings, logs and signals, so tests
+//! run the whole service in process (with an injected clock) exactly as it runs in
+//! production.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use tonic::transport::{Server, server::TcpIncoming};
+use tonic_health::ServingStatus;
+use tracing::info;
+use wxauth_proto::v1::auth_service_server::AuthServiceServer;
+use wxauth_wechat::WeChatClient;
+
+use crate::{
+    clock::{SharedClock, SystemClock},
+    login::Logins,
+    metrics::Metrics,
+    revocation::{self, Revocations},
+    session::Sessions,
+    settings::Config,
+    store::{PgStore, StoreError},
+    tokens::Tokens,
+    transport::AuthApi,
+    upkeep,
+    users::Users,
+};
+
+/// Rows deleted per statement when purging.
+const PURGE_BATCH: i64 = 500;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// DATABASE_URL does not parse.
+    #[error("DATABASE_URL is not a postgres:// URL")]
+    DatabaseUrl,
+    /// The database does not answer.
+    #[error("cannot connect to the database")]
+    Database(#[source] StoreError),
+    /// The migrations failed.
+    #[error("cannot apply database migrations")]
+    Migrate(#[source] StoreError),
+    /// The WeChat client could not be built.
+    #[error("cannot build the wechat client")]
+    WeChat(#[source] wxauth_wechat::BuildError),
+    /// The gRPC address cannot be bound.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The metrics address cannot be bound.
+    #[error("cannot listen for metrics on {addr}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StartError {
+    /// Whether the settings are at fault (exit 64), rather than something they point at (69).
+    pub fn is_settings(&self) -> bool {
+        matches!(self, Self::DatabaseUrl)
+    }
+}
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The reflection descriptors did not load (a build problem).
+    #[error("reflection descriptors are invalid")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The server failed while serving.
+    #[error("grpc server failed")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A built auth-service, bound to its ports, not serving yet.
+pub struct Application {
+    listener: TcpListener,
+    grpc_addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    api: AuthApi,
+    store: PgStore,
+    metrics: Arc<Metrics>,
+    revocations: Arc<Revocations>,
+    purge_interval: Duration,
+    shutdown_grace: Duration,
+}
+
+impl Application {
+    /// Builds the service on the system clock.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        Self::build_with(config, Arc::new(SystemClock)).await
+    }
+
+    /// Builds the service: connects to the database and migrates it, binds the gRPC and
+    /// metrics ports (port 0: free ones), and wires every part. Every expiry is judged by
+    /// `clock`.
+    pub async fn build_with(config: Config, clock: SharedClock) -> Result<Self, StartError> {
+        let store =
+            PgStore::connect_lazy(config.database_url(), config.db_max_connections as usize)
+                .map_err(|_| StartError::DatabaseUrl)?;
+        store.ping().await.map_err(StartError::Database)?;
+        store.migrate().await.map_err(StartError::Migrate)?;
+        let wechat = WeChatClient::new(&config.wechat_api_base, config.wechat_timeout)
+            .map_err(StartError::WeChat)?;
+        let listener = TcpListener::bind(config.grpc_addr)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: config.grpc_addr,
+                source,
+            })?;
+        let grpc_addr = listener.local_addr().unwrap_or(config.grpc_addr);
+        let (metrics, registry) = Metrics::new();
+        let metrics = Arc::new(metrics);
+        let metrics_addr = wxauth_runtime::metrics::start(config.metrics_addr, registry)
+            .await
+            .map_err(|source| StartError::Metrics {
+                addr: config.metrics_addr,
+                source,
+            })?;
+        info!(apps = config.apps.len(), wechat = %config.wechat_api_base, callers = ?config.callers, "auth-service starting");
+
+        let apps = Arc::new(config.apps);
+        let revocations = Revocations::new(Duration::from_secs(
+            u64::try_from(config.tokens.access_ttl_secs).unwrap_or(0),
+        ));
+        let tokens = Arc::new(Tokens::new(
+            config.tokens,
+            config.token_cache_entries,
+            revocations.clone(),
+            store.clone(),
+            clock.clone(),
+        ));
+        let sessions = Sessions::new(
+            apps.clone(),
+            wechat,
+            store.clone(),
+            config.keyring,
+            metrics.clone(),
+            config.session_ttl_secs,
+        );
+        let logins = Arc::new(Logins::new(
+            apps,
+            sessions,
+            tokens.clone(),
+            store.clone(),
+            clock,
+            config.watermark_max_age_secs,
+        ));
+        let users = Arc::new(Users::new(store.clone(), tokens.clone()));
+        let api = AuthApi::new(logins, tokens, users, config.callers, metrics.clone());
+        Ok(Self {
+            listener,
+            grpc_addr,
+            metrics_addr,
+            api,
+            store,
+            metrics,
+            revocations,
+            purge_interval: config.purge_interval,
+            shutdown_grace: config.shutdown_grace,
+        })
+    }
+
+    /// Where gRPC is served.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// Where `/metrics` is served.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    /// Serves the auth API, gRPC health and server reflection (v1 and v1alpha, for grpcurl
+    /// 1.8) until `shutdown` completes; then every health name turns NOT_SERVING and the
+    /// calls in flight get the shutdown grace to finish. The database pool is closed last.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+        let follower = tokio::spawn(revocation::follow(
+            self.store.clone(),
+            self.revocations.clone(),
+        ));
+        let purger = tokio::spawn(upkeep::purge_expired(
+            self.store.clone(),
+            self.purge_interval,
+            PURGE_BATCH,
+        ));
+        let (health, health_service) = tonic_health::server::health_reporter();
+        upkeep::set_health(&health, ServingStatus::Serving).await;
+        let health_reporting = tokio::spawn(upkeep::report_health(
+            self.store.clone(),
+            health.clone(),
+            self.metrics.clone(),
+        ));
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(wxauth_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // google.rpc.ErrorInfo, so grpcurl can show the reason of an error.
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(wxauth_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let stopping = async {
+            shutdown.await;
+            health_reporting.abort();
+            info!("shutting down: refusing new calls, finishing those in flight");
+            upkeep::set_health(&health, ServingStatus::NotServing).await;
+        };
+        let (stop, deadline) = wxauth_runtime::signal::with_grace(stopping, self.shutdown_grace);
+        let serving = Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(AuthServiceServer::new(self.api))
+            .serve_with_incoming_shutdown(
+                // Replies are small writes: without TCP_NODELAY each can wait 40 ms for an ACK.
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                stop,
+            );
+        let served = tokio::select! {
+            served = serving => served.map_err(ServeError::from),
+            () = deadline => Ok(()),
+        };
+        follower.abort();
+        purger.abort();
+        self.store.close();
+        served
+    }
+}

@@ -1,0 +1,13 @@
+//! What the auth-service is about, as plain types: the store maps rows into them and the
+//! transport maps them out to messages, so a column or a field can change on one side
+//! without reaching the other.
+
+pub mod bearer;
+pub mod profile;
+pub mod session;
+pub mod user;
+
+pub use bearer::{Bearer, InvalidBearer};
+pub use profile::{PLACEHOLDER_NICKNAME, Phone, Profile, UserUpdate};
+pub use session::LoginSession;
+pub use user::User;

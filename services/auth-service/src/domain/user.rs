@@ -1,0 +1,24 @@
+//! A user of one mini-program.
+
+use super::{Phone, Profile};
+
+/// A user: one person in one mini-program, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// wxauth's id for the user.
+    pub id: i64,
+    /// The mini-program.
+    pub appid: String,
+    /// The user's openid in that mini-program.
+    pub openid: String,
+    /// The user's unionid, once WeChat gave one.
+    pub unionid: Option<String>,
+    /// What is known of the profile.
+    pub profile: Profile,
+    /// The phone number, once given.
+    pub phone: Option<Phone>,
+    /// When the user first logged in, Unix seconds.
+    pub created_at: i64,
+    /// When the user last changed, Unix seconds.
+    pub updated_at: i64,
+}

@@ -1,0 +1,157 @@
+//! The login flows: a code to a session, a session and WeChat's encrypted data to a user and
+//! tokens, and the silent login that does both at once. No tonic and no SQL here.
+//!
+//! - [`complete`]: checking and decrypting what the client sent under its session.
+
+pub mod complete;
+
+use std::sync::Arc;
+
+use tracing::info;
+use wxauth_wechat::{AppId, JsCode};
+
+use crate::{
+    apps::Apps,
+    clock::SharedClock,
+    domain::UserUpdate,
+    error::AuthError,
+    session::{CreatedSession, Sessions},
+    store::PgStore,
+    tokens::{Issued, Tokens},
+};
+pub use complete::{CompleteRequest, DataKind, SignedRawData};
+
+/// A silent login: tokens, and a session for sending encrypted data later.
+#[derive(Debug)]
+pub struct SilentLogin {
+    /// The user and tokens.
+    pub login: Issued,
+    /// The session.
+    pub session: CreatedSession,
+}
+
+/// The login service.
+#[derive(Debug)]
+pub struct Logins {
+    apps: Arc<Apps>,
+    sessions: Sessions,
+    tokens: Arc<Tokens>,
+    store: PgStore,
+    clock: SharedClock,
+    /// The oldest watermark accepted, in seconds; WeChat data older than this is a replay.
+    watermark_max_age_secs: i64,
+}
+
+impl Logins {
+    /// The flows over their parts.
+    pub fn new(
+        apps: Arc<Apps>,
+        sessions: Sessions,
+        tokens: Arc<Tokens>,
+        store: PgStore,
+        clock: SharedClock,
+        watermark_max_age_secs: i64,
+    ) -> Self {
+        Self {
+            apps,
+            sessions,
+            tokens,
+            store,
+            clock,
+            watermark_max_age_secs,
+        }
+    }
+
+    /// Exchanges a `wx.login()` code for a new session.
+    pub async fn create_session(
+        &self,
+        appid: &AppId,
+        code: &JsCode,
+    ) -> Result<CreatedSession, AuthError> {
+        Ok(self.sessions.exchange(appid, code).await?.session)
+    }
+
+    /// The silent login: a code straight to a user and a token pair (plus a session for
+    /// encrypted data sent later).
+    pub async fn silent(&self, appid: &AppId, code: &JsCode) -> Result<SilentLogin, AuthError> {
+        let exchanged = self.sessions.exchange(appid, code).await?;
+        let login = self
+            .issue(
+                &exchanged.session.id_hash,
+                appid,
+                &exchanged.openid,
+                &UserUpdate::unionid(exchanged.unionid),
+            )
+            .await?;
+        info!(%appid, user_id = login.user.id, "silent login completed");
+        Ok(SilentLogin {
+            login,
+            session: exchanged.session,
+        })
+    }
+
+    /// Decrypts and verifies the client's data under its session, stores the user and
+    /// issues a token pair.
+    pub async fn complete(&self, req: CompleteRequest) -> Result<Issued, AuthError> {
+        self.apps.serves(&req.appid)?;
+        let session = self.sessions.open(&req.appid, &req.session_id).await?;
+        let checked = complete::check(
+            &req,
+            &session,
+            self.clock.now(),
+            self.watermark_max_age_secs,
+        );
+        let result = match checked {
+            Ok(update) => {
+                self.issue(&session.id_hash, &req.appid, &session.openid, &update)
+                    .await
+            }
+            Err(err) => Err(err),
+        };
+        match result {
+            Ok(issued) => {
+                self.sessions.forget(&session.id_hash);
+                info!(appid = %req.appid, user_id = issued.user.id, kind = ?req.kind, "login completed");
+                Ok(issued)
+            }
+            // A remembered session may have been replaced by a newer login on another
+            // replica since: its key no longer opens the data, and the answer must be "log in
+            // again", as the database would have said.
+            Err(AuthError::DecryptionFailed | AuthError::SignatureMismatch)
+                if session.remembered && !self.sessions.still_live(&session.id_hash).await? =>
+            {
+                self.sessions.forget(&session.id_hash);
+                Err(AuthError::SessionNotFound)
+            }
+            Err(AuthError::SessionNotFound) => {
+                self.sessions.forget(&session.id_hash);
+                Err(AuthError::SessionNotFound)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Stores the user and starts a session family with a token pair, if the login session
+    /// is still live.
+    async fn issue(
+        &self,
+        session_hash: &[u8],
+        appid: &AppId,
+        openid: &str,
+        update: &UserUpdate,
+    ) -> Result<Issued, AuthError> {
+        let refresh = self.tokens.new_refresh()?;
+        let issued = self
+            .store
+            .complete_login(
+                session_hash,
+                appid.as_str(),
+                openid,
+                update,
+                refresh.stored(),
+            )
+            .await?
+            .ok_or(AuthError::SessionNotFound)?;
+        self.tokens.pair(issued, refresh)
+    }
+}

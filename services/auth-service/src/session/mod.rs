@@ -1,0 +1,219 @@
+//! Login sessions: a `wx.login()` code traded with WeChat for the user's openid and
+//! session_key, kept here (sealed) under a session id handed to the mini-program.
+//!
+//! The code is claimed in Postgres before WeChat sees it, so it is exchanged at most once
+//! across all replicas, even when WeChat then fails or times out. The replica that made a
+//! session remembers it until it is completed, so completing it usually reads nothing.
+
+use std::{sync::Arc, time::Instant};
+
+use tracing::{info, warn};
+use wxauth_wechat::{AppId, JsCode, SessionKey, WeChatClient};
+
+use crate::{
+    apps::Apps,
+    domain::{Bearer, LoginSession},
+    error::AuthError,
+    metrics::Metrics,
+    secrets::{self, Keyring},
+    store::{NewSession, PgStore},
+};
+
+/// Prefix of session ids handed to mini-programs.
+pub const SESSION_PREFIX: &str = "wxs_";
+/// How many sessions a replica remembers between their creation and completion.
+const REMEMBERED: u64 = 10_000;
+
+/// A new session for the mini-program.
+#[derive(Debug)]
+pub struct CreatedSession {
+    /// The id to hand out; only its digest is stored.
+    pub session_id: String,
+    /// Its digest, the key it is stored under.
+    pub id_hash: Vec<u8>,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Whether WeChat gave a unionid.
+    pub has_unionid: bool,
+}
+
+/// What an exchange brought: the user, and the session made for them.
+#[derive(Debug)]
+pub struct Exchanged {
+    /// The user's openid.
+    pub openid: String,
+    /// The user's unionid, when the app is bound to an Open Platform account.
+    pub unionid: Option<String>,
+    /// The new session.
+    pub session: CreatedSession,
+}
+
+/// A live session, its session_key unsealed, ready to check what the client sent.
+#[derive(Debug)]
+pub struct OpenedSession {
+    /// The session id's digest.
+    pub id_hash: Vec<u8>,
+    /// The user's openid.
+    pub openid: String,
+    /// The unionid WeChat gave with the code.
+    pub unionid: Option<String>,
+    /// The user's session_key.
+    pub session_key: SessionKey,
+    /// Whether it came from this replica's memory (the database may have dropped it since).
+    pub remembered: bool,
+}
+
+/// The session service.
+#[derive(Debug)]
+pub struct Sessions {
+    apps: Arc<Apps>,
+    wechat: WeChatClient,
+    store: PgStore,
+    keyring: Keyring,
+    metrics: Arc<Metrics>,
+    ttl_secs: i64,
+    remembered: moka::sync::Cache<Vec<u8>, Arc<LoginSession>>,
+}
+
+/// The associated data a session_key is sealed with: it binds the sealed value to its row.
+fn seal_context(id_hash: &[u8], appid: &str, openid: &str) -> Vec<u8> {
+    [id_hash, appid.as_bytes(), &[0], openid.as_bytes()].concat()
+}
+
+impl Sessions {
+    /// The service; sessions live `ttl_secs`.
+    pub fn new(
+        apps: Arc<Apps>,
+        wechat: WeChatClient,
+        store: PgStore,
+        keyring: Keyring,
+        metrics: Arc<Metrics>,
+        ttl_secs: i64,
+    ) -> Self {
+        Self {
+            apps,
+            wechat,
+            store,
+            keyring,
+            metrics,
+            ttl_secs,
+            remembered: moka::sync::Cache::builder()
+                .max_capacity(REMEMBERED)
+                .time_to_live(std::time::Duration::from_secs(
+                    u64::try_from(ttl_secs).unwrap_or(0),
+                ))
+                .build(),
+        }
+    }
+
+    /// Trades a code with WeChat (at most once per code, across replicas) and stores a new
+    /// session for the user, replacing their older ones.
+    pub async fn exchange(&self, appid: &AppId, code: &JsCode) -> Result<Exchanged, AuthError> {
+        let secret = self.apps.secret(appid)?;
+        let code_hash = secrets::code_digest(appid.as_str(), code.as_str());
+        if !self.store.claim_code(appid.as_str(), &code_hash).await? {
+            info!(%appid, "code already submitted");
+            return Err(AuthError::CodeAlreadyUsed);
+        }
+        let started = Instant::now();
+        let exchanged = self.wechat.code2session(appid, secret, code).await;
+        self.metrics
+            .wechat(exchanged.as_ref().map(drop), started.elapsed());
+        let exchanged = exchanged.inspect_err(|err| {
+            warn!(%appid, error = %err, "jscode2session failed");
+        })?;
+
+        let session_id = secrets::new_bearer(SESSION_PREFIX).map_err(AuthError::internal)?;
+        let id_hash = secrets::digest(&session_id);
+        let sealed_key = self
+            .keyring
+            .seal(
+                exchanged.session_key.expose_base64().as_bytes(),
+                &seal_context(&id_hash, appid.as_str(), &exchanged.openid),
+            )
+            .map_err(AuthError::internal)?;
+        let expires_at = self
+            .store
+            .create_session(NewSession {
+                id_hash: &id_hash,
+                appid: appid.as_str(),
+                openid: &exchanged.openid,
+                unionid: exchanged.unionid.as_deref(),
+                sealed_key: &sealed_key,
+                ttl_secs: self.ttl_secs,
+            })
+            .await?;
+        let has_unionid = exchanged.unionid.is_some();
+        self.remembered.insert(
+            id_hash.clone(),
+            Arc::new(LoginSession {
+                appid: appid.as_str().to_owned(),
+                openid: exchanged.openid.clone(),
+                unionid: exchanged.unionid.clone(),
+                sealed_key,
+            }),
+        );
+        info!(%appid, has_unionid, "session created");
+        Ok(Exchanged {
+            openid: exchanged.openid,
+            unionid: exchanged.unionid,
+            session: CreatedSession {
+                session_id,
+                id_hash,
+                expires_at,
+                has_unionid,
+            },
+        })
+    }
+
+    /// The live session `session_id` of `appid`, with its session_key: from this replica's
+    /// memory, else from the database.
+    pub async fn open(
+        &self,
+        appid: &AppId,
+        session_id: &Bearer,
+    ) -> Result<OpenedSession, AuthError> {
+        let id_hash = secrets::digest(session_id.expose());
+        let (session, remembered) = match self.remembered.get(&id_hash) {
+            Some(session) => (session, true),
+            None => (
+                Arc::new(
+                    self.store
+                        .find_session(&id_hash)
+                        .await?
+                        .ok_or(AuthError::SessionNotFound)?,
+                ),
+                false,
+            ),
+        };
+        if session.appid != appid.as_str() {
+            return Err(AuthError::SessionNotFound);
+        }
+        let opened = self
+            .keyring
+            .open(
+                &session.sealed_key,
+                &seal_context(&id_hash, &session.appid, &session.openid),
+            )
+            .map_err(AuthError::internal)?;
+        let session_key = SessionKey::new(String::from_utf8(opened).map_err(AuthError::internal)?);
+        Ok(OpenedSession {
+            id_hash,
+            openid: session.openid.clone(),
+            unionid: session.unionid.clone(),
+            session_key,
+            remembered,
+        })
+    }
+
+    /// Whether a session is still live in the database (it may have been replaced by a newer
+    /// login on another replica since this one remembered it).
+    pub async fn still_live(&self, id_hash: &[u8]) -> Result<bool, AuthError> {
+        Ok(self.store.find_session(id_hash).await?.is_some())
+    }
+
+    /// Forgets a remembered session (completed, or gone).
+    pub fn forget(&self, id_hash: &[u8]) {
+        self.remembered.invalidate(id_hash);
+    }
+}

@@ -1,0 +1,71 @@
+//! The validated configuration the service runs with: everything parsed, nothing left to
+//! fail at run time.
+
+use std::{fmt, net::SocketAddr, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::{apps::Apps, callers::Callers, secrets::Keyring, tokens::TokenKeys};
+
+/// The validated configuration.
+pub struct Config {
+    /// The database URL (it may hold a password: redacted in `Debug`).
+    pub database_url: SecretString,
+    /// Where to listen.
+    pub grpc_addr: SocketAddr,
+    /// Where to serve metrics.
+    pub metrics_addr: SocketAddr,
+    /// The apps served.
+    pub apps: Apps,
+    /// WeChat's base URL.
+    pub wechat_api_base: String,
+    /// Per-call WeChat timeout.
+    pub wechat_timeout: Duration,
+    /// session_key encryption keys.
+    pub keyring: Keyring,
+    /// Whether the keys were made up because dev mode is on.
+    pub throwaway_keys: bool,
+    /// How long a login session is accepted, in seconds.
+    pub session_ttl_secs: i64,
+    /// The oldest watermark accepted, in seconds; WeChat data older than this is a replay.
+    pub watermark_max_age_secs: i64,
+    /// Token signing keys and lifetimes.
+    pub tokens: TokenKeys,
+    /// Whether the token keys were made up because dev mode is on.
+    pub throwaway_token_keys: bool,
+    /// Who may call what.
+    pub callers: Callers,
+    /// Pool size.
+    pub db_max_connections: u32,
+    /// How many verified access tokens are remembered.
+    pub token_cache_entries: u64,
+    /// How long calls in flight may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// How often expired rows are purged.
+    pub purge_interval: Duration,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &"<redacted>")
+            .field("grpc_addr", &self.grpc_addr)
+            .field("apps", &self.apps)
+            .field("wechat_api_base", &self.wechat_api_base)
+            .field("wechat_timeout", &self.wechat_timeout)
+            .field("keyring", &self.keyring)
+            .field("throwaway_keys", &self.throwaway_keys)
+            .field("session_ttl_secs", &self.session_ttl_secs)
+            .field("watermark_max_age_secs", &self.watermark_max_age_secs)
+            .field("tokens", &self.tokens)
+            .field("callers", &self.callers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// The database URL, for connecting.
+    pub fn database_url(&self) -> &str {
+        self.database_url.expose_secret()
+    }
+}

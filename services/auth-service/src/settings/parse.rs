@@ -1,0 +1,100 @@
+//! The formats of the settings that hold several values: `appid:secret` pairs and
+//! `kid:base64` keys. Errors name the setting and the rule, never a value.
+
+use std::collections::HashMap;
+
+use base64::{Engine as _, engine::general_purpose::STANDARD};
+use wxauth_token::KeyPair;
+use wxauth_wechat::{AppId, AppSecret};
+
+use super::SettingsError;
+use crate::secrets::Keyring;
+
+pub(super) fn parse_apps(raw: &str) -> Result<HashMap<AppId, AppSecret>, SettingsError> {
+    let malformed = |rule: &str| SettingsError::Malformed {
+        setting: "WXAUTH_APPS",
+        rule: rule.to_owned(),
+    };
+    let mut apps = HashMap::new();
+    for pair in raw
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+    {
+        let (appid, secret) = pair
+            .split_once(':')
+            .ok_or_else(|| malformed("each entry must be appid:secret"))?;
+        let appid = AppId::parse("appid", appid).map_err(|err| malformed(&err.to_string()))?;
+        let secret =
+            AppSecret::parse("the secret", secret).map_err(|err| malformed(&err.to_string()))?;
+        if apps.insert(appid, secret).is_some() {
+            return Err(malformed("an appid is listed twice"));
+        }
+    }
+    if apps.is_empty() {
+        return Err(SettingsError::Missing {
+            setting: "WXAUTH_APPS",
+            hint: "list the mini-programs to serve as appid:secret pairs separated by commas",
+        });
+    }
+    Ok(apps)
+}
+
+/// Parses `kid:base64` entries of 32-byte keys separated by commas (the format of both key
+/// settings); at least one, no kid twice.
+fn parse_kid_keys(
+    setting: &'static str,
+    raw: &str,
+) -> Result<Vec<(String, [u8; 32])>, SettingsError> {
+    let malformed = |rule: &str| SettingsError::Malformed {
+        setting,
+        rule: rule.to_owned(),
+    };
+    let mut keys: Vec<(String, [u8; 32])> = Vec::new();
+    for pair in raw
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+    {
+        let (kid, key) = pair
+            .split_once(':')
+            .ok_or_else(|| malformed("each entry must be kid:base64"))?;
+        let kid_ok = !kid.is_empty()
+            && kid.len() <= 32
+            && kid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !kid_ok {
+            return Err(malformed(
+                "a kid must be 1 to 32 letters, digits, '-' or '_'",
+            ));
+        }
+        let key: [u8; 32] = STANDARD
+            .decode(key)
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| malformed("each key must be 32 bytes, base64-encoded"))?;
+        if keys.iter().any(|(known, _)| known == kid) {
+            return Err(malformed("a kid is listed twice"));
+        }
+        keys.push((kid.to_owned(), key));
+    }
+    if keys.is_empty() {
+        return Err(malformed("no key is listed"));
+    }
+    Ok(keys)
+}
+
+pub(super) fn parse_keys(raw: &str) -> Result<Keyring, SettingsError> {
+    Keyring::new(parse_kid_keys("WXAUTH_SESSION_KEY_KEYS", raw)?).ok_or(SettingsError::Missing {
+        setting: "WXAUTH_SESSION_KEY_KEYS",
+        hint: "no key is listed",
+    })
+}
+
+pub(super) fn parse_signing_keys(raw: &str) -> Result<Vec<KeyPair>, SettingsError> {
+    Ok(parse_kid_keys("WXAUTH_TOKEN_SIGNING_KEYS", raw)?
+        .into_iter()
+        .map(|(kid, seed)| KeyPair::from_seed(kid, &seed))
+        .collect())
+}

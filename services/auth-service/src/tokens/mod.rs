@@ -1,0 +1,221 @@
+//! Tokens: issuing a pair at the end of a login, validating access tokens, rotating refresh
+//! tokens, logout and revocation.
+//!
+//! - [`keys`]: which key signs, what the claims say, the published JWKS;
+//! - [`verified`]: access tokens this replica has already verified.
+
+pub mod keys;
+pub mod verified;
+
+use std::sync::Arc;
+
+use tracing::{info, warn};
+use wxauth_token::{Claims, Jwks, TokenError};
+
+use crate::{
+    clock::SharedClock,
+    domain::{Bearer, User},
+    error::AuthError,
+    revocation::Revocations,
+    secrets,
+    store::{IssuedLogin, NewRefresh, PgStore, RefreshOutcome},
+};
+pub use keys::TokenKeys;
+pub use verified::VerifiedTokens;
+
+/// Prefix of refresh tokens.
+pub const REFRESH_PREFIX: &str = "wxrt_";
+
+/// A token pair as handed out.
+#[derive(Debug)]
+pub struct TokenPair {
+    /// The signed access token.
+    pub access_token: String,
+    /// Unix seconds.
+    pub access_expires_at: i64,
+    /// The opaque refresh token; only its digest is stored.
+    pub refresh_token: String,
+    /// Unix seconds.
+    pub refresh_expires_at: i64,
+}
+
+/// A user with a new token pair.
+#[derive(Debug)]
+pub struct Issued {
+    /// The user as stored now.
+    pub user: User,
+    /// The user's tokens.
+    pub tokens: TokenPair,
+}
+
+/// A refresh token made for a login, not stored yet.
+#[derive(Debug)]
+pub struct NewRefreshToken {
+    token: String,
+    hash: Vec<u8>,
+    ttl_secs: i64,
+}
+
+impl NewRefreshToken {
+    /// What the store keeps of it.
+    pub fn stored(&self) -> NewRefresh<'_> {
+        NewRefresh {
+            hash: &self.hash,
+            ttl_secs: self.ttl_secs,
+        }
+    }
+}
+
+/// How a caller ends a session family.
+#[derive(Debug)]
+pub enum LogoutBy {
+    /// A valid access token of the family.
+    AccessToken(Bearer),
+    /// A refresh token of the family, once the access token has expired.
+    RefreshToken(Bearer),
+}
+
+/// The token service.
+#[derive(Debug)]
+pub struct Tokens {
+    keys: TokenKeys,
+    verified: VerifiedTokens,
+    revocations: Arc<Revocations>,
+    store: PgStore,
+    clock: SharedClock,
+}
+
+impl Tokens {
+    /// The service over its keys, the replica's revocation cache and the store;
+    /// `remembered` verified tokens at most.
+    pub fn new(
+        keys: TokenKeys,
+        remembered: u64,
+        revocations: Arc<Revocations>,
+        store: PgStore,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            keys,
+            verified: VerifiedTokens::new(remembered, clock.clone()),
+            revocations,
+            store,
+            clock,
+        }
+    }
+
+    /// The public keys that verify access tokens.
+    pub fn jwks(&self) -> &Jwks {
+        self.keys.jwks()
+    }
+
+    /// A new refresh token, for a login about to be stored.
+    pub fn new_refresh(&self) -> Result<NewRefreshToken, AuthError> {
+        let token = secrets::new_bearer(REFRESH_PREFIX).map_err(AuthError::internal)?;
+        Ok(NewRefreshToken {
+            hash: secrets::digest(&token),
+            token,
+            ttl_secs: self.keys.refresh_ttl_secs,
+        })
+    }
+
+    /// The pair of a stored login: a new access token, and the refresh token it was stored
+    /// with.
+    pub fn pair(&self, issued: IssuedLogin, refresh: NewRefreshToken) -> Result<Issued, AuthError> {
+        let jti = hex::encode(secrets::random_bytes::<16>().map_err(AuthError::internal)?);
+        let (access_token, access_expires_at) =
+            self.keys
+                .issue(&issued.user, issued.family_id, jti, self.clock.now());
+        Ok(Issued {
+            user: issued.user,
+            tokens: TokenPair {
+                access_token,
+                access_expires_at,
+                refresh_token: refresh.token,
+                refresh_expires_at: issued.refresh_expires_at,
+            },
+        })
+    }
+
+    /// Who an access token belongs to: signature, expiry, audience and revocation. The
+    /// database is asked only while the revocation cache is not connected.
+    pub async fn validate(
+        &self,
+        token: &Bearer,
+        audience: Option<&str>,
+    ) -> Result<Arc<Claims>, AuthError> {
+        let claims = self
+            .verified
+            .verify(
+                self.keys.verifier(),
+                token.expose(),
+                self.clock.now(),
+                audience,
+            )
+            .map_err(|err| match err {
+                TokenError::Expired => AuthError::TokenExpired,
+                _ => AuthError::TokenInvalid,
+            })?;
+        let family_id = family_of(&claims)?;
+        let revoked = match self.revocations.check(family_id) {
+            Some(revoked) => revoked,
+            None => self.store.is_family_revoked(family_id).await?,
+        };
+        if revoked {
+            return Err(AuthError::TokenInvalid);
+        }
+        Ok(claims)
+    }
+
+    /// Trades a refresh token for a new pair; a reused one revokes its family.
+    pub async fn refresh(&self, presented: &Bearer) -> Result<Issued, AuthError> {
+        let refresh = self.new_refresh()?;
+        let outcome = self
+            .store
+            .rotate_refresh(&secrets::digest(presented.expose()), refresh.stored())
+            .await?;
+        match outcome {
+            RefreshOutcome::Rotated(issued) => self.pair(*issued, refresh),
+            RefreshOutcome::Reused { family_id } => {
+                self.revocations.insert(family_id);
+                warn!(
+                    family_id,
+                    "refresh token reused: the session family is revoked"
+                );
+                Err(AuthError::TokenInvalid)
+            }
+            RefreshOutcome::Invalid => Err(AuthError::TokenInvalid),
+        }
+    }
+
+    /// Ends the session family of a valid access token or of a refresh token.
+    pub async fn logout(&self, by: LogoutBy) -> Result<(), AuthError> {
+        let family_id = match by {
+            LogoutBy::AccessToken(token) => family_of(&*self.validate(&token, None).await?)?,
+            LogoutBy::RefreshToken(token) => self
+                .store
+                .family_of_refresh(&secrets::digest(token.expose()))
+                .await?
+                .ok_or(AuthError::TokenInvalid)?,
+        };
+        self.store.revoke_family(family_id, "logout").await?;
+        self.revocations.insert(family_id);
+        info!(family_id, "logged out");
+        Ok(())
+    }
+
+    /// Ends every session family of a user.
+    pub async fn revoke_user(&self, user: &User) -> Result<u64, AuthError> {
+        let revoked = self
+            .store
+            .revoke_user(user.id, "revoked by an operator")
+            .await?;
+        info!(user_id = user.id, revoked, "user sessions revoked");
+        Ok(revoked)
+    }
+}
+
+/// The session family a token belongs to.
+fn family_of(claims: &Claims) -> Result<i64, AuthError> {
+    claims.sid.parse().map_err(|_| AuthError::TokenInvalid)
+}

@@ -1,0 +1,199 @@
+//! The `AuthService` RPCs. Each one parses its request into checked input, calls one flow,
+//! and builds the answer; nothing else.
+
+use tonic::{Request, Response, Status};
+use wxauth_proto::v1::{
+    CompleteLoginRequest, CompleteLoginResponse, CreateSessionRequest, CreateSessionResponse,
+    GetJwksRequest, GetJwksResponse, GetMeRequest, GetMeResponse, GetUserRequest, GetUserResponse,
+    LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshTokenRequest,
+    RefreshTokenResponse, RevokeUserSessionsRequest, RevokeUserSessionsResponse,
+    ValidateTokenRequest, ValidateTokenResponse, auth_service_server::AuthService,
+};
+
+use super::{
+    AuthApi,
+    convert::{self, timestamp, token_pair, user_message},
+};
+use crate::{callers::Scope, domain::Bearer, error::AuthError};
+
+#[tonic::async_trait]
+impl AuthService for AuthApi {
+    async fn create_session(
+        &self,
+        request: Request<CreateSessionRequest>,
+    ) -> Result<Response<CreateSessionResponse>, Status> {
+        self.call(
+            request,
+            "CreateSession",
+            Some(Scope::Login),
+            |req| async move {
+                let (appid, code) = (convert::appid(&req.appid)?, convert::code(&req.code)?);
+                let created = self.logins.create_session(&appid, &code).await?;
+                Ok(CreateSessionResponse {
+                    session_id: created.session_id,
+                    expires_at: timestamp(created.expires_at),
+                    has_unionid: created.has_unionid,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn complete_login(
+        &self,
+        request: Request<CompleteLoginRequest>,
+    ) -> Result<Response<CompleteLoginResponse>, Status> {
+        self.call(
+            request,
+            "CompleteLogin",
+            Some(Scope::Login),
+            |req| async move {
+                let completed = self
+                    .logins
+                    .complete(convert::complete_request(req)?)
+                    .await?;
+                Ok(CompleteLoginResponse {
+                    user: Some(user_message(completed.user)),
+                    tokens: token_pair(completed.tokens),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn login(
+        &self,
+        request: Request<LoginRequest>,
+    ) -> Result<Response<LoginResponse>, Status> {
+        self.call(request, "Login", Some(Scope::Login), |req| async move {
+            let (appid, code) = (convert::appid(&req.appid)?, convert::code(&req.code)?);
+            let silent = self.logins.silent(&appid, &code).await?;
+            Ok(LoginResponse {
+                user: Some(user_message(silent.login.user)),
+                tokens: token_pair(silent.login.tokens),
+                session_id: silent.session.session_id,
+                session_expires_at: timestamp(silent.session.expires_at),
+            })
+        })
+        .await
+    }
+
+    async fn refresh_token(
+        &self,
+        request: Request<RefreshTokenRequest>,
+    ) -> Result<Response<RefreshTokenResponse>, Status> {
+        self.call(
+            request,
+            "RefreshToken",
+            Some(Scope::Login),
+            |req| async move {
+                let presented = Bearer::parse("refresh_token", req.refresh_token)?;
+                let refreshed = self.tokens.refresh(&presented).await?;
+                Ok(RefreshTokenResponse {
+                    tokens: token_pair(refreshed.tokens),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn logout(
+        &self,
+        request: Request<LogoutRequest>,
+    ) -> Result<Response<LogoutResponse>, Status> {
+        self.call(request, "Logout", Some(Scope::Login), |req| async move {
+            self.tokens.logout(convert::logout(req)?).await?;
+            Ok(LogoutResponse {})
+        })
+        .await
+    }
+
+    async fn get_me(
+        &self,
+        request: Request<GetMeRequest>,
+    ) -> Result<Response<GetMeResponse>, Status> {
+        self.call(request, "GetMe", Some(Scope::Login), |req| async move {
+            let token = Bearer::parse("access_token", req.access_token)?;
+            Ok(GetMeResponse {
+                user: Some(user_message(self.users.me(&token).await?)),
+            })
+        })
+        .await
+    }
+
+    async fn validate_token(
+        &self,
+        request: Request<ValidateTokenRequest>,
+    ) -> Result<Response<ValidateTokenResponse>, Status> {
+        self.call(
+            request,
+            "ValidateToken",
+            Some(Scope::Validate),
+            |req| async move {
+                let token = Bearer::parse("token", req.token)?;
+                let claims = self
+                    .tokens
+                    .validate(&token, convert::audience(&req.appid))
+                    .await?;
+                Ok(ValidateTokenResponse {
+                    user_id: claims.sub.clone(),
+                    appid: claims.aud.clone(),
+                    openid: claims.openid.clone(),
+                    unionid: claims.unionid.clone().unwrap_or_default(),
+                    expires_at: timestamp(claims.exp),
+                    session_id: claims.sid.clone(),
+                    token_id: claims.jti.clone(),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn get_jwks(
+        &self,
+        request: Request<GetJwksRequest>,
+    ) -> Result<Response<GetJwksResponse>, Status> {
+        self.call(request, "GetJwks", None, |_| async move {
+            let jwks = self.tokens.jwks();
+            Ok(GetJwksResponse {
+                jwks_json: serde_json::to_string(jwks).map_err(AuthError::internal)?,
+                kids: jwks.keys.iter().map(|key| key.kid.clone()).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn get_user(
+        &self,
+        request: Request<GetUserRequest>,
+    ) -> Result<Response<GetUserResponse>, Status> {
+        self.call(request, "GetUser", Some(Scope::Admin), |req| async move {
+            let user = self.users.get(convert::user_id(&req.user_id)?).await?;
+            Ok(GetUserResponse {
+                user: Some(user_message(user)),
+            })
+        })
+        .await
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        request: Request<RevokeUserSessionsRequest>,
+    ) -> Result<Response<RevokeUserSessionsResponse>, Status> {
+        self.call(
+            request,
+            "RevokeUserSessions",
+            Some(Scope::Admin),
+            |req| async move {
+                let revoked = self
+                    .users
+                    .revoke_sessions(convert::user_id(&req.user_id)?)
+                    .await?;
+                Ok(RevokeUserSessionsResponse {
+                    revoked: u32::try_from(revoked).unwrap_or(u32::MAX),
+                })
+            },
+        )
+        .await
+    }
+}

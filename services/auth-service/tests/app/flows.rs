@@ -1,0 +1,151 @@
+//! The login flows through the gRPC API, with time moved by the test instead of waited for.
+
+use tonic::Code;
+use tonic_types::StatusExt;
+use wxauth_proto::v1::{
+    CompleteLoginRequest, CreateSessionRequest, DataKind, RefreshTokenRequest, ValidateTokenRequest,
+};
+
+use crate::support::{ACCESS_TTL, APP, Client, TestApp};
+
+/// The code and reason of a refusal.
+fn refusal(status: &tonic::Status) -> (Code, String) {
+    let reason = status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+        .unwrap_or_default();
+    (status.code(), reason)
+}
+
+async fn session(gateway: &mut Client, app: &TestApp, openid: &str) -> String {
+    gateway
+        .create_session(CreateSessionRequest {
+            appid: APP.into(),
+            code: app.code(openid),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session_id
+}
+
+fn complete(session_id: &str, info: &wechat_sim::SignedUserInfo) -> CompleteLoginRequest {
+    CompleteLoginRequest {
+        appid: APP.into(),
+        session_id: session_id.into(),
+        kind: DataKind::UserInfo.into(),
+        encrypted_data: info.encrypted_data.clone(),
+        iv: info.iv.clone(),
+        raw_data: Some(info.raw_data.clone()),
+        signature: Some(info.signature.clone()),
+    }
+}
+
+async fn validate(service: &mut Client, token: &str) -> Result<String, (Code, String)> {
+    service
+        .validate_token(ValidateTokenRequest {
+            token: token.into(),
+            appid: APP.into(),
+        })
+        .await
+        .map(|answer| answer.into_inner().user_id)
+        .map_err(|status| refusal(&status))
+}
+
+#[tokio::test]
+async fn tokens_expire_on_the_services_clock_and_a_refresh_gives_new_ones() {
+    let app = TestApp::spawn(&[]).await;
+    let (mut gateway, mut service) = (app.client(0).await, app.client(1).await);
+    let session_id = session(&mut gateway, &app, "o-clock").await;
+    let info = app.user_info("o-clock", "Clock");
+    let login = gateway
+        .complete_login(complete(&session_id, &info))
+        .await
+        .unwrap()
+        .into_inner();
+    let user = login.user.unwrap();
+    assert_eq!(user.nickname, "Clock");
+    let tokens = login.tokens.unwrap();
+    assert_eq!(
+        validate(&mut service, &tokens.access_token).await,
+        Ok(user.user_id.clone())
+    );
+
+    app.clock.advance(ACCESS_TTL - 1);
+    assert_eq!(
+        validate(&mut service, &tokens.access_token).await,
+        Ok(user.user_id.clone()),
+        "valid until the last second"
+    );
+    app.clock.advance(1);
+    assert_eq!(
+        validate(&mut service, &tokens.access_token).await,
+        Err((Code::Unauthenticated, "TOKEN_EXPIRED".into())),
+        "the remembered token is refused at its expiry"
+    );
+
+    let refreshed = gateway
+        .refresh_token(RefreshTokenRequest {
+            refresh_token: tokens.refresh_token,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens
+        .unwrap();
+    assert_eq!(
+        validate(&mut service, &refreshed.access_token).await,
+        Ok(user.user_id)
+    );
+}
+
+#[tokio::test]
+async fn data_older_than_the_watermark_limit_is_refused_and_fresh_data_passes() {
+    let app = TestApp::spawn(&["--watermark-max-age-secs=60"]).await;
+    let mut gateway = app.client(0).await;
+    let session_id = session(&mut gateway, &app, "o-stale").await;
+    let stale = app.user_info("o-stale", "Stale");
+    app.clock.advance(61);
+    let refused = gateway
+        .complete_login(complete(&session_id, &stale))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refusal(&refused),
+        (Code::InvalidArgument, "DECRYPTION_FAILED".into())
+    );
+    // The session is still there: data made now passes.
+    let fresh = app.user_info("o-stale", "Fresh");
+    let login = gateway
+        .complete_login(complete(&session_id, &fresh))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(login.user.unwrap().nickname, "Fresh");
+}
+
+#[tokio::test]
+async fn a_session_replaced_on_another_replica_is_refused_as_unknown() {
+    let app = TestApp::spawn(&[]).await;
+    let replica = app.replica().await;
+    let mut here = app.client(0).await;
+    let mut there = replica.client(0).await;
+    let old_session = session(&mut here, &app, "o-two").await;
+    let under_old_key = app.user_info("o-two", "Old");
+    // A newer login of the same user on the other replica: WeChat rotates the session_key,
+    // and the older session is dropped.
+    let _newer = session(&mut there, &app, "o-two").await;
+    let under_new_key = app.user_info("o-two", "New");
+    for (case, info) in [("old key", &under_old_key), ("new key", &under_new_key)] {
+        let refused = here
+            .complete_login(complete(&old_session, info))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refusal(&refused),
+            (Code::Unauthenticated, "SESSION_NOT_FOUND".into()),
+            "{case}"
+        );
+    }
+}
