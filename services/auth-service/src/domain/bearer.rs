@@ -50,7 +50,9 @@ mod tests {
     #[test]
     fn a_bearer_is_present_bounded_and_never_printed() {
         assert_eq!(
-            Bearer::parse("token", String::new()).unwrap_err().to_string(),
+            Bearer::parse("token", String::new())
+                .unwrap_err()
+                .to_string(),
             "token is required"
         );
         assert!(Bearer::parse("token", "x".repeat(MAX_BEARER_LEN + 1)).is_err());
