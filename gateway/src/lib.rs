@@ -22,7 +22,9 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 use wxauth_proto::{
-    REQUEST_ID_HEADER, v1::auth_service_client::AuthServiceClient, wire::CallerKey,
+    REQUEST_ID_HEADER,
+    v1::auth_service_client::AuthServiceClient,
+    wire::{CLIENT_ADDR_HEADER, CallerKey},
 };
 
 pub use request_id::RequestId;
@@ -69,8 +71,11 @@ impl AppState {
     /// the caller key).
     fn upstream<T>(&self, message: T, request_id: &RequestId) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
-        if let Ok(value) = request_id.0.parse() {
+        if let Ok(value) = request_id.id.parse() {
             request.metadata_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        if let Some(Ok(value)) = request_id.client.map(|ip| ip.to_string().parse()) {
+            request.metadata_mut().insert(CLIENT_ADDR_HEADER, value);
         }
         request
     }

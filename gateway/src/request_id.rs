@@ -2,10 +2,14 @@
 //! otherwise. The id goes into the span of every log line of the request, to the
 //! auth-service as gRPC metadata, into the response header, and into failure envelopes.
 
-use std::{convert::Infallible, time::Instant};
+use std::{
+    convert::Infallible,
+    net::{IpAddr, SocketAddr},
+    time::Instant,
+};
 
 use axum::{
-    extract::{FromRequestParts, MatchedPath, Request, State},
+    extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State},
     http::{HeaderValue, request::Parts},
     middleware::Next,
     response::Response,
@@ -15,9 +19,14 @@ use wxauth_proto::wire::{REQUEST_ID_HEADER, acceptable_request_id, new_request_i
 
 use crate::{envelope::ApiError, metrics::Metrics};
 
-/// The id of the request being served.
+/// The id of the request being served, and where it came from.
 #[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub struct RequestId {
+    /// The id.
+    pub id: String,
+    /// The client's address, for the auth-service's audit trail.
+    pub client: Option<IpAddr>,
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = Infallible;
@@ -27,7 +36,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
             .extensions
             .get::<RequestId>()
             .cloned()
-            .unwrap_or_else(|| RequestId(new_request_id())))
+            .unwrap_or_else(|| RequestId {
+                id: new_request_id(),
+                client: None,
+            }))
     }
 }
 
@@ -48,7 +60,14 @@ pub(crate) async fn middleware(
         .and_then(|value| value.to_str().ok())
         .filter(|id| acceptable_request_id(id))
         .map_or_else(new_request_id, str::to_owned);
-    request.extensions_mut().insert(RequestId(id.clone()));
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    request.extensions_mut().insert(RequestId {
+        id: id.clone(),
+        client,
+    });
     let span = info_span!("http", request_id = %id, method = %request.method(), path = %request.uri().path());
     async move {
         let started = Instant::now();

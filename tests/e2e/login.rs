@@ -21,6 +21,16 @@ async fn the_seed_flow_logs_in_and_an_internal_service_learns_who_the_token_is()
         uuid.len() >= 40,
         "the session id carries at least 128 random bits: {uuid}"
     );
+    // What is stored is digests and ciphertext, never the secrets themselves.
+    let session_key = stack.session_key(APP, "o-band").await;
+    let dump: String = sqlx::query_scalar(
+        "select coalesce(string_agg(encode(id_hash, 'escape') || encode(session_key_sealed, 'escape') || encode(session_key_sealed, 'base64'), ''), '') from login_sessions",
+    )
+    .fetch_one(&stack.db.pool().await)
+    .await
+    .unwrap();
+    assert!(!dump.is_empty());
+    assert!(!dump.contains(&session_key) && !dump.contains(&uuid));
 
     // wx.getUserInfo() -> POST wxauth/wxsmallusersave
     let profile = json!({"nickName": "Band", "gender": 1, "language": "zh_CN", "city": "Guangzhou",
@@ -77,17 +87,12 @@ async fn the_seed_flow_logs_in_and_an_internal_service_learns_who_the_token_is()
         ("Band", 1, "https://wx.qlogo.cn/band/0")
     );
 
-    // What is stored is digests and ciphertext, never the secrets themselves.
-    let session_key = stack.session_key(APP, "o-band").await;
+    assert_eq!(
+        stack.count("login_sessions").await,
+        0,
+        "the session is used up by its login"
+    );
     let pool = stack.db.pool().await;
-    let dump: String = sqlx::query_scalar(
-        "select coalesce(string_agg(encode(id_hash, 'escape') || encode(session_key_sealed, 'escape') || encode(session_key_sealed, 'base64'), ''), '') from login_sessions",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert!(!dump.is_empty());
-    assert!(!dump.contains(&session_key) && !dump.contains(&uuid));
     let refresh = saved["data"]["refresh_token"].as_str().unwrap();
     assert!(
         refresh.starts_with("wxrt_"),
@@ -251,7 +256,11 @@ async fn a_newer_login_replaces_the_older_session() {
         ))
         .await;
     assert_eq!(status, StatusCode::OK, "{saved}");
-    assert_eq!(stack.count("login_sessions").await, 1);
+    assert_eq!(
+        stack.count("login_sessions").await,
+        0,
+        "the newer session is used up by its login, the older one was replaced"
+    );
 }
 
 #[tokio::test]
@@ -361,4 +370,61 @@ async fn no_secret_reaches_a_log_a_client_or_the_gateway() {
         logs.contains("CreateSession"),
         "the scan read the real logs"
     );
+}
+
+/// A login session issues tokens once: the same `wxsmallusersave` body sent again (a replay,
+/// or a double tap) answers "log in again", and no second session family is made. Revoking
+/// the user ends their open login sessions too.
+#[tokio::test]
+async fn a_login_session_issues_tokens_once_and_revocation_ends_open_sessions() {
+    let stack = Stack::start().await;
+    let code = stack.mint_code(APP, "o-replay", None).await;
+    let (_, session) = stack
+        .get_session_key(&[("appid", APP), ("code", &code)])
+        .await;
+    let uuid = session["data"].as_str().unwrap().to_owned();
+    let data = stack
+        .user_info(APP, "o-replay", json!({"nickName": "Replay"}))
+        .await;
+    let body = save_body(APP, &uuid, "userinfo", &data);
+    let (status, saved) = stack.save_user(&body).await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    for attempt in 0..3 {
+        let (status, replayed) = stack.save_user(&body).await;
+        assert_eq!(
+            (status, replayed["code"].as_i64()),
+            (StatusCode::UNAUTHORIZED, Some(10002)),
+            "replay {attempt}: {replayed}"
+        );
+    }
+    assert_eq!(stack.count("token_families").await, 1);
+
+    // A session opened before the operator revoked the user cannot mint tokens after.
+    let code = stack.mint_code(APP, "o-replay", None).await;
+    let (_, session) = stack
+        .get_session_key(&[("appid", APP), ("code", &code)])
+        .await;
+    let open = session["data"].as_str().unwrap().to_owned();
+    let data = stack
+        .user_info(APP, "o-replay", json!({"nickName": "Replay"}))
+        .await;
+    let user_id = saved["data"]["user"]["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stack
+        .grpc()
+        .await
+        .revoke_user_sessions(wxauth_proto::v1::RevokeUserSessionsRequest { user_id })
+        .await
+        .unwrap();
+    let (status, after) = stack
+        .save_user(&save_body(APP, &open, "userinfo", &data))
+        .await;
+    assert_eq!(
+        (status, after["code"].as_i64()),
+        (StatusCode::UNAUTHORIZED, Some(10002)),
+        "{after}"
+    );
+    assert_eq!(stack.count("token_families").await, 1);
 }

@@ -3,12 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod audit;
 mod bad_input;
 mod callers;
 mod client;
 mod grpc;
 mod login;
 mod operations;
+mod revocation;
 mod shutdown;
 mod tokens;
 mod upkeep;

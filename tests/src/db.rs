@@ -30,7 +30,37 @@ pub fn with_database(url: &str, name: &str) -> String {
     out
 }
 
+/// `url` pointing at `addr` instead of its own host and port (user, database and query kept).
+pub fn with_address(url: &str, addr: std::net::SocketAddr) -> String {
+    let scheme_end = url.find("://").map_or(0, |at| at + 3);
+    let authority_end = url[scheme_end..]
+        .find(['/', '?'])
+        .map_or(url.len(), |at| scheme_end + at);
+    let authority = &url[scheme_end..authority_end];
+    let user = authority.rfind('@').map_or("", |at| &authority[..=at]);
+    format!(
+        "{}{user}{addr}{}",
+        &url[..scheme_end],
+        &url[authority_end..]
+    )
+}
+
 impl TestDb {
+    /// The server's TCP address, for a proxy in front of it (a socket URL has none).
+    pub fn tcp_address(&self) -> Option<std::net::SocketAddr> {
+        let options: sqlx::postgres::PgConnectOptions = self.url.parse().ok()?;
+        let host = options.get_host();
+        if host.starts_with('/') {
+            return None;
+        }
+        let host = if host == "localhost" {
+            "127.0.0.1"
+        } else {
+            host
+        };
+        format!("{host}:{}", options.get_port()).parse().ok()
+    }
+
     /// Creates `wxauth_e2e_<random>` on the server of `DATABASE_URL`.
     pub async fn create() -> Self {
         let admin_url = std::env::var("DATABASE_URL").expect(
@@ -120,6 +150,20 @@ impl Drop for TestDb {
 #[cfg(test)]
 mod tests {
     use super::with_database;
+
+    #[test]
+    fn the_address_is_replaced_and_everything_else_kept() {
+        let addr: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+        for (url, expected) in [
+            (
+                "postgres://u:p@h:5/db?x=1",
+                "postgres://u:p@127.0.0.1:9/db?x=1",
+            ),
+            ("postgres://h/db", "postgres://127.0.0.1:9/db"),
+        ] {
+            assert_eq!(super::with_address(url, addr), expected, "{url}");
+        }
+    }
 
     #[test]
     fn the_database_is_replaced_and_everything_else_kept() {

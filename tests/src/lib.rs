@@ -10,6 +10,7 @@
 
 pub mod db;
 pub mod process;
+pub mod proxy;
 pub mod stack;
 
 /// Waits until `check` holds, asking again every 25 ms, and fails the test if it does not

@@ -35,6 +35,8 @@ pub struct Options {
     pub shutdown_grace_secs: Option<u64>,
     /// The auth-service's WXAUTH_ACCESS_TTL_SECS, when not the default.
     pub access_ttl_secs: Option<u64>,
+    /// More settings of the auth-service (environment variable, value).
+    pub auth_env: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -45,6 +47,7 @@ impl Default for Options {
             json_logs: false,
             shutdown_grace_secs: None,
             access_ttl_secs: None,
+            auth_env: Vec::new(),
         }
     }
 }
@@ -167,6 +170,7 @@ impl Stack {
         if let Some(secs) = options.access_ttl_secs {
             auth_env.push(("WXAUTH_ACCESS_TTL_SECS", secs.to_string()));
         }
+        auth_env.extend(options.auth_env.iter().cloned());
         let log_format = if options.json_logs { "json" } else { "text" };
         auth_env.push(("WXAUTH_LOG_FORMAT", log_format.into()));
         let auth = Proc::spawn("auth-service", &auth_env, &dir);
@@ -230,7 +234,19 @@ impl Stack {
 
     /// A second auth-service on the same database, settings and keys (a replica).
     pub fn spawn_replica(&self, name: &str) -> Proc {
-        Proc::spawn_named("auth-service", name, &self.auth_env, &self.dir)
+        self.spawn_replica_with(name, &[])
+    }
+
+    /// A replica with some settings changed (environment variable, value).
+    pub fn spawn_replica_with(&self, name: &str, changes: &[(&'static str, String)]) -> Proc {
+        let mut env: Vec<(&'static str, String)> = self
+            .auth_env
+            .iter()
+            .filter(|(key, _)| !changes.iter().any(|(changed, _)| changed == key))
+            .cloned()
+            .collect();
+        env.extend(changes.iter().cloned());
+        Proc::spawn_named("auth-service", name, &env, &self.dir)
     }
 
     /// An operator's client (admin and validate scopes).

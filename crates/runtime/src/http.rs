@@ -21,7 +21,11 @@ pub async fn serve(
             tracing::debug!(error = %err, "cannot set TCP_NODELAY on an accepted socket");
         }
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // Handlers may ask for the peer's address (`ConnectInfo<SocketAddr>`).
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -15,6 +15,10 @@ pub const CALLER_KEY_HEADER: &str = "x-wxauth-caller-key";
 /// auth-service (and back to the client).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The gRPC metadata key in which a login caller (the gateway) passes the end client's
+/// address, for the audit trail. Taken only from callers with the `login` scope.
+pub const CLIENT_ADDR_HEADER: &str = "x-wxauth-client-addr";
+
 /// The longest request id taken from a caller.
 pub const MAX_REQUEST_ID_LEN: usize = 64;
 

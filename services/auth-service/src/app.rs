@@ -13,6 +13,7 @@ use wxauth_proto::v1::auth_service_server::AuthServiceServer;
 use wxauth_wechat::WeChatClient;
 
 use crate::{
+    audit::{AuditLog, AuditWriter},
     clock::{SharedClock, SystemClock},
     login::Logins,
     metrics::Metrics,
@@ -91,7 +92,10 @@ pub struct Application {
     store: PgStore,
     metrics: Arc<Metrics>,
     revocations: Arc<Revocations>,
+    audit_writer: AuditWriter,
     purge_interval: Duration,
+    audit_retention_secs: i64,
+    revocation_heartbeat: Duration,
     shutdown_grace: Duration,
 }
 
@@ -130,6 +134,7 @@ impl Application {
         info!(apps = config.apps.len(), wechat = %config.wechat_api_base, callers = ?config.callers, "auth-service starting");
 
         let apps = Arc::new(config.apps);
+        let keyring = Arc::new(config.keyring);
         let revocations = Revocations::new(Duration::from_secs(
             u64::try_from(config.tokens.access_ttl_secs).unwrap_or(0),
         ));
@@ -139,12 +144,14 @@ impl Application {
             revocations.clone(),
             store.clone(),
             clock.clone(),
+            keyring.clone(),
+            config.refresh_rules,
         ));
         let sessions = Sessions::new(
             apps.clone(),
             wechat,
             store.clone(),
-            config.keyring,
+            keyring,
             metrics.clone(),
             config.session_ttl_secs,
         );
@@ -156,8 +163,16 @@ impl Application {
             clock,
             config.watermark_max_age_secs,
         ));
-        let users = Arc::new(Users::new(store.clone(), tokens.clone()));
-        let api = AuthApi::new(logins, tokens, users, config.callers, metrics.clone());
+        let (audit, audit_writer) = AuditLog::new(store.clone(), metrics.clone());
+        let users = Arc::new(Users::new(store.clone(), tokens.clone(), audit.clone()));
+        let api = AuthApi::new(
+            logins,
+            tokens,
+            users,
+            config.callers,
+            audit,
+            metrics.clone(),
+        );
         Ok(Self {
             listener,
             grpc_addr,
@@ -166,7 +181,10 @@ impl Application {
             store,
             metrics,
             revocations,
+            audit_writer,
             purge_interval: config.purge_interval,
+            audit_retention_secs: config.audit_retention_secs,
+            revocation_heartbeat: config.revocation_heartbeat,
             shutdown_grace: config.shutdown_grace,
         })
     }
@@ -188,12 +206,15 @@ impl Application {
         let follower = tokio::spawn(revocation::follow(
             self.store.clone(),
             self.revocations.clone(),
+            self.revocation_heartbeat,
         ));
         let purger = tokio::spawn(upkeep::purge_expired(
             self.store.clone(),
             self.purge_interval,
             PURGE_BATCH,
+            self.audit_retention_secs,
         ));
+        let audit_writer = tokio::spawn(self.audit_writer.run());
         let (health, health_service) = tonic_health::server::health_reporter();
         upkeep::set_health(&health, ServingStatus::Serving).await;
         let health_reporting = tokio::spawn(upkeep::report_health(
@@ -237,6 +258,7 @@ impl Application {
         };
         follower.abort();
         purger.abort();
+        audit_writer.abort();
         self.store.close();
         served
     }

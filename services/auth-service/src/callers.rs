@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `login` | CreateSession, CompleteLogin, Login, RefreshToken, Logout, GetMe (the gateway) |
 //! | `validate` | ValidateToken (internal services) |
-//! | `admin` | GetUser, RevokeUserSessions (operators) |
+//! | `admin` | GetUser, RevokeUserSessions, ListAuditEvents (operators) |
 //!
 //! GetJwks only needs a known key: the keys it returns are public. Keys are kept as SHA-256
 //! digests and compared in constant time; none is ever logged.
@@ -46,6 +46,16 @@ impl Scope {
             _ => None,
         }
     }
+}
+
+/// A caller whose key was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authorized<'a> {
+    /// Its name in the settings.
+    pub name: &'a str,
+    /// Whether it calls on behalf of mini-programs (the `login` scope: the gateway), so the
+    /// client address it passes along is taken.
+    pub speaks_for_clients: bool,
 }
 
 struct Caller {
@@ -125,7 +135,7 @@ impl Callers {
         key: Option<&str>,
         method: &'static str,
         scope: Option<Scope>,
-    ) -> Result<&str, AuthError> {
+    ) -> Result<Authorized<'_>, AuthError> {
         let key = key.ok_or(AuthError::CallerUnauthenticated)?;
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         // Compare against every caller, so the time taken does not say which one matched.
@@ -141,7 +151,10 @@ impl Callers {
                 method,
                 scope: needed.name(),
             }),
-            _ => Ok(&caller.name),
+            _ => Ok(Authorized {
+                name: &caller.name,
+                speaks_for_clients: caller.scopes.contains(&Scope::Login),
+            }),
         }
     }
 }
@@ -166,18 +179,23 @@ mod tests {
         assert_eq!(
             callers
                 .authorize(Some(GATEWAY), "Login", Some(Scope::Login))
-                .unwrap(),
+                .unwrap()
+                .name,
             "gateway"
         );
         assert_eq!(
             callers
                 .authorize(Some(OPS), "GetUser", Some(Scope::Admin))
-                .unwrap(),
+                .unwrap()
+                .name,
             "ops"
         );
         assert_eq!(
             callers.authorize(Some(GATEWAY), "GetJwks", None).unwrap(),
-            "gateway"
+            Authorized {
+                name: "gateway",
+                speaks_for_clients: true
+            }
         );
         assert!(matches!(
             callers.authorize(Some(GATEWAY), "GetUser", Some(Scope::Admin)),

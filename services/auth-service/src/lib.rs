@@ -10,10 +10,12 @@
 //!   session families, who may call what, the apps served.
 //! - [`domain`], [`secrets`], [`clock`]: plain types and pure rules, tested without a network.
 //! - [`store`]: Postgres, the only place SQL and sqlx live.
-//! - [`upkeep`], [`metrics`]: health, purging, and what is counted.
+//! - [`audit`], [`upkeep`], [`metrics`]: the audit trail, health and purging, and what is
+//!   counted.
 
 pub mod app;
 pub mod apps;
+pub mod audit;
 pub mod callers;
 pub mod clock;
 pub mod domain;

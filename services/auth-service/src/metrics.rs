@@ -47,6 +47,7 @@ pub struct Metrics {
     wechat_calls: Family<WeChatLabels, Counter>,
     wechat_duration: Histogram,
     pool_connections: Family<PoolLabels, Gauge>,
+    audit_dropped: Counter,
 }
 
 impl Metrics {
@@ -58,6 +59,7 @@ impl Metrics {
             wechat_calls: Family::default(),
             wechat_duration: wxauth_runtime::metrics::latency_histogram(),
             pool_connections: Family::default(),
+            audit_dropped: Counter::default(),
         };
         let mut registry = Registry::with_prefix("wxauth");
         registry.register(
@@ -85,7 +87,17 @@ impl Metrics {
             "database pool connections by state",
             metrics.pool_connections.clone(),
         );
+        registry.register(
+            "audit_dropped",
+            "audit events dropped because the writer could not keep up or the database refused them",
+            metrics.audit_dropped.clone(),
+        );
         (metrics, registry)
+    }
+
+    /// Counts an audit event that was not written.
+    pub fn audit_dropped(&self) {
+        self.audit_dropped.inc();
     }
 
     /// Counts a finished RPC.

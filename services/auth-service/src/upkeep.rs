@@ -49,10 +49,15 @@ pub async fn report_health(store: PgStore, health: HealthReporter, metrics: Arc<
 
 /// Deletes expired rows every `interval`, `batch` rows per statement, so no purge holds
 /// locks for long. Several replicas may purge at once: deletes of the same rows are harmless.
-pub async fn purge_expired(store: PgStore, interval: Duration, batch: i64) {
+pub async fn purge_expired(
+    store: PgStore,
+    interval: Duration,
+    batch: i64,
+    audit_retention_secs: i64,
+) {
     loop {
         tokio::time::sleep(interval).await;
-        match store.purge_expired(batch).await {
+        match store.purge_expired(batch, audit_retention_secs).await {
             Ok(0) => debug!("nothing expired to purge"),
             Ok(purged) => info!(purged, "purged expired rows"),
             Err(err) => warn!(error = %err, "purge failed; retrying at the next interval"),

@@ -1,9 +1,11 @@
-//! Looking users up: by id (operators), or by their own access token.
+//! Users: looked up by id (operators) or by their own access token, their sessions
+//! revoked, their audit trail read.
 
 use std::sync::Arc;
 
 use crate::{
-    domain::{Bearer, User},
+    audit::AuditLog,
+    domain::{AuditEvent, Bearer, CallContext, User},
     error::AuthError,
     store::PgStore,
     tokens::Tokens,
@@ -14,12 +16,28 @@ use crate::{
 pub struct Users {
     store: PgStore,
     tokens: Arc<Tokens>,
+    audit: AuditLog,
 }
 
 impl Users {
     /// The service over the store, validating tokens with `tokens`.
-    pub fn new(store: PgStore, tokens: Arc<Tokens>) -> Self {
-        Self { store, tokens }
+    pub fn new(store: PgStore, tokens: Arc<Tokens>, audit: AuditLog) -> Self {
+        Self {
+            store,
+            tokens,
+            audit,
+        }
+    }
+
+    /// A user's audit trail, newest first.
+    pub async fn audit_trail(
+        &self,
+        user_id: i64,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>, AuthError> {
+        self.get(user_id).await?;
+        self.audit.of_user(user_id, before, limit).await
     }
 
     /// A user by id.
@@ -37,9 +55,13 @@ impl Users {
         self.get(user_id).await
     }
 
-    /// Ends every session family of a user.
-    pub async fn revoke_sessions(&self, user_id: i64) -> Result<u64, AuthError> {
+    /// Ends every session family of a user, and their open login sessions.
+    pub async fn revoke_sessions(
+        &self,
+        user_id: i64,
+        context: &CallContext,
+    ) -> Result<u64, AuthError> {
         let user = self.get(user_id).await?;
-        self.tokens.revoke_user(&user).await
+        self.tokens.revoke_user(&user, context).await
     }
 }

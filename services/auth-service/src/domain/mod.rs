@@ -2,11 +2,13 @@
 //! transport maps them out to messages, so a column or a field can change on one side
 //! without reaching the other.
 
+pub mod audit;
 pub mod bearer;
 pub mod profile;
 pub mod session;
 pub mod user;
 
+pub use audit::{AuditEvent, AuditKind, CallContext, NewAuditEvent};
 pub use bearer::{Bearer, InvalidBearer};
 pub use profile::{PLACEHOLDER_NICKNAME, Phone, Profile, UserUpdate};
 pub use session::LoginSession;

@@ -13,10 +13,10 @@ use wxauth_wechat::{AppId, JsCode};
 use crate::{
     apps::Apps,
     clock::SharedClock,
-    domain::UserUpdate,
+    domain::{CallContext, UserUpdate},
     error::AuthError,
     session::{CreatedSession, Sessions},
-    store::PgStore,
+    store::{Completion, PgStore},
     tokens::{Issued, Tokens},
 };
 pub use complete::{CompleteRequest, DataKind, SignedRawData};
@@ -73,14 +73,21 @@ impl Logins {
 
     /// The silent login: a code straight to a user and a token pair (plus a session for
     /// encrypted data sent later).
-    pub async fn silent(&self, appid: &AppId, code: &JsCode) -> Result<SilentLogin, AuthError> {
+    pub async fn silent(
+        &self,
+        appid: &AppId,
+        code: &JsCode,
+        context: &CallContext,
+    ) -> Result<SilentLogin, AuthError> {
         let exchanged = self.sessions.exchange(appid, code).await?;
         let login = self
             .issue(
                 &exchanged.session.id_hash,
+                Completion::KeepsSession,
                 appid,
                 &exchanged.openid,
                 &UserUpdate::unionid(exchanged.unionid),
+                context,
             )
             .await?;
         info!(%appid, user_id = login.user.id, "silent login completed");
@@ -91,8 +98,12 @@ impl Logins {
     }
 
     /// Decrypts and verifies the client's data under its session, stores the user and
-    /// issues a token pair.
-    pub async fn complete(&self, req: CompleteRequest) -> Result<Issued, AuthError> {
+    /// issues a token pair. The session is used up: it issues tokens once.
+    pub async fn complete(
+        &self,
+        req: CompleteRequest,
+        context: &CallContext,
+    ) -> Result<Issued, AuthError> {
         self.apps.serves(&req.appid)?;
         let session = self.sessions.open(&req.appid, &req.session_id).await?;
         let checked = complete::check(
@@ -103,8 +114,15 @@ impl Logins {
         );
         let result = match checked {
             Ok(update) => {
-                self.issue(&session.id_hash, &req.appid, &session.openid, &update)
-                    .await
+                self.issue(
+                    &session.id_hash,
+                    Completion::UsesUpSession,
+                    &req.appid,
+                    &session.openid,
+                    &update,
+                    context,
+                )
+                .await
             }
             Err(err) => Err(err),
         };
@@ -136,19 +154,23 @@ impl Logins {
     async fn issue(
         &self,
         session_hash: &[u8],
+        completion: Completion,
         appid: &AppId,
         openid: &str,
         update: &UserUpdate,
+        context: &CallContext,
     ) -> Result<Issued, AuthError> {
         let refresh = self.tokens.new_refresh()?;
         let issued = self
             .store
             .complete_login(
                 session_hash,
+                completion,
                 appid.as_str(),
                 openid,
                 update,
                 refresh.stored(),
+                context,
             )
             .await?
             .ok_or(AuthError::SessionNotFound)?;

@@ -69,7 +69,7 @@ pub struct Sessions {
     apps: Arc<Apps>,
     wechat: WeChatClient,
     store: PgStore,
-    keyring: Keyring,
+    keyring: Arc<Keyring>,
     metrics: Arc<Metrics>,
     ttl_secs: i64,
     remembered: moka::sync::Cache<Vec<u8>, Arc<LoginSession>>,
@@ -86,7 +86,7 @@ impl Sessions {
         apps: Arc<Apps>,
         wechat: WeChatClient,
         store: PgStore,
-        keyring: Keyring,
+        keyring: Arc<Keyring>,
         metrics: Arc<Metrics>,
         ttl_secs: i64,
     ) -> Self {

@@ -5,7 +5,12 @@ use std::{fmt, net::SocketAddr, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::{apps::Apps, callers::Callers, secrets::Keyring, tokens::TokenKeys};
+use crate::{
+    apps::Apps,
+    callers::Callers,
+    secrets::Keyring,
+    tokens::{RefreshRules, TokenKeys},
+};
 
 /// The validated configuration.
 pub struct Config {
@@ -39,6 +44,12 @@ pub struct Config {
     pub db_max_connections: u32,
     /// How many verified access tokens are remembered.
     pub token_cache_entries: u64,
+    /// Refresh grace and the longest life of a session family.
+    pub refresh_rules: RefreshRules,
+    /// How long audit events are kept, in seconds.
+    pub audit_retention_secs: i64,
+    /// How often the revocation listener is checked.
+    pub revocation_heartbeat: Duration,
     /// How long calls in flight may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
     /// How often expired rows are purged.

@@ -15,7 +15,12 @@ use clap::Parser;
 use secrecy::SecretString;
 use wxauth_token::KeyPair;
 
-use crate::{apps::Apps, callers::Callers, secrets::Keyring, tokens::TokenKeys};
+use crate::{
+    apps::Apps,
+    callers::Callers,
+    secrets::Keyring,
+    tokens::{RefreshRules, TokenKeys},
+};
 pub use config::Config;
 use parse::{parse_apps, parse_keys, parse_signing_keys};
 
@@ -90,9 +95,31 @@ pub struct Settings {
     #[arg(long, env = "WXAUTH_ACCESS_TTL_SECS", default_value_t = 15 * 60)]
     pub access_ttl_secs: u32,
 
-    /// How long a refresh token is accepted, in seconds.
+    /// How long a refresh token is accepted, in seconds: the idle limit of a session
+    /// family (each refresh starts it again).
     #[arg(long, env = "WXAUTH_REFRESH_TTL_SECS", default_value_t = 30 * 24 * 3600)]
     pub refresh_ttl_secs: u32,
+
+    /// The longest a session family lives, however often it is refreshed, in seconds; then
+    /// the user logs in again.
+    #[arg(long, env = "WXAUTH_FAMILY_MAX_AGE_SECS", default_value_t = 90 * 24 * 3600)]
+    pub family_max_age_secs: u32,
+
+    /// How long after a rotation a refresh token presented again (a lost answer, two tabs)
+    /// gets the same successor instead of revoking its family, in seconds; 0 turns the grace
+    /// off.
+    #[arg(long, env = "WXAUTH_REFRESH_GRACE_SECS", default_value_t = 10)]
+    pub refresh_grace_secs: u32,
+
+    /// How long audit events are kept, in seconds.
+    #[arg(long, env = "WXAUTH_AUDIT_RETENTION_SECS", default_value_t = 90 * 24 * 3600)]
+    pub audit_retention_secs: u32,
+
+    /// How often each replica checks that its revocation listener still hears the database
+    /// (a NOTIFY to itself), in milliseconds; one not back within twice this marks the
+    /// replica's cache stale at once.
+    #[arg(long, env = "WXAUTH_REVOCATION_HEARTBEAT_MS", default_value_t = 1000)]
+    pub revocation_heartbeat_ms: u64,
 
     /// Who may call: `name:scopes:key` entries separated by commas; scopes are `login` (the
     /// gateway), `validate` (internal services) and `admin` (operators), joined by `+`; keys
@@ -273,6 +300,18 @@ impl Settings {
             callers,
             db_max_connections: self.db_max_connections.max(1),
             token_cache_entries: self.token_cache_entries,
+            refresh_rules: RefreshRules {
+                grace_secs: i64::from(self.refresh_grace_secs),
+                family_max_age_secs: positive(
+                    "WXAUTH_FAMILY_MAX_AGE_SECS",
+                    self.family_max_age_secs,
+                )?,
+            },
+            audit_retention_secs: positive(
+                "WXAUTH_AUDIT_RETENTION_SECS",
+                self.audit_retention_secs,
+            )?,
+            revocation_heartbeat: Duration::from_millis(self.revocation_heartbeat_ms.max(50)),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             purge_interval: Duration::from_secs(self.purge_interval_secs.max(1)),
         })

@@ -4,8 +4,8 @@ use std::sync::LazyLock;
 
 use sqlx::{Row as _, postgres::PgRow};
 
-use super::{NewRefresh, PgStore, StoreError};
-use crate::domain::{Phone, Profile, User, UserUpdate};
+use super::{NewRefresh, PgStore, StoreError, audit::AUDIT_INSERT};
+use crate::domain::{AuditKind, CallContext, Phone, Profile, User, UserUpdate};
 
 /// A login as stored: the user and the family its tokens belong to.
 #[derive(Debug)]
@@ -59,9 +59,17 @@ pub(super) fn user_from_row(row: &PgRow) -> Result<User, sqlx::Error> {
 pub(super) static USER_BY_ID: LazyLock<String> =
     LazyLock::new(|| format!("select {USER_COLUMNS} from users u where u.user_id = $1"));
 
-static COMPLETE_LOGIN: LazyLock<String> = LazyLock::new(|| {
+/// The statement that completes a login: the session checked (and used up, when
+/// `consume`), the user upserted, a family and its first refresh token started, and the
+/// event audited, all or nothing.
+fn complete_login_sql(consume: bool) -> String {
+    let live = if consume {
+        "delete from login_sessions where id_hash = $16 and expires_at > now() returning 1"
+    } else {
+        "select 1 from login_sessions where id_hash = $16 and expires_at > now()"
+    };
     format!(
-        "with live as (select 1 from login_sessions where id_hash = $16 and expires_at > now()), \
+        "with live as ({live}), \
          u as ( \
            insert into users as u (appid, openid, unionid, nickname, avatar_url, gender, language, \
               city, province, country, phone_number, pure_phone_number, phone_country_code) \
@@ -84,32 +92,54 @@ static COMPLETE_LOGIN: LazyLock<String> = LazyLock::new(|| {
            returning family_id), \
          r as (insert into refresh_tokens (token_hash, family_id, expires_at) \
            select $14, family_id, now() + make_interval(secs => $15) from f \
-           returning extract(epoch from expires_at)::bigint as refresh_expires_at) \
+           returning extract(epoch from expires_at)::bigint as refresh_expires_at), \
+         a as ({AUDIT_INSERT} select $17, 'ok', u.appid, u.user_id, null, f.family_id, $18, $19, $20 \
+           from u, f) \
          select {USER_COLUMNS}, f.family_id, r.refresh_expires_at from u, f, r"
     )
-});
+}
+
+static COMPLETE_LOGIN: LazyLock<String> = LazyLock::new(|| complete_login_sql(true));
+static SILENT_LOGIN: LazyLock<String> = LazyLock::new(|| complete_login_sql(false));
+
+/// How a login is completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// With encrypted data: the session is used up, so it issues tokens once.
+    UsesUpSession,
+    /// Silently, at the exchange: the session stays for encrypted data sent later.
+    KeepsSession,
+}
 
 impl PgStore {
     /// Creates or updates the user of (appid, openid), and starts a session family with its
-    /// first refresh token, if the login session `session_hash` is still live. Fields of
-    /// `update` that are `None` keep their stored value. `None` when the session is gone
-    /// (expired, or replaced by a newer login).
+    /// first refresh token, if the login session `session_hash` is still live (and uses it
+    /// up, for a completion with encrypted data). Fields of `update` that are `None` keep
+    /// their stored value. `None` when the session is gone (expired, used, or replaced by a
+    /// newer login).
     ///
     /// One statement (one round trip, one commit): the check of the session, the user, the
     /// family and the refresh token are written together or not at all, and the user comes
     /// back as stored.
+    #[allow(clippy::too_many_arguments)]
     pub async fn complete_login(
         &self,
         session_hash: &[u8],
+        completion: Completion,
         appid: &str,
         openid: &str,
         update: &UserUpdate,
         refresh: NewRefresh<'_>,
+        context: &CallContext,
     ) -> Result<Option<IssuedLogin>, StoreError> {
+        let (sql, kind) = match completion {
+            Completion::UsesUpSession => (&*COMPLETE_LOGIN, AuditKind::Login),
+            Completion::KeepsSession => (&*SILENT_LOGIN, AuditKind::SilentLogin),
+        };
         let row = self
             .run(async |conn| {
                 let (profile, phone) = (&update.profile, update.phone.as_ref());
-                sqlx::query(&COMPLETE_LOGIN)
+                sqlx::query(sql)
                     .bind(appid)
                     .bind(openid)
                     .bind(&update.unionid)
@@ -126,6 +156,10 @@ impl PgStore {
                     .bind(refresh.hash)
                     .bind(refresh.ttl_secs as f64)
                     .bind(session_hash)
+                    .bind(kind.name())
+                    .bind(&context.caller)
+                    .bind(&context.client_addr)
+                    .bind(&context.request_id)
                     .fetch_optional(conn)
                     .await
             })

@@ -4,6 +4,7 @@
 //! Every write that a client is told succeeded is one statement (data-modifying `with`
 //! clauses where several tables change together) or one transaction, committed before the
 //! caller answers. Split by what is stored:
+//! - [`audit`]: the audit trail;
 //! - [`codes`]: `wx.login()` codes already sent to WeChat;
 //! - [`sessions`]: login sessions and their sealed session_keys;
 //! - [`logins`]: users, and the session family a login starts;
@@ -12,6 +13,7 @@
 //! - [`upkeep`]: health pings and purging what expired;
 //! - [`pool`]: the connections all of it runs on.
 
+pub mod audit;
 pub mod codes;
 pub mod families;
 pub mod logins;
@@ -22,10 +24,10 @@ pub mod upkeep;
 
 use sqlx::postgres::PgConnection;
 
-pub use families::{NewRefresh, REVOKED_CHANNEL, RefreshOutcome};
-pub use logins::IssuedLogin;
+pub use families::{NewRefresh, REVOKED_CHANNEL, RefreshOutcome, Rotation};
+pub use logins::{Completion, IssuedLogin};
 pub use pool::{Pool, PoolFailure};
-pub use revocations::RevocationFeed;
+pub use revocations::{Notice, RevocationFeed};
 pub use sessions::NewSession;
 
 /// The embedded migrations, applied at start-up (sqlx takes an advisory lock, so replicas

@@ -55,6 +55,9 @@ pub enum PoolFailure {
     /// Every connection stayed busy for the whole wait.
     #[error("no database connection became free in time")]
     Busy,
+    /// A new connection was not open in time.
+    #[error("the database did not accept a connection in time")]
+    ConnectTimeout,
     /// A new connection could not be opened.
     #[error("cannot connect to the database")]
     Connect(#[source] sqlx::Error),
@@ -97,6 +100,9 @@ impl Pool {
     pub async fn lease(&self) -> Result<Lease, PoolFailure> {
         match self.inner.get().await {
             Ok(conn) => Ok(Lease(Some(conn))),
+            Err(PoolError::Timeout(deadpool::managed::TimeoutType::Create)) => {
+                Err(PoolFailure::ConnectTimeout)
+            }
             Err(PoolError::Timeout(_)) => Err(PoolFailure::Busy),
             Err(PoolError::Backend(err)) => Err(PoolFailure::Connect(err)),
             Err(

@@ -15,25 +15,45 @@ impl PgStore {
     /// how many were deleted. What goes:
     /// - codes older than ten minutes (WeChat's codes live five);
     /// - sessions past their expiry;
-    /// - refresh tokens past their expiry (used ones are kept until then, for reuse detection);
-    /// - session families with no refresh token left (their access tokens expired long ago).
-    pub async fn purge_expired(&self, batch: i64) -> Result<u64, StoreError> {
-        const STATEMENTS: [&str; 4] = [
+    /// - refresh tokens past their expiry (used ones are kept until then, for reuse detection),
+    ///   and the sealed successor of a used one ten minutes after its use (the grace is over);
+    /// - session families with no refresh token left (their access tokens expired long ago);
+    /// - audit events older than `audit_retention_secs`.
+    pub async fn purge_expired(
+        &self,
+        batch: i64,
+        audit_retention_secs: i64,
+    ) -> Result<u64, StoreError> {
+        const STATEMENTS: [&str; 6] = [
             "delete from used_codes where (appid, code_hash) in (select appid, code_hash from used_codes \
              where created_at < now() - interval '10 minutes' limit $1)",
             "delete from login_sessions where id_hash in (select id_hash from login_sessions \
              where expires_at < now() limit $1)",
             "delete from refresh_tokens where token_hash in (select token_hash from refresh_tokens \
              where expires_at < now() limit $1)",
+            "update refresh_tokens set successor_kid = null, successor_nonce = null, \
+             successor_sealed = null where token_hash in (select token_hash from refresh_tokens \
+             where successor_sealed is not null and used_at < now() - interval '10 minutes' limit $1)",
             "delete from token_families where family_id in (select f.family_id from token_families f \
              where not exists (select 1 from refresh_tokens r where r.family_id = f.family_id) \
              and f.created_at < now() - interval '1 minute' limit $1)",
+            "delete from audit_events where event_id in (select event_id from audit_events \
+             where at < now() - make_interval(secs => $2) limit $1)",
         ];
         let mut purged = 0;
         for statement in STATEMENTS {
             loop {
                 let deleted = self
-                    .run(async |conn| sqlx::query(statement).bind(batch).execute(conn).await)
+                    .run(async |conn| {
+                        let query = sqlx::query(statement).bind(batch);
+                        // Only the audit statement has a retention to bind.
+                        let query = if statement.contains("$2") {
+                            query.bind(audit_retention_secs as f64)
+                        } else {
+                            query
+                        };
+                        query.execute(conn).await
+                    })
                     .await?
                     .rows_affected();
                 purged += deleted;

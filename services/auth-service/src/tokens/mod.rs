@@ -14,11 +14,11 @@ use wxauth_token::{Claims, Jwks, TokenError};
 
 use crate::{
     clock::SharedClock,
-    domain::{Bearer, User},
+    domain::{Bearer, CallContext, User},
     error::AuthError,
     revocation::Revocations,
-    secrets,
-    store::{IssuedLogin, NewRefresh, PgStore, RefreshOutcome},
+    secrets::{self, Keyring},
+    store::{IssuedLogin, NewRefresh, PgStore, RefreshOutcome, Rotation},
 };
 pub use keys::TokenKeys;
 pub use verified::VerifiedTokens;
@@ -75,6 +75,15 @@ pub enum LogoutBy {
     RefreshToken(Bearer),
 }
 
+/// How refresh tokens age.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshRules {
+    /// How long after a rotation the old token still yields the same successor, seconds.
+    pub grace_secs: i64,
+    /// The longest a session family lives, however often it is refreshed, seconds.
+    pub family_max_age_secs: i64,
+}
+
 /// The token service.
 #[derive(Debug)]
 pub struct Tokens {
@@ -83,6 +92,9 @@ pub struct Tokens {
     revocations: Arc<Revocations>,
     store: PgStore,
     clock: SharedClock,
+    /// Seals a rotation's successor for the grace period.
+    keyring: Arc<Keyring>,
+    rules: RefreshRules,
 }
 
 impl Tokens {
@@ -94,6 +106,8 @@ impl Tokens {
         revocations: Arc<Revocations>,
         store: PgStore,
         clock: SharedClock,
+        keyring: Arc<Keyring>,
+        rules: RefreshRules,
     ) -> Self {
         Self {
             keys,
@@ -101,6 +115,8 @@ impl Tokens {
             revocations,
             store,
             clock,
+            keyring,
+            rules,
         }
     }
 
@@ -167,15 +183,49 @@ impl Tokens {
         Ok(claims)
     }
 
-    /// Trades a refresh token for a new pair; a reused one revokes its family.
-    pub async fn refresh(&self, presented: &Bearer) -> Result<Issued, AuthError> {
+    /// Trades a refresh token for a new pair. The same token presented again within the
+    /// grace period (a lost answer, two tabs) gets the same successor; later, it is reuse,
+    /// and the family is revoked.
+    pub async fn refresh(
+        &self,
+        presented: &Bearer,
+        context: &CallContext,
+    ) -> Result<Issued, AuthError> {
+        let old_hash = secrets::digest(presented.expose());
         let refresh = self.new_refresh()?;
-        let outcome = self
+        let successor = self
+            .keyring
+            .seal(refresh.token.as_bytes(), &old_hash)
+            .map_err(AuthError::internal)?;
+        let rotation = Rotation {
+            new: refresh.stored(),
+            successor: &successor,
+            grace_secs: self.rules.grace_secs,
+            family_max_age_secs: self.rules.family_max_age_secs,
+        };
+        match self
             .store
-            .rotate_refresh(&secrets::digest(presented.expose()), refresh.stored())
-            .await?;
-        match outcome {
+            .rotate_refresh(&old_hash, rotation, context)
+            .await?
+        {
             RefreshOutcome::Rotated(issued) => self.pair(*issued, refresh),
+            RefreshOutcome::Replayed { issued, successor } => {
+                let token = self
+                    .keyring
+                    .open(&successor, &old_hash)
+                    .map_err(AuthError::internal)
+                    .and_then(|bytes| String::from_utf8(bytes).map_err(AuthError::internal))?;
+                info!(
+                    family_id = issued.family_id,
+                    "refresh retried within the grace period"
+                );
+                let again = NewRefreshToken {
+                    hash: secrets::digest(&token),
+                    token,
+                    ttl_secs: self.keys.refresh_ttl_secs,
+                };
+                self.pair(*issued, again)
+            }
             RefreshOutcome::Reused { family_id } => {
                 self.revocations.insert(family_id);
                 warn!(
@@ -188,8 +238,9 @@ impl Tokens {
         }
     }
 
-    /// Ends the session family of a valid access token or of a refresh token.
-    pub async fn logout(&self, by: LogoutBy) -> Result<(), AuthError> {
+    /// Ends the session family of a valid access token or of a refresh token, and the
+    /// user's open login sessions.
+    pub async fn logout(&self, by: LogoutBy, context: &CallContext) -> Result<(), AuthError> {
         let family_id = match by {
             LogoutBy::AccessToken(token) => family_of(&*self.validate(&token, None).await?)?,
             LogoutBy::RefreshToken(token) => self
@@ -198,18 +249,19 @@ impl Tokens {
                 .await?
                 .ok_or(AuthError::TokenInvalid)?,
         };
-        self.store.revoke_family(family_id, "logout").await?;
+        self.store.revoke_family(family_id, context).await?;
         self.revocations.insert(family_id);
         info!(family_id, "logged out");
         Ok(())
     }
 
-    /// Ends every session family of a user.
-    pub async fn revoke_user(&self, user: &User) -> Result<u64, AuthError> {
-        let revoked = self
-            .store
-            .revoke_user(user.id, "revoked by an operator")
-            .await?;
+    /// Ends every session family of a user, and their open login sessions.
+    pub async fn revoke_user(&self, user: &User, context: &CallContext) -> Result<u64, AuthError> {
+        let reason = format!(
+            "revoked by {}",
+            context.caller.as_deref().unwrap_or("an operator")
+        );
+        let revoked = self.store.revoke_user(user.id, &reason, context).await?;
         info!(user_id = user.id, revoked, "user sessions revoked");
         Ok(revoked)
     }

@@ -3,12 +3,12 @@
 
 use wxauth_proto::{
     prost_types::Timestamp,
-    v1::{self, CompleteLoginRequest, LogoutRequest},
+    v1::{self, CompleteLoginRequest, ListAuditEventsRequest, LogoutRequest},
 };
 use wxauth_wechat::{AppId, JsCode};
 
 use crate::{
-    domain::{Bearer, User},
+    domain::{AuditEvent, Bearer, User},
     error::AuthError,
     login::{CompleteRequest, DataKind, SignedRawData},
     tokens::{LogoutBy, TokenPair},
@@ -117,6 +117,56 @@ pub fn logout(req: LogoutRequest) -> Result<LogoutBy, AuthError> {
         Err(AuthError::InvalidArgument(
             "give the access_token or the refresh_token of the session to end".into(),
         ))
+    }
+}
+
+/// One page of a user's audit trail, as asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditPage {
+    /// The user.
+    pub user_id: i64,
+    /// Older than this event, when given.
+    pub before: Option<i64>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// The page a `ListAuditEvents` asks for.
+pub fn audit_page(req: &ListAuditEventsRequest) -> Result<AuditPage, AuthError> {
+    let limit = match req.limit {
+        0 => 50,
+        1..=500 => i64::from(req.limit),
+        _ => {
+            return Err(AuthError::InvalidArgument(
+                "limit must be between 1 and 500 (0 means 50)".into(),
+            ));
+        }
+    };
+    if req.before_event_id < 0 {
+        return Err(AuthError::InvalidArgument(
+            "before_event_id must not be negative".into(),
+        ));
+    }
+    Ok(AuditPage {
+        user_id: user_id(&req.user_id)?,
+        before: (req.before_event_id > 0).then_some(req.before_event_id),
+        limit,
+    })
+}
+
+/// An audit event as the API shows it.
+pub fn audit_event(event: AuditEvent) -> v1::AuditEvent {
+    v1::AuditEvent {
+        event_id: event.id,
+        at: timestamp(event.at),
+        kind: event.kind,
+        outcome: event.outcome,
+        appid: event.appid.unwrap_or_default(),
+        user_id: event.user_id.map(|id| id.to_string()).unwrap_or_default(),
+        session_id: event.family_id.map(|id| id.to_string()).unwrap_or_default(),
+        actor: event.actor.unwrap_or_default(),
+        client_addr: event.client_addr.unwrap_or_default(),
+        request_id: event.request_id.unwrap_or_default(),
     }
 }
 

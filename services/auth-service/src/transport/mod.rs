@@ -11,16 +11,18 @@ pub mod convert;
 pub mod service;
 pub mod status;
 
-use std::{future::Future, sync::Arc, time::Instant};
+use std::{future::Future, net::IpAddr, sync::Arc, time::Instant};
 
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, info_span};
 use wxauth_proto::wire::{
-    CALLER_KEY_HEADER, REQUEST_ID_HEADER, acceptable_request_id, new_request_id,
+    CALLER_KEY_HEADER, CLIENT_ADDR_HEADER, REQUEST_ID_HEADER, acceptable_request_id, new_request_id,
 };
 
 use crate::{
+    audit::AuditLog,
     callers::{Callers, Scope},
+    domain::{AuditKind, CallContext, NewAuditEvent},
     error::AuthError,
     login::Logins,
     metrics::Metrics,
@@ -35,8 +37,38 @@ pub struct AuthApi {
     tokens: Arc<Tokens>,
     users: Arc<Users>,
     callers: Arc<Callers>,
+    audit: AuditLog,
     metrics: Arc<Metrics>,
 }
+
+/// How an RPC is called: its name, the scope it needs, and, for the login RPCs, where its
+/// appid is (a refused login is audited).
+struct Rpc<T> {
+    method: &'static str,
+    scope: Option<Scope>,
+    login_appid: Option<fn(&T) -> &str>,
+}
+
+impl<T> Rpc<T> {
+    const fn new(method: &'static str, scope: Option<Scope>) -> Self {
+        Self {
+            method,
+            scope,
+            login_appid: None,
+        }
+    }
+
+    const fn login(method: &'static str, appid: fn(&T) -> &str) -> Self {
+        Self {
+            method,
+            scope: Some(Scope::Login),
+            login_appid: Some(appid),
+        }
+    }
+}
+
+/// The longest client address taken from the gateway.
+const MAX_CLIENT_ADDR_LEN: usize = 64;
 
 impl AuthApi {
     /// Serves the flows to the given callers.
@@ -45,6 +77,7 @@ impl AuthApi {
         tokens: Arc<Tokens>,
         users: Arc<Users>,
         callers: Callers,
+        audit: AuditLog,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
@@ -52,44 +85,69 @@ impl AuthApi {
             tokens,
             users,
             callers: Arc::new(callers),
+            audit,
             metrics,
         }
     }
 
-    /// Runs one call: checks the caller's key for `method` and `scope`, then runs `body`
-    /// inside a span that carries the request id and the caller's name, and turns its error
-    /// into a `Status`.
+    /// Runs one call: checks the caller's key for the RPC's scope, then runs `body` with
+    /// the call's context inside a span that carries the request id and the caller's name,
+    /// audits a refused caller or login, and turns the error into a `Status`.
     async fn call<T, R, F, Fut>(
         &self,
         request: Request<T>,
-        method: &'static str,
-        scope: Option<Scope>,
+        rpc: Rpc<T>,
         body: F,
     ) -> Result<Response<R>, Status>
     where
-        F: FnOnce(T) -> Fut,
+        F: FnOnce(T, CallContext) -> Fut,
         Fut: Future<Output = Result<R, AuthError>>,
     {
-        let request_id = request
-            .metadata()
-            .get(REQUEST_ID_HEADER)
-            .and_then(|value| value.to_str().ok())
+        let metadata = request.metadata();
+        let text = |name: &str| metadata.get(name).and_then(|value| value.to_str().ok());
+        let request_id = text(REQUEST_ID_HEADER)
             .filter(|id| acceptable_request_id(id))
             .map_or_else(new_request_id, str::to_owned);
-        let caller_key = request
-            .metadata()
-            .get(CALLER_KEY_HEADER)
-            .and_then(|value| value.to_str().ok())
+        let caller_key = text(CALLER_KEY_HEADER).map(str::to_owned);
+        let forwarded_client = text(CLIENT_ADDR_HEADER)
+            .filter(|addr| addr.len() <= MAX_CLIENT_ADDR_LEN && addr.parse::<IpAddr>().is_ok())
             .map(str::to_owned);
-        let span =
-            info_span!("rpc", method, request_id = %request_id, caller = tracing::field::Empty);
+        let peer = request.remote_addr().map(|addr| addr.ip().to_string());
+        let span = info_span!("rpc", method = rpc.method, request_id = %request_id, caller = tracing::field::Empty);
         let started = Instant::now();
+        let mut context = CallContext {
+            caller: None,
+            client_addr: peer,
+            request_id: request_id.clone(),
+        };
         let result = async {
-            let caller = self
-                .callers
-                .authorize(caller_key.as_deref(), method, scope)?;
-            tracing::Span::current().record("caller", caller);
-            body(request.into_inner()).await
+            let authorized =
+                match self
+                    .callers
+                    .authorize(caller_key.as_deref(), rpc.method, rpc.scope)
+                {
+                    Ok(authorized) => authorized,
+                    Err(err) => {
+                        self.audit
+                            .record(refusal(AuditKind::CallerRefused, &err, None, &context));
+                        return Err(err);
+                    }
+                };
+            tracing::Span::current().record("caller", authorized.name);
+            context.caller = Some(authorized.name.to_owned());
+            if authorized.speaks_for_clients {
+                context.client_addr = forwarded_client.or(context.client_addr);
+            }
+            let message = request.into_inner();
+            let appid = rpc.login_appid.map(|appid| appid(&message).to_owned());
+            let result = body(message, context.clone()).await;
+            if let (Err(err), Some(appid)) = (&result, appid)
+                && refused_by_the_client(err)
+            {
+                self.audit
+                    .record(refusal(AuditKind::LoginRefused, err, Some(appid), &context));
+            }
+            result
         }
         .instrument(span.clone())
         .await;
@@ -97,11 +155,34 @@ impl AuthApi {
             Ok(_) => "OK",
             Err(err) => status::classify(err).1.as_str_name(),
         };
-        self.metrics.rpc(method, outcome, started.elapsed());
+        self.metrics.rpc(rpc.method, outcome, started.elapsed());
         span.in_scope(|| {
             result
                 .map(Response::new)
                 .map_err(|err| status::to_status(err, &request_id))
         })
+    }
+}
+
+/// Whether an error says something about the login attempt (worth auditing), rather than
+/// about this service being unwell (which the logs and metrics carry).
+fn refused_by_the_client(err: &AuthError) -> bool {
+    !matches!(err, AuthError::Unavailable(_) | AuthError::Internal(_))
+}
+
+fn refusal(
+    kind: AuditKind,
+    err: &AuthError,
+    appid: Option<String>,
+    context: &CallContext,
+) -> NewAuditEvent {
+    NewAuditEvent {
+        kind,
+        outcome: status::classify(err).1.as_str_name().to_owned(),
+        appid,
+        user_id: None,
+        openid_digest: None,
+        family_id: None,
+        context: context.clone(),
     }
 }

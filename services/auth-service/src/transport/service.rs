@@ -5,13 +5,14 @@ use tonic::{Request, Response, Status};
 use wxauth_proto::v1::{
     CompleteLoginRequest, CompleteLoginResponse, CreateSessionRequest, CreateSessionResponse,
     GetJwksRequest, GetJwksResponse, GetMeRequest, GetMeResponse, GetUserRequest, GetUserResponse,
-    LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshTokenRequest,
-    RefreshTokenResponse, RevokeUserSessionsRequest, RevokeUserSessionsResponse,
-    ValidateTokenRequest, ValidateTokenResponse, auth_service_server::AuthService,
+    ListAuditEventsRequest, ListAuditEventsResponse, LoginRequest, LoginResponse, LogoutRequest,
+    LogoutResponse, RefreshTokenRequest, RefreshTokenResponse, RevokeUserSessionsRequest,
+    RevokeUserSessionsResponse, ValidateTokenRequest, ValidateTokenResponse,
+    auth_service_server::AuthService,
 };
 
 use super::{
-    AuthApi,
+    AuthApi, Rpc,
     convert::{self, timestamp, token_pair, user_message},
 };
 use crate::{callers::Scope, domain::Bearer, error::AuthError};
@@ -24,9 +25,8 @@ impl AuthService for AuthApi {
     ) -> Result<Response<CreateSessionResponse>, Status> {
         self.call(
             request,
-            "CreateSession",
-            Some(Scope::Login),
-            |req| async move {
+            Rpc::login("CreateSession", |req: &CreateSessionRequest| &req.appid),
+            |req, _| async move {
                 let (appid, code) = (convert::appid(&req.appid)?, convert::code(&req.code)?);
                 let created = self.logins.create_session(&appid, &code).await?;
                 Ok(CreateSessionResponse {
@@ -45,12 +45,11 @@ impl AuthService for AuthApi {
     ) -> Result<Response<CompleteLoginResponse>, Status> {
         self.call(
             request,
-            "CompleteLogin",
-            Some(Scope::Login),
-            |req| async move {
+            Rpc::login("CompleteLogin", |req: &CompleteLoginRequest| &req.appid),
+            |req, context| async move {
                 let completed = self
                     .logins
-                    .complete(convert::complete_request(req)?)
+                    .complete(convert::complete_request(req)?, &context)
                     .await?;
                 Ok(CompleteLoginResponse {
                     user: Some(user_message(completed.user)),
@@ -65,9 +64,10 @@ impl AuthService for AuthApi {
         &self,
         request: Request<LoginRequest>,
     ) -> Result<Response<LoginResponse>, Status> {
-        self.call(request, "Login", Some(Scope::Login), |req| async move {
+        let rpc = Rpc::login("Login", |req: &LoginRequest| &req.appid);
+        self.call(request, rpc, |req, context| async move {
             let (appid, code) = (convert::appid(&req.appid)?, convert::code(&req.code)?);
-            let silent = self.logins.silent(&appid, &code).await?;
+            let silent = self.logins.silent(&appid, &code, &context).await?;
             Ok(LoginResponse {
                 user: Some(user_message(silent.login.user)),
                 tokens: token_pair(silent.login.tokens),
@@ -84,11 +84,10 @@ impl AuthService for AuthApi {
     ) -> Result<Response<RefreshTokenResponse>, Status> {
         self.call(
             request,
-            "RefreshToken",
-            Some(Scope::Login),
-            |req| async move {
+            Rpc::new("RefreshToken", Some(Scope::Login)),
+            |req, context| async move {
                 let presented = Bearer::parse("refresh_token", req.refresh_token)?;
-                let refreshed = self.tokens.refresh(&presented).await?;
+                let refreshed = self.tokens.refresh(&presented, &context).await?;
                 Ok(RefreshTokenResponse {
                     tokens: token_pair(refreshed.tokens),
                 })
@@ -101,8 +100,9 @@ impl AuthService for AuthApi {
         &self,
         request: Request<LogoutRequest>,
     ) -> Result<Response<LogoutResponse>, Status> {
-        self.call(request, "Logout", Some(Scope::Login), |req| async move {
-            self.tokens.logout(convert::logout(req)?).await?;
+        let rpc = Rpc::new("Logout", Some(Scope::Login));
+        self.call(request, rpc, |req, context| async move {
+            self.tokens.logout(convert::logout(req)?, &context).await?;
             Ok(LogoutResponse {})
         })
         .await
@@ -112,7 +112,8 @@ impl AuthService for AuthApi {
         &self,
         request: Request<GetMeRequest>,
     ) -> Result<Response<GetMeResponse>, Status> {
-        self.call(request, "GetMe", Some(Scope::Login), |req| async move {
+        let rpc = Rpc::new("GetMe", Some(Scope::Login));
+        self.call(request, rpc, |req, _| async move {
             let token = Bearer::parse("access_token", req.access_token)?;
             Ok(GetMeResponse {
                 user: Some(user_message(self.users.me(&token).await?)),
@@ -127,9 +128,8 @@ impl AuthService for AuthApi {
     ) -> Result<Response<ValidateTokenResponse>, Status> {
         self.call(
             request,
-            "ValidateToken",
-            Some(Scope::Validate),
-            |req| async move {
+            Rpc::new("ValidateToken", Some(Scope::Validate)),
+            |req, _| async move {
                 let token = Bearer::parse("token", req.token)?;
                 let claims = self
                     .tokens
@@ -153,7 +153,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<GetJwksRequest>,
     ) -> Result<Response<GetJwksResponse>, Status> {
-        self.call(request, "GetJwks", None, |_| async move {
+        self.call(request, Rpc::new("GetJwks", None), |_, _| async move {
             let jwks = self.tokens.jwks();
             Ok(GetJwksResponse {
                 jwks_json: serde_json::to_string(jwks).map_err(AuthError::internal)?,
@@ -167,7 +167,8 @@ impl AuthService for AuthApi {
         &self,
         request: Request<GetUserRequest>,
     ) -> Result<Response<GetUserResponse>, Status> {
-        self.call(request, "GetUser", Some(Scope::Admin), |req| async move {
+        let rpc = Rpc::new("GetUser", Some(Scope::Admin));
+        self.call(request, rpc, |req, _| async move {
             let user = self.users.get(convert::user_id(&req.user_id)?).await?;
             Ok(GetUserResponse {
                 user: Some(user_message(user)),
@@ -182,15 +183,41 @@ impl AuthService for AuthApi {
     ) -> Result<Response<RevokeUserSessionsResponse>, Status> {
         self.call(
             request,
-            "RevokeUserSessions",
-            Some(Scope::Admin),
-            |req| async move {
+            Rpc::new("RevokeUserSessions", Some(Scope::Admin)),
+            |req, context| async move {
                 let revoked = self
                     .users
-                    .revoke_sessions(convert::user_id(&req.user_id)?)
+                    .revoke_sessions(convert::user_id(&req.user_id)?, &context)
                     .await?;
                 Ok(RevokeUserSessionsResponse {
                     revoked: u32::try_from(revoked).unwrap_or(u32::MAX),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<ListAuditEventsRequest>,
+    ) -> Result<Response<ListAuditEventsResponse>, Status> {
+        self.call(
+            request,
+            Rpc::new("ListAuditEvents", Some(Scope::Admin)),
+            |req, _| async move {
+                let page = convert::audit_page(&req)?;
+                let events = self
+                    .users
+                    .audit_trail(page.user_id, page.before, page.limit)
+                    .await?;
+                let next_before_event_id = if events.len() as i64 == page.limit {
+                    events.last().map_or(0, |event| event.id)
+                } else {
+                    0
+                };
+                Ok(ListAuditEventsResponse {
+                    events: events.into_iter().map(convert::audit_event).collect(),
+                    next_before_event_id,
                 })
             },
         )

@@ -1,9 +1,11 @@
 //! The store against a real database: each statement's guarantee, seen from outside.
 
 use auth_service::{
-    domain::{Profile, UserUpdate},
+    domain::{CallContext, Profile, UserUpdate},
     secrets::Sealed,
-    store::{NewRefresh, NewSession, PgStore, RefreshOutcome},
+    store::{
+        Completion, IssuedLogin, NewRefresh, NewSession, Notice, PgStore, RefreshOutcome, Rotation,
+    },
 };
 
 use crate::support::{APP, TestApp};
@@ -34,6 +36,59 @@ async fn new_session(store: &PgStore, id: u8, openid: &str, ttl_secs: i64) -> Ve
 
 fn refresh(byte: u8) -> Vec<u8> {
     vec![byte; 32]
+}
+
+fn context() -> CallContext {
+    CallContext {
+        caller: Some("test".into()),
+        client_addr: Some("192.0.2.1".into()),
+        request_id: "rid-store".into(),
+    }
+}
+
+/// Completes a login on `session` with refresh token `hash`, using the session up.
+async fn complete(
+    store: &PgStore,
+    session: &[u8],
+    openid: &str,
+    update: &UserUpdate,
+    hash: u8,
+) -> Option<IssuedLogin> {
+    store
+        .complete_login(
+            session,
+            Completion::UsesUpSession,
+            APP,
+            openid,
+            update,
+            NewRefresh {
+                hash: &refresh(hash),
+                ttl_secs: 60,
+            },
+            &context(),
+        )
+        .await
+        .unwrap()
+}
+
+/// Rotates refresh token `old` into `new`, with a grace of `grace_secs`.
+async fn rotate(store: &PgStore, old: u8, new: u8, grace_secs: i64) -> RefreshOutcome {
+    store
+        .rotate_refresh(
+            &refresh(old),
+            Rotation {
+                new: NewRefresh {
+                    hash: &refresh(new),
+                    ttl_secs: 60,
+                },
+                successor: &sealed(),
+                grace_secs,
+                family_max_age_secs: 3600,
+            },
+            &context(),
+        )
+        .await
+        .unwrap()
 }
 
 fn named(nickname: &str) -> UserUpdate {
@@ -72,50 +127,22 @@ async fn a_newer_session_replaces_the_older_and_only_a_live_one_completes() {
         "o-s"
     );
 
-    let stale = store
-        .complete_login(
-            &older,
-            APP,
-            "o-s",
-            &named("A"),
-            NewRefresh {
-                hash: &refresh(1),
-                ttl_secs: 60,
-            },
-        )
-        .await
-        .unwrap();
+    let stale = complete(&store, &older, "o-s", &named("A"), 1).await;
     assert!(stale.is_none(), "a replaced session completes nothing");
-    let done = store
-        .complete_login(
-            &newer,
-            APP,
-            "o-s",
-            &named("A"),
-            NewRefresh {
-                hash: &refresh(2),
-                ttl_secs: 60,
-            },
-        )
+    let done = complete(&store, &newer, "o-s", &named("A"), 2)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(done.user.profile.nickname.as_deref(), Some("A"));
+    assert!(
+        complete(&store, &newer, "o-s", &named("A"), 4)
+            .await
+            .is_none(),
+        "a session completes once"
+    );
     // A later login that knows nothing of the profile keeps it.
     let again = new_session(&store, 3, "o-s", 600).await;
-    let kept = store
-        .complete_login(
-            &again,
-            APP,
-            "o-s",
-            &UserUpdate::default(),
-            NewRefresh {
-                hash: &refresh(3),
-                ttl_secs: 60,
-            },
-        )
+    let kept = complete(&store, &again, "o-s", &UserUpdate::default(), 3)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(kept.user.id, done.user.id);
     assert_eq!(kept.user.profile.nickname.as_deref(), Some("A"));
@@ -132,77 +159,67 @@ async fn a_newer_session_replaces_the_older_and_only_a_live_one_completes() {
 async fn a_reused_refresh_token_revokes_its_family_and_every_replica_hears_it() {
     let app = TestApp::spawn(&[]).await;
     let store = app.store();
-    let mut feed = store.listen_revocations().await.unwrap();
+    let mut feed = store
+        .listen_revocations("wxauth_heartbeat_test")
+        .await
+        .unwrap();
     let session = new_session(&store, 5, "o-r", 600).await;
-    let login = store
-        .complete_login(
-            &session,
-            APP,
-            "o-r",
-            &named("R"),
-            NewRefresh {
-                hash: &refresh(10),
-                ttl_secs: 60,
-            },
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    let rotated = store
-        .rotate_refresh(
-            &refresh(10),
-            NewRefresh {
-                hash: &refresh(11),
-                ttl_secs: 60,
-            },
-        )
+    let login = complete(&store, &session, "o-r", &named("R"), 10)
         .await
         .unwrap();
+    let rotated = rotate(&store, 10, 11, 0).await;
     assert!(
         matches!(rotated, RefreshOutcome::Rotated(ref issued) if issued.family_id == login.family_id)
     );
     assert!(!store.is_family_revoked(login.family_id).await.unwrap());
 
-    let reused = store
-        .rotate_refresh(
-            &refresh(10),
-            NewRefresh {
-                hash: &refresh(12),
-                ttl_secs: 60,
-            },
-        )
-        .await
-        .unwrap();
+    let reused = rotate(&store, 10, 12, 0).await;
     assert!(matches!(reused, RefreshOutcome::Reused { family_id } if family_id == login.family_id));
-    assert_eq!(feed.next().await.unwrap(), Some(login.family_id));
+    assert_eq!(
+        feed.next().await.unwrap(),
+        Some(Notice::Revoked(login.family_id))
+    );
     assert!(store.is_family_revoked(login.family_id).await.unwrap());
-    let after = store
-        .rotate_refresh(
-            &refresh(11),
-            NewRefresh {
-                hash: &refresh(13),
-                ttl_secs: 60,
-            },
-        )
-        .await
-        .unwrap();
     assert!(
-        matches!(after, RefreshOutcome::Invalid),
+        matches!(rotate(&store, 11, 13, 0).await, RefreshOutcome::Invalid),
         "the whole family is over"
     );
     assert!(matches!(
-        store
-            .rotate_refresh(
-                &refresh(99),
-                NewRefresh {
-                    hash: &refresh(14),
-                    ttl_secs: 60
-                }
-            )
-            .await
-            .unwrap(),
+        rotate(&store, 99, 14, 0).await,
         RefreshOutcome::Invalid
     ));
+}
+
+#[tokio::test]
+async fn within_the_grace_the_same_successor_comes_back_until_it_is_used() {
+    let app = TestApp::spawn(&[]).await;
+    let store = app.store();
+    let session = new_session(&store, 6, "o-g", 600).await;
+    let login = complete(&store, &session, "o-g", &named("G"), 20)
+        .await
+        .unwrap();
+    assert!(matches!(
+        rotate(&store, 20, 21, 30).await,
+        RefreshOutcome::Rotated(_)
+    ));
+    // A retry of token 20 (its answer was lost): the same successor, nothing revoked.
+    match rotate(&store, 20, 22, 30).await {
+        RefreshOutcome::Replayed { issued, successor } => {
+            assert_eq!(issued.family_id, login.family_id);
+            assert_eq!(successor, sealed());
+        }
+        other => panic!("expected the successor again, got {other:?}"),
+    }
+    // Once the successor is used, token 20 is reuse even within the grace.
+    assert!(matches!(
+        rotate(&store, 21, 23, 30).await,
+        RefreshOutcome::Rotated(_)
+    ));
+    assert!(matches!(
+        rotate(&store, 20, 24, 30).await,
+        RefreshOutcome::Reused { .. }
+    ));
+    assert!(store.is_family_revoked(login.family_id).await.unwrap());
 }
 
 #[tokio::test]
@@ -212,25 +229,37 @@ async fn revoking_a_user_ends_each_live_family_once() {
     let mut user_id = 0;
     for (id, hash) in [(20, 30), (21, 31)] {
         let session = new_session(&store, id, "o-many", 600).await;
-        user_id = store
-            .complete_login(
-                &session,
-                APP,
-                "o-many",
-                &named("M"),
-                NewRefresh {
-                    hash: &refresh(hash),
-                    ttl_secs: 60,
-                },
-            )
+        user_id = complete(&store, &session, "o-many", &named("M"), hash)
             .await
-            .unwrap()
             .unwrap()
             .user
             .id;
     }
-    assert_eq!(store.revoke_user(user_id, "test").await.unwrap(), 2);
-    assert_eq!(store.revoke_user(user_id, "test").await.unwrap(), 0);
+    let open = new_session(&store, 22, "o-many", 600).await;
+    assert_eq!(
+        store
+            .revoke_user(user_id, "test", &context())
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .revoke_user(user_id, "test", &context())
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        store.find_session(&open).await.unwrap().is_none(),
+        "the user's open login session ended with them"
+    );
+    let trail = store.audit_events_of(user_id, None, 10).await.unwrap();
+    let kinds: Vec<&str> = trail.iter().map(|event| event.kind.as_str()).collect();
+    assert_eq!(kinds, ["revoked", "revoked", "login", "login"], "{trail:?}");
+    assert_eq!(trail[0].actor.as_deref(), Some("test"));
+    assert_eq!(trail[0].client_addr.as_deref(), Some("192.0.2.1"));
+    assert_eq!(trail[0].outcome, "test");
     assert_eq!(
         store.get_user(user_id).await.unwrap().unwrap().openid,
         "o-many"
@@ -244,7 +273,7 @@ async fn purging_deletes_what_expired_and_keeps_what_lives() {
     let store = app.store();
     let gone = new_session(&store, 40, "o-p1", -10).await;
     let live = new_session(&store, 41, "o-p2", 600).await;
-    let purged = store.purge_expired(1).await.unwrap();
+    let purged = store.purge_expired(1, 3600).await.unwrap();
     assert!(purged >= 1, "{purged}");
     assert!(store.find_session(&live).await.unwrap().is_some());
     // Purged, the expired session's digest is free again.

@@ -4,8 +4,15 @@
 //! Each replica keeps the families revoked within the last access-token lifetime in memory
 //! (older families only have expired access tokens left, which fail on expiry anyway). A
 //! listener on the Postgres channel `wxauth_revoked` adds each new revocation as it is
-//! committed, on any replica. While the listener is not connected the cache is not trusted:
-//! validation asks the database instead, so a lost connection never lets a revoked token pass.
+//! committed, on any replica. While the listener is not known to hear the database the
+//! cache is not trusted: validation asks the database instead, so a lost or silenced
+//! connection never lets a revoked token pass.
+//!
+//! - [`follow`]: the listener, its heartbeat, and the periodic reload.
+
+mod follow;
+
+pub use follow::follow;
 
 use std::{
     collections::HashMap,
@@ -16,10 +23,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracing::{info, warn};
-
-use crate::store::{PgStore, StoreError};
-
 /// The revoked families a replica knows of.
 #[derive(Debug)]
 pub struct Revocations {
@@ -27,7 +30,7 @@ pub struct Revocations {
     /// True while the listener is connected and the cache is complete.
     live: AtomicBool,
     /// How long a revocation matters: the access-token lifetime.
-    window: Duration,
+    pub(crate) window: Duration,
 }
 
 impl Revocations {
@@ -64,7 +67,7 @@ impl Revocations {
         revoked.retain(|_, at| now.duration_since(*at) <= window);
     }
 
-    fn reload(&self, families: Vec<i64>) {
+    pub(crate) fn reload(&self, families: Vec<i64>) {
         let now = Instant::now();
         let mut revoked = self
             .revoked
@@ -73,45 +76,9 @@ impl Revocations {
         revoked.extend(families.into_iter().map(|family| (family, now)));
     }
 
-    fn set_live(&self, live: bool) {
+    pub(crate) fn set_live(&self, live: bool) {
         self.live.store(live, Ordering::Release);
     }
-}
-
-/// Keeps `revocations` in step with the database for as long as the process runs:
-/// listens first, then loads what was revoked recently (so nothing falls in between), and
-/// starts over after a lost connection.
-pub async fn follow(store: PgStore, revocations: Arc<Revocations>) {
-    let window_secs = i64::try_from(revocations.window.as_secs()).unwrap_or(i64::MAX) + 60;
-    loop {
-        match listen_once(&store, &revocations, window_secs).await {
-            Ok(()) => warn!(
-                "revocation listener lost its connection; validating against the database until it is back"
-            ),
-            Err(err) => {
-                warn!(error = %err, "revocation listener failed; validating against the database until it is back")
-            }
-        }
-        revocations.set_live(false);
-        // Back off before reconnecting, so a database outage is not hammered.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-async fn listen_once(
-    store: &PgStore,
-    revocations: &Revocations,
-    window_secs: i64,
-) -> Result<(), StoreError> {
-    let mut feed = store.listen_revocations().await?;
-    let recent = store.recently_revoked(window_secs).await?;
-    revocations.reload(recent);
-    revocations.set_live(true);
-    info!("revocation listener connected");
-    while let Some(family_id) = feed.next().await? {
-        revocations.insert(family_id);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

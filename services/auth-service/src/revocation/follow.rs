@@ -1,0 +1,165 @@
+//! The listener that keeps a replica's revocation cache in step with the database.
+//!
+//! A `LISTEN` connection can go silent without closing (a failover, a NAT timeout, a proxy
+//! that stops forwarding): nothing arrives, and nothing says so. So the replica sends itself
+//! a heartbeat through the database every interval, on a channel of its own that the same
+//! connection listens to, and the moment one is not back within two intervals the cache is
+//! marked stale (validation asks the database) before anything else is tried. Every minute
+//! the recent revocations are also read again, in case one slipped between.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+use wxauth_proto::wire::new_request_id;
+
+use super::Revocations;
+use crate::store::{Notice, PgStore, StoreError};
+
+/// How often the recent revocations are read again while the listener is live.
+const RELOAD_EVERY: Duration = Duration::from_secs(60);
+/// How long to wait before listening again after a failure, so an outage is not hammered.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Why a listening spell ended.
+enum Ended {
+    /// The connection closed.
+    Lost,
+    /// A heartbeat did not come back in time.
+    Silent,
+    /// The database failed.
+    Failed(StoreError),
+}
+
+/// Keeps `revocations` in step with the database for as long as the process runs: listens,
+/// loads what was revoked recently (so nothing falls in between), checks the listener with a
+/// heartbeat every `heartbeat`, and starts over after any failure.
+pub async fn follow(store: PgStore, revocations: Arc<Revocations>, heartbeat: Duration) {
+    let window_secs = i64::try_from(revocations.window.as_secs()).unwrap_or(i64::MAX) + 60;
+    let channel = format!("wxauth_heartbeat_{}", new_request_id());
+    loop {
+        let ended = listen(&store, &revocations, window_secs, heartbeat, &channel).await;
+        revocations.set_live(false);
+        match ended {
+            Ended::Lost => warn!(
+                "revocation listener lost its connection; validating against the database until it is back"
+            ),
+            Ended::Silent => warn!(
+                "revocation listener missed its heartbeat; validating against the database until it is back"
+            ),
+            Ended::Failed(err) => warn!(
+                error = %err,
+                "revocation listener failed; validating against the database until it is back"
+            ),
+        }
+        tokio::time::sleep(RETRY_AFTER).await;
+    }
+}
+
+async fn listen(
+    store: &PgStore,
+    revocations: &Revocations,
+    window_secs: i64,
+    heartbeat: Duration,
+    channel: &str,
+) -> Ended {
+    let mut feed = match store.listen_revocations(channel).await {
+        Ok(feed) => feed,
+        Err(err) => return Ended::Failed(err),
+    };
+    // The feed is read by a task of its own and handed over through a channel, so waiting
+    // on it beside a timer never drops a notice half-read.
+    let (notices, mut received) = mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        loop {
+            let next = feed.next().await;
+            let end = !matches!(next, Ok(Some(_)));
+            if notices.send(next).is_err() || end {
+                break;
+            }
+        }
+    });
+    let ended = watch(
+        store,
+        revocations,
+        window_secs,
+        heartbeat,
+        channel,
+        &mut received,
+    )
+    .await;
+    reader.abort();
+    ended
+}
+
+async fn watch(
+    store: &PgStore,
+    revocations: &Revocations,
+    window_secs: i64,
+    heartbeat: Duration,
+    channel: &str,
+    received: &mut mpsc::UnboundedReceiver<Result<Option<Notice>, StoreError>>,
+) -> Ended {
+    match store.recently_revoked(window_secs).await {
+        Ok(recent) => revocations.reload(recent),
+        Err(err) => return Ended::Failed(err),
+    }
+    revocations.set_live(true);
+    info!("revocation listener connected");
+    let mut beats = 0u64;
+    let mut awaited: Option<(String, Instant)> = None;
+    let mut next_beat = Instant::now();
+    let mut next_reload = Instant::now() + RELOAD_EVERY;
+    loop {
+        let wake = [
+            Some(next_beat),
+            Some(next_reload),
+            awaited.as_ref().map(|(_, due)| *due),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(next_beat);
+        tokio::select! {
+            notice = received.recv() => match notice {
+                Some(Ok(Some(Notice::Revoked(family_id)))) => revocations.insert(family_id),
+                Some(Ok(Some(Notice::Heartbeat(payload)))) => {
+                    if awaited.as_ref().is_some_and(|(expected, _)| *expected == payload) {
+                        awaited = None;
+                    }
+                }
+                Some(Ok(None)) | None => return Ended::Lost,
+                Some(Err(err)) => return Ended::Failed(err),
+            },
+            () = tokio::time::sleep_until(wake.into()) => {
+                let now = Instant::now();
+                if awaited.as_ref().is_some_and(|(_, due)| now >= *due) {
+                    // Stale from this instant, before any reconnection is tried.
+                    revocations.set_live(false);
+                    return Ended::Silent;
+                }
+                if now >= next_reload {
+                    match store.recently_revoked(window_secs).await {
+                        Ok(recent) => revocations.reload(recent),
+                        Err(err) => return Ended::Failed(err),
+                    }
+                    next_reload = now + RELOAD_EVERY;
+                }
+                if now >= next_beat && awaited.is_none() {
+                    beats += 1;
+                    let payload = beats.to_string();
+                    if let Err(err) = store.notify(channel, &payload).await {
+                        return Ended::Failed(err);
+                    }
+                    awaited = Some((payload, now + 2 * heartbeat));
+                    next_beat = now + heartbeat;
+                } else if now >= next_beat {
+                    next_beat = now + heartbeat;
+                }
+            }
+        }
+    }
+}

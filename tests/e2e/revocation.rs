@@ -1,0 +1,99 @@
+//! Revocation that cannot go stale: a replica whose listener is silenced (not closed) stops
+//! trusting its cache as soon as its heartbeat is missed.
+
+use std::time::Duration;
+
+use tonic::Code;
+use tonic_types::StatusExt;
+use wxauth_e2e::{
+    db::with_address,
+    eventually,
+    proxy::Proxy,
+    stack::{APP, Stack},
+};
+use wxauth_proto::v1::{RevokeUserSessionsRequest, ValidateTokenRequest};
+
+#[tokio::test]
+async fn a_silenced_listener_stops_the_cache_answering_and_a_revocation_elsewhere_holds() {
+    let stack = Stack::start().await;
+    let upstream = stack
+        .db
+        .tcp_address()
+        .expect("this test needs DATABASE_URL over TCP");
+    let proxy = Proxy::start(upstream);
+    let replica = stack.spawn_replica_with(
+        "auth-behind-proxy",
+        &[
+            ("DATABASE_URL", with_address(&stack.db.url, proxy.addr)),
+            ("WXAUTH_REVOCATION_HEARTBEAT_MS", "200".into()),
+        ],
+    );
+    let login = stack.v1_login(APP, "o-silenced").await;
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let behind = stack.grpc_to(&replica, Some(&stack.keys.service)).await;
+    let validate = |token: String| {
+        let mut client = behind.clone();
+        async move {
+            client
+                .validate_token(ValidateTokenRequest {
+                    token,
+                    appid: APP.into(),
+                })
+                .await
+        }
+    };
+    assert!(validate(token.clone()).await.is_ok());
+
+    // The replica's LISTEN connection, as the database sees it: its client port is the
+    // proxy's upstream side.
+    let pool = stack.db.pool().await;
+    eventually("the replica listens", Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, i32>(
+            "select client_port from pg_stat_activity \
+             where datname = current_database() and query ilike 'listen%'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .any(|port| proxy.silence(port as u16))
+    })
+    .await;
+
+    // The other replica revokes: its NOTIFY never reaches the silenced listener.
+    stack
+        .grpc()
+        .await
+        .revoke_user_sessions(RevokeUserSessionsRequest {
+            user_id: login["user"]["user_id"].as_str().unwrap().into(),
+        })
+        .await
+        .unwrap();
+    eventually(
+        "the replica behind the silenced listener refuses the revoked token",
+        Duration::from_secs(5),
+        || async {
+            match validate(token.clone()).await {
+                Ok(_) => false,
+                Err(status) => {
+                    let reason = status
+                        .get_error_details()
+                        .error_info()
+                        .map(|info| info.reason.clone());
+                    assert_eq!(
+                        (status.code(), reason.as_deref()),
+                        (Code::Unauthenticated, Some("TOKEN_INVALID"))
+                    );
+                    true
+                }
+            }
+        },
+    )
+    .await;
+    eventually("the replica says why", Duration::from_secs(5), || async {
+        replica.log().contains("missed its heartbeat")
+    })
+    .await;
+    // And it keeps refusing.
+    assert!(validate(token).await.is_err());
+}
