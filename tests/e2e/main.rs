@@ -11,6 +11,7 @@ mod grpc;
 mod login;
 mod operations;
 mod revocation;
+mod rotation;
 mod shutdown;
 mod tokens;
 mod upkeep;

@@ -92,6 +92,7 @@ pub struct Application {
     store: PgStore,
     metrics: Arc<Metrics>,
     revocations: Arc<Revocations>,
+    sessions: Arc<Sessions>,
     audit_writer: AuditWriter,
     purge_interval: Duration,
     audit_retention_secs: i64,
@@ -147,17 +148,17 @@ impl Application {
             keyring.clone(),
             config.refresh_rules,
         ));
-        let sessions = Sessions::new(
+        let sessions = Arc::new(Sessions::new(
             apps.clone(),
             wechat,
             store.clone(),
             keyring,
             metrics.clone(),
             config.session_ttl_secs,
-        );
+        ));
         let logins = Arc::new(Logins::new(
             apps,
-            sessions,
+            sessions.clone(),
             tokens.clone(),
             store.clone(),
             clock,
@@ -181,6 +182,7 @@ impl Application {
             store,
             metrics,
             revocations,
+            sessions,
             audit_writer,
             purge_interval: config.purge_interval,
             audit_retention_secs: config.audit_retention_secs,
@@ -210,6 +212,7 @@ impl Application {
         ));
         let purger = tokio::spawn(upkeep::purge_expired(
             self.store.clone(),
+            self.sessions.clone(),
             self.purge_interval,
             PURGE_BATCH,
             self.audit_retention_secs,

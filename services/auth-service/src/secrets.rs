@@ -78,8 +78,9 @@ pub enum SealError {
 }
 
 /// The keys that seal WeChat session_keys at rest: one active key seals, every configured
-/// key opens, so a key can be rotated by adding a new first key and keeping the old ones
-/// until their sessions expire.
+/// key opens. Keys rotate in two phases: every replica is given the new key first (it opens
+/// what a rotated replica seals), then the active kid is switched, and the background
+/// re-seal moves stored sessions to it.
 pub struct Keyring {
     active: String,
     ciphers: HashMap<String, Aes256Gcm>,
@@ -89,11 +90,25 @@ impl Keyring {
     /// Builds a keyring from (kid, 32-byte key) pairs; the first one seals.
     pub fn new(keys: Vec<(String, [u8; 32])>) -> Option<Self> {
         let active = keys.first()?.0.clone();
-        let ciphers = keys
+        Self::with_active(keys, &active)
+    }
+
+    /// Builds a keyring from (kid, 32-byte key) pairs in which `active` seals; `None` when no
+    /// key has that kid.
+    pub fn with_active(keys: Vec<(String, [u8; 32])>, active: &str) -> Option<Self> {
+        let ciphers: HashMap<String, Aes256Gcm> = keys
             .into_iter()
             .map(|(kid, key)| (kid, Aes256Gcm::new(&key.into())))
             .collect();
-        Some(Self { active, ciphers })
+        ciphers.contains_key(active).then(|| Self {
+            active: active.to_owned(),
+            ciphers,
+        })
+    }
+
+    /// The kid that seals.
+    pub fn active_kid(&self) -> &str {
+        &self.active
     }
 
     /// Seals `plaintext`, binding it to `context` (the row it belongs to), so a sealed value

@@ -7,7 +7,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use tracing::{debug, info, warn};
 use wxauth_proto::v1::auth_service_server::SERVICE_NAME;
 
-use crate::{metrics::Metrics, store::PgStore};
+use crate::{metrics::Metrics, session::Sessions, store::PgStore};
 
 /// How often the database is pinged for health.
 const PING_EVERY: Duration = Duration::from_secs(1);
@@ -47,10 +47,12 @@ pub async fn report_health(store: PgStore, health: HealthReporter, metrics: Arc<
     }
 }
 
-/// Deletes expired rows every `interval`, `batch` rows per statement, so no purge holds
-/// locks for long. Several replicas may purge at once: deletes of the same rows are harmless.
+/// Every `interval`: deletes expired rows, `batch` rows per statement, so no purge holds
+/// locks for long, and moves sessions sealed under an older key to the active one (a key
+/// rotation's last step). Several replicas may do both at once: it is harmless.
 pub async fn purge_expired(
     store: PgStore,
+    sessions: Arc<Sessions>,
     interval: Duration,
     batch: i64,
     audit_retention_secs: i64,
@@ -61,6 +63,11 @@ pub async fn purge_expired(
             Ok(0) => debug!("nothing expired to purge"),
             Ok(purged) => info!(purged, "purged expired rows"),
             Err(err) => warn!(error = %err, "purge failed; retrying at the next interval"),
+        }
+        match sessions.reseal(batch).await {
+            Ok(0) => {}
+            Ok(moved) => info!(moved, "sessions re-sealed under the active key"),
+            Err(err) => warn!(error = %err, "re-sealing failed; retrying at the next interval"),
         }
     }
 }

@@ -34,7 +34,7 @@ pub struct SilentLogin {
 #[derive(Debug)]
 pub struct Logins {
     apps: Arc<Apps>,
-    sessions: Sessions,
+    sessions: Arc<Sessions>,
     tokens: Arc<Tokens>,
     store: PgStore,
     clock: SharedClock,
@@ -46,7 +46,7 @@ impl Logins {
     /// The flows over their parts.
     pub fn new(
         apps: Arc<Apps>,
-        sessions: Sessions,
+        sessions: Arc<Sessions>,
         tokens: Arc<Tokens>,
         store: PgStore,
         clock: SharedClock,

@@ -212,6 +212,35 @@ impl Sessions {
         Ok(self.store.find_session(id_hash).await?.is_some())
     }
 
+    /// Moves up to `batch` stored sessions sealed under an older key to the active one, so an
+    /// old sealing key can be dropped once no session needs it. Returns how many moved.
+    pub async fn reseal(&self, batch: i64) -> Result<u64, AuthError> {
+        let active = self.keyring.active_kid();
+        let mut moved = 0;
+        for (id_hash, session) in self.store.sealed_under_other_keys(active, batch).await? {
+            let context = seal_context(&id_hash, &session.appid, &session.openid);
+            let opened = match self.keyring.open(&session.sealed_key, &context) {
+                Ok(opened) => opened,
+                Err(err) => {
+                    warn!(error = %err, "a stored session_key cannot be re-sealed; it stays as it is");
+                    continue;
+                }
+            };
+            let sealed = self
+                .keyring
+                .seal(&opened, &context)
+                .map_err(AuthError::internal)?;
+            if self
+                .store
+                .reseal_session(&id_hash, &session.sealed_key.kid, &sealed)
+                .await?
+            {
+                moved += 1;
+            }
+        }
+        Ok(moved)
+    }
+
     /// Forgets a remembered session (completed, or gone).
     pub fn forget(&self, id_hash: &[u8]) {
         self.remembered.invalidate(id_hash);

@@ -72,23 +72,32 @@ pub struct Settings {
     pub wechat_timeout_ms: u64,
 
     /// Keys that encrypt WeChat session_keys at rest, as `kid:base64` pairs separated by
-    /// commas, each key 32 random bytes (`head -c32 /dev/urandom | base64`). The first one
-    /// encrypts; all of them decrypt, so keys rotate by putting a new one first. Required
-    /// unless dev mode is on.
+    /// commas, each key 32 random bytes (`head -c32 /dev/urandom | base64`). All of them
+    /// decrypt; the one named by WXAUTH_SESSION_KEY_KID (else the first) encrypts. Required
+    /// unless dev mode is on. docs/key-rotation.md says how to rotate them.
     #[arg(long, env = "WXAUTH_SESSION_KEY_KEYS", hide_env_values = true)]
     pub session_key_keys: Option<String>,
+
+    /// The kid of WXAUTH_SESSION_KEY_KEYS that encrypts new session_keys (default: the
+    /// first). Switched only once every replica has the key.
+    #[arg(long, env = "WXAUTH_SESSION_KEY_KID")]
+    pub session_key_kid: Option<String>,
 
     /// How long a login session (the id handed to the mini-program) is accepted, in seconds.
     #[arg(long, env = "WXAUTH_SESSION_TTL_SECS", default_value_t = 2 * 3600)]
     pub session_ttl_secs: u32,
 
     /// Keys that sign access tokens (Ed25519), as `kid:base64` pairs separated by commas,
-    /// each the 32-byte seed of a key (`head -c32 /dev/urandom | base64`). The first one
-    /// signs; all are published in the JWKS and verify, so keys rotate by putting a new one
-    /// first and dropping the old one once its tokens have expired. Required unless dev mode
-    /// is on.
+    /// each the 32-byte seed of a key (`head -c32 /dev/urandom | base64`). All are published
+    /// in the JWKS and verify; the one named by WXAUTH_TOKEN_SIGNING_KID (else the first)
+    /// signs. Required unless dev mode is on. docs/key-rotation.md says how to rotate them.
     #[arg(long, env = "WXAUTH_TOKEN_SIGNING_KEYS", hide_env_values = true)]
     pub token_signing_keys: Option<String>,
+
+    /// The kid of WXAUTH_TOKEN_SIGNING_KEYS that signs new access tokens (default: the
+    /// first). Switched only once every replica and every offline verifier has the key.
+    #[arg(long, env = "WXAUTH_TOKEN_SIGNING_KID")]
+    pub token_signing_kid: Option<String>,
 
     /// How long an access token is accepted, in seconds. Short: revocation is also enforced,
     /// but offline verifiers only see expiry.
@@ -207,7 +216,7 @@ impl Settings {
             .as_deref()
             .filter(|raw| !raw.trim().is_empty());
         let (keyring, throwaway_keys) = match (given_keys, self.dev) {
-            (Some(raw), _) => (parse_keys(raw)?, false),
+            (Some(raw), _) => (parse_keys(raw, self.session_key_kid.as_deref())?, false),
             (None, true) => {
                 let key =
                     crate::secrets::random_bytes::<32>().map_err(|_| SettingsError::Missing {
@@ -289,12 +298,13 @@ impl Settings {
             )?,
             tokens: TokenKeys::new(
                 signing_keys,
+                self.token_signing_kid.as_deref(),
                 positive("WXAUTH_ACCESS_TTL_SECS", self.access_ttl_secs)?,
                 positive("WXAUTH_REFRESH_TTL_SECS", self.refresh_ttl_secs)?,
             )
-            .ok_or(SettingsError::Missing {
-                setting: "WXAUTH_TOKEN_SIGNING_KEYS",
-                hint: "no key is listed",
+            .ok_or(SettingsError::Malformed {
+                setting: "WXAUTH_TOKEN_SIGNING_KID",
+                rule: "must name one of the kids of WXAUTH_TOKEN_SIGNING_KEYS".into(),
             })?,
             throwaway_token_keys,
             callers,
@@ -372,6 +382,47 @@ mod tests {
         let empty = settings(&["--dev", "--session-key-keys", ""]).unwrap();
         assert!(empty.throwaway_keys, "an empty value counts as unset");
         assert!(settings(&["--session-key-keys", " "]).is_err());
+    }
+
+    #[test]
+    fn the_active_kids_choose_who_signs_and_seals_and_must_be_listed() {
+        let session_keys = format!("k1:{KEY},k2:{KEY}");
+        let signing_keys = format!("t1:{KEY},t2:{KEY}");
+        let both = |session_kid: &str, signing_kid: &str| {
+            settings(&[
+                "--session-key-keys",
+                &session_keys,
+                "--session-key-kid",
+                session_kid,
+                "--token-signing-keys",
+                &signing_keys,
+                "--token-signing-kid",
+                signing_kid,
+            ])
+        };
+        let config = both("k2", "t2").unwrap();
+        assert_eq!(config.keyring.active_kid(), "k2");
+        assert_eq!(config.tokens.signer_kid(), "t2");
+        assert_eq!(config.tokens.jwks().keys.len(), 2, "both are published");
+        let first = settings(&[
+            "--session-key-keys",
+            &session_keys,
+            "--token-signing-keys",
+            &signing_keys,
+        ])
+        .unwrap();
+        assert_eq!(
+            (first.keyring.active_kid(), first.tokens.signer_kid()),
+            ("k1", "t1"),
+            "the first key by default"
+        );
+        for (config, setting) in [
+            (both("k9", "t2"), "WXAUTH_SESSION_KEY_KID"),
+            (both("k1", "t9"), "WXAUTH_TOKEN_SIGNING_KID"),
+        ] {
+            let err = config.err().map(|err| err.to_string()).unwrap_or_default();
+            assert!(err.starts_with(setting), "{err}");
+        }
     }
 
     #[test]

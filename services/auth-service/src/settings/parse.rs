@@ -85,10 +85,13 @@ fn parse_kid_keys(
     Ok(keys)
 }
 
-pub(super) fn parse_keys(raw: &str) -> Result<Keyring, SettingsError> {
-    Keyring::new(parse_kid_keys("WXAUTH_SESSION_KEY_KEYS", raw)?).ok_or(SettingsError::Missing {
-        setting: "WXAUTH_SESSION_KEY_KEYS",
-        hint: "no key is listed",
+/// The session_key keyring; `active` (else the first key) seals.
+pub(super) fn parse_keys(raw: &str, active: Option<&str>) -> Result<Keyring, SettingsError> {
+    let keys = parse_kid_keys("WXAUTH_SESSION_KEY_KEYS", raw)?;
+    let active = active.map_or_else(|| keys[0].0.clone(), str::to_owned);
+    Keyring::with_active(keys, &active).ok_or(SettingsError::Malformed {
+        setting: "WXAUTH_SESSION_KEY_KID",
+        rule: "must name one of the kids of WXAUTH_SESSION_KEY_KEYS".into(),
     })
 }
 

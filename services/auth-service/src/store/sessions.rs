@@ -1,7 +1,7 @@
 //! Login sessions (the "3rd_session"): what a mini-program holds between `wx.login()` and
 //! sending its encrypted data, with the session_key sealed.
 
-use sqlx::Row as _;
+use sqlx::{Row as _, postgres::PgRow};
 
 use super::{PgStore, StoreError};
 use crate::{domain::LoginSession, secrets::Sealed};
@@ -51,6 +51,58 @@ impl PgStore {
         .await
     }
 
+    /// Live sessions whose session_key is sealed under another key than `active_kid`: what a
+    /// rotation has left to re-seal, `limit` at a time.
+    pub async fn sealed_under_other_keys(
+        &self,
+        active_kid: &str,
+        limit: i64,
+    ) -> Result<Vec<(Vec<u8>, LoginSession)>, StoreError> {
+        let rows = self
+            .run(async |conn| {
+                sqlx::query(
+                    "select id_hash, appid, openid, unionid, session_key_kid, session_key_nonce, \
+                       session_key_sealed from login_sessions \
+                     where session_key_kid <> $1 and expires_at > now() limit $2",
+                )
+                .bind(active_kid)
+                .bind(limit)
+                .fetch_all(conn)
+                .await
+            })
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("id_hash")?, session_from_row(row)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Replaces a session's sealed key, if it is still sealed under `old_kid` (a rotation on
+    /// another replica may have got there first). Returns whether it was replaced.
+    pub async fn reseal_session(
+        &self,
+        id_hash: &[u8],
+        old_kid: &str,
+        sealed: &Sealed,
+    ) -> Result<bool, StoreError> {
+        let done = self
+            .run(async |conn| {
+                sqlx::query(
+                    "update login_sessions set session_key_kid = $3, session_key_nonce = $4, \
+                       session_key_sealed = $5 where id_hash = $1 and session_key_kid = $2",
+                )
+                .bind(id_hash)
+                .bind(old_kid)
+                .bind(&sealed.kid)
+                .bind(&sealed.nonce)
+                .bind(&sealed.ciphertext)
+                .execute(conn)
+                .await
+            })
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The live session with this id digest, if any.
     pub async fn find_session(&self, id_hash: &[u8]) -> Result<Option<LoginSession>, StoreError> {
         let row = self
@@ -64,16 +116,22 @@ impl PgStore {
                 .await
             })
             .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(LoginSession {
-            appid: row.try_get("appid")?,
-            openid: row.try_get("openid")?,
-            unionid: row.try_get("unionid")?,
-            sealed_key: Sealed {
-                kid: row.try_get("session_key_kid")?,
-                nonce: row.try_get("session_key_nonce")?,
-                ciphertext: row.try_get("session_key_sealed")?,
-            },
-        }))
+        row.as_ref()
+            .map(session_from_row)
+            .transpose()
+            .map_err(StoreError::from)
     }
+}
+
+fn session_from_row(row: &PgRow) -> Result<LoginSession, sqlx::Error> {
+    Ok(LoginSession {
+        appid: row.try_get("appid")?,
+        openid: row.try_get("openid")?,
+        unionid: row.try_get("unionid")?,
+        sealed_key: Sealed {
+            kid: row.try_get("session_key_kid")?,
+            nonce: row.try_get("session_key_nonce")?,
+            ciphertext: row.try_get("session_key_sealed")?,
+        },
+    })
 }

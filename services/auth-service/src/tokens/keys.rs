@@ -17,12 +17,22 @@ pub struct TokenKeys {
 }
 
 impl TokenKeys {
-    /// Keys from settings: the first signs, every one verifies and is published.
-    pub fn new(keys: Vec<KeyPair>, access_ttl_secs: i64, refresh_ttl_secs: i64) -> Option<Self> {
+    /// Keys from settings: `signer` signs (the first key when `None`; `None` is returned
+    /// when no key has that kid), every one verifies and is published. So keys rotate in two
+    /// phases: publish a new key everywhere, then switch the signer.
+    pub fn new(
+        keys: Vec<KeyPair>,
+        signer: Option<&str>,
+        access_ttl_secs: i64,
+        refresh_ttl_secs: i64,
+    ) -> Option<Self> {
         let jwks = Jwks {
             keys: keys.iter().map(KeyPair::jwk).collect(),
         };
-        let signer = keys.into_iter().next()?;
+        let signer = match signer {
+            Some(kid) => keys.into_iter().find(|key| key.kid() == kid)?,
+            None => keys.into_iter().next()?,
+        };
         Some(Self {
             signer,
             verifier: Verifier::from_jwks(&jwks),
@@ -48,6 +58,11 @@ impl TokenKeys {
             exp,
         };
         (self.signer.sign(&claims), exp)
+    }
+
+    /// The kid that signs.
+    pub fn signer_kid(&self) -> &str {
+        self.signer.kid()
     }
 
     /// The verifier of this deployment's own tokens.

@@ -12,5 +12,6 @@
 
 mod flows;
 mod health;
+mod rotation;
 mod store;
 mod support;

@@ -43,7 +43,18 @@ pub struct TestApp {
     serving: Option<JoinHandle<()>>,
 }
 
-fn key() -> String {
+/// `args` with each `--name=value` of `changes` replacing the flag of that name.
+fn with(mut args: Vec<String>, changes: &[&str]) -> Vec<String> {
+    for change in changes {
+        let name = change.split('=').next().unwrap_or(change);
+        args.retain(|arg| arg.split('=').next() != Some(name));
+        args.push((*change).to_owned());
+    }
+    args
+}
+
+/// A new random 32-byte key, base64.
+pub fn key() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).unwrap();
     STANDARD.encode(bytes)
@@ -70,7 +81,7 @@ impl TestApp {
             format!("svc-{}", random_hex(16)),
             format!("ops-{}", random_hex(16)),
         ];
-        let mut args: Vec<String> = vec![
+        let args: Vec<String> = vec![
             "auth-service".into(),
             format!("--database-url={}", db.url),
             "--grpc-addr=127.0.0.1:0".into(),
@@ -86,8 +97,7 @@ impl TestApp {
             ),
             "--shutdown-grace-secs=1".into(),
         ];
-        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
-        Self::run(args, ManualClock::new(), sim, db, keys).await
+        Self::run(with(args, extra), ManualClock::new(), sim, db, keys).await
     }
 
     async fn run(
@@ -127,8 +137,13 @@ impl TestApp {
 
     /// A second service on the same database, settings, keys, simulator and clock.
     pub async fn replica(&self) -> Self {
+        self.replica_with(&[]).await
+    }
+
+    /// A replica with some settings changed (`--name=value` flags).
+    pub async fn replica_with(&self, changes: &[&str]) -> Self {
         Self::run(
-            self.args.clone(),
+            with(self.args.clone(), changes),
             self.clock.clone(),
             self.sim.clone(),
             self.db.same(),
