@@ -148,3 +148,32 @@ async fn every_binary_stops_cleanly_on_sigterm() {
         assert!(status.success(), "exit status {status:?}");
     }
 }
+
+#[tokio::test]
+async fn reflection_can_be_turned_off() {
+    use tonic_reflection::pb::v1;
+    let stack = Stack::start().await;
+    let hidden =
+        stack.spawn_replica_with("no-reflection", &[("WXAUTH_REFLECTION", "false".into())]);
+    let channel = wxauth_e2e::stack::channel_to(&hidden).await;
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let refused = v1::server_reflection_client::ServerReflectionClient::new(channel.clone())
+        .server_reflection_info(tokio_stream_iter(vec![request]))
+        .await
+        .map(drop)
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unimplemented);
+    // The API itself is there.
+    let health = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: "wxauth.v1.AuthService".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(health.into_inner().status, ServingStatus::Serving as i32);
+}

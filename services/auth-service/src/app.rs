@@ -97,6 +97,7 @@ pub struct Application {
     purge_interval: Duration,
     audit_retention_secs: i64,
     revocation_heartbeat: Duration,
+    reflection: bool,
     shutdown_grace: Duration,
 }
 
@@ -187,6 +188,7 @@ impl Application {
             purge_interval: config.purge_interval,
             audit_retention_secs: config.audit_retention_secs,
             revocation_heartbeat: config.revocation_heartbeat,
+            reflection: config.reflection,
             shutdown_grace: config.shutdown_grace,
         })
     }
@@ -226,17 +228,24 @@ impl Application {
             self.metrics.clone(),
         ));
 
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(wxauth_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            // google.rpc.ErrorInfo, so grpcurl can show the reason of an error.
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(wxauth_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
+        // Reflection (v1 and v1alpha, for grpcurl 1.8), unless it is turned off.
+        let (reflection_v1, reflection_v1alpha) = if self.reflection {
+            (
+                Some(
+                    reflection_builder()
+                        // google.rpc.ErrorInfo, so grpcurl can show the reason of an error.
+                        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+                        .build_v1()?,
+                ),
+                Some(
+                    reflection_builder()
+                        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+                        .build_v1alpha()?,
+                ),
+            )
+        } else {
+            (None, None)
+        };
 
         let stopping = async {
             shutdown.await;
@@ -247,8 +256,8 @@ impl Application {
         let (stop, deadline) = wxauth_runtime::signal::with_grace(stopping, self.shutdown_grace);
         let serving = Server::builder()
             .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+            .add_optional_service(reflection_v1)
+            .add_optional_service(reflection_v1alpha)
             .add_service(AuthServiceServer::new(self.api))
             .serve_with_incoming_shutdown(
                 // Replies are small writes: without TCP_NODELAY each can wait 40 ms for an ACK.
@@ -265,4 +274,11 @@ impl Application {
         self.store.close();
         served
     }
+}
+
+/// Reflection over every descriptor a caller may meet: the API and health.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(wxauth_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
 }

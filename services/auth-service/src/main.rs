@@ -31,6 +31,11 @@ async fn main() -> ExitCode {
             "DEV MODE: session_keys are encrypted with a throwaway key made at start; sessions will not survive a restart. Never run production like this"
         );
     }
+    if config.throwaway_token_keys {
+        warn!(
+            "DEV MODE: access tokens are signed with a throwaway key made at start; no token survives a restart and no other replica accepts them. Never run production like this"
+        );
+    }
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(err) => {

@@ -24,8 +24,7 @@ pub const SESSION_PREFIX: &str = "wxs_";
 /// How many sessions a replica remembers between their creation and completion.
 const REMEMBERED: u64 = 10_000;
 
-/// A new session for the mini-program.
-#[derive(Debug)]
+/// A new session for the mini-program. Its `Debug` leaves the id out.
 pub struct CreatedSession {
     /// The id to hand out; only its digest is stored.
     pub session_id: String,
@@ -35,6 +34,15 @@ pub struct CreatedSession {
     pub expires_at: i64,
     /// Whether WeChat gave a unionid.
     pub has_unionid: bool,
+}
+
+impl std::fmt::Debug for CreatedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedSession")
+            .field("expires_at", &self.expires_at)
+            .field("has_unionid", &self.has_unionid)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What an exchange brought: the user, and the session made for them.
@@ -244,5 +252,23 @@ impl Sessions {
     /// Forgets a remembered session (completed, or gone).
     pub fn forget(&self, id_hash: &[u8]) {
         self.remembered.invalidate(id_hash);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_id_never_shows_in_debug_output() {
+        let created = CreatedSession {
+            session_id: "wxs_secret-id".into(),
+            id_hash: vec![1],
+            expires_at: 5,
+            has_unionid: true,
+        };
+        let printed = format!("{created:?}");
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(printed.contains("expires_at"), "{printed}");
     }
 }

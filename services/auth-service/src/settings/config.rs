@@ -44,6 +44,8 @@ pub struct Config {
     pub db_max_connections: u32,
     /// How many verified access tokens are remembered.
     pub token_cache_entries: u64,
+    /// Whether gRPC server reflection is served.
+    pub reflection: bool,
     /// Refresh grace and the longest life of a session family.
     pub refresh_rules: RefreshRules,
     /// How long audit events are kept, in seconds.

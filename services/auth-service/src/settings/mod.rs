@@ -164,6 +164,11 @@ pub struct Settings {
     #[arg(long, env = "WXAUTH_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
 
+    /// Serve gRPC server reflection (v1 and v1alpha), so grpcurl can list and describe the
+    /// API; `false` to hide it.
+    #[arg(long, env = "WXAUTH_REFLECTION", action = clap::ArgAction::Set, default_value_t = true)]
+    pub reflection: bool,
+
     /// Dev mode (`WXAUTH_DEV=1`): missing keys are replaced by throwaway ones made at start,
     /// and the log says so. Never in production: sessions do not survive a restart.
     #[arg(long, env = "WXAUTH_DEV", action = clap::ArgAction::SetTrue,
@@ -192,6 +197,36 @@ pub enum SettingsError {
     },
 }
 
+/// WeChat's base must be `https://`: the app secret and every session_key cross it. Plain
+/// `http://` is taken only for a server on this machine (a simulator in tests) or in dev
+/// mode (the simulator of the dev stack).
+fn check_wechat_base(base: &str, dev: bool) -> Result<(), SettingsError> {
+    let malformed = |rule: &str| SettingsError::Malformed {
+        setting: "WECHAT_API_BASE",
+        rule: rule.to_owned(),
+    };
+    if base.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = base.strip_prefix("http://") else {
+        return Err(malformed("must be an https:// URL"));
+    };
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let loopback = loopback || rest.starts_with("[::1]");
+    if dev || loopback {
+        Ok(())
+    } else {
+        Err(malformed(
+            "must be https:// (plain http:// only for this machine, or with WXAUTH_DEV=1 for the simulator)",
+        ))
+    }
+}
+
 impl Settings {
     /// Validates the settings into the configuration the service runs with.
     pub fn into_config(self) -> Result<Config, SettingsError> {
@@ -202,14 +237,7 @@ impl Settings {
             });
         }
         let apps = parse_apps(&self.apps)?;
-        if !self.wechat_api_base.starts_with("http://")
-            && !self.wechat_api_base.starts_with("https://")
-        {
-            return Err(SettingsError::Malformed {
-                setting: "WECHAT_API_BASE",
-                rule: "must be an http:// or https:// URL".into(),
-            });
-        }
+        check_wechat_base(&self.wechat_api_base, self.dev)?;
         // An empty value (as `WXAUTH_SESSION_KEY_KEYS=` from a compose file) means unset.
         let given_keys = self
             .session_key_keys
@@ -310,6 +338,7 @@ impl Settings {
             callers,
             db_max_connections: self.db_max_connections.max(1),
             token_cache_entries: self.token_cache_entries,
+            reflection: self.reflection,
             refresh_rules: RefreshRules {
                 grace_secs: i64::from(self.refresh_grace_secs),
                 family_max_age_secs: positive(
@@ -382,6 +411,26 @@ mod tests {
         let empty = settings(&["--dev", "--session-key-keys", ""]).unwrap();
         assert!(empty.throwaway_keys, "an empty value counts as unset");
         assert!(settings(&["--session-key-keys", " "]).is_err());
+    }
+
+    #[test]
+    fn wechat_is_reached_over_https_unless_it_is_on_this_machine_or_dev_mode_says_so() {
+        for (base, dev, accepted) in [
+            ("https://api.weixin.qq.com", false, true),
+            ("http://api.weixin.qq.com", false, false),
+            ("http://wechat-sim:9090", false, false),
+            ("http://wechat-sim:9090", true, true),
+            ("http://127.0.0.1:9090", false, true),
+            ("http://localhost:9090/", false, true),
+            ("http://[::1]:9090", false, true),
+            ("ftp://x", true, false),
+        ] {
+            assert_eq!(
+                check_wechat_base(base, dev).is_ok(),
+                accepted,
+                "{base} dev={dev}"
+            );
+        }
     }
 
     #[test]

@@ -26,8 +26,7 @@ pub use verified::VerifiedTokens;
 /// Prefix of refresh tokens.
 pub const REFRESH_PREFIX: &str = "wxrt_";
 
-/// A token pair as handed out.
-#[derive(Debug)]
+/// A token pair as handed out. Its `Debug` shows the expiries only.
 pub struct TokenPair {
     /// The signed access token.
     pub access_token: String,
@@ -39,6 +38,15 @@ pub struct TokenPair {
     pub refresh_expires_at: i64,
 }
 
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("access_expires_at", &self.access_expires_at)
+            .field("refresh_expires_at", &self.refresh_expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A user with a new token pair.
 #[derive(Debug)]
 pub struct Issued {
@@ -48,12 +56,17 @@ pub struct Issued {
     pub tokens: TokenPair,
 }
 
-/// A refresh token made for a login, not stored yet.
-#[derive(Debug)]
+/// A refresh token made for a login, not stored yet. Its `Debug` shows nothing of it.
 pub struct NewRefreshToken {
     token: String,
     hash: Vec<u8>,
     ttl_secs: i64,
+}
+
+impl std::fmt::Debug for NewRefreshToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewRefreshToken").finish_non_exhaustive()
+    }
 }
 
 impl NewRefreshToken {
@@ -270,4 +283,27 @@ impl Tokens {
 /// The session family a token belongs to.
 fn family_of(claims: &Claims) -> Result<i64, AuthError> {
     claims.sid.parse().map_err(|_| AuthError::TokenInvalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_never_show_in_debug_output() {
+        let pair = TokenPair {
+            access_token: "eyJsecret-access".into(),
+            access_expires_at: 1,
+            refresh_token: "wxrt_secret-refresh".into(),
+            refresh_expires_at: 2,
+        };
+        let fresh = NewRefreshToken {
+            token: "wxrt_secret-new".into(),
+            hash: vec![1],
+            ttl_secs: 3,
+        };
+        let printed = format!("{pair:?} {fresh:?}");
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(printed.contains("access_expires_at"), "{printed}");
+    }
 }
