@@ -101,6 +101,8 @@ pub struct ApiError {
     pub msg: String,
     /// WeChat's errcode, when WeChat caused it.
     pub errcode: Option<i64>,
+    /// Seconds the client should wait before trying again (sent as `retry-after`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -116,6 +118,15 @@ impl ApiError {
             code,
             msg: msg.into(),
             errcode: None,
+            retry_after: None,
+        }
+    }
+
+    /// Asks the client to wait `secs` seconds before trying again.
+    pub fn retry_after(self, secs: u64) -> Self {
+        Self {
+            retry_after: Some(secs),
+            ..self
         }
     }
 }
@@ -145,7 +156,9 @@ pub fn classify(reason: ErrorReason) -> (StatusCode, Code) {
         }
         ErrorReason::UnknownApp => (StatusCode::NOT_FOUND, Code::UnknownApp),
         ErrorReason::UserNotFound => (StatusCode::NOT_FOUND, Code::UserNotFound),
-        ErrorReason::ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, Code::Internal),
+        ErrorReason::ServiceUnavailable | ErrorReason::Overloaded => {
+            (StatusCode::SERVICE_UNAVAILABLE, Code::Internal)
+        }
         // The auth-service refusing the gateway itself is the operator's to fix, not the client's.
         ErrorReason::Internal
         | ErrorReason::Unspecified
@@ -200,6 +213,11 @@ impl From<tonic::Status> for ApiError {
                 .metadata
                 .get(WECHAT_ERRCODE_KEY)
                 .and_then(|raw| raw.parse().ok()),
+            retry_after: status
+                .get_error_details()
+                .retry_info()
+                .and_then(|retry| retry.retry_delay)
+                .map(|delay| delay.as_secs().max(1)),
         }
     }
 }
@@ -223,6 +241,11 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(wxauth_proto::wire::REQUEST_ID_HEADER, value);
+        }
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         response
     }
@@ -276,7 +299,7 @@ mod tests {
             ErrorReason::CallerUnauthenticated | ErrorReason::CallerForbidden => (500, 10500),
             ErrorReason::UserNotFound => (404, 10009),
             ErrorReason::Internal => (500, 10500),
-            ErrorReason::ServiceUnavailable => (503, 10500),
+            ErrorReason::ServiceUnavailable | ErrorReason::Overloaded => (503, 10500),
         }
     }
 

@@ -3,6 +3,7 @@
 //! and the gateway's only table is the one from error reasons to HTTP answers.
 
 pub mod envelope;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 mod request_id;
@@ -34,6 +35,9 @@ pub use request_id::RequestId;
 #[derive(Clone)]
 pub struct AppState {
     auth: AuthServiceClient<InterceptedService<Channel, CallerKey>>,
+    /// Each call's deadline, sent as `grpc-timeout` so the auth-service stops working on a
+    /// call nobody waits for any more.
+    upstream_timeout: Duration,
 }
 
 /// Why the gateway could not be set up.
@@ -60,10 +64,16 @@ impl AppState {
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)
             .timeout(timeout)
+            // A connection that died without a FIN (a NAT, a crashed host) is noticed
+            // within seconds instead of at the next call.
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true)
             .connect_lazy();
         let caller_key = CallerKey::new(caller_key).map_err(|_| SetupError::CallerKey)?;
         Ok(Self {
             auth: AuthServiceClient::with_interceptor(channel, caller_key),
+            upstream_timeout: timeout,
         })
     }
 
@@ -71,6 +81,7 @@ impl AppState {
     /// the caller key).
     fn upstream<T>(&self, message: T, request_id: &RequestId) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
+        request.set_timeout(self.upstream_timeout);
         if let Ok(value) = request_id.id.parse() {
             request.metadata_mut().insert(REQUEST_ID_HEADER, value);
         }
@@ -85,6 +96,7 @@ impl AppState {
 pub fn router(
     state: AppState,
     body_limit: usize,
+    limits: limits::Limits,
     metrics: std::sync::Arc<metrics::Metrics>,
 ) -> Router {
     Router::new()
@@ -100,6 +112,11 @@ pub fn router(
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            limits::middleware,
+        ))
+        // Outermost: every answer, a refusal by the limits included, carries the request id.
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             request_id::middleware,

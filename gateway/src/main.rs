@@ -51,10 +51,24 @@ struct Settings {
     #[arg(long, env = "GATEWAY_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     shutdown_grace_secs: u64,
 
-    /// How long one call to the auth-service may take, in milliseconds. Keep it above the
-    /// auth-service's WECHAT_TIMEOUT_MS.
+    /// How long one call to the auth-service may take, in milliseconds (sent to it as the
+    /// call's deadline). Keep it above the auth-service's WECHAT_TIMEOUT_MS.
     #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT_MS", default_value_t = 10_000)]
     upstream_timeout_ms: u64,
+
+    /// How long a whole request may take, body included, in milliseconds; past it the
+    /// client gets 503. Keep it above GATEWAY_UPSTREAM_TIMEOUT_MS.
+    #[arg(long, env = "GATEWAY_REQUEST_TIMEOUT_MS", default_value_t = 15_000)]
+    request_timeout_ms: u64,
+
+    /// How long a client may take to send the headers of a request, in milliseconds; a
+    /// slower one (slowloris) is disconnected.
+    #[arg(long, env = "GATEWAY_HEADER_READ_TIMEOUT_MS", default_value_t = 5_000)]
+    header_read_timeout_ms: u64,
+
+    /// The most requests in flight; one more is answered 503 with `retry-after` at once.
+    #[arg(long, env = "GATEWAY_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
+    max_concurrent_requests: usize,
 }
 
 #[tokio::main]
@@ -103,11 +117,19 @@ async fn main() -> ExitCode {
     println!("metrics on {metrics_local}");
     println!("listening on {local}");
 
-    let app = gateway::router(state, settings.body_limit_bytes, Arc::new(metrics));
+    let limits = gateway::limits::Limits::new(
+        settings.max_concurrent_requests,
+        Duration::from_millis(settings.request_timeout_ms.max(1)),
+    );
+    let app = gateway::router(state, settings.body_limit_bytes, limits, Arc::new(metrics));
+    let connection_limits = wxauth_runtime::http::Limits {
+        header_read_timeout: Duration::from_millis(settings.header_read_timeout_ms.max(1)),
+        ..wxauth_runtime::http::Limits::default()
+    };
     // Requests in flight get `grace` to finish; past it the process stops anyway.
     let (stop, deadline) = signals.with_grace(Duration::from_secs(settings.shutdown_grace_secs));
     let served = tokio::select! {
-        served = wxauth_runtime::http::serve(listener, app, stop) => served,
+        served = wxauth_runtime::http::serve_with(listener, app, stop, connection_limits) => served,
         () = deadline => Ok(()),
     };
     match served {

@@ -5,18 +5,23 @@ use serde_json::json;
 use tonic::{Code, metadata::AsciiMetadataValue, transport::Endpoint};
 use whoami_example::pb::{WhoAmIRequest, who_am_i_client::WhoAmIClient};
 use wxauth_e2e::{
-    process::Proc,
-    stack::{APP, Stack, envelope},
+    process::{Proc, run_to_exit},
+    stack::{APP, APP2, Stack, envelope},
 };
 
 fn start_whoami(stack: &Stack, name: &str, mode: &str) -> Proc {
+    start_whoami_at(stack, name, mode, &stack.auth.url())
+}
+
+fn start_whoami_at(stack: &Stack, name: &str, mode: &str, auth_url: &str) -> Proc {
     Proc::spawn_named(
         "whoami",
         name,
         &[
             ("WHOAMI_ADDR", "127.0.0.1:0".into()),
-            ("AUTH_GRPC_URL", stack.auth.url()),
+            ("AUTH_GRPC_URL", auth_url.into()),
             ("AUTH_CALLER_KEY", stack.keys.service.clone()),
+            ("WHOAMI_APPID", APP.into()),
             ("WHOAMI_VERIFY", mode.into()),
         ],
         &std::env::temp_dir(),
@@ -58,8 +63,15 @@ async fn the_example_service_knows_its_caller_offline_and_online() {
     let access = login["access_token"].as_str().unwrap();
     let user_id = login["user"]["user_id"].as_str().unwrap().to_owned();
 
+    let other_app = stack.v1_login(APP2, "o-whoami").await;
+    let other_app = other_app["access_token"].as_str().unwrap();
     for service in [&offline, &online] {
         assert_eq!(who_am_i(service, Some(access)).await, Ok(user_id.clone()));
+        assert_eq!(
+            who_am_i(service, Some(other_app)).await,
+            Err(Code::Unauthenticated),
+            "a token of another app"
+        );
         assert_eq!(
             who_am_i(service, None).await,
             Err(Code::Unauthenticated),
@@ -87,4 +99,37 @@ async fn the_example_service_knows_its_caller_offline_and_online() {
         Err(Code::Unauthenticated)
     );
     assert_eq!(who_am_i(&offline, Some(access)).await, Ok(user_id));
+}
+
+/// A service must say whose tokens it takes; and an auth-service that does not answer makes
+/// a call fail within the fetch timeout instead of hanging it.
+#[tokio::test]
+async fn the_audience_is_required_and_an_unanswering_auth_service_is_bounded() {
+    let (code, stderr) = run_to_exit(
+        "whoami",
+        &[
+            ("WHOAMI_ADDR", "127.0.0.1:0".into()),
+            ("AUTH_CALLER_KEY", "svc-0123456789abcdef0123".into()),
+        ],
+    );
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(stderr.contains("WHOAMI_APPID"), "{stderr}");
+
+    let stack = Stack::start().await;
+    let token = stack.v1_login(APP, "o-hanging").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Accepts connections (the kernel's backlog) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let offline = start_whoami_at(&stack, "whoami-hanging", "offline", &silent_url);
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        who_am_i(&offline, Some(&token)),
+    )
+    .await
+    .expect("the call ends instead of hanging");
+    assert_eq!(answered, Err(Code::Unavailable));
+    drop(silent);
 }

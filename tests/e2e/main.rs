@@ -8,6 +8,7 @@ mod bad_input;
 mod callers;
 mod client;
 mod grpc;
+mod limits;
 mod login;
 mod operations;
 mod revocation;

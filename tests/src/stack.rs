@@ -37,6 +37,8 @@ pub struct Options {
     pub access_ttl_secs: Option<u64>,
     /// More settings of the auth-service (environment variable, value).
     pub auth_env: Vec<(&'static str, String)>,
+    /// More settings of the gateway.
+    pub gateway_env: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -48,6 +50,7 @@ impl Default for Options {
             shutdown_grace_secs: None,
             access_ttl_secs: None,
             auth_env: Vec::new(),
+            gateway_env: Vec::new(),
         }
     }
 }
@@ -174,17 +177,15 @@ impl Stack {
         let log_format = if options.json_logs { "json" } else { "text" };
         auth_env.push(("WXAUTH_LOG_FORMAT", log_format.into()));
         let auth = Proc::spawn("auth-service", &auth_env, &dir);
-        let gateway = Proc::spawn(
-            "gateway",
-            &[
-                ("GATEWAY_HTTP_ADDR", "127.0.0.1:0".into()),
-                ("AUTH_GRPC_URL", auth.url()),
-                ("AUTH_CALLER_KEY", keys.gateway.clone()),
-                ("GATEWAY_METRICS_ADDR", "127.0.0.1:0".into()),
-                ("WXAUTH_LOG_FORMAT", log_format.into()),
-            ],
-            &dir,
-        );
+        let mut gateway_env = vec![
+            ("GATEWAY_HTTP_ADDR", "127.0.0.1:0".into()),
+            ("AUTH_GRPC_URL", auth.url()),
+            ("AUTH_CALLER_KEY", keys.gateway.clone()),
+            ("GATEWAY_METRICS_ADDR", "127.0.0.1:0".into()),
+            ("WXAUTH_LOG_FORMAT", log_format.into()),
+        ];
+        gateway_env.extend(options.gateway_env.iter().cloned());
+        let gateway = Proc::spawn("gateway", &gateway_env, &dir);
         Self {
             gateway,
             auth,

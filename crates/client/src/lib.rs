@@ -2,9 +2,10 @@
 //!
 //! An [`Authenticator`] checks a wxauth access token, either
 //! - **offline** ([`Mode::Offline`]): against the auth-service's public keys (fetched with
-//!   `GetJwks` on first use and refetched when a token names a key it does not know, at most
-//!   once per [`JWKS_REFETCH_INTERVAL`]). No call per request; revocation is seen only through
-//!   the token's short expiry.
+//!   `GetJwks` on first use, refreshed every [`JWKS_MAX_AGE`], refetched when a token names a
+//!   key it does not know at most once per [`JWKS_REFETCH_INTERVAL`]; each fetch bounded by
+//!   [`JWKS_FETCH_TIMEOUT`], failures backed off). No call per request; revocation is seen
+//!   only through the token's short expiry.
 //! - **online** ([`Mode::Online`]): with `ValidateToken`, one call per request; a revoked
 //!   token is refused within a second of its revocation.
 //!
@@ -13,32 +14,33 @@
 //! request's extensions; a request without a valid token is answered `UNAUTHENTICATED`
 //! before it reaches the handler.
 //!
+//! Every authenticator is told which mini-program's tokens it takes ([`Audience`]): a token
+//! issued for another app is refused, unless the service says [`Audience::AnyApp`].
+//!
 //! ```no_run
 //! # async fn run(channel: tonic::transport::Channel, key: &str) -> Result<(), Box<dyn std::error::Error>> {
-//! use wxauth_client::{Authenticator, Mode};
-//! let auth = Authenticator::new(channel, key, Mode::Offline)?;
+//! use wxauth_client::{Audience, Authenticator, Mode};
+//! let auth = Authenticator::new(channel, key, Mode::Offline, Audience::App("wx4f4bc4dec97d474b".into()))?;
 //! // Server::builder().layer(auth.layer()).add_service(MyServer::new(my_service))
 //! # Ok(()) }
 //! ```
 
+mod jwks;
+mod layer;
+
 use std::{
-    future::Future,
-    pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use tokio::sync::{Mutex, RwLock};
 use tonic::{Status, service::interceptor::InterceptedService, transport::Channel};
-use wxauth_proto::v1::{
-    GetJwksRequest, ValidateTokenRequest, auth_service_client::AuthServiceClient,
-};
-use wxauth_token::{Jwks, TokenError, Verifier};
+use tonic_types::StatusExt as _;
+use wxauth_proto::v1::{ValidateTokenRequest, auth_service_client::AuthServiceClient};
+use wxauth_token::TokenError;
 
-/// The shortest time between two JWKS fetches triggered by unknown key ids, so tokens with
-/// made-up kids cannot make a service hammer the auth-service.
-pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+pub use jwks::{JWKS_FETCH_TIMEOUT, JWKS_MAX_AGE, JWKS_REFETCH_INTERVAL};
+use jwks::{Keys, Why};
+pub use layer::{AuthLayer, Authenticated};
 
 /// Who is calling: the user a valid access token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,18 +100,31 @@ impl AuthFailure {
 pub use wxauth_proto::wire::BadCallerKey;
 use wxauth_proto::wire::CallerKey;
 
+/// Which tokens are accepted: a service says it, so that a token of another mini-program
+/// is never taken by accident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    /// Only tokens issued for this appid.
+    App(String),
+    /// Tokens of every mini-program this wxauth deployment serves (a service shared by
+    /// several apps).
+    AnyApp,
+}
+
+/// How long one ValidateToken call may take.
+pub const VALIDATE_TIMEOUT: Duration = Duration::from_secs(5);
+
 struct Inner {
     client: AuthServiceClient<InterceptedService<Channel, CallerKey>>,
     mode: Mode,
-    verifier: RwLock<Option<Verifier>>,
-    last_fetch: Mutex<Option<Instant>>,
+    keys: Keys,
+    audience: Audience,
 }
 
 /// Checks access tokens; cheap to clone.
 #[derive(Clone)]
 pub struct Authenticator {
     inner: Arc<Inner>,
-    audience: Option<Arc<str>>,
 }
 
 fn unix_now() -> i64 {
@@ -120,25 +135,30 @@ fn unix_now() -> i64 {
 
 impl Authenticator {
     /// An authenticator over a channel to the auth-service, presenting `caller_key` (one
-    /// with the `validate` scope). Nothing is fetched until the first token arrives, so a
-    /// service can start before the auth-service.
-    pub fn new(channel: Channel, caller_key: &str, mode: Mode) -> Result<Self, BadCallerKey> {
+    /// with the `validate` scope), accepting tokens of `audience`. Nothing is fetched until
+    /// the first token arrives, so a service can start before the auth-service.
+    pub fn new(
+        channel: Channel,
+        caller_key: &str,
+        mode: Mode,
+        audience: Audience,
+    ) -> Result<Self, BadCallerKey> {
         let key = CallerKey::new(caller_key)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 client: AuthServiceClient::with_interceptor(channel, key),
                 mode,
-                verifier: RwLock::new(None),
-                last_fetch: Mutex::new(None),
+                keys: Keys::new(),
+                audience,
             }),
-            audience: None,
         })
     }
 
-    /// Accept only tokens issued for this appid.
-    pub fn with_audience(mut self, appid: &str) -> Self {
-        self.audience = Some(Arc::from(appid));
-        self
+    fn audience(&self) -> Option<&str> {
+        match &self.inner.audience {
+            Audience::App(appid) => Some(appid),
+            Audience::AnyApp => None,
+        }
     }
 
     /// The layer that authenticates every request of a server.
@@ -157,11 +177,20 @@ impl Authenticator {
     }
 
     async fn online(&self, token: &str) -> Result<Principal, AuthFailure> {
-        let request = ValidateTokenRequest {
+        let mut request = tonic::Request::new(ValidateTokenRequest {
             token: token.to_owned(),
-            appid: self.audience.as_deref().unwrap_or_default().to_owned(),
-        };
-        match self.inner.client.clone().validate_token(request).await {
+            appid: self.audience().unwrap_or_default().to_owned(),
+        });
+        request.set_timeout(VALIDATE_TIMEOUT);
+        let answer = tokio::time::timeout(
+            VALIDATE_TIMEOUT,
+            self.inner.client.clone().validate_token(request),
+        )
+        .await
+        .map_err(|_| {
+            AuthFailure::Unavailable(Status::deadline_exceeded("ValidateToken timed out"))
+        })?;
+        match answer {
             Ok(answer) => {
                 let answer = answer.into_inner();
                 Ok(Principal {
@@ -173,39 +202,42 @@ impl Authenticator {
                     expires_at: answer.expires_at.map_or(0, |at| at.seconds),
                 })
             }
-            Err(status) if status.code() == tonic::Code::Unauthenticated => {
-                if status.message().contains("expired") {
-                    Err(AuthFailure::Expired)
-                } else {
-                    Err(AuthFailure::Invalid)
+            Err(status) => {
+                let reason = status
+                    .get_error_details()
+                    .error_info()
+                    .map(|info| info.reason.clone())
+                    .unwrap_or_default();
+                match (status.code(), reason.as_str()) {
+                    (_, "TOKEN_EXPIRED") => Err(AuthFailure::Expired),
+                    (tonic::Code::Unauthenticated, "TOKEN_INVALID")
+                    | (tonic::Code::InvalidArgument, _) => Err(AuthFailure::Invalid),
+                    _ => Err(AuthFailure::Unavailable(status)),
                 }
             }
-            Err(status) if status.code() == tonic::Code::InvalidArgument => {
-                Err(AuthFailure::Invalid)
-            }
-            Err(status) => Err(AuthFailure::Unavailable(status)),
         }
     }
 
     async fn offline(&self, token: &str) -> Result<Principal, AuthFailure> {
-        let audience = self.audience.as_deref();
-        let first = {
-            let verifier = self.inner.verifier.read().await;
-            verifier
-                .as_ref()
-                .map(|v| v.verify(token, unix_now(), audience))
-        };
-        let result = match first {
-            Some(Err(TokenError::UnknownKey { .. })) | None => {
-                // A key we have not seen (rotation) or no keys yet: refetch, rate-limited.
-                self.refetch_jwks().await?;
-                let verifier = self.inner.verifier.read().await;
-                verifier.as_ref().map_or(Err(TokenError::Malformed), |v| {
-                    v.verify(token, unix_now(), audience)
-                })
-            }
-            Some(other) => other,
-        };
+        let audience = self.audience();
+        let client = &self.inner.client;
+        self.inner.keys.refresh(client, Why::Check).await?;
+        let mut result = self
+            .inner
+            .keys
+            .with(|keys| keys.verify(token, unix_now(), audience))
+            .await
+            .unwrap_or(Err(TokenError::Malformed));
+        if matches!(result, Err(TokenError::UnknownKey { .. })) {
+            // A key not seen yet (a rotation): refetch, rate-limited, and try again.
+            self.inner.keys.refresh(client, Why::UnknownKey).await?;
+            result = self
+                .inner
+                .keys
+                .with(|keys| keys.verify(token, unix_now(), audience))
+                .await
+                .unwrap_or(Err(TokenError::Malformed));
+        }
         match result {
             Ok(claims) => Ok(Principal {
                 user_id: claims.sub,
@@ -218,103 +250,5 @@ impl Authenticator {
             Err(TokenError::Expired) => Err(AuthFailure::Expired),
             Err(_) => Err(AuthFailure::Invalid),
         }
-    }
-
-    async fn refetch_jwks(&self) -> Result<(), AuthFailure> {
-        let mut last_fetch = self.inner.last_fetch.lock().await;
-        let have_keys = self.inner.verifier.read().await.is_some();
-        if have_keys && last_fetch.is_some_and(|at| at.elapsed() < JWKS_REFETCH_INTERVAL) {
-            return Ok(());
-        }
-        let answer = self
-            .inner
-            .client
-            .clone()
-            .get_jwks(GetJwksRequest {})
-            .await
-            .map_err(AuthFailure::Unavailable)?
-            .into_inner();
-        let jwks: Jwks = serde_json::from_str(&answer.jwks_json).map_err(|_| {
-            AuthFailure::Unavailable(Status::internal("the auth-service sent a malformed JWKS"))
-        })?;
-        *self.inner.verifier.write().await = Some(Verifier::from_jwks(&jwks));
-        *last_fetch = Some(Instant::now());
-        tracing::debug!(keys = jwks.keys.len(), "fetched the auth-service's jwks");
-        Ok(())
-    }
-}
-
-/// A tower layer that authenticates every request with an [`Authenticator`].
-#[derive(Clone)]
-pub struct AuthLayer {
-    authenticator: Authenticator,
-}
-
-impl<S> tower_layer::Layer<S> for AuthLayer {
-    type Service = Authenticated<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Authenticated {
-            inner,
-            authenticator: self.authenticator.clone(),
-        }
-    }
-}
-
-/// The service [`AuthLayer`] makes.
-#[derive(Clone)]
-pub struct Authenticated<S> {
-    inner: S,
-    authenticator: Authenticator,
-}
-
-fn bearer<B>(request: &http::Request<B>) -> Option<String> {
-    let value = request
-        .headers()
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
-        .filter(|token| !token.is_empty())
-}
-
-impl<S, B> tower_service::Service<http::Request<B>> for Authenticated<S>
-where
-    S: tower_service::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        // The clone that was polled ready serves this request; a fresh clone waits for the next.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let authenticator = self.authenticator.clone();
-        Box::pin(async move {
-            let outcome = match bearer(&request) {
-                Some(token) => authenticator.authenticate(&token).await,
-                None => Err(AuthFailure::Missing),
-            };
-            match outcome {
-                Ok(principal) => {
-                    request.extensions_mut().insert(principal);
-                    inner.call(request).await
-                }
-                Err(failure) => Ok(failure.to_status().into_http()),
-            }
-        })
     }
 }

@@ -2,12 +2,13 @@
 //!
 //! Settings (environment): `WHOAMI_ADDR` (default `127.0.0.1:50061`), `AUTH_GRPC_URL`
 //! (default `http://127.0.0.1:50051`), `AUTH_CALLER_KEY` (a key with the `validate` scope),
-//! `WHOAMI_VERIFY` (`offline`, the default, or `online`).
+//! `WHOAMI_APPID` (the mini-program whose tokens it takes; `*` for any app the deployment
+//! serves), `WHOAMI_VERIFY` (`offline`, the default, or `online`).
 
 use std::process::ExitCode;
 
 use tokio::net::TcpListener;
-use wxauth_client::{Authenticator, Mode};
+use wxauth_client::{Audience, Authenticator, Mode};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -21,6 +22,16 @@ async fn main() -> ExitCode {
         );
         return ExitCode::from(64);
     };
+    let audience = match std::env::var("WHOAMI_APPID").as_deref() {
+        Ok("*") => Audience::AnyApp,
+        Ok(appid) if !appid.is_empty() => Audience::App(appid.to_owned()),
+        _ => {
+            eprintln!(
+                "whoami: WHOAMI_APPID is not set: give the appid whose tokens this service takes, or * for any"
+            );
+            return ExitCode::from(64);
+        }
+    };
     let mode = match env("WHOAMI_VERIFY", "offline").as_str() {
         "offline" => Mode::Offline,
         "online" => Mode::Online,
@@ -33,9 +44,12 @@ async fn main() -> ExitCode {
         eprintln!("whoami: AUTH_GRPC_URL must be an http:// or https:// URL");
         return ExitCode::from(64);
     };
-    let Ok(authenticator) =
-        Authenticator::new(endpoint.tcp_nodelay(true).connect_lazy(), &caller_key, mode)
-    else {
+    let Ok(authenticator) = Authenticator::new(
+        endpoint.tcp_nodelay(true).connect_lazy(),
+        &caller_key,
+        mode,
+        audience,
+    ) else {
         eprintln!("whoami: AUTH_CALLER_KEY must be printable ASCII");
         return ExitCode::from(64);
     };

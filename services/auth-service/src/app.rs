@@ -9,7 +9,6 @@ use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 use tracing::info;
-use wxauth_proto::v1::auth_service_server::AuthServiceServer;
 use wxauth_wechat::WeChatClient;
 
 use crate::{
@@ -22,13 +21,21 @@ use crate::{
     settings::Config,
     store::{PgStore, StoreError},
     tokens::Tokens,
-    transport::AuthApi,
+    transport::{self, AuthApi},
     upkeep,
     users::Users,
 };
 
 /// Rows deleted per statement when purging.
 const PURGE_BATCH: i64 = 500;
+/// The longest any call may take.
+const MAX_CALL: Duration = Duration::from_secs(30);
+/// How often an idle connection is pinged, and how long the answer may take, so a dead
+/// peer (a client gone without a FIN) does not hold a connection forever.
+const KEEPALIVE: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest header block accepted.
+const MAX_HEADER_BYTES: u32 = 16 * 1024;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +105,7 @@ pub struct Application {
     audit_retention_secs: i64,
     revocation_heartbeat: Duration,
     reflection: bool,
+    max_concurrent_calls: usize,
     shutdown_grace: Duration,
 }
 
@@ -111,9 +119,12 @@ impl Application {
     /// metrics ports (port 0: free ones), and wires every part. Every expiry is judged by
     /// `clock`.
     pub async fn build_with(config: Config, clock: SharedClock) -> Result<Self, StartError> {
-        let store =
-            PgStore::connect_lazy(config.database_url(), config.db_max_connections as usize)
-                .map_err(|_| StartError::DatabaseUrl)?;
+        let store = PgStore::connect_lazy(
+            config.database_url(),
+            config.db_max_connections as usize,
+            config.db_statement_timeout,
+        )
+        .map_err(|_| StartError::DatabaseUrl)?;
         store.ping().await.map_err(StartError::Database)?;
         store.migrate().await.map_err(StartError::Migrate)?;
         let wechat = WeChatClient::new(&config.wechat_api_base, config.wechat_timeout)
@@ -189,6 +200,7 @@ impl Application {
             audit_retention_secs: config.audit_retention_secs,
             revocation_heartbeat: config.revocation_heartbeat,
             reflection: config.reflection,
+            max_concurrent_calls: config.max_concurrent_calls,
             shutdown_grace: config.shutdown_grace,
         })
     }
@@ -255,10 +267,19 @@ impl Application {
         };
         let (stop, deadline) = wxauth_runtime::signal::with_grace(stopping, self.shutdown_grace);
         let serving = Server::builder()
+            // A ceiling for calls whose caller sent no grpc-timeout (a shorter one is honoured).
+            .timeout(MAX_CALL)
+            .http2_keepalive_interval(Some(KEEPALIVE))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .http2_max_header_list_size(Some(MAX_HEADER_BYTES))
             .add_service(health_service)
             .add_optional_service(reflection_v1)
             .add_optional_service(reflection_v1alpha)
-            .add_service(AuthServiceServer::new(self.api))
+            .add_service(transport::limits::limited(
+                self.api,
+                self.max_concurrent_calls,
+                self.metrics.clone(),
+            ))
             .serve_with_incoming_shutdown(
                 // Replies are small writes: without TCP_NODELAY each can wait 40 ms for an ACK.
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),

@@ -48,6 +48,7 @@ pub struct Metrics {
     wechat_duration: Histogram,
     pool_connections: Family<PoolLabels, Gauge>,
     audit_dropped: Counter,
+    shed: Counter,
 }
 
 impl Metrics {
@@ -60,6 +61,7 @@ impl Metrics {
             wechat_duration: wxauth_runtime::metrics::latency_histogram(),
             pool_connections: Family::default(),
             audit_dropped: Counter::default(),
+            shed: Counter::default(),
         };
         let mut registry = Registry::with_prefix("wxauth");
         registry.register(
@@ -88,11 +90,21 @@ impl Metrics {
             metrics.pool_connections.clone(),
         );
         registry.register(
+            "calls_shed",
+            "calls refused at once (RESOURCE_EXHAUSTED) because too many were in flight",
+            metrics.shed.clone(),
+        );
+        registry.register(
             "audit_dropped",
             "audit events dropped because the writer could not keep up or the database refused them",
             metrics.audit_dropped.clone(),
         );
         (metrics, registry)
+    }
+
+    /// Counts a call refused at once because too many were in flight.
+    pub fn shed(&self) {
+        self.shed.inc();
     }
 
     /// Counts an audit event that was not written.

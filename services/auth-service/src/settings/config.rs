@@ -42,6 +42,10 @@ pub struct Config {
     pub callers: Callers,
     /// Pool size.
     pub db_max_connections: u32,
+    /// The longest one statement may run.
+    pub db_statement_timeout: Duration,
+    /// The most AuthService calls in flight.
+    pub max_concurrent_calls: usize,
     /// How many verified access tokens are remembered.
     pub token_cache_entries: u64,
     /// Whether gRPC server reflection is served.

@@ -155,6 +155,16 @@ pub struct Settings {
     #[arg(long, env = "WXAUTH_DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
 
+    /// The longest one SQL statement may run, in milliseconds (`statement_timeout`).
+    #[arg(long, env = "WXAUTH_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
+    pub db_statement_timeout_ms: u64,
+
+    /// The most AuthService calls in flight on this replica; one more is refused at once
+    /// with RESOURCE_EXHAUSTED (reason OVERLOADED) and a one-second RetryInfo. Health and
+    /// reflection are not counted.
+    #[arg(long, env = "WXAUTH_MAX_CONCURRENT_CALLS", default_value_t = 256)]
+    pub max_concurrent_calls: usize,
+
     /// How often expired codes, sessions and tokens are purged, in seconds.
     #[arg(long, env = "WXAUTH_PURGE_INTERVAL_SECS", default_value_t = 300)]
     pub purge_interval_secs: u64,
@@ -337,6 +347,8 @@ impl Settings {
             throwaway_token_keys,
             callers,
             db_max_connections: self.db_max_connections.max(1),
+            db_statement_timeout: Duration::from_millis(self.db_statement_timeout_ms.max(1)),
+            max_concurrent_calls: self.max_concurrent_calls.max(1),
             token_cache_entries: self.token_cache_entries,
             reflection: self.reflection,
             refresh_rules: RefreshRules {

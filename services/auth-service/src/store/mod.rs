@@ -85,9 +85,18 @@ impl PgStore {
         Self { pool }
     }
 
-    /// A store of at most `max_connections` connections to `url`, opened as they are needed.
-    pub fn connect_lazy(url: &str, max_connections: usize) -> Result<Self, BadDatabaseUrl> {
-        let options = url.parse().map_err(|_| BadDatabaseUrl)?;
+    /// A store of at most `max_connections` connections to `url`, opened as they are
+    /// needed, where no statement runs longer than `statement_timeout`.
+    pub fn connect_lazy(
+        url: &str,
+        max_connections: usize,
+        statement_timeout: std::time::Duration,
+    ) -> Result<Self, BadDatabaseUrl> {
+        let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|_| BadDatabaseUrl)?;
+        let options = options.options([(
+            "statement_timeout",
+            format!("{}ms", statement_timeout.as_millis()),
+        )]);
         Ok(Self::new(Pool::new(options, max_connections)))
     }
 
@@ -102,13 +111,21 @@ impl PgStore {
         Ok(lease.finish(result)?)
     }
 
-    /// Applies the embedded migrations.
+    /// Applies the embedded migrations (without the statement timeout: a migration may
+    /// rewrite a large table).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.run(async |conn| {
-            MIGRATOR.run(conn).await.map_err(|err| match err {
+            sqlx::query("set statement_timeout = 0")
+                .execute(&mut *conn)
+                .await?;
+            let migrated = MIGRATOR.run(&mut *conn).await.map_err(|err| match err {
                 sqlx::migrate::MigrateError::Execute(err) => err,
                 other => sqlx::Error::Migrate(Box::new(other)),
-            })
+            });
+            sqlx::query("reset statement_timeout")
+                .execute(&mut *conn)
+                .await?;
+            migrated
         })
         .await
     }

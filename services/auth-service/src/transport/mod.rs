@@ -2,12 +2,14 @@
 //!
 //! - [`service`]: the `AuthService` RPCs: parse the request, call the flow, build the answer;
 //! - [`convert`]: requests into checked domain input, domain results into messages;
-//! - [`status`]: the one mapping from [`AuthError`] to a gRPC code and reason.
+//! - [`status`]: the one mapping from [`AuthError`] to a gRPC code and reason;
+//! - [`limits`]: how much may be in flight, and how big a message may be.
 //!
 //! Every call goes through [`AuthApi::call`]: the caller's key is checked for the RPC's
 //! scope, the call runs in a span carrying its request id and caller, and it is counted.
 
 pub mod convert;
+pub mod limits;
 pub mod service;
 pub mod status;
 

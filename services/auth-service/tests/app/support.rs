@@ -194,7 +194,7 @@ impl TestApp {
 
     /// A store on the service's database, for looking at what it wrote.
     pub fn store(&self) -> PgStore {
-        PgStore::connect_lazy(&self.db.url, 2).unwrap()
+        PgStore::connect_lazy(&self.db.url, 2, std::time::Duration::from_secs(5)).unwrap()
     }
 
     /// Asks the service to stop and waits until it has.
