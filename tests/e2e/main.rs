@@ -7,6 +7,7 @@ mod audit;
 mod bad_input;
 mod callers;
 mod client;
+mod drills;
 mod grpc;
 mod limits;
 mod login;

@@ -68,6 +68,11 @@ impl TestDb {
              cluster when DATABASE_URL is not given, or point DATABASE_URL at a server where \
              you may create databases",
         );
+        Self::create_on(admin_url).await
+    }
+
+    /// Creates `wxauth_e2e_<random>` on the server of `admin_url`.
+    pub async fn create_on(admin_url: String) -> Self {
         let name = format!("wxauth_e2e_{}", crate::random_hex(8));
         let mut admin = PgConnection::connect(&admin_url)
             .await

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 pub mod db;
+pub mod pg;
 pub mod process;
 pub mod proxy;
 pub mod stack;

@@ -100,7 +100,11 @@ impl Stack {
 
     /// Starts everything.
     pub async fn start_with(options: Options) -> Self {
-        let db = TestDb::create().await;
+        Self::start_on(TestDb::create().await, options).await
+    }
+
+    /// Starts everything on the database `db` (one of a server of the test's own, say).
+    pub async fn start_on(db: TestDb, options: Options) -> Self {
         let dir = std::env::temp_dir().join(format!("wxauth-e2e-{}", random_hex(6)));
         std::fs::create_dir_all(&dir).expect("the log folder can be created");
 

@@ -74,6 +74,10 @@ async fn jscode2session(
     };
     if let Some(fault) = fault {
         tokio::time::sleep(fault.delay).await;
+        if let Some((status, body)) = fault.garbage {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            return (status, body).into_response();
+        }
         if let Some(errcode) = fault.errcode {
             return wechat_error(errcode, "simulated error");
         }
@@ -217,12 +221,19 @@ struct FaultRequest {
     /// For how many of the next calls; 1 when absent.
     #[serde(default)]
     times: Option<u32>,
+    /// Answer with this raw body instead of WeChat's JSON.
+    #[serde(default)]
+    body: Option<String>,
+    /// With `body`: the HTTP status (200 when absent).
+    #[serde(default)]
+    status: Option<u16>,
 }
 
 async fn queue_fault(State(sim): State<Sim>, Json(req): Json<FaultRequest>) -> Response {
     let fault = Fault {
         errcode: req.errcode,
         delay: Duration::from_millis(req.delay_ms),
+        garbage: req.body.map(|body| (req.status.unwrap_or(200), body)),
     };
     let mut state = sim.lock();
     for _ in 0..req.times.unwrap_or(1) {

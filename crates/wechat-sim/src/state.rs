@@ -45,6 +45,9 @@ pub(crate) struct Fault {
     pub(crate) errcode: Option<i64>,
     /// Wait this long before answering.
     pub(crate) delay: Duration,
+    /// Answer with this body (and status) instead: not WeChat's JSON at all, as a broken
+    /// proxy or an outage page would.
+    pub(crate) garbage: Option<(u16, String)>,
 }
 
 #[derive(Debug, Default)]

@@ -1,0 +1,224 @@
+//! Fault drills on real processes: the database crashing under login load, WeChat hanging
+//! and answering garbage, a replica's listener killed while another replica logs a user out.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tonic::Code;
+use wxauth_e2e::{
+    db::TestDb,
+    eventually,
+    pg::Cluster,
+    stack::{APP, Options, Stack, envelope, save_body},
+};
+use wxauth_proto::v1::ValidateTokenRequest;
+
+/// One seed login through the gateway: the envelope of `wxsmallusersave`, or of the
+/// `getsessionkey` that failed.
+async fn seed_login(stack: &Stack, openid: &str) -> (StatusCode, Value) {
+    let code = stack.mint_code(APP, openid, None).await;
+    let (status, session) = stack
+        .get_session_key(&[("appid", APP), ("code", &code)])
+        .await;
+    if status != StatusCode::OK {
+        return (status, session);
+    }
+    let uuid = session["data"].as_str().unwrap_or_default().to_owned();
+    let data = stack
+        .user_info(APP, openid, json!({"nickName": openid}))
+        .await;
+    stack
+        .save_user(&save_body(APP, &uuid, "userinfo", &data))
+        .await
+}
+
+#[tokio::test]
+async fn a_database_crash_under_login_load_loses_no_acknowledged_login() {
+    let cluster = Cluster::start();
+    let stack =
+        Arc::new(Stack::start_on(TestDb::create_on(cluster.url()).await, Options::default()).await);
+    let running = Arc::new(AtomicBool::new(true));
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            let (stack, running) = (stack.clone(), running.clone());
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                let mut refused = Vec::new();
+                let mut n = 0;
+                while running.load(Ordering::Relaxed) {
+                    n += 1;
+                    let (status, body) = seed_login(&stack, &format!("o-crash-{worker}-{n}")).await;
+                    if status == StatusCode::OK {
+                        acknowledged.push(body["data"]["refresh_token"].clone());
+                    } else {
+                        refused.push((status, body));
+                    }
+                }
+                (acknowledged, refused)
+            })
+        })
+        .collect();
+    eventually("logins flow", Duration::from_secs(10), || async {
+        stack.count("token_families").await >= 5
+    })
+    .await;
+    cluster.crash_and_restart();
+    // Until the service has reconnected and logins succeed again.
+    let before = stack.count("token_families").await;
+    eventually(
+        "logins flow again after the restart",
+        Duration::from_secs(30),
+        || async { stack.count("token_families").await >= before + 5 },
+    )
+    .await;
+    running.store(false, Ordering::Relaxed);
+
+    let mut acknowledged = Vec::new();
+    for worker in workers {
+        let (ok, refused) = worker.await.unwrap();
+        for (status, body) in refused {
+            // A clean refusal a client can retry, never a 500.
+            assert!(matches!(status.as_u16(), 401 | 503), "{status}: {body}");
+            assert!(
+                matches!(body["code"].as_i64(), Some(10002 | 10003 | 10500)),
+                "{body}"
+            );
+        }
+        acknowledged.extend(ok);
+    }
+    assert!(acknowledged.len() >= 10, "{}", acknowledged.len());
+    // Every login the client was told succeeded is there: its refresh token works.
+    for refresh_token in acknowledged {
+        let response = stack
+            .http
+            .post(format!("{}/v1/token/refresh", stack.gateway.url()))
+            .json(&json!({ "refresh_token": refresh_token }))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = envelope(response).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "an acknowledged login was lost: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn wechat_hanging_or_answering_garbage_is_a_clean_unavailable() {
+    let stack = Stack::start_with(Options {
+        wechat_timeout_ms: 400,
+        ..Options::default()
+    })
+    .await;
+    let cases: [(&str, Value, u16); 4] = [
+        ("hangs", json!({"delay_ms": 3000}), 503),
+        (
+            "an html error page",
+            json!({"body": "<html>502 Bad Gateway</html>", "status": 502}),
+            502,
+        ),
+        (
+            "json that is not WeChat's",
+            json!({"body": "{\"hello\": \"world\"}"}),
+            502,
+        ),
+        (
+            "a truncated body",
+            json!({"body": "{\"openid\": \"o-x\", \"session_k"}),
+            502,
+        ),
+    ];
+    for (case, fault, expected) in cases {
+        stack.sim_post("/sim/faults", fault).await;
+        let code = stack.mint_code(APP, "o-garbage", None).await;
+        let (status, body) = stack
+            .get_session_key(&[("appid", APP), ("code", &code)])
+            .await;
+        assert_eq!(
+            (status.as_u16(), body["code"].as_i64()),
+            (expected, Some(10005)),
+            "{case}: {body}"
+        );
+        assert!(
+            !body["msg"].as_str().unwrap_or_default().contains("html"),
+            "{case}"
+        );
+    }
+    assert_eq!(
+        stack.count("login_sessions").await,
+        0,
+        "nothing half-written"
+    );
+    // And WeChat answering properly again, logins work.
+    let (status, _) = seed_login(&stack, "o-after").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_listener_killed_during_a_logout_elsewhere_lets_no_revoked_token_through() {
+    let stack = Stack::start().await;
+    let replica = stack.spawn_replica("auth-listener-killed");
+    let login = stack.v1_login(APP, "o-killed").await;
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let mut on_replica = stack.grpc_to(&replica, Some(&stack.keys.service)).await;
+    let validate = |client: &mut wxauth_e2e::stack::Client, token: String| {
+        let mut client = client.clone();
+        async move {
+            client
+                .validate_token(ValidateTokenRequest {
+                    token,
+                    appid: APP.into(),
+                })
+                .await
+                .map(drop)
+                .map_err(|status| status.code())
+        }
+    };
+    assert_eq!(validate(&mut on_replica, token.clone()).await, Ok(()));
+
+    // Every LISTEN connection is killed while the other replica logs the user out.
+    let (killed, logout) = tokio::join!(
+        stack.db.admin(
+            "select pg_terminate_backend(pid) from pg_stat_activity \
+             where datname = '{db}' and query ilike 'listen%'"
+        ),
+        stack
+            .http
+            .post(format!("{}/v1/logout", stack.gateway.url()))
+            .bearer_auth(&token)
+            .send(),
+    );
+    let () = killed;
+    assert_eq!(envelope(logout.unwrap()).await.0, StatusCode::OK);
+    eventually(
+        "the replica refuses the logged-out token",
+        Duration::from_secs(5),
+        || async {
+            validate(&mut on_replica.clone(), token.clone()).await == Err(Code::Unauthenticated)
+        },
+    )
+    .await;
+    // And keeps refusing once its listener is back.
+    eventually("the listener is back", Duration::from_secs(10), || async {
+        replica.log().contains("revocation listener connected")
+            && replica
+                .log()
+                .matches("revocation listener connected")
+                .count()
+                >= 2
+    })
+    .await;
+    assert_eq!(
+        validate(&mut on_replica, token).await,
+        Err(Code::Unauthenticated)
+    );
+}

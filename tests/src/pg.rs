@@ -1,0 +1,176 @@
+//! A PostgreSQL server of a test's own, for the drills that restart or break it (the shared
+//! server of `DATABASE_URL` must not be touched). Needs PostgreSQL's server binaries
+//! (`initdb`, `pg_ctl`); as root, the cluster is made and run by the `postgres` user.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+/// A running throwaway cluster, stopped and removed when dropped.
+pub struct Cluster {
+    dir: PathBuf,
+    bindir: PathBuf,
+    port: u16,
+}
+
+fn bindir() -> PathBuf {
+    let on_path = Command::new("sh")
+        .args(["-c", "command -v initdb"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .map(|path| PathBuf::from(path.trim()));
+    let initdb = on_path.or_else(|| {
+        let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|entry| Some(entry.ok()?.path().join("bin/initdb")))
+            .filter(|path| path.exists())
+            .collect();
+        found.sort();
+        found.pop()
+    });
+    let initdb = initdb.expect(
+        "PostgreSQL's server binaries (initdb, pg_ctl) are needed for this drill: apt-get install postgresql",
+    );
+    std::fs::canonicalize(&initdb)
+        .unwrap_or(initdb)
+        .parent()
+        .expect("initdb is in a folder")
+        .to_path_buf()
+}
+
+fn root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.starts_with(b"0"))
+}
+
+/// Runs a server binary as the cluster's owner.
+fn as_owner(program: &Path, args: &[&str]) -> Command {
+    if root() {
+        let mut command = Command::new("runuser");
+        command
+            .args(["-u", "postgres", "--"])
+            .arg(program)
+            .args(args);
+        command
+    } else {
+        let mut command = Command::new(program);
+        command.args(args);
+        command
+    }
+}
+
+fn run(mut command: Command, what: &str) {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {what}: {err}"));
+    assert!(
+        output.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl Cluster {
+    /// Makes and starts a cluster on a free port, with fsync on (as production runs).
+    pub fn start() -> Self {
+        let bindir = bindir();
+        let dir = std::env::temp_dir().join(format!("wxauth-drill-pg-{}", crate::random_hex(6)));
+        std::fs::create_dir_all(&dir).expect("the cluster folder can be made");
+        if root() {
+            run(
+                {
+                    let mut chown = Command::new("chown");
+                    chown.arg("postgres:").arg(&dir);
+                    chown
+                },
+                "chown",
+            );
+        }
+        let data = dir.join("data");
+        run(
+            as_owner(
+                &bindir.join("initdb"),
+                &[
+                    "-D",
+                    data.to_str().expect("a utf-8 path"),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ],
+            ),
+            "initdb",
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let cluster = Self { dir, bindir, port };
+        cluster.pg_ctl(&["start"]);
+        cluster
+    }
+
+    fn pg_ctl(&self, action: &[&str]) {
+        let data = self.dir.join("data");
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=100",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("postgres.log");
+        let mut args = vec![
+            "-D",
+            data.to_str().expect("a utf-8 path"),
+            "-l",
+            log.to_str().expect("a utf-8 path"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            &options,
+        ];
+        args.extend_from_slice(action);
+        run(as_owner(&self.bindir.join("pg_ctl"), &args), "pg_ctl");
+    }
+
+    /// The admin URL of the cluster.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Kills the server as a crash would (`-m immediate`: no checkpoint, connections cut) and
+    /// starts it again; returns once it accepts connections.
+    pub fn crash_and_restart(&self) {
+        self.pg_ctl(&["restart", "-m", "immediate"]);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let _ = as_owner(
+            &self.bindir.join("pg_ctl"),
+            &[
+                "-D",
+                data.to_str().unwrap_or_default(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
