@@ -18,10 +18,8 @@ use axum::{
     extract::DefaultBodyLimit,
     routing::{get, post},
 };
-use tonic::{
-    service::interceptor::InterceptedService,
-    transport::{Channel, Endpoint},
-};
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
+use wxauth_client::connect::ClientTls;
 use wxauth_proto::{
     REQUEST_ID_HEADER,
     v1::auth_service_client::AuthServiceClient,
@@ -43,9 +41,9 @@ pub struct AppState {
 /// Why the gateway could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    /// AUTH_GRPC_URL is not a URL.
-    #[error("AUTH_GRPC_URL must be an http:// or https:// URL")]
-    AuthUrl,
+    /// AUTH_GRPC_URL, or its TLS settings, cannot be used.
+    #[error("AUTH_GRPC_URL and AUTH_TLS_*: {0}")]
+    AuthUrl(#[source] wxauth_client::connect::ConnectError),
     /// AUTH_CALLER_KEY cannot travel as metadata.
     #[error("AUTH_CALLER_KEY must be printable ASCII")]
     CallerKey,
@@ -56,19 +54,13 @@ impl AppState {
     /// gateway starts (and answers 503) while the auth-service is still coming up.
     pub fn connect_lazy(
         url: &str,
+        tls: Option<&ClientTls>,
         timeout: Duration,
         caller_key: &str,
     ) -> Result<Self, SetupError> {
-        let channel = Endpoint::from_shared(url.to_owned())
-            .map_err(|_| SetupError::AuthUrl)?
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true)
+        let channel = wxauth_client::connect::endpoint(url, tls)
+            .map_err(SetupError::AuthUrl)?
             .timeout(timeout)
-            // A connection that died without a FIN (a NAT, a crashed host) is noticed
-            // within seconds instead of at the next call.
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .keep_alive_while_idle(true)
             .connect_lazy();
         let caller_key = CallerKey::new(caller_key).map_err(|_| SetupError::CallerKey)?;
         Ok(Self {

@@ -6,6 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Du
 use clap::Parser;
 use tokio::net::TcpListener;
 use tracing::{error, info};
+use wxauth_client::connect::ClientTls;
 use wxauth_runtime::{config, logging};
 
 /// The wxauth HTTP gateway: the mini-program's REST calls in, gRPC to the auth-service out.
@@ -34,9 +35,26 @@ struct Settings {
     #[arg(long, env = "GATEWAY_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     http_addr: SocketAddr,
 
-    /// The auth-service's gRPC URL.
+    /// The auth-service's gRPC URL; `https://` when it serves TLS (then AUTH_TLS_CA is
+    /// needed).
     #[arg(long, env = "AUTH_GRPC_URL", default_value = "http://127.0.0.1:50051")]
     auth_grpc_url: String,
+
+    /// The CA (PEM) that signs the auth-service's certificate, to verify it.
+    #[arg(long, env = "AUTH_TLS_CA")]
+    auth_tls_ca: Option<PathBuf>,
+
+    /// The gateway's client certificate (PEM), when the auth-service wants mutual TLS.
+    #[arg(long, env = "AUTH_TLS_CERT")]
+    auth_tls_cert: Option<PathBuf>,
+
+    /// The key of AUTH_TLS_CERT (PEM). A secret: keep the file private.
+    #[arg(long, env = "AUTH_TLS_KEY")]
+    auth_tls_key: Option<PathBuf>,
+
+    /// The name the auth-service's certificate must carry, when not the URL's host.
+    #[arg(long, env = "AUTH_TLS_SERVER_NAME")]
+    auth_tls_server_name: Option<String>,
 
     /// The largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "GATEWAY_BODY_LIMIT_BYTES", default_value_t = 64 * 1024)]
@@ -76,8 +94,29 @@ async fn main() -> ExitCode {
     let settings: Settings = config::parse("gateway", "GATEWAY_CONFIG");
     let _flush_logs = logging::init(settings.log_format, "info,h2=warn,tower=warn,hyper=warn");
 
+    let tls = match &settings.auth_tls_ca {
+        Some(ca) => {
+            let identity = match (&settings.auth_tls_cert, &settings.auth_tls_key) {
+                (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+                (None, None) => None,
+                _ => {
+                    error!("invalid settings: AUTH_TLS_CERT and AUTH_TLS_KEY go together");
+                    return ExitCode::from(64);
+                }
+            };
+            match ClientTls::from_files(ca, identity, settings.auth_tls_server_name.clone()) {
+                Ok(tls) => Some(tls),
+                Err(err) => {
+                    error!("invalid settings: {err}");
+                    return ExitCode::from(64);
+                }
+            }
+        }
+        None => None,
+    };
     let state = match gateway::AppState::connect_lazy(
         &settings.auth_grpc_url,
+        tls.as_ref(),
         Duration::from_millis(settings.upstream_timeout_ms.max(1)),
         &settings.auth_caller_key,
     ) {
@@ -163,5 +202,10 @@ mod tests {
         folded.push("--auth-caller-key=gateway-key-0123456789abcdef".into());
         let settings = Settings::try_parse_from(folded).unwrap();
         assert_eq!(settings.metrics_addr.port(), 9465);
+        let missing = config::missing_from_example(
+            &Settings::command(),
+            &std::fs::read_to_string(path).unwrap(),
+        );
+        assert!(missing.is_empty(), "the example does not list {missing:?}");
     }
 }

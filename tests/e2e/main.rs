@@ -15,6 +15,7 @@ mod operations;
 mod revocation;
 mod rotation;
 mod shutdown;
+mod tls;
 mod tokens;
 mod upkeep;
 mod wechat_failures;

@@ -12,6 +12,8 @@ pub struct Cluster {
     dir: PathBuf,
     bindir: PathBuf,
     port: u16,
+    /// More server settings (`-c name=value ...`).
+    settings: String,
 }
 
 fn bindir() -> PathBuf {
@@ -80,6 +82,16 @@ fn run(mut command: Command, what: &str) {
 impl Cluster {
     /// Makes and starts a cluster on a free port, with fsync on (as production runs).
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A cluster that also serves TLS with `server`'s certificate (`ssl=on`), so clients
+    /// can use `sslmode=verify-full`.
+    pub fn start_tls(server: &crate::certs::Issued) -> Self {
+        Self::start_with(Some(server))
+    }
+
+    fn start_with(tls: Option<&crate::certs::Issued>) -> Self {
         let bindir = bindir();
         let dir = std::env::temp_dir().join(format!("wxauth-drill-pg-{}", crate::random_hex(6)));
         std::fs::create_dir_all(&dir).expect("the cluster folder can be made");
@@ -114,7 +126,41 @@ impl Cluster {
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
             .port();
-        let cluster = Self { dir, bindir, port };
+        let settings = match tls {
+            Some(server) => {
+                // The server reads its key only if the key is its own and private.
+                let (cert, key) = server.write(&dir, "server");
+                for path in [&cert, &key] {
+                    std::fs::set_permissions(
+                        path,
+                        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                    )
+                    .expect("the file mode can be set");
+                    if root() {
+                        run(
+                            {
+                                let mut chown = Command::new("chown");
+                                chown.arg("postgres:").arg(path);
+                                chown
+                            },
+                            "chown",
+                        );
+                    }
+                }
+                format!(
+                    " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                    cert.display(),
+                    key.display()
+                )
+            }
+            None => String::new(),
+        };
+        let cluster = Self {
+            dir,
+            bindir,
+            port,
+            settings,
+        };
         cluster.pg_ctl(&["start"]);
         cluster
     }
@@ -122,9 +168,10 @@ impl Cluster {
     fn pg_ctl(&self, action: &[&str]) {
         let data = self.dir.join("data");
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=100",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=100{}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.settings
         );
         let log = self.dir.join("postgres.log");
         let mut args = vec![

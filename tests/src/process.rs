@@ -160,6 +160,11 @@ impl Proc {
         format!("http://{}", self.addr)
     }
 
+    /// `https://<addr>`, for a process serving TLS.
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -39,6 +39,8 @@ pub struct Options {
     pub auth_env: Vec<(&'static str, String)>,
     /// More settings of the gateway.
     pub gateway_env: Vec<(&'static str, String)>,
+    /// More WXAUTH_CALLERS entries (`name:scopes:credential`).
+    pub extra_callers: Vec<String>,
 }
 
 impl Default for Options {
@@ -51,6 +53,7 @@ impl Default for Options {
             access_ttl_secs: None,
             auth_env: Vec::new(),
             gateway_env: Vec::new(),
+            extra_callers: Vec::new(),
         }
     }
 }
@@ -160,10 +163,13 @@ impl Stack {
             ),
             (
                 "WXAUTH_CALLERS",
-                format!(
+                std::iter::once(format!(
                     "gateway:login:{},orders:validate:{},ops:admin+validate:{}",
                     keys.gateway, keys.service, keys.ops
-                ),
+                ))
+                .chain(options.extra_callers.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(","),
             ),
         ];
         let mut auth_env = auth_env;
@@ -183,7 +189,19 @@ impl Stack {
         let auth = Proc::spawn("auth-service", &auth_env, &dir);
         let mut gateway_env = vec![
             ("GATEWAY_HTTP_ADDR", "127.0.0.1:0".into()),
-            ("AUTH_GRPC_URL", auth.url()),
+            (
+                "AUTH_GRPC_URL",
+                // With TLS on the auth-service, the gateway must speak it (and be told the CA).
+                if options
+                    .auth_env
+                    .iter()
+                    .any(|(key, _)| *key == "WXAUTH_TLS_CERT")
+                {
+                    auth.https_url()
+                } else {
+                    auth.url()
+                },
+            ),
             ("AUTH_CALLER_KEY", keys.gateway.clone()),
             ("GATEWAY_METRICS_ADDR", "127.0.0.1:0".into()),
             ("WXAUTH_LOG_FORMAT", log_format.into()),
@@ -220,6 +238,16 @@ impl Stack {
             .find(|(key, _)| *key == name)
             .map(|(_, value)| value.clone())
             .unwrap_or_else(|| panic!("the auth-service has no setting {name}"))
+    }
+
+    /// Every setting the auth-service was started with, to start it again with changes.
+    pub fn auth_env(&self) -> Vec<(&'static str, String)> {
+        self.auth_env.clone()
+    }
+
+    /// The folder of this stack's logs (and of any files a test makes for it).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     /// Scrapes a process's `/metrics`.

@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod connect;
 mod jwks;
 mod layer;
 

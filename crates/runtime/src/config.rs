@@ -150,6 +150,26 @@ fn config_path(args: &[OsString]) -> Option<PathBuf> {
     None
 }
 
+/// The long flags of `command` that an example settings file does not mention as a key
+/// (`name =`, commented or not), so a test can keep the example complete.
+pub fn missing_from_example(command: &clap::Command, example: &str) -> Vec<String> {
+    let keys: Vec<&str> = example
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim_start_matches(['#', ' ']);
+            let (key, _) = line.split_once('=')?;
+            Some(key.trim())
+        })
+        .collect();
+    command
+        .get_arguments()
+        .filter_map(clap::Arg::get_long)
+        .filter(|long| !matches!(*long, "help" | "version" | "config"))
+        .filter(|long| !keys.contains(long))
+        .map(str::to_owned)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use tokio::net::TcpListener;
-use wxauth_client::{Audience, Authenticator, Mode};
+use wxauth_client::{Audience, Authenticator, Mode, connect::ClientTls};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -40,16 +40,36 @@ async fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
-    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(auth_url) else {
-        eprintln!("whoami: AUTH_GRPC_URL must be an http:// or https:// URL");
-        return ExitCode::from(64);
+    // With AUTH_TLS_CA, the auth-service is verified against it (AUTH_GRPC_URL https://),
+    // and with AUTH_TLS_CERT and AUTH_TLS_KEY this service presents its own certificate.
+    let tls = match std::env::var_os("AUTH_TLS_CA") {
+        Some(ca) => {
+            let cert = std::env::var_os("AUTH_TLS_CERT");
+            let key = std::env::var_os("AUTH_TLS_KEY");
+            let identity = cert
+                .as_deref()
+                .zip(key.as_deref())
+                .map(|(cert, key)| (std::path::Path::new(cert), std::path::Path::new(key)));
+            match ClientTls::from_files(std::path::Path::new(&ca), identity, None) {
+                Ok(tls) => Some(tls),
+                Err(err) => {
+                    eprintln!("whoami: {err}");
+                    return ExitCode::from(64);
+                }
+            }
+        }
+        None => None,
     };
-    let Ok(authenticator) = Authenticator::new(
-        endpoint.tcp_nodelay(true).connect_lazy(),
-        &caller_key,
-        mode,
-        audience,
-    ) else {
+    let endpoint = match wxauth_client::connect::endpoint(&auth_url, tls.as_ref()) {
+        Ok(endpoint) => endpoint,
+        Err(err) => {
+            eprintln!("whoami: AUTH_GRPC_URL: {err}");
+            return ExitCode::from(64);
+        }
+    };
+    let Ok(authenticator) =
+        Authenticator::new(endpoint.connect_lazy(), &caller_key, mode, audience)
+    else {
         eprintln!("whoami: AUTH_CALLER_KEY must be printable ASCII");
         return ExitCode::from(64);
     };

@@ -3,12 +3,12 @@
 //! run the whole service in process (with an injected clock) exactly as it runs in
 //! production.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
-use tracing::info;
+use tracing::{info, warn};
 use wxauth_wechat::WeChatClient;
 
 use crate::{
@@ -20,6 +20,7 @@ use crate::{
     session::Sessions,
     settings::Config,
     store::{PgStore, StoreError},
+    tls::Tls,
     tokens::Tokens,
     transport::{self, AuthApi},
     upkeep,
@@ -61,6 +62,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// TLS could not be set up.
+    #[error("cannot set up tls")]
+    Tls(#[source] crate::tls::TlsError),
     /// The metrics address cannot be bound.
     #[error("cannot listen for metrics on {addr}")]
     Metrics {
@@ -75,7 +79,7 @@ pub enum StartError {
 impl StartError {
     /// Whether the settings are at fault (exit 64), rather than something they point at (69).
     pub fn is_settings(&self) -> bool {
-        matches!(self, Self::DatabaseUrl)
+        matches!(self, Self::DatabaseUrl | Self::Tls(_))
     }
 }
 
@@ -106,6 +110,7 @@ pub struct Application {
     revocation_heartbeat: Duration,
     reflection: bool,
     max_concurrent_calls: usize,
+    tls: Option<Tls>,
     shutdown_grace: Duration,
 }
 
@@ -125,10 +130,23 @@ impl Application {
             config.db_statement_timeout,
         )
         .map_err(|_| StartError::DatabaseUrl)?;
+        if let Some(host) = store.unverified_remote_host() {
+            warn!(
+                host,
+                "DATABASE_URL reaches the database without verifying it: add \
+                 sslmode=verify-full&sslrootcert=<ca file> (see README, Security)"
+            );
+        }
         store.ping().await.map_err(StartError::Database)?;
         store.migrate().await.map_err(StartError::Migrate)?;
         let wechat = WeChatClient::new(&config.wechat_api_base, config.wechat_timeout)
             .map_err(StartError::WeChat)?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(Tls::load)
+            .transpose()
+            .map_err(StartError::Tls)?;
         let listener = TcpListener::bind(config.grpc_addr)
             .await
             .map_err(|source| StartError::Listen {
@@ -201,6 +219,7 @@ impl Application {
             revocation_heartbeat: config.revocation_heartbeat,
             reflection: config.reflection,
             max_concurrent_calls: config.max_concurrent_calls,
+            tls,
             shutdown_grace: config.shutdown_grace,
         })
     }
@@ -266,7 +285,7 @@ impl Application {
             upkeep::set_health(&health, ServingStatus::NotServing).await;
         };
         let (stop, deadline) = wxauth_runtime::signal::with_grace(stopping, self.shutdown_grace);
-        let serving = Server::builder()
+        let router = Server::builder()
             // A ceiling for calls whose caller sent no grpc-timeout (a shorter one is honoured).
             .timeout(MAX_CALL)
             .http2_keepalive_interval(Some(KEEPALIVE))
@@ -279,12 +298,20 @@ impl Application {
                 self.api,
                 self.max_concurrent_calls,
                 self.metrics.clone(),
-            ))
-            .serve_with_incoming_shutdown(
-                // Replies are small writes: without TCP_NODELAY each can wait 40 ms for an ACK.
-                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                stop,
-            );
+            ));
+        let mut reloader = None;
+        let serving: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+            match &self.tls {
+                Some(tls) => {
+                    reloader = Some(tokio::spawn(tls.clone().reload()));
+                    Box::pin(router.serve_with_incoming_shutdown(tls.incoming(self.listener), stop))
+                }
+                None => Box::pin(router.serve_with_incoming_shutdown(
+                    // Replies are small writes: without TCP_NODELAY each can wait 40 ms for an ACK.
+                    TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                    stop,
+                )),
+            };
         let served = tokio::select! {
             served = serving => served.map_err(ServeError::from),
             () = deadline => Ok(()),
@@ -292,6 +319,9 @@ impl Application {
         follower.abort();
         purger.abort();
         audit_writer.abort();
+        if let Some(reloader) = reloader {
+            reloader.abort();
+        }
         self.store.close();
         served
     }

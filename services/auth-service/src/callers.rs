@@ -58,10 +58,22 @@ pub struct Authorized<'a> {
     pub speaks_for_clients: bool,
 }
 
+/// How a caller proves who it is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Credential {
+    /// A key in the metadata, kept as its SHA-256.
+    Key([u8; 32]),
+    /// A client certificate (mutual TLS), by the SHA-256 of its DER.
+    Certificate([u8; 32]),
+}
+
+/// The prefix of a caller entry's credential that names a certificate instead of a key.
+const CERT_PREFIX: &str = "cert-sha256:";
+
 struct Caller {
     name: String,
     scopes: Vec<Scope>,
-    key_digest: [u8; 32],
+    credential: Credential,
 }
 
 /// The known callers.
@@ -82,8 +94,10 @@ impl fmt::Debug for Callers {
 
 impl Callers {
     /// Parses `name:scope+scope:key` entries separated by commas. Keys must be at least 24
-    /// characters (`head -c24 /dev/urandom | base64` makes one). The error names the rule,
-    /// never the value.
+    /// characters (`head -c24 /dev/urandom | base64` makes one). Instead of a key, an entry
+    /// may name a client certificate, `cert-sha256:<64 hex digits>` (the SHA-256 of its DER:
+    /// `openssl x509 -in client.pem -outform der | sha256sum`), when the server runs mutual
+    /// TLS. The error names the rule, never the value.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let mut callers: Vec<Caller> = Vec::new();
         for entry in raw
@@ -110,16 +124,25 @@ impl Callers {
                 .collect::<Option<Vec<_>>>()
                 .filter(|scopes| !scopes.is_empty())
                 .ok_or("scopes must be login, validate or admin, joined by '+'")?;
-            if key.len() < 24 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err("a caller key must be at least 24 printable characters");
-            }
+            let credential = match key.strip_prefix(CERT_PREFIX) {
+                Some(fingerprint) => Credential::Certificate(
+                    hex::decode(fingerprint)
+                        .ok()
+                        .and_then(|bytes| bytes.try_into().ok())
+                        .ok_or("a cert-sha256: credential must be 64 hex digits")?,
+                ),
+                None if key.len() < 24 || !key.bytes().all(|b| b.is_ascii_graphic()) => {
+                    return Err("a caller key must be at least 24 printable characters");
+                }
+                None => Credential::Key(Sha256::digest(key.as_bytes()).into()),
+            };
             if callers.iter().any(|caller| caller.name == name) {
                 return Err("a caller name is listed twice");
             }
             callers.push(Caller {
                 name: name.to_owned(),
                 scopes,
-                key_digest: Sha256::digest(key.as_bytes()).into(),
+                credential,
             });
         }
         if callers.is_empty() {
@@ -128,20 +151,32 @@ impl Callers {
         Ok(Self { callers })
     }
 
-    /// The caller presenting `key`, if it may call `method`, which needs `scope` (`None`:
-    /// any known caller).
+    /// The caller presenting `key` (metadata), else `certificate` (the DER of its mutual-TLS
+    /// client certificate), if it may call `method`, which needs `scope` (`None`: any known
+    /// caller).
     pub fn authorize(
         &self,
         key: Option<&str>,
+        certificate: Option<&[u8]>,
         method: &'static str,
         scope: Option<Scope>,
     ) -> Result<Authorized<'_>, AuthError> {
-        let key = key.ok_or(AuthError::CallerUnauthenticated)?;
-        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let presented = match (key, certificate) {
+            (Some(key), _) => Credential::Key(Sha256::digest(key.as_bytes()).into()),
+            (None, Some(der)) => Credential::Certificate(Sha256::digest(der).into()),
+            (None, None) => return Err(AuthError::CallerUnauthenticated),
+        };
         // Compare against every caller, so the time taken does not say which one matched.
         let mut found = None;
         for caller in &self.callers {
-            if bool::from(caller.key_digest.ct_eq(&digest)) {
+            let same = match (caller.credential, presented) {
+                (Credential::Key(known), Credential::Key(given))
+                | (Credential::Certificate(known), Credential::Certificate(given)) => {
+                    bool::from(known.ct_eq(&given))
+                }
+                _ => false,
+            };
+            if same {
                 found = Some(caller);
             }
         }
@@ -178,41 +213,74 @@ mod tests {
         let callers = callers();
         assert_eq!(
             callers
-                .authorize(Some(GATEWAY), "Login", Some(Scope::Login))
+                .authorize(Some(GATEWAY), None, "Login", Some(Scope::Login))
                 .unwrap()
                 .name,
             "gateway"
         );
         assert_eq!(
             callers
-                .authorize(Some(OPS), "GetUser", Some(Scope::Admin))
+                .authorize(Some(OPS), None, "GetUser", Some(Scope::Admin))
                 .unwrap()
                 .name,
             "ops"
         );
         assert_eq!(
-            callers.authorize(Some(GATEWAY), "GetJwks", None).unwrap(),
+            callers
+                .authorize(Some(GATEWAY), None, "GetJwks", None)
+                .unwrap(),
             Authorized {
                 name: "gateway",
                 speaks_for_clients: true
             }
         );
         assert!(matches!(
-            callers.authorize(Some(GATEWAY), "GetUser", Some(Scope::Admin)),
+            callers.authorize(Some(GATEWAY), None, "GetUser", Some(Scope::Admin)),
             Err(AuthError::CallerForbidden { scope: "admin", .. })
         ));
         assert!(matches!(
-            callers.authorize(None, "Login", Some(Scope::Login)),
+            callers.authorize(None, None, "Login", Some(Scope::Login)),
             Err(AuthError::CallerUnauthenticated)
         ));
         assert!(matches!(
             callers.authorize(
                 Some("gateway-key-0123456789abcdeX"),
+                None,
                 "Login",
                 Some(Scope::Login)
             ),
             Err(AuthError::CallerUnauthenticated)
         ));
+    }
+
+    #[test]
+    fn a_caller_may_be_known_by_its_client_certificate() {
+        let der = b"the DER of a client certificate";
+        let fingerprint = hex::encode(Sha256::digest(der));
+        let callers = Callers::parse(&format!(
+            "svc:validate:cert-sha256:{fingerprint},gateway:login:{GATEWAY}"
+        ))
+        .unwrap();
+        let known = callers
+            .authorize(None, Some(der), "ValidateToken", Some(Scope::Validate))
+            .unwrap();
+        assert_eq!(known.name, "svc");
+        assert!(matches!(
+            callers.authorize(None, Some(b"another certificate"), "ValidateToken", None),
+            Err(AuthError::CallerUnauthenticated)
+        ));
+        // A key that happens to equal the fingerprint text is not the certificate.
+        assert!(
+            callers
+                .authorize(
+                    Some(&format!("cert-sha256:{fingerprint}")),
+                    None,
+                    "GetJwks",
+                    None
+                )
+                .is_err()
+        );
+        assert!(Callers::parse("svc:validate:cert-sha256:abcd").is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //!   session families, who may call what, the apps served.
 //! - [`domain`], [`secrets`], [`clock`]: plain types and pure rules, tested without a network.
 //! - [`store`]: Postgres, the only place SQL and sqlx live.
+//! - [`tls`]: TLS on the gRPC port, certificates reloaded, optionally mutual.
 //! - [`audit`], [`upkeep`], [`metrics`]: the audit trail, health and purging, and what is
 //!   counted.
 
@@ -27,6 +28,7 @@ pub mod secrets;
 pub mod session;
 pub mod settings;
 pub mod store;
+pub mod tls;
 pub mod tokens;
 pub mod transport;
 pub mod upkeep;

@@ -9,6 +9,7 @@ use crate::{
     apps::Apps,
     callers::Callers,
     secrets::Keyring,
+    tls::TlsFiles,
     tokens::{RefreshRules, TokenKeys},
 };
 
@@ -50,6 +51,8 @@ pub struct Config {
     pub token_cache_entries: u64,
     /// Whether gRPC server reflection is served.
     pub reflection: bool,
+    /// TLS on the gRPC port, when configured.
+    pub tls: Option<TlsFiles>,
     /// Refresh grace and the longest life of a session family.
     pub refresh_rules: RefreshRules,
     /// How long audit events are kept, in seconds.

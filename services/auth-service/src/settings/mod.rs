@@ -19,6 +19,7 @@ use crate::{
     apps::Apps,
     callers::Callers,
     secrets::Keyring,
+    tls::TlsFiles,
     tokens::{RefreshRules, TokenKeys},
 };
 pub use config::Config;
@@ -173,6 +174,25 @@ pub struct Settings {
     /// process stops anyway.
     #[arg(long, env = "WXAUTH_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+
+    /// The TLS certificate chain of the gRPC port, PEM; with WXAUTH_TLS_KEY, gRPC is served
+    /// over TLS only. Read again when the file changes.
+    #[arg(long, env = "WXAUTH_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of WXAUTH_TLS_CERT, PEM. It is a secret: keep the file private.
+    #[arg(long, env = "WXAUTH_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// A CA (PEM) that signs client certificates: with it, every client must present one
+    /// (mutual TLS), and a caller may be known by its certificate (`cert-sha256:` entries of
+    /// WXAUTH_CALLERS).
+    #[arg(long, env = "WXAUTH_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// How often the certificate files are checked for a change, in seconds.
+    #[arg(long, env = "WXAUTH_TLS_RELOAD_SECS", default_value_t = 60)]
+    pub tls_reload_secs: u64,
 
     /// Serve gRPC server reflection (v1 and v1alpha), so grpcurl can list and describe the
     /// API; `false` to hide it.
@@ -351,6 +371,21 @@ impl Settings {
             max_concurrent_calls: self.max_concurrent_calls.max(1),
             token_cache_entries: self.token_cache_entries,
             reflection: self.reflection,
+            tls: match (self.tls_cert, self.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert,
+                    key,
+                    client_ca: self.tls_client_ca,
+                    reload_every: Duration::from_secs(self.tls_reload_secs.max(1)),
+                }),
+                (None, None) if self.tls_client_ca.is_none() => None,
+                _ => {
+                    return Err(SettingsError::Malformed {
+                        setting: "WXAUTH_TLS_CERT",
+                        rule: "WXAUTH_TLS_CERT and WXAUTH_TLS_KEY go together (and WXAUTH_TLS_CLIENT_CA needs both)".into(),
+                    });
+                }
+            },
             refresh_rules: RefreshRules {
                 grace_secs: i64::from(self.refresh_grace_secs),
                 family_max_age_secs: positive(
@@ -558,6 +593,11 @@ mod tests {
             .into_config()
             .unwrap();
         assert_eq!(config.metrics_addr.port(), 9464);
+        let missing = wxauth_runtime::config::missing_from_example(
+            &<Settings as clap::CommandFactory>::command(),
+            &std::fs::read_to_string(path).unwrap(),
+        );
+        assert!(missing.is_empty(), "the example does not list {missing:?}");
     }
 
     #[test]

@@ -100,6 +100,25 @@ impl PgStore {
         Ok(Self::new(Pool::new(options, max_connections)))
     }
 
+    /// The database host, when it is off this machine and reached without verifying its
+    /// certificate (`sslmode` below `verify-full`): then a network attacker can read and
+    /// change everything the service stores, so the start warns.
+    pub fn unverified_remote_host(&self) -> Option<String> {
+        use sqlx::postgres::PgSslMode;
+        let options = self.pool.options();
+        let host = options.get_host();
+        let local = options.get_socket().is_some()
+            || host.starts_with('/')
+            || host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        let verified = matches!(options.get_ssl_mode(), PgSslMode::VerifyFull);
+        (!local && !verified).then(|| host.to_owned())
+    }
+
     /// Runs `work` on a connection of the pool, handing the connection back afterwards (or
     /// closing it when the connection itself failed, or `work` was cut short).
     async fn run<T>(
@@ -138,5 +157,40 @@ impl PgStore {
     /// Stops handing out connections and closes the idle ones.
     pub fn close(&self) {
         self.pool.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PgStore;
+
+    fn unverified(url: &str) -> Option<String> {
+        PgStore::connect_lazy(url, 1, std::time::Duration::from_secs(1))
+            .unwrap()
+            .unverified_remote_host()
+    }
+
+    #[test]
+    fn only_a_remote_database_reached_without_verify_full_is_flagged() {
+        assert_eq!(unverified("postgres://u@127.0.0.1/db"), None);
+        assert_eq!(unverified("postgres://u@localhost/db"), None);
+        assert_eq!(unverified("postgres://u@[::1]:5432/db"), None);
+        assert_eq!(unverified("postgres:///db?host=/run/postgresql"), None);
+        assert_eq!(
+            unverified("postgres://u@db.internal/db?sslmode=verify-full&sslrootcert=/ca.pem"),
+            None
+        );
+        assert_eq!(
+            unverified("postgres://u@db.internal/db").as_deref(),
+            Some("db.internal")
+        );
+        assert_eq!(
+            unverified("postgres://u@10.0.0.5/db?sslmode=require").as_deref(),
+            Some("10.0.0.5")
+        );
+        assert_eq!(
+            unverified("postgres://u@db.internal/db?sslmode=verify-ca").as_deref(),
+            Some("db.internal")
+        );
     }
 }

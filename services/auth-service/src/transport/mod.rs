@@ -115,6 +115,9 @@ impl AuthApi {
             .filter(|addr| addr.len() <= MAX_CLIENT_ADDR_LEN && addr.parse::<IpAddr>().is_ok())
             .map(str::to_owned);
         let peer = request.remote_addr().map(|addr| addr.ip().to_string());
+        let certificate = request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|cert| cert.to_vec()));
         let span = info_span!("rpc", method = rpc.method, request_id = %request_id, caller = tracing::field::Empty);
         let started = Instant::now();
         let mut context = CallContext {
@@ -123,18 +126,19 @@ impl AuthApi {
             request_id: request_id.clone(),
         };
         let result = async {
-            let authorized =
-                match self
-                    .callers
-                    .authorize(caller_key.as_deref(), rpc.method, rpc.scope)
-                {
-                    Ok(authorized) => authorized,
-                    Err(err) => {
-                        self.audit
-                            .record(refusal(AuditKind::CallerRefused, &err, None, &context));
-                        return Err(err);
-                    }
-                };
+            let authorized = match self.callers.authorize(
+                caller_key.as_deref(),
+                certificate.as_deref(),
+                rpc.method,
+                rpc.scope,
+            ) {
+                Ok(authorized) => authorized,
+                Err(err) => {
+                    self.audit
+                        .record(refusal(AuditKind::CallerRefused, &err, None, &context));
+                    return Err(err);
+                }
+            };
             tracing::Span::current().record("caller", authorized.name);
             context.caller = Some(authorized.name.to_owned());
             if authorized.speaks_for_clients {
