@@ -3,6 +3,7 @@
 //! and the gateway's only table is the one from error reasons to HTTP answers.
 
 pub mod envelope;
+pub mod input;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;

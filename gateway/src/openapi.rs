@@ -4,7 +4,11 @@
 use axum::{Json, response::IntoResponse};
 use utoipa::{
     Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::{
+        Ref,
+        schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, SchemaType, Type},
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
 };
 
 use crate::{routes, v1};
@@ -27,7 +31,7 @@ use crate::{routes, v1};
         v1::jwks,
         openapi_json,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &SignedRawData),
     tags(
         (name = "seed", description = "What the seed mini-program calls, unchanged"),
         (name = "v1", description = "The versioned API for new mini-programs"),
@@ -59,4 +63,147 @@ impl Modify for BearerAuth {
     responses((status = 200, description = "the OpenAPI 3 document", body = Object)))]
 pub(crate) async fn openapi_json() -> impl IntoResponse {
     Json(ApiDoc::openapi())
+}
+
+/// What a field-by-field schema cannot say about `wxsmallusersave`: `rawData` and
+/// `signature` come together, and only with `type=userinfo`; empty counts as absent.
+struct SignedRawData;
+
+impl Modify for SignedRawData {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let Some(fields) = components.schemas.remove("SaveUserBody") else {
+            return;
+        };
+        // JSON may send null for an absent field; a form cannot say null, only empty.
+        for (name, absent) in [
+            (
+                "SaveUserBody",
+                SchemaType::from_iter([Type::String, Type::Null]),
+            ),
+            ("SaveUserForm", SchemaType::Type(Type::String)),
+        ] {
+            let present = || {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+            };
+            let absent = || {
+                ObjectBuilder::new()
+                    .schema_type(absent.clone())
+                    .max_length(Some(0))
+            };
+            let signed = ObjectBuilder::new()
+                .property("rawData", present())
+                .property("signature", present())
+                .property(
+                    "type",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(["userinfo"])),
+                )
+                .required("rawData")
+                .required("signature");
+            let unsigned = ObjectBuilder::new()
+                .property("rawData", absent())
+                .property("signature", absent());
+            components.schemas.insert(
+                name.into(),
+                AllOfBuilder::new()
+                    .item(fields.clone())
+                    .item(
+                        AnyOfBuilder::new()
+                            .description(Some(
+                                "rawData and signature together (type userinfo), or neither",
+                            ))
+                            .item(signed)
+                            .item(unsigned),
+                    )
+                    .into(),
+            );
+        }
+        let form = openapi
+            .paths
+            .paths
+            .get_mut("/wxauth/wxsmallusersave")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|post| post.request_body.as_mut())
+            .and_then(|body| body.content.get_mut("application/x-www-form-urlencoded"));
+        if let Some(form) = form {
+            form.schema = Some(Ref::from_schema_name("SaveUserForm").into());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+    use utoipa::OpenApi as _;
+
+    use super::ApiDoc;
+    use crate::input;
+
+    fn doc() -> Value {
+        serde_json::to_value(ApiDoc::openapi()).unwrap()
+    }
+
+    /// The documented limits are the enforced ones.
+    #[test]
+    fn the_documented_rules_are_the_enforced_ones() {
+        let doc = doc();
+        let fields = &doc["components"]["schemas"]["SaveUserBody"]["allOf"][0];
+        let max = |field: &str| fields["properties"][field]["maxLength"].as_u64().unwrap();
+        assert_eq!(max("uuid"), input::MAX_TOKEN_CHARS as u64);
+        assert_eq!(max("encryptedData"), input::MAX_ENCRYPTED_DATA_CHARS as u64);
+        assert_eq!(max("iv"), input::MAX_IV_CHARS as u64);
+        assert_eq!(max("rawData"), input::MAX_RAW_DATA_CHARS as u64);
+        assert_eq!(max("signature"), input::MAX_SIGNATURE_CHARS as u64);
+        let required: Vec<&str> = fields["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|name| name.as_str().unwrap())
+            .collect();
+        for name in ["appid", "uuid", "type", "encryptedData", "iv"] {
+            assert!(required.contains(&name), "{name} is required: {required:?}");
+        }
+        assert_eq!(
+            doc["components"]["schemas"]["RefreshBody"]["properties"]["refresh_token"]["maxLength"],
+            input::MAX_TOKEN_CHARS
+        );
+        for schema in ["LoginBody", "SaveUserBody"] {
+            let appid = if schema == "LoginBody" {
+                &doc["components"]["schemas"][schema]["properties"]["appid"]
+            } else {
+                &fields["properties"]["appid"]
+            };
+            assert_eq!(appid["pattern"], "^wx[0-9a-f]{16}$", "{schema}");
+            assert_eq!(appid["type"], "string", "{schema}: not nullable");
+        }
+        let form = &doc["paths"]["/wxauth/wxsmallusersave"]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
+            ["schema"]["$ref"];
+        assert_eq!(form, "#/components/schemas/SaveUserForm");
+    }
+
+    /// Every operation documents the statuses its failures can have.
+    #[test]
+    fn body_routes_document_every_refusal() {
+        let doc = doc();
+        for (path, method) in [
+            ("/v1/login", "post"),
+            ("/v1/token/refresh", "post"),
+            ("/v1/logout", "post"),
+            ("/wxauth/wxsmallusersave", "post"),
+        ] {
+            let responses = &doc["paths"][path][method]["responses"];
+            for status in ["400", "413", "415", "503"] {
+                assert!(
+                    responses.get(status).is_some(),
+                    "{method} {path} does not document {status}"
+                );
+            }
+        }
+    }
 }

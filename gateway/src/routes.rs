@@ -12,15 +12,10 @@ use wxauth_proto::v1::{CompleteLoginRequest, CreateSessionRequest, DataKind};
 use crate::{
     AppState,
     envelope::{self, ApiError, Code, ErrorEnvelope},
+    input,
     request_id::RequestId,
     views::{SaveUserBody, SavedLogin, SessionKeyQuery, UserView},
 };
-
-pub(crate) fn required(field: &str, value: Option<String>) -> Result<String, ApiError> {
-    value
-        .filter(|value| !value.is_empty())
-        .ok_or_else(|| ApiError::bad_request(format!("{field} is required")))
-}
 
 /// `GET /wxauth/getsessionkey?appid=..&code=..`: trades a `wx.login()` code for a session
 /// id; `data` is the id.
@@ -44,8 +39,8 @@ pub(crate) async fn get_session_key(
     let query: SessionKeyQuery = serde_urlencoded::from_str(request.uri().query().unwrap_or(""))
         .map_err(|_| ApiError::bad_request("the query string is malformed: send appid and code"))?;
     let message = CreateSessionRequest {
-        appid: required("appid", query.appid)?,
-        code: required("code", query.code)?,
+        appid: input::appid(query.appid)?,
+        code: input::code(query.code)?,
     };
     let created = state
         .auth
@@ -84,19 +79,23 @@ pub(crate) async fn save_user(
         .await
         .map_err(body_rejection)?;
     let body = parse_body(&headers, &bytes)?;
-    let kind = match required("type", body.kind)?.as_str() {
+    let kind = match input::bounded("type", body.kind, 8)?.as_str() {
         "userinfo" => DataKind::UserInfo,
         "phone" => DataKind::Phone,
         _ => return Err(ApiError::bad_request("type must be userinfo or phone")),
     };
     let message = CompleteLoginRequest {
-        appid: required("appid", body.appid)?,
-        session_id: required("uuid", body.uuid)?,
+        appid: input::appid(body.appid)?,
+        session_id: input::bounded("uuid", body.uuid, input::MAX_TOKEN_CHARS)?,
         kind: kind.into(),
-        encrypted_data: required("encryptedData", body.encrypted_data)?,
-        iv: required("iv", body.iv)?,
-        raw_data: body.raw_data.filter(|raw| !raw.is_empty()),
-        signature: body.signature.filter(|sig| !sig.is_empty()),
+        encrypted_data: input::bounded(
+            "encryptedData",
+            body.encrypted_data,
+            input::MAX_ENCRYPTED_DATA_CHARS,
+        )?,
+        iv: input::bounded("iv", body.iv, input::MAX_IV_CHARS)?,
+        raw_data: input::optional("rawData", body.raw_data, input::MAX_RAW_DATA_CHARS)?,
+        signature: input::optional("signature", body.signature, input::MAX_SIGNATURE_CHARS)?,
     };
     let completed = state
         .auth

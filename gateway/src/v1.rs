@@ -14,9 +14,10 @@ use wxauth_proto::v1::{
 use crate::{
     AppState,
     envelope::{self, ApiError, Code, Envelope, ErrorEnvelope},
+    input,
     request_id::RequestId,
-    routes::{body_rejection, parse_any, required},
-    views::{LoginBody, RefreshBody, SilentLogin, TokenPairView, UserView},
+    routes::{body_rejection, parse_any},
+    views::{LoginBody, LogoutBody, RefreshBody, SilentLogin, TokenPairView, UserView},
 };
 
 async fn body<T: serde::de::DeserializeOwned>(
@@ -59,19 +60,23 @@ fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
         (status = 200, description = "the tokens, a session for later encrypted data, and the user", body = Envelope<SilentLogin>),
         (status = 400, description = "10001: appid or code missing or malformed", body = ErrorEnvelope),
         (status = 401, description = "10003: WeChat rejected the code, or it was already used", body = ErrorEnvelope),
+        (status = 403, description = "10003: WeChat blocked this user (errcode 40226)", body = ErrorEnvelope),
         (status = 404, description = "10008: appid not served here", body = ErrorEnvelope),
+        (status = 413, description = "10001: the body is too large", body = ErrorEnvelope),
+        (status = 415, description = "10001: not JSON or a form", body = ErrorEnvelope),
         (status = 429, description = "10006: WeChat's rate limit", body = ErrorEnvelope),
-        (status = 503, description = "10005: WeChat unavailable; 10500: the login service is unavailable", body = ErrorEnvelope),
+        (status = 502, description = "10005: WeChat answered unexpectedly or refused our credentials", body = ErrorEnvelope),
+        (status = 503, description = "10005: WeChat busy or slow; 10500: the login service is unavailable or busy", body = ErrorEnvelope),
     ))]
 pub(crate) async fn login(
     State(state): State<AppState>,
     request_id: RequestId,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let input: LoginBody = body(&state, request).await?;
+    let given: LoginBody = body(&state, request).await?;
     let message = LoginRequest {
-        appid: required("appid", input.appid)?,
-        code: required("code", input.code)?,
+        appid: input::appid(given.appid)?,
+        code: input::code(given.code)?,
     };
     let logged_in = state
         .auth
@@ -92,17 +97,24 @@ pub(crate) async fn login(
     request_body = RefreshBody,
     responses(
         (status = 200, description = "the new pair", body = Envelope<TokenPairView>),
-        (status = 400, description = "10001: refresh_token missing", body = ErrorEnvelope),
+        (status = 400, description = "10001: refresh_token missing or too long", body = ErrorEnvelope),
         (status = 401, description = "10007: unknown, used, expired or revoked refresh token (log in again)", body = ErrorEnvelope),
+        (status = 413, description = "10001: the body is too large", body = ErrorEnvelope),
+        (status = 415, description = "10001: not JSON or a form", body = ErrorEnvelope),
+        (status = 503, description = "10500: the login service is unavailable or busy", body = ErrorEnvelope),
     ))]
 pub(crate) async fn refresh(
     State(state): State<AppState>,
     request_id: RequestId,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let input: RefreshBody = body(&state, request).await?;
+    let given: RefreshBody = body(&state, request).await?;
     let message = RefreshTokenRequest {
-        refresh_token: required("refresh_token", input.refresh_token)?,
+        refresh_token: input::bounded(
+            "refresh_token",
+            given.refresh_token,
+            input::MAX_TOKEN_CHARS,
+        )?,
     };
     let refreshed = state
         .auth
@@ -119,32 +131,47 @@ pub(crate) async fn refresh(
 /// `{refresh_token}`: ends the session.
 #[utoipa::path(post, path = "/v1/logout", tag = "v1",
     description = "Ends the session: with the access token as a bearer, or with the refresh token in the body.",
-    request_body(content = RefreshBody, description = "only when no bearer token is sent"),
+    request_body(content = Option<LogoutBody>, description = "the refresh token, when no bearer token is sent"),
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "the session is over", body = Envelope<Option<String>>),
+        (status = 400, description = "10001: refresh_token sent empty or too long", body = ErrorEnvelope),
         (status = 401, description = "10007: no token, or an invalid one", body = ErrorEnvelope),
+        (status = 413, description = "10001: the body is too large", body = ErrorEnvelope),
+        (status = 415, description = "10001: not JSON or a form", body = ErrorEnvelope),
+        (status = 503, description = "10500: the login service is unavailable or busy", body = ErrorEnvelope),
     ))]
 pub(crate) async fn logout(
     State(state): State<AppState>,
     request_id: RequestId,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let message = match bearer(request.headers()) {
-        Ok(access_token) => LogoutRequest {
+    let access_token = bearer(request.headers());
+    let headers = request.headers().clone();
+    let bytes = Bytes::from_request(request, &state)
+        .await
+        .map_err(body_rejection)?;
+    // A body, when sent, must be the documented one, bearer or not (JSON `null` is none).
+    let given: Option<LogoutBody> = if bytes.is_empty() {
+        None
+    } else {
+        parse_any(&headers, &bytes)?
+    };
+    let refresh_token = input::omissible(
+        "refresh_token",
+        given.and_then(|given| given.refresh_token),
+        input::MAX_TOKEN_CHARS,
+    )?;
+    let message = match (access_token, refresh_token) {
+        (Ok(access_token), _) => LogoutRequest {
             access_token,
             refresh_token: String::new(),
         },
-        Err(no_bearer) => {
-            let input: RefreshBody = body(&state, request).await.map_err(|_| no_bearer.clone())?;
-            LogoutRequest {
-                access_token: String::new(),
-                refresh_token: input
-                    .refresh_token
-                    .filter(|token| !token.is_empty())
-                    .ok_or(no_bearer)?,
-            }
-        }
+        (Err(_), Some(refresh_token)) => LogoutRequest {
+            access_token: String::new(),
+            refresh_token,
+        },
+        (Err(no_bearer), None) => return Err(no_bearer),
     };
     state
         .auth
@@ -160,6 +187,7 @@ pub(crate) async fn logout(
     responses(
         (status = 200, description = "the user", body = Envelope<UserView>),
         (status = 401, description = "10007: no token, or an invalid or expired one", body = ErrorEnvelope),
+        (status = 503, description = "10500: the login service is unavailable or busy", body = ErrorEnvelope),
     ))]
 pub(crate) async fn me(
     State(state): State<AppState>,

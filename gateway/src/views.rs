@@ -109,8 +109,10 @@ pub struct SilentLogin {
 #[into_params(parameter_in = Query)]
 pub struct SessionKeyQuery {
     /// The mini-program's appid.
+    #[param(value_type = String, required = true, pattern = "^wx[0-9a-f]{16}$", example = "wx4f4bc4dec97d474b")]
     pub appid: Option<String>,
     /// The code from `wx.login()`.
+    #[param(value_type = String, required = true, pattern = "^[A-Za-z0-9_-]{1,128}$")]
     pub code: Option<String>,
 }
 
@@ -118,36 +120,66 @@ pub struct SessionKeyQuery {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SaveUserBody {
     /// The mini-program's appid.
+    #[schema(value_type = String, required = true, pattern = "^wx[0-9a-f]{16}$", example = "wx4f4bc4dec97d474b")]
     pub appid: Option<String>,
     /// The session id `getsessionkey` returned.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 1024)]
     pub uuid: Option<String>,
     /// `userinfo` (wx.getUserInfo) or `phone` (legacy getPhoneNumber).
     #[serde(rename = "type")]
+    #[schema(value_type = DataType, required = true)]
     pub kind: Option<String>,
     /// `encryptedData`, base64, as WeChat gave it.
     #[serde(rename = "encryptedData")]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 8192)]
     pub encrypted_data: Option<String>,
     /// `iv`, base64.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 64)]
     pub iv: Option<String>,
-    /// `rawData` of wx.getUserInfo, exactly as received (optional, with `signature`).
+    /// `rawData` of wx.getUserInfo, exactly as received. Optional, but only with
+    /// `signature` and `type=userinfo`; empty counts as absent.
     #[serde(rename = "rawData")]
+    #[schema(max_length = 4096)]
     pub raw_data: Option<String>,
-    /// `signature` of wx.getUserInfo (optional, with `rawData`).
+    /// `signature` of wx.getUserInfo: sent with `rawData` or not at all.
+    #[schema(max_length = 128)]
     pub signature: Option<String>,
+}
+
+/// What `encryptedData` holds: the `type` of `wxsmallusersave`, documented as an enum (the
+/// handler reads it as text, to answer an unknown one with a message).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DataType {
+    /// From `wx.getUserInfo()`.
+    UserInfo,
+    /// From the legacy `getPhoneNumber`.
+    Phone,
 }
 
 /// Body of `POST /v1/login`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginBody {
     /// The mini-program's appid.
+    #[schema(value_type = String, required = true, pattern = "^wx[0-9a-f]{16}$", example = "wx4f4bc4dec97d474b")]
     pub appid: Option<String>,
     /// The code from `wx.login()`.
+    #[schema(value_type = String, required = true, pattern = "^[A-Za-z0-9_-]{1,128}$")]
     pub code: Option<String>,
 }
 
-/// Body of `POST /v1/token/refresh`, and of `POST /v1/logout` without a bearer token.
+/// Body of `POST /v1/logout`: the refresh token, needed only when no bearer token is sent.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LogoutBody {
+    /// The refresh token of the session to end.
+    #[schema(min_length = 1, max_length = 1024)]
+    pub refresh_token: Option<String>,
+}
+
+/// Body of `POST /v1/token/refresh`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RefreshBody {
     /// The refresh token.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 1024)]
     pub refresh_token: Option<String>,
 }

@@ -138,6 +138,31 @@ async fn bad_wxsmallusersave_requests_get_their_envelope_and_write_nothing() {
         ("unknown type", with("type", json!("avatar")), 400, 10001),
         ("appid of a number", with("appid", json!(12)), 400, 10001),
         (
+            "appid not of WeChat's shape",
+            with("appid", json!("wx4F4BC4DEC97D474B")),
+            400,
+            10001,
+        ),
+        (
+            "uuid too long",
+            with("uuid", json!("s".repeat(1025))),
+            400,
+            10001,
+        ),
+        (
+            "encryptedData too long",
+            with("encryptedData", json!("A".repeat(8193))),
+            400,
+            10001,
+        ),
+        ("iv too long", with("iv", json!("A".repeat(65))), 400, 10001),
+        (
+            "signature too long",
+            with("signature", json!("a".repeat(129))),
+            400,
+            10001,
+        ),
+        (
             "unknown appid",
             with("appid", json!("wxffffffffffffffff")),
             404,

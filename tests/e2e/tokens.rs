@@ -132,6 +132,37 @@ async fn silent_login_refresh_me_and_logout_through_the_v1_routes() {
             json!(401),
         ),
         (
+            "logout with an empty refresh token",
+            post(&stack, "/v1/logout", json!({"refresh_token": ""}), None)
+                .await
+                .0,
+            json!(400),
+        ),
+        (
+            "refresh with a token too long to be one",
+            post(
+                &stack,
+                "/v1/token/refresh",
+                json!({"refresh_token": "r".repeat(1025)}),
+                None,
+            )
+            .await
+            .0,
+            json!(400),
+        ),
+        (
+            "login with a code that cannot be WeChat's",
+            post(
+                &stack,
+                "/v1/login",
+                json!({"appid": APP, "code": "a code"}),
+                None,
+            )
+            .await
+            .0,
+            json!(400),
+        ),
+        (
             "me without bearer",
             envelope(
                 stack
