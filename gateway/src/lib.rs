@@ -5,6 +5,7 @@
 pub mod envelope;
 pub mod input;
 pub mod limits;
+mod me;
 pub mod metrics;
 pub mod openapi;
 mod request_id;
@@ -100,6 +101,7 @@ pub fn router(
         .route("/v1/token/refresh", post(v1::refresh))
         .route("/v1/logout", post(v1::logout))
         .route("/v1/me", get(v1::me))
+        .route("/v1/me/profile", post(me::update_profile))
         .route("/.well-known/jwks.json", get(v1::jwks))
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(routes::not_found)

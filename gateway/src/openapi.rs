@@ -11,7 +11,7 @@ use utoipa::{
     },
 };
 
-use crate::{routes, v1};
+use crate::{me, routes, v1};
 
 /// The document.
 #[derive(OpenApi)]
@@ -28,10 +28,11 @@ use crate::{routes, v1};
         v1::refresh,
         v1::logout,
         v1::me,
+        me::update_profile,
         v1::jwks,
         openapi_json,
     ),
-    modifiers(&BearerAuth, &SignedRawData),
+    modifiers(&BearerAuth, &SignedRawData, &SomeProfileField),
     tags(
         (name = "seed", description = "What the seed mini-program calls, unchanged"),
         (name = "v1", description = "The versioned API for new mini-programs"),
@@ -63,6 +64,37 @@ impl Modify for BearerAuth {
     responses((status = 200, description = "the OpenAPI 3 document", body = Object)))]
 pub(crate) async fn openapi_json() -> impl IntoResponse {
     Json(ApiDoc::openapi())
+}
+
+/// `POST /v1/me/profile` needs at least one of its fields, as a string.
+struct SomeProfileField;
+
+impl Modify for SomeProfileField {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let Some(fields) = components.schemas.remove("ProfileBody") else {
+            return;
+        };
+        let given = |field: &str| {
+            ObjectBuilder::new()
+                .property(field, ObjectBuilder::new().schema_type(Type::String))
+                .required(field)
+        };
+        components.schemas.insert(
+            "ProfileBody".into(),
+            AllOfBuilder::new()
+                .item(fields)
+                .item(
+                    AnyOfBuilder::new()
+                        .description(Some("nickname, avatar_url or both"))
+                        .item(given("nickname"))
+                        .item(given("avatar_url")),
+                )
+                .into(),
+        );
+    }
 }
 
 /// What a field-by-field schema cannot say about `wxsmallusersave`: `rawData` and

@@ -32,7 +32,7 @@ async fn body<T: serde::de::DeserializeOwned>(
 }
 
 /// The access token of `authorization: Bearer <token>`.
-fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())

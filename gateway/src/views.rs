@@ -183,3 +183,19 @@ pub struct RefreshBody {
     #[schema(value_type = String, required = true, min_length = 1, max_length = 1024)]
     pub refresh_token: Option<String>,
 }
+
+/// Body of `POST /v1/me/profile`: what the user filled in (`chooseAvatar`, the nickname
+/// input). Either field or both; what is not sent is kept.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ProfileBody {
+    /// 1 to 64 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]{1,64}$"
+    )]
+    pub nickname: Option<String>,
+    /// An https URL of printable ASCII, at most 1,024 bytes.
+    #[schema(max_length = 1024, pattern = "^https://[!-.0-~][!-~]*$")]
+    pub avatar_url: Option<String>,
+}

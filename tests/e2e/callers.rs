@@ -6,8 +6,8 @@ use tonic_types::StatusExt;
 use wxauth_e2e::stack::{Client, Stack};
 use wxauth_proto::v1::{
     CompleteLoginRequest, CreateSessionRequest, GetJwksRequest, GetMeRequest, GetUserRequest,
-    LoginRequest, LogoutRequest, RefreshTokenRequest, RevokeUserSessionsRequest,
-    ValidateTokenRequest,
+    ListAuditEventsRequest, LoginRequest, LogoutRequest, RefreshTokenRequest,
+    RevokeUserSessionsRequest, UpdateProfileRequest, ValidateTokenRequest,
 };
 
 /// Calls RPC number `rpc` with empty input; returns the status (Ok for success).
@@ -28,6 +28,14 @@ async fn call(client: &mut Client, rpc: &str) -> Result<(), tonic::Status> {
             .map(drop),
         "Logout" => client.logout(LogoutRequest::default()).await.map(drop),
         "GetMe" => client.get_me(GetMeRequest::default()).await.map(drop),
+        "UpdateProfile" => client
+            .update_profile(UpdateProfileRequest::default())
+            .await
+            .map(drop),
+        "ListAuditEvents" => client
+            .list_audit_events(ListAuditEventsRequest::default())
+            .await
+            .map(drop),
         "ValidateToken" => client
             .validate_token(ValidateTokenRequest::default())
             .await
@@ -59,6 +67,8 @@ async fn every_rpc_needs_a_known_caller_with_the_right_scope() {
         ("RefreshToken", [true, false, false]),
         ("Logout", [true, false, false]),
         ("GetMe", [true, false, false]),
+        ("UpdateProfile", [true, false, false]),
+        ("ListAuditEvents", [false, false, true]),
         ("ValidateToken", [false, true, true]),
         ("GetJwks", [true, true, true]),
         ("GetUser", [false, false, true]),

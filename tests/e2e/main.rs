@@ -12,6 +12,7 @@ mod grpc;
 mod limits;
 mod login;
 mod operations;
+mod profile;
 mod revocation;
 mod rotation;
 mod shutdown;

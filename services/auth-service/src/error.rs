@@ -147,6 +147,12 @@ impl From<crate::domain::InvalidBearer> for AuthError {
     }
 }
 
+impl From<crate::domain::InvalidProfile> for AuthError {
+    fn from(err: crate::domain::InvalidProfile) -> Self {
+        Self::InvalidArgument(err.to_string())
+    }
+}
+
 impl From<wxauth_wechat::InvalidValue> for AuthError {
     fn from(err: wxauth_wechat::InvalidValue) -> Self {
         Self::InvalidArgument(err.to_string())

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::{
     audit::AuditLog,
-    domain::{AuditEvent, Bearer, CallContext, User},
+    domain::{AuditEvent, Bearer, CallContext, FilledProfile, User},
     error::AuthError,
     store::PgStore,
     tokens::Tokens,
@@ -53,6 +53,20 @@ impl Users {
         let claims = self.tokens.validate(token, None).await?;
         let user_id = claims.sub.parse().map_err(|_| AuthError::TokenInvalid)?;
         self.get(user_id).await
+    }
+
+    /// Stores what the holder of `token` filled in of their profile.
+    pub async fn update_profile(
+        &self,
+        token: &Bearer,
+        filled: &FilledProfile,
+    ) -> Result<User, AuthError> {
+        let claims = self.tokens.validate(token, None).await?;
+        let user_id = claims.sub.parse().map_err(|_| AuthError::TokenInvalid)?;
+        self.store
+            .update_profile(user_id, filled)
+            .await?
+            .ok_or(AuthError::UserNotFound)
     }
 
     /// Ends every session family of a user, and their open login sessions.

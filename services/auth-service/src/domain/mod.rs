@@ -10,6 +10,8 @@ pub mod user;
 
 pub use audit::{AuditEvent, AuditKind, CallContext, NewAuditEvent};
 pub use bearer::{Bearer, InvalidBearer};
-pub use profile::{PLACEHOLDER_NICKNAME, Phone, Profile, UserUpdate};
+pub use profile::{
+    FilledProfile, InvalidProfile, PLACEHOLDER_NICKNAME, Phone, Profile, UserUpdate,
+};
 pub use session::LoginSession;
 pub use user::User;

@@ -105,6 +105,67 @@ impl UserUpdate {
     }
 }
 
+/// What the user filled in themselves (`UpdateProfile`): checked, at least one field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilledProfile {
+    /// 1 to 64 characters, no control characters.
+    pub nickname: Option<String>,
+    /// An https URL of printable ASCII, at most 1,024 bytes.
+    pub avatar_url: Option<String>,
+}
+
+/// The longest nickname, in characters.
+pub const MAX_NICKNAME_CHARS: usize = 64;
+/// The longest avatar URL, in bytes.
+pub const MAX_AVATAR_URL_BYTES: usize = 1024;
+
+/// Why a filled-in profile is refused; each names the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidProfile {
+    /// Neither field was sent.
+    #[error("send nickname, avatar_url or both")]
+    Empty,
+    /// The nickname breaks its rule.
+    #[error("nickname must be 1 to 64 characters without control characters")]
+    Nickname,
+    /// The avatar URL breaks its rule.
+    #[error("avatar_url must be an https:// URL of printable ASCII, at most 1024 bytes")]
+    AvatarUrl,
+}
+
+impl FilledProfile {
+    /// Checks what the mini-program sent. The same rules are published in the REST
+    /// contract as patterns, so they are exact, not "looks like a URL".
+    pub fn parse(
+        nickname: Option<String>,
+        avatar_url: Option<String>,
+    ) -> Result<Self, InvalidProfile> {
+        if nickname.is_none() && avatar_url.is_none() {
+            return Err(InvalidProfile::Empty);
+        }
+        if let Some(nickname) = &nickname {
+            let chars = nickname.chars().count();
+            if chars == 0 || chars > MAX_NICKNAME_CHARS || nickname.chars().any(char::is_control) {
+                return Err(InvalidProfile::Nickname);
+            }
+        }
+        if let Some(url) = &avatar_url {
+            let rest = url.strip_prefix("https://").unwrap_or_default();
+            let valid = url.len() <= MAX_AVATAR_URL_BYTES
+                && !rest.is_empty()
+                && !rest.starts_with('/')
+                && rest.bytes().all(|b| b.is_ascii_graphic());
+            if !valid {
+                return Err(InvalidProfile::AvatarUrl);
+            }
+        }
+        Ok(Self {
+            nickname,
+            avatar_url,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use wxauth_wechat::crypto::Watermark;
@@ -178,5 +239,43 @@ mod tests {
         assert_eq!(phone.country_code.as_deref(), Some("852"));
         assert_eq!(phone.pure_number, "61234567");
         assert_eq!(update.profile, Profile::default());
+    }
+
+    #[test]
+    fn a_filled_in_profile_follows_its_published_rules() {
+        let ok = |nick: Option<&str>, url: Option<&str>| {
+            FilledProfile::parse(nick.map(str::to_owned), url.map(str::to_owned))
+        };
+        assert!(ok(Some("小明"), None).is_ok());
+        assert!(ok(None, Some("https://thirdwx.qlogo.cn/mmopen/x/132")).is_ok());
+        assert!(ok(Some(&"界".repeat(64)), Some("https://a")).is_ok());
+        assert_eq!(ok(None, None), Err(InvalidProfile::Empty));
+        for bad in [
+            String::new(),
+            "tab\there".into(),
+            "x\u{85}".into(),
+            "界".repeat(65),
+        ] {
+            assert_eq!(
+                ok(Some(&bad), None),
+                Err(InvalidProfile::Nickname),
+                "{bad:?}"
+            );
+        }
+        for bad in [
+            "http://a/b".to_owned(),
+            "https://".into(),
+            "https:///path".into(),
+            "https://a b".into(),
+            "https://例子.cn/a".into(),
+            format!("https://a/{}", "x".repeat(1015)),
+        ] {
+            assert_eq!(
+                ok(None, Some(&bad)),
+                Err(InvalidProfile::AvatarUrl),
+                "{bad:?}"
+            );
+        }
+        assert!(ok(None, Some(&format!("https://a/{}", "x".repeat(1014)))).is_ok());
     }
 }

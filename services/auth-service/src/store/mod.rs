@@ -21,6 +21,7 @@ pub mod pool;
 pub mod revocations;
 pub mod sessions;
 pub mod upkeep;
+pub mod users;
 
 use sqlx::postgres::PgConnection;
 

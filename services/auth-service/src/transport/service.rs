@@ -7,15 +7,19 @@ use wxauth_proto::v1::{
     GetJwksRequest, GetJwksResponse, GetMeRequest, GetMeResponse, GetUserRequest, GetUserResponse,
     ListAuditEventsRequest, ListAuditEventsResponse, LoginRequest, LoginResponse, LogoutRequest,
     LogoutResponse, RefreshTokenRequest, RefreshTokenResponse, RevokeUserSessionsRequest,
-    RevokeUserSessionsResponse, ValidateTokenRequest, ValidateTokenResponse,
-    auth_service_server::AuthService,
+    RevokeUserSessionsResponse, UpdateProfileRequest, UpdateProfileResponse, ValidateTokenRequest,
+    ValidateTokenResponse, auth_service_server::AuthService,
 };
 
 use super::{
     AuthApi, Rpc,
     convert::{self, timestamp, token_pair, user_message},
 };
-use crate::{callers::Scope, domain::Bearer, error::AuthError};
+use crate::{
+    callers::Scope,
+    domain::{Bearer, FilledProfile},
+    error::AuthError,
+};
 
 #[tonic::async_trait]
 impl AuthService for AuthApi {
@@ -117,6 +121,23 @@ impl AuthService for AuthApi {
             let token = Bearer::parse("access_token", req.access_token)?;
             Ok(GetMeResponse {
                 user: Some(user_message(self.users.me(&token).await?)),
+            })
+        })
+        .await
+    }
+
+    async fn update_profile(
+        &self,
+        request: Request<UpdateProfileRequest>,
+    ) -> Result<Response<UpdateProfileResponse>, Status> {
+        let rpc = Rpc::new("UpdateProfile", Some(Scope::Login));
+        self.call(request, rpc, |req, _| async move {
+            let token = Bearer::parse("access_token", req.access_token)?;
+            let filled = FilledProfile::parse(req.nickname, req.avatar_url)?;
+            Ok(UpdateProfileResponse {
+                user: Some(user_message(
+                    self.users.update_profile(&token, &filled).await?,
+                )),
             })
         })
         .await

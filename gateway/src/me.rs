@@ -1,0 +1,55 @@
+//! What a logged-in user changes about themselves: `/v1/me/...` with their bearer token.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, Request, State},
+    response::Response,
+};
+use wxauth_proto::v1::UpdateProfileRequest;
+
+use crate::{
+    AppState,
+    envelope::{self, ApiError, Envelope, ErrorEnvelope},
+    request_id::RequestId,
+    routes::{body_rejection, parse_any},
+    v1::bearer,
+    views::{ProfileBody, UserView},
+};
+
+/// `POST /v1/me/profile` `{nickname?, avatar_url?}`: the user's own profile.
+#[utoipa::path(post, path = "/v1/me/profile", tag = "v1",
+    description = "The user fills in their nickname and avatar (chooseAvatar, the nickname input). Either or both; what is not sent is kept. A later login never overwrites them with WeChat's placeholder.",
+    request_body = ProfileBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the user, as stored now", body = Envelope<UserView>),
+        (status = 400, description = "10001: nickname or avatar_url breaks its rule, or neither was sent", body = ErrorEnvelope),
+        (status = 401, description = "10007: no token, or an invalid or expired one", body = ErrorEnvelope),
+        (status = 413, description = "10001: the body is too large", body = ErrorEnvelope),
+        (status = 415, description = "10001: not JSON or a form", body = ErrorEnvelope),
+        (status = 503, description = "10500: the login service is unavailable or busy", body = ErrorEnvelope),
+    ))]
+pub(crate) async fn update_profile(
+    State(state): State<AppState>,
+    request_id: RequestId,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let access_token = bearer(request.headers())?;
+    let headers = request.headers().clone();
+    let bytes = Bytes::from_request(request, &state)
+        .await
+        .map_err(body_rejection)?;
+    let given: ProfileBody = parse_any(&headers, &bytes)?;
+    let message = UpdateProfileRequest {
+        access_token,
+        nickname: given.nickname,
+        avatar_url: given.avatar_url,
+    };
+    let updated = state
+        .auth
+        .clone()
+        .update_profile(state.upstream(message, &request_id))
+        .await?
+        .into_inner();
+    Ok(envelope::ok(updated.user.map(UserView::from)))
+}

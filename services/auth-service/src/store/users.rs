@@ -1,0 +1,39 @@
+//! Changes a user makes to their own record after logging in.
+
+use std::sync::LazyLock;
+
+use super::{
+    PgStore, StoreError,
+    logins::{USER_COLUMNS, user_from_row},
+};
+use crate::domain::{FilledProfile, User};
+
+/// Writes the fields given and keeps the others; returns the user as stored.
+static UPDATE_PROFILE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "update users as u set nickname = coalesce($2, u.nickname), \
+           avatar_url = coalesce($3, u.avatar_url), updated_at = now() \
+         where u.user_id = $1 returning {USER_COLUMNS}"
+    )
+});
+
+impl PgStore {
+    /// Stores what the user filled in; `None` when there is no such user.
+    pub async fn update_profile(
+        &self,
+        user_id: i64,
+        filled: &FilledProfile,
+    ) -> Result<Option<User>, StoreError> {
+        let row = self
+            .run(async |conn| {
+                sqlx::query(&UPDATE_PROFILE)
+                    .bind(user_id)
+                    .bind(filled.nickname.as_deref())
+                    .bind(filled.avatar_url.as_deref())
+                    .fetch_optional(conn)
+                    .await
+            })
+            .await?;
+        Ok(row.map(|row| user_from_row(&row)).transpose()?)
+    }
+}

@@ -1,0 +1,146 @@
+//! Profile fill-in: what `chooseAvatar` and the nickname input give, stored through
+//! `POST /v1/me/profile` and never overwritten by WeChat's placeholder at a later login.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use wxauth_e2e::stack::{APP, Stack, envelope};
+use wxauth_proto::v1::UpdateProfileRequest;
+
+async fn fill_in(stack: &Stack, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+    let mut request = stack
+        .http
+        .post(format!("{}/v1/me/profile", stack.gateway.url()))
+        .json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    envelope(request.send().await.unwrap()).await
+}
+
+async fn me(stack: &Stack, token: &str) -> Value {
+    let (status, body) = envelope(
+        stack
+            .http
+            .get(format!("{}/v1/me", stack.gateway.url()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["data"].clone()
+}
+
+#[tokio::test]
+async fn a_filled_in_profile_is_stored_and_survives_the_placeholder() {
+    let stack = Stack::start().await;
+    let login = stack.v1_login(APP, "o-profile").await;
+    let token = login["access_token"].as_str().unwrap();
+
+    let avatar = "https://thirdwx.qlogo.cn/mmopen/vi_32/abc/132";
+    let (status, body) = fill_in(
+        &stack,
+        Some(token),
+        json!({"nickname": "小明 Ming", "avatar_url": avatar}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["nickname"], "小明 Ming");
+    assert_eq!(body["data"]["avatar_url"], avatar);
+
+    // One field alone changes only that field.
+    let (status, body) = fill_in(&stack, Some(token), json!({"nickname": "Ming"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let shown = me(&stack, token).await;
+    assert_eq!(shown["nickname"], "Ming");
+    assert_eq!(shown["avatar_url"], avatar);
+
+    // A later login whose wx.getUserInfo() gives WeChat's placeholder keeps what the user
+    // filled in.
+    let data = stack
+        .login(
+            APP,
+            "o-profile",
+            json!({"nickName": "微信用户", "avatarUrl": "https://thirdwx.qlogo.cn/grey/0", "gender": 0}),
+        )
+        .await;
+    assert_eq!(data["user"]["nickname"], "Ming", "{data}");
+    assert_eq!(data["user"]["avatar_url"], avatar, "{data}");
+
+    // Over gRPC, as the gateway calls it: the same rules.
+    let mut gateway = stack.grpc_as(Some(&stack.keys.gateway)).await;
+    let refused = gateway
+        .update_profile(UpdateProfileRequest {
+            access_token: token.into(),
+            nickname: None,
+            avatar_url: Some("http://insecure.example/a.png".into()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("https://"), "{refused:?}");
+}
+
+#[tokio::test]
+async fn a_profile_that_breaks_its_rules_is_refused_and_nothing_changes() {
+    let stack = Stack::start().await;
+    let login = stack.v1_login(APP, "o-profile-bad").await;
+    let token = login["access_token"].as_str().unwrap();
+    let (status, _) = fill_in(&stack, Some(token), json!({"nickname": "Kept"})).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let cases: Vec<(&str, Value, u16, i64)> = vec![
+        ("nothing", json!({}), 400, 10001),
+        ("nulls only", json!({"nickname": null}), 400, 10001),
+        ("empty nickname", json!({"nickname": ""}), 400, 10001),
+        (
+            "control character",
+            json!({"nickname": "a\u{7}b"}),
+            400,
+            10001,
+        ),
+        ("newline", json!({"nickname": "a\nb"}), 400, 10001),
+        (
+            "65 characters",
+            json!({"nickname": "界".repeat(65)}),
+            400,
+            10001,
+        ),
+        (
+            "http avatar",
+            json!({"avatar_url": "http://a.example/x.png"}),
+            400,
+            10001,
+        ),
+        (
+            "avatar too long",
+            json!({"avatar_url": format!("https://a/{}", "x".repeat(1015))}),
+            400,
+            10001,
+        ),
+        (
+            "avatar with a space",
+            json!({"avatar_url": "https://a.example/x y.png"}),
+            400,
+            10001,
+        ),
+    ];
+    for (case, body, status, code) in cases {
+        let (got, answer) = fill_in(&stack, Some(token), body).await;
+        assert_eq!(
+            (got.as_u16(), answer["code"].as_i64()),
+            (status, Some(code)),
+            "{case}: {answer}"
+        );
+    }
+    let (got, answer) = fill_in(&stack, None, json!({"nickname": "x"})).await;
+    assert_eq!(
+        (got, answer["code"].as_i64()),
+        (StatusCode::UNAUTHORIZED, Some(10007))
+    );
+    let (got, _) = fill_in(&stack, Some("not.a.token"), json!({"nickname": "x"})).await;
+    assert_eq!(got, StatusCode::UNAUTHORIZED);
+
+    assert_eq!(me(&stack, token).await["nickname"], "Kept");
+}
