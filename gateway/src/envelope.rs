@@ -34,6 +34,8 @@ pub enum Code {
     UnknownApp = 10008,
     /// 10009: no such user.
     UserNotFound = 10009,
+    /// 10010: WeChat refused the code of the getPhoneNumber button: tap it again.
+    PhoneCodeRejected = 10010,
     /// 10500: internal error, or the login service is unavailable.
     Internal = 10500,
 }
@@ -141,6 +143,8 @@ pub fn classify(reason: ErrorReason) -> (StatusCode, Code) {
             (StatusCode::UNAUTHORIZED, Code::CodeRejected)
         }
         ErrorReason::LoginBlocked => (StatusCode::FORBIDDEN, Code::CodeRejected),
+        ErrorReason::PhoneCodeRejected => (StatusCode::BAD_REQUEST, Code::PhoneCodeRejected),
+        ErrorReason::SessionKeyInvalid => (StatusCode::UNAUTHORIZED, Code::SessionUnknown),
         ErrorReason::DecryptionFailed | ErrorReason::SignatureMismatch => {
             (StatusCode::BAD_REQUEST, Code::DataInvalid)
         }
@@ -291,6 +295,8 @@ mod tests {
             ErrorReason::SessionNotFound => (401, 10002),
             ErrorReason::CodeRejected | ErrorReason::CodeAlreadyUsed => (401, 10003),
             ErrorReason::LoginBlocked => (403, 10003),
+            ErrorReason::PhoneCodeRejected => (400, 10010),
+            ErrorReason::SessionKeyInvalid => (401, 10002),
             ErrorReason::RateLimited => (429, 10006),
             ErrorReason::WechatMisconfigured | ErrorReason::WechatError => (502, 10005),
             ErrorReason::WechatUnavailable => (503, 10005),

@@ -79,6 +79,21 @@ pub fn appid(value: Option<String>) -> Result<String, ApiError> {
 
 /// The code of `wx.login()`: 1 to 128 letters, digits, `_` or `-`.
 pub fn code(value: Option<String>) -> Result<String, ApiError> {
+    code_shaped(
+        value,
+        "code must be the code from wx.login(): letters, digits, '_' or '-'",
+    )
+}
+
+/// The code of the `getPhoneNumber` button: the same shape as a login code.
+pub fn phone_code(value: Option<String>) -> Result<String, ApiError> {
+    code_shaped(
+        value,
+        "code must be the code of the getPhoneNumber button (e.detail.code): letters, digits, '_' or '-'",
+    )
+}
+
+fn code_shaped(value: Option<String>, rule: &'static str) -> Result<String, ApiError> {
     let value = bounded("code", value, MAX_CODE_CHARS)?;
     if value
         .bytes()
@@ -86,9 +101,7 @@ pub fn code(value: Option<String>) -> Result<String, ApiError> {
     {
         Ok(value)
     } else {
-        Err(ApiError::bad_request(
-            "code must be the code from wx.login(): letters, digits, '_' or '-'",
-        ))
+        Err(ApiError::bad_request(rule))
     }
 }
 

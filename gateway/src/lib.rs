@@ -102,6 +102,7 @@ pub fn router(
         .route("/v1/logout", post(v1::logout))
         .route("/v1/me", get(v1::me))
         .route("/v1/me/profile", post(me::update_profile))
+        .route("/v1/me/phone", post(me::bind_phone))
         .route("/.well-known/jwks.json", get(v1::jwks))
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(routes::not_found)

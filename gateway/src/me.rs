@@ -5,15 +5,16 @@ use axum::{
     extract::{FromRequest, Request, State},
     response::Response,
 };
-use wxauth_proto::v1::UpdateProfileRequest;
+use wxauth_proto::v1::{BindPhoneNumberRequest, UpdateProfileRequest};
 
 use crate::{
     AppState,
     envelope::{self, ApiError, Envelope, ErrorEnvelope},
+    input,
     request_id::RequestId,
     routes::{body_rejection, parse_any},
     v1::bearer,
-    views::{ProfileBody, UserView},
+    views::{PhoneBody, ProfileBody, UserView},
 };
 
 /// `POST /v1/me/profile` `{nickname?, avatar_url?}`: the user's own profile.
@@ -52,4 +53,44 @@ pub(crate) async fn update_profile(
         .await?
         .into_inner();
     Ok(envelope::ok(updated.user.map(UserView::from)))
+}
+
+/// `POST /v1/me/phone` `{code}`: binds the phone number behind the `getPhoneNumber`
+/// button's code to the user.
+#[utoipa::path(post, path = "/v1/me/phone", tag = "v1",
+    description = "Binds the phone number behind the code of the getPhoneNumber button (e.detail.code; not the login code) to the user. The code works once, for five minutes.",
+    request_body = PhoneBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the user, with the phone number", body = Envelope<UserView>),
+        (status = 400, description = "10001: code missing or malformed; 10010: WeChat refused the code (tap the button again)", body = ErrorEnvelope),
+        (status = 401, description = "10007: no token, or an invalid or expired one", body = ErrorEnvelope),
+        (status = 413, description = "10001: the body is too large", body = ErrorEnvelope),
+        (status = 415, description = "10001: not JSON or a form", body = ErrorEnvelope),
+        (status = 429, description = "10006: WeChat's rate limit", body = ErrorEnvelope),
+        (status = 502, description = "10005: WeChat answered unexpectedly, or the app does not meet WeChat's requirements", body = ErrorEnvelope),
+        (status = 503, description = "10005: WeChat busy or slow; 10500: the login service is unavailable or busy", body = ErrorEnvelope),
+    ))]
+pub(crate) async fn bind_phone(
+    State(state): State<AppState>,
+    request_id: RequestId,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let access_token = bearer(request.headers())?;
+    let headers = request.headers().clone();
+    let bytes = Bytes::from_request(request, &state)
+        .await
+        .map_err(body_rejection)?;
+    let given: PhoneBody = parse_any(&headers, &bytes)?;
+    let message = BindPhoneNumberRequest {
+        access_token,
+        code: input::phone_code(given.code)?,
+    };
+    let bound = state
+        .auth
+        .clone()
+        .bind_phone_number(state.upstream(message, &request_id))
+        .await?
+        .into_inner();
+    Ok(envelope::ok(bound.user.map(UserView::from)))
 }

@@ -29,6 +29,7 @@ use crate::{me, routes, v1};
         v1::logout,
         v1::me,
         me::update_profile,
+        me::bind_phone,
         v1::jwks,
         openapi_json,
     ),

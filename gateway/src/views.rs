@@ -199,3 +199,11 @@ pub struct ProfileBody {
     #[schema(max_length = 1024, pattern = "^https://[!-.0-~][!-~]*$")]
     pub avatar_url: Option<String>,
 }
+
+/// Body of `POST /v1/me/phone`: the code of the `getPhoneNumber` button.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PhoneBody {
+    /// `e.detail.code` of the button's callback (not the login code).
+    #[schema(value_type = String, required = true, pattern = "^[A-Za-z0-9_-]{1,128}$")]
+    pub code: Option<String>,
+}

@@ -5,9 +5,10 @@ use tonic::Code;
 use tonic_types::StatusExt;
 use wxauth_e2e::stack::{Client, Stack};
 use wxauth_proto::v1::{
-    CompleteLoginRequest, CreateSessionRequest, GetJwksRequest, GetMeRequest, GetUserRequest,
-    ListAuditEventsRequest, LoginRequest, LogoutRequest, RefreshTokenRequest,
-    RevokeUserSessionsRequest, UpdateProfileRequest, ValidateTokenRequest,
+    BindPhoneNumberRequest, CompleteLoginRequest, CreateSessionRequest, GetJwksRequest,
+    GetMeRequest, GetUserRequest, ListAppAccessTokensRequest, ListAuditEventsRequest, LoginRequest,
+    LogoutRequest, RefreshTokenRequest, RevokeUserSessionsRequest, UpdateProfileRequest,
+    ValidateTokenRequest,
 };
 
 /// Calls RPC number `rpc` with empty input; returns the status (Ok for success).
@@ -30,6 +31,14 @@ async fn call(client: &mut Client, rpc: &str) -> Result<(), tonic::Status> {
         "GetMe" => client.get_me(GetMeRequest::default()).await.map(drop),
         "UpdateProfile" => client
             .update_profile(UpdateProfileRequest::default())
+            .await
+            .map(drop),
+        "BindPhoneNumber" => client
+            .bind_phone_number(BindPhoneNumberRequest::default())
+            .await
+            .map(drop),
+        "ListAppAccessTokens" => client
+            .list_app_access_tokens(ListAppAccessTokensRequest::default())
             .await
             .map(drop),
         "ListAuditEvents" => client
@@ -69,6 +78,8 @@ async fn every_rpc_needs_a_known_caller_with_the_right_scope() {
         ("GetMe", [true, false, false]),
         ("UpdateProfile", [true, false, false]),
         ("ListAuditEvents", [false, false, true]),
+        ("BindPhoneNumber", [true, false, false]),
+        ("ListAppAccessTokens", [false, false, true]),
         ("ValidateToken", [false, true, true]),
         ("GetJwks", [true, true, true]),
         ("GetUser", [false, false, true]),

@@ -12,6 +12,7 @@ mod grpc;
 mod limits;
 mod login;
 mod operations;
+mod phone;
 mod profile;
 mod revocation;
 mod rotation;

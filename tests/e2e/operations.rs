@@ -45,8 +45,14 @@ async fn metrics_count_calls_by_rpc_route_and_wechat_errcode() {
             r#"wxauth_rpc_requests_total{method="CompleteLogin",outcome="OK"}"#,
             1.0,
         ),
-        (r#"wxauth_wechat_calls_total{outcome="ok"}"#, 1.0),
-        (r#"wxauth_wechat_calls_total{outcome="40029"}"#, 1.0),
+        (
+            r#"wxauth_wechat_calls_total{api="jscode2session",outcome="ok"}"#,
+            1.0,
+        ),
+        (
+            r#"wxauth_wechat_calls_total{api="jscode2session",outcome="40029"}"#,
+            1.0,
+        ),
         (
             r#"wxauth_rpc_duration_seconds_count{method="CreateSession"}"#,
             2.0,
@@ -229,6 +235,8 @@ async fn the_openapi_document_describes_exactly_the_live_routes() {
         ("post", "/v1/token/refresh"),
         ("post", "/v1/logout"),
         ("get", "/v1/me"),
+        ("post", "/v1/me/profile"),
+        ("post", "/v1/me/phone"),
         ("get", "/.well-known/jwks.json"),
         ("get", "/openapi.json"),
     ]

@@ -41,6 +41,8 @@ pub struct Options {
     pub gateway_env: Vec<(&'static str, String)>,
     /// More WXAUTH_CALLERS entries (`name:scopes:credential`).
     pub extra_callers: Vec<String>,
+    /// More settings of the simulator.
+    pub sim_env: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
             auth_env: Vec::new(),
             gateway_env: Vec::new(),
             extra_callers: Vec::new(),
+            sim_env: Vec::new(),
         }
     }
 }
@@ -133,20 +136,18 @@ impl Stack {
             ops: format!("ops-{}", random_hex(16)),
         };
 
-        let sim = Proc::spawn(
-            "wechat-sim",
-            &[
-                ("WECHAT_SIM_ADDR", "127.0.0.1:0".into()),
-                (
-                    "WECHAT_SIM_APPS",
-                    format!(
-                        "{APP}:{secret},{APP2}:{secret2},{APP_BAD_SECRET}:{}",
-                        random_hex(16)
-                    ),
+        let mut sim_env = vec![
+            ("WECHAT_SIM_ADDR", "127.0.0.1:0".into()),
+            (
+                "WECHAT_SIM_APPS",
+                format!(
+                    "{APP}:{secret},{APP2}:{secret2},{APP_BAD_SECRET}:{}",
+                    random_hex(16)
                 ),
-            ],
-            &dir,
-        );
+            ),
+        ];
+        sim_env.extend(options.sim_env.iter().cloned());
+        let sim = Proc::spawn("wechat-sim", &sim_env, &dir);
         let auth_env = vec![
             ("DATABASE_URL", db.url.clone()),
             ("WXAUTH_GRPC_ADDR", "127.0.0.1:0".into()),
@@ -389,6 +390,47 @@ impl Stack {
             .await
             .expect("stats are json");
         stats["exchanges"].as_u64().expect("exchanges is a number")
+    }
+
+    /// The simulator's counters: `exchanges`, `token_fetches` and `tokens_issued` (per
+    /// appid), `token_refusals`.
+    pub async fn sim_stats(&self) -> Value {
+        self.http
+            .get(format!("{}/sim/stats", self.sim.url()))
+            .send()
+            .await
+            .expect("the simulator answers")
+            .json()
+            .await
+            .expect("stats are json")
+    }
+
+    /// The `getPhoneNumber` button: a code for the user's number (country code 86).
+    pub async fn mint_phone_code(&self, appid: &str, openid: &str, pure_number: &str) -> String {
+        let body = json!({
+            "appid": appid, "openid": openid,
+            "phone_number": pure_number, "pure_phone_number": pure_number, "country_code": "86",
+        });
+        self.sim_post("/sim/phone_code", body).await["code"]
+            .as_str()
+            .expect("the simulator mints a phone code")
+            .to_owned()
+    }
+
+    /// Ends an app's access_tokens at WeChat: `expire` (42001) or `invalidate` (40001).
+    pub async fn end_access_tokens(&self, appid: &str, action: &str) {
+        let status = self
+            .http
+            .post(format!("{}/sim/access_token", self.sim.url()))
+            .json(&json!({ "appid": appid, "action": action }))
+            .send()
+            .await
+            .expect("the simulator answers")
+            .status();
+        assert!(
+            status.is_success(),
+            "the simulator took the control: {status}"
+        );
     }
 
     /// The user's live session_key, as WeChat (the simulator) knows it.

@@ -4,7 +4,9 @@
 use aes::Aes128;
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use cbc::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
+use hmac::{Hmac, Mac};
 use sha1::{Digest, Sha1};
+use sha2::Sha256;
 
 /// 16 random bytes, base64: a session_key, as WeChat issues them.
 pub(crate) fn new_session_key() -> String {
@@ -36,4 +38,31 @@ pub(crate) fn sign(raw_data: &str, session_key: &str) -> String {
     hasher.update(raw_data.as_bytes());
     hasher.update(session_key.as_bytes());
     hex::encode(hasher.finalize())
+}
+
+/// The session signature of checksession and resetusersessionkey, as WeChat documents it:
+/// lowercase hex of HMAC-SHA256 keyed by the session_key's base64 text, over `message`.
+pub(crate) fn session_signature(session_key: &str, message: &[u8]) -> String {
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(session_key.as_bytes()) else {
+        unreachable!("hmac accepts keys of any length")
+    };
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The worked examples of `shared/wechat/vectors.md`.
+    #[test]
+    fn the_session_signature_is_tencents() {
+        let key = "o0q0otL8aEzpcZL/FT9WsQ==";
+        assert_eq!(
+            super::session_signature(key, br#"{"foo":"bar"}"#),
+            "654571f79995b2ce1e149e53c0a33dc39c0a74090db514261454e8dbe432aa0b"
+        );
+        assert_eq!(
+            super::session_signature(key, b""),
+            "46e043c5525c2d817c44be603d30837a808a1d930d038f6fdc3e62a201fed128"
+        );
+    }
 }

@@ -13,12 +13,25 @@
 //! - What a test needs to play the mini-program, under `/sim/`: mint a code as `wx.login()`
 //!   does, and produce `encryptedData`/`iv`/`rawData`/`signature` as `wx.getUserInfo()` and
 //!   the legacy `getPhoneNumber` do, under the user's current session_key.
-//! - Faults: answer the next calls with a chosen errcode, or slowly.
+//! - `POST /cgi-bin/stable_token`: one current token per app, handed out until five minutes
+//!   before it expires, then a new one (the old keeps working until it expires);
+//!   `force_refresh` (at most every 30 s) ends the old one at once. Calls made with an
+//!   invalidated token get 40001, with an expired one 42001; `/sim/access_token` ends an
+//!   app's tokens either way, and `/sim/stats` counts fetches, new tokens and refusals.
+//! - `POST /wxa/business/getuserphonenumber`: codes of the `getPhoneNumber` button (minted
+//!   with `/sim/phone_code`), used once, for five minutes, for their app and user (40029).
+//! - `GET /wxa/checksession` and `GET /wxa/resetusersessionkey`: the HMAC-SHA256 session
+//!   signature keyed by the session_key text (87009 when it does not match, 87008 for
+//!   another sig_method); a reset gives the user a new session_key at once.
+//! - Faults: answer the next calls of an endpoint with a chosen errcode, or slowly, or with
+//!   garbage.
 
 mod crypto;
 mod miniprogram;
+mod platform;
 mod routes;
 mod state;
+mod wxa;
 
 pub use miniprogram::{MiniProgramError, SignedUserInfo, Watermark};
 pub use routes::router;

@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use clap::Parser;
 use tokio::net::TcpListener;
 
-/// Simulates WeChat's mini-program server API (jscode2session and the encryptedData
-/// crypto) plus the /sim/ controls tests use to play the mini-program.
+/// Simulates WeChat's mini-program server API (jscode2session, stable_token, the phone
+/// number by code, checksession and resetusersessionkey, and the encryptedData crypto) plus
+/// the /sim/ controls tests use to play the mini-program.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -23,6 +24,10 @@ struct Args {
         default_value = ""
     )]
     apps: String,
+
+    /// How long the access_tokens it issues live, in seconds (WeChat: 7200).
+    #[arg(long, env = "WECHAT_SIM_TOKEN_TTL_SECS", default_value_t = 7200)]
+    token_ttl_secs: u64,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -53,7 +58,9 @@ async fn main() -> std::process::ExitCode {
         }
     };
     println!("listening on {local}");
-    let app = wechat_sim::router(wechat_sim::Sim::new(apps));
+    let sim = wechat_sim::Sim::new(apps)
+        .with_token_ttl(std::time::Duration::from_secs(args.token_ttl_secs.max(1)));
+    let app = wechat_sim::router(sim);
     let served = wxauth_runtime::http::serve(listener, app, async {
         signals.recv().await;
     })

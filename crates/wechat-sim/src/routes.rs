@@ -16,12 +16,19 @@ use crate::{
     crypto,
     miniprogram::{self, MiniProgramError, Watermark},
     state::{CODE_TTL, Fault, Sim},
+    wxa,
 };
 
 /// The simulator's routes over shared state.
 pub fn router(sim: Sim) -> Router {
     Router::new()
         .route("/sns/jscode2session", get(jscode2session))
+        .route("/cgi-bin/stable_token", post(wxa::stable_token))
+        .route("/wxa/business/getuserphonenumber", post(wxa::phone_number))
+        .route("/wxa/checksession", get(wxa::check_session))
+        .route("/wxa/resetusersessionkey", get(wxa::reset_session_key))
+        .route("/sim/phone_code", post(wxa::mint_phone_code))
+        .route("/sim/access_token", post(wxa::control_tokens))
         .route("/sim/login", post(mint_code))
         .route("/sim/userinfo", post(user_info))
         .route("/sim/phone", post(phone))
@@ -31,8 +38,22 @@ pub fn router(sim: Sim) -> Router {
         .with_state(sim)
 }
 
+/// The fault queued for `endpoint`, if any, played out: after its delay, its garbage or
+/// its errcode (`None` when there is none, or it only delays).
+pub(crate) async fn injected(sim: &Sim, endpoint: &str) -> Option<Response> {
+    let fault = sim.lock().take_fault(endpoint)?;
+    tokio::time::sleep(fault.delay).await;
+    if let Some((status, body)) = fault.garbage {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        return Some((status, body).into_response());
+    }
+    fault
+        .errcode
+        .map(|errcode| wechat_error(errcode, "simulated error"))
+}
+
 /// WeChat answers every API error with HTTP 200 and this body.
-fn wechat_error(errcode: i64, errmsg: &str) -> Response {
+pub(crate) fn wechat_error(errcode: i64, errmsg: &str) -> Response {
     let rid = hex::encode(crypto::random_bytes::<4>());
     Json(json!({ "errcode": errcode, "errmsg": format!("{errmsg}, rid: {rid}") })).into_response()
 }
@@ -67,20 +88,9 @@ async fn jscode2session(
         return wechat_error(40097, "invalid args: jscode2session takes no access_token");
     }
 
-    let fault = {
-        let mut state = sim.lock();
-        state.exchanges += 1;
-        state.faults.pop_front()
-    };
-    if let Some(fault) = fault {
-        tokio::time::sleep(fault.delay).await;
-        if let Some((status, body)) = fault.garbage {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-            return (status, body).into_response();
-        }
-        if let Some(errcode) = fault.errcode {
-            return wechat_error(errcode, "simulated error");
-        }
+    sim.lock().exchanges += 1;
+    if let Some(answer) = injected(&sim, "jscode2session").await {
+        return answer;
     }
 
     let mut state = sim.lock();
@@ -227,10 +237,15 @@ struct FaultRequest {
     /// With `body`: the HTTP status (200 when absent).
     #[serde(default)]
     status: Option<u16>,
+    /// Which endpoint: `jscode2session` when absent, or `stable_token`,
+    /// `getuserphonenumber`, `checksession`, `resetusersessionkey`.
+    #[serde(default)]
+    endpoint: Option<String>,
 }
 
 async fn queue_fault(State(sim): State<Sim>, Json(req): Json<FaultRequest>) -> Response {
     let fault = Fault {
+        endpoint: req.endpoint.unwrap_or_else(|| "jscode2session".into()),
         errcode: req.errcode,
         delay: Duration::from_millis(req.delay_ms),
         garbage: req.body.map(|body| (req.status.unwrap_or(200), body)),
@@ -263,5 +278,12 @@ async fn session_key(State(sim): State<Sim>, Query(query): Query<UserQuery>) -> 
 }
 
 async fn stats(State(sim): State<Sim>) -> Response {
-    Json(json!({ "exchanges": sim.lock().exchanges })).into_response()
+    let state = sim.lock();
+    Json(json!({
+        "exchanges": state.exchanges,
+        "token_fetches": state.platform.token_fetches,
+        "tokens_issued": state.platform.tokens_issued,
+        "token_refusals": state.platform.token_refusals,
+    }))
+    .into_response()
 }

@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::crypto;
+use crate::{crypto, platform::Platform};
 
 /// How long a `wx.login()` code stays valid at WeChat.
 pub(crate) const CODE_TTL: Duration = Duration::from_secs(5 * 60);
@@ -38,9 +38,12 @@ pub(crate) struct Code {
     pub(crate) high_risk: bool,
 }
 
-/// A queued fault for the next `jscode2session` calls.
+/// A queued fault for the next calls of one endpoint.
 #[derive(Debug, Clone)]
 pub(crate) struct Fault {
+    /// The endpoint it is for: `jscode2session` (the default), `stable_token`,
+    /// `getuserphonenumber`, `checksession` or `resetusersessionkey`.
+    pub(crate) endpoint: String,
     /// Answer with this errcode instead of doing the exchange.
     pub(crate) errcode: Option<i64>,
     /// Wait this long before answering.
@@ -66,6 +69,8 @@ pub(crate) struct State {
     /// How many times `jscode2session` was called, for tests that must prove a code was
     /// never exchanged twice.
     pub(crate) exchanges: u64,
+    /// Access tokens and phone codes.
+    pub(crate) platform: Platform,
 }
 
 /// The shared simulator state behind every route.
@@ -83,6 +88,13 @@ impl Sim {
             .map(|app| (app.appid, app.secret))
             .collect();
         sim
+    }
+
+    /// How long the access_tokens it issues live (WeChat: 7200 s), so tests can see expiry.
+    #[must_use]
+    pub fn with_token_ttl(self, ttl: Duration) -> Self {
+        self.lock().platform.token_ttl = ttl;
+        self
     }
 
     /// Locks the state. A panic while holding the lock is a simulator bug; keep serving
@@ -128,6 +140,15 @@ impl State {
             },
         );
         code
+    }
+
+    /// Takes the next fault queued for `endpoint`, counting the call.
+    pub(crate) fn take_fault(&mut self, endpoint: &str) -> Option<Fault> {
+        let at = self
+            .faults
+            .iter()
+            .position(|fault| fault.endpoint == endpoint)?;
+        self.faults.remove(at)
     }
 
     /// Counts a call against the user's per-minute limit; false when over it.

@@ -1,4 +1,4 @@
-//! The `jscode2session` call.
+//! The HTTP client for WeChat's server API, and the `jscode2session` call.
 //!
 //! The URL carries the app secret (WeChat's API leaves no choice), so it is never formatted
 //! into a log line or an error: reqwest errors are stripped of their URL before they are
@@ -57,11 +57,33 @@ pub enum BuildError {
 /// A client for WeChat's server API, cheap to clone (one connection pool inside).
 #[derive(Debug, Clone)]
 pub struct WeChatClient {
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     /// `{base}/sns/jscode2session`, parsed once: parsing a URL (IDNA included) on every call
     /// costs more than the rest of building the request.
     jscode2session: reqwest::Url,
+    /// The other endpoints, parsed once too.
+    pub(crate) urls: Endpoints,
     timeout: Duration,
+}
+
+/// WeChat's endpoints besides `jscode2session`.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoints {
+    /// `POST /cgi-bin/stable_token`.
+    pub(crate) stable_token: reqwest::Url,
+    /// `POST /wxa/business/getuserphonenumber`.
+    pub(crate) phone_number: reqwest::Url,
+    /// `GET /wxa/checksession`.
+    pub(crate) check_session: reqwest::Url,
+    /// `GET /wxa/resetusersessionkey`.
+    pub(crate) reset_session_key: reqwest::Url,
+}
+
+/// Every WeChat answer carries these when it failed (and sometimes `errcode: 0` when not).
+#[derive(Deserialize)]
+struct Status {
+    #[serde(default)]
+    errcode: Option<i64>,
 }
 
 /// The raw `jscode2session` answer. Every field is optional: WeChat sends either the
@@ -90,16 +112,45 @@ impl WeChatClient {
             .user_agent(concat!("wxauth/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|err| BuildError::Http(err.without_url()))?;
-        let jscode2session = reqwest::Url::parse(&format!(
-            "{}/sns/jscode2session",
-            base.trim_end_matches('/')
-        ))
-        .map_err(|_| BuildError::Base)?;
+        let url = |path: &str| {
+            reqwest::Url::parse(&format!("{}{path}", base.trim_end_matches('/')))
+                .map_err(|_| BuildError::Base)
+        };
         Ok(Self {
             http,
-            jscode2session,
+            jscode2session: url("/sns/jscode2session")?,
+            urls: Endpoints {
+                stable_token: url("/cgi-bin/stable_token")?,
+                phone_number: url("/wxa/business/getuserphonenumber")?,
+                check_session: url("/wxa/checksession")?,
+                reset_session_key: url("/wxa/resetusersessionkey")?,
+            },
             timeout,
         })
+    }
+
+    /// Sends `request` and reads WeChat's answer as `T`, after its errcode: a non-zero
+    /// errcode is [`WeChatError::Api`]; anything that is not WeChat's JSON is
+    /// [`WeChatError::BadResponse`]. Neither the URL (it may carry an access_token) nor the
+    /// body (it may carry a secret) reaches an error.
+    pub(crate) async fn fetch<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &'static str,
+    ) -> Result<T, WeChatError> {
+        let response = request.send().await.map_err(|err| self.classify(err))?;
+        if !response.status().is_success() {
+            return Err(WeChatError::BadResponse("non-success http status"));
+        }
+        let body = response.bytes().await.map_err(|err| self.classify(err))?;
+        let status: Status =
+            serde_json::from_slice(&body).map_err(|_| WeChatError::BadResponse(what))?;
+        if let Some(errcode) = status.errcode.filter(|&code| code != 0) {
+            return Err(WeChatError::Api {
+                errcode: Errcode::from_raw(errcode),
+            });
+        }
+        serde_json::from_slice(&body).map_err(|_| WeChatError::BadResponse(what))
     }
 
     /// Exchanges a `wx.login()` code for the user's openid, unionid and session_key.

@@ -115,10 +115,25 @@ pub struct PhoneInfo {
     pub phone_number: String,
     /// Without the country code.
     pub pure_phone_number: String,
-    /// For example "86"; kept (uni-id drops it).
+    /// For example "86"; kept (uni-id drops it). WeChat sends a string in practice but its
+    /// own example shows a number: both are read, as text.
+    #[serde(deserialize_with = "text_or_number")]
     pub country_code: String,
     /// Checked against the session's appid.
     pub watermark: Watermark,
+}
+
+fn text_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TextOrNumber {
+        Text(String),
+        Number(u64),
+    }
+    Ok(match TextOrNumber::deserialize(deserializer)? {
+        TextOrNumber::Text(text) => text,
+        TextOrNumber::Number(number) => number.to_string(),
+    })
 }
 
 /// Limits on the watermark timestamp. WeChat's clock and ours differ a little, and data

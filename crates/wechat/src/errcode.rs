@@ -1,10 +1,12 @@
-//! WeChat's errcodes for `jscode2session`, as a closed set of known meanings plus the raw
-//! number for everything else: an errcode WeChat adds tomorrow must not fail parsing (the
-//! open-wechat crate rejects unknown codes such as 40163).
+//! WeChat's errcodes, as a closed set of known meanings plus the raw number for everything
+//! else: an errcode WeChat adds tomorrow must not fail parsing (the open-wechat crate
+//! rejects unknown codes such as 40163). Some numbers mean different things on different
+//! endpoints (40013 is "invalid appid" for jscode2session, "binding requirement not met" for
+//! the phone number); the caller, who knows the endpoint, decides what to tell its user.
 
 use std::fmt;
 
-/// What an errcode from `jscode2session` means for the caller.
+/// What an errcode means for the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Errcode {
     /// -1: WeChat is busy. The code may still be valid, but resending it blindly is unsafe.
@@ -21,6 +23,15 @@ pub enum Errcode {
     InvalidAppId,
     /// 40125: the app secret is wrong.
     InvalidSecret,
+    /// 40001: the access_token is not valid (or not the latest).
+    AccessTokenInvalid,
+    /// 40014: the access_token is malformed.
+    AccessTokenMalformed,
+    /// 42001: the access_token has expired.
+    AccessTokenExpired,
+    /// 87009: a session signature (checksession, resetusersessionkey) does not match the
+    /// user's current session_key.
+    SessionSignatureInvalid,
     /// Any other errcode, kept verbatim for the caller and the logs.
     Other(i64),
 }
@@ -36,6 +47,10 @@ impl Errcode {
             40226 => Self::HighRisk,
             40013 => Self::InvalidAppId,
             40125 => Self::InvalidSecret,
+            40001 => Self::AccessTokenInvalid,
+            40014 => Self::AccessTokenMalformed,
+            42001 => Self::AccessTokenExpired,
+            87009 => Self::SessionSignatureInvalid,
             other => Self::Other(other),
         }
     }
@@ -50,8 +65,21 @@ impl Errcode {
             Self::HighRisk => 40226,
             Self::InvalidAppId => 40013,
             Self::InvalidSecret => 40125,
+            Self::AccessTokenInvalid => 40001,
+            Self::AccessTokenMalformed => 40014,
+            Self::AccessTokenExpired => 42001,
+            Self::SessionSignatureInvalid => 87009,
             Self::Other(raw) => raw,
         }
+    }
+
+    /// Whether WeChat refused the access_token the call was made with: then it must be
+    /// dropped (if still the current one), fetched again, and the call retried once.
+    pub fn rejects_access_token(self) -> bool {
+        matches!(
+            self,
+            Self::AccessTokenInvalid | Self::AccessTokenMalformed | Self::AccessTokenExpired
+        )
     }
 }
 
@@ -75,6 +103,10 @@ mod tests {
             40226,
             40013,
             40125,
+            40001,
+            40014,
+            42001,
+            87009,
             0,
             61024,
             i64::MAX,

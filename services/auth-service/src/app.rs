@@ -12,10 +12,12 @@ use tracing::{info, warn};
 use wxauth_wechat::WeChatClient;
 
 use crate::{
+    access_tokens::AccessTokens,
     audit::{AuditLog, AuditWriter},
     clock::{SharedClock, SystemClock},
     login::Logins,
     metrics::Metrics,
+    platform::Platform,
     revocation::{self, Revocations},
     session::Sessions,
     settings::Config,
@@ -104,10 +106,12 @@ pub struct Application {
     metrics: Arc<Metrics>,
     revocations: Arc<Revocations>,
     sessions: Arc<Sessions>,
+    platform: Arc<Platform>,
     audit_writer: AuditWriter,
     purge_interval: Duration,
     audit_retention_secs: i64,
     revocation_heartbeat: Duration,
+    access_token_check: Duration,
     reflection: bool,
     max_concurrent_calls: usize,
     tls: Option<Tls>,
@@ -178,6 +182,7 @@ impl Application {
             keyring.clone(),
             config.refresh_rules,
         ));
+        let platform_parts = (apps.clone(), wechat.clone(), keyring.clone());
         let sessions = Arc::new(Sessions::new(
             apps.clone(),
             wechat,
@@ -196,10 +201,24 @@ impl Application {
         ));
         let (audit, audit_writer) = AuditLog::new(store.clone(), metrics.clone());
         let users = Arc::new(Users::new(store.clone(), tokens.clone(), audit.clone()));
+        let (apps, wechat, keyring) = platform_parts;
+        let platform = Arc::new(Platform::new(
+            AccessTokens::new(
+                apps,
+                wechat.clone(),
+                store.clone(),
+                keyring,
+                metrics.clone(),
+            ),
+            wechat,
+            users.clone(),
+            store.clone(),
+        ));
         let api = AuthApi::new(
             logins,
             tokens,
             users,
+            platform.clone(),
             config.callers,
             audit,
             metrics.clone(),
@@ -213,10 +232,12 @@ impl Application {
             metrics,
             revocations,
             sessions,
+            platform,
             audit_writer,
             purge_interval: config.purge_interval,
             audit_retention_secs: config.audit_retention_secs,
             revocation_heartbeat: config.revocation_heartbeat,
+            access_token_check: config.access_token_check,
             reflection: config.reflection,
             max_concurrent_calls: config.max_concurrent_calls,
             tls,
@@ -251,6 +272,10 @@ impl Application {
             self.audit_retention_secs,
         ));
         let audit_writer = tokio::spawn(self.audit_writer.run());
+        let token_refresher = tokio::spawn(upkeep::refresh_access_tokens(
+            self.platform.clone(),
+            self.access_token_check,
+        ));
         let (health, health_service) = tonic_health::server::health_reporter();
         upkeep::set_health(&health, ServingStatus::Serving).await;
         let health_reporting = tokio::spawn(upkeep::report_health(
@@ -319,6 +344,7 @@ impl Application {
         follower.abort();
         purger.abort();
         audit_writer.abort();
+        token_refresher.abort();
         if let Some(reloader) = reloader {
             reloader.abort();
         }

@@ -53,6 +53,27 @@ pub enum AuthError {
         /// A short, client-safe description: "busy", "timed out", "unreachable".
         what: &'static str,
     },
+    /// WeChat refused the code of the `getPhoneNumber` button.
+    #[error(
+        "wechat rejected the phone number code (errcode {errcode}): it is used once and lives five minutes, so ask the user to tap the button again"
+    )]
+    PhoneCodeRejected {
+        /// What WeChat answered.
+        errcode: Errcode,
+    },
+    /// The stored session_key is not WeChat's current one for the user (87009).
+    #[error(
+        "the stored session_key is no longer the user's current one at wechat (errcode 87009): the user must log in again"
+    )]
+    SessionKeyInvalid,
+    /// WeChat is busy, slow or unreachable, for a call other than the login exchange.
+    #[error("wechat is unavailable ({what}): retry later")]
+    WeChatApiUnavailable {
+        /// What WeChat answered, when it answered.
+        errcode: Option<Errcode>,
+        /// A short, client-safe description: "busy", "timed out", "unreachable".
+        what: &'static str,
+    },
     /// WeChat answered with an undocumented errcode or a body that is not its API.
     #[error("wechat answered unexpectedly{}: retry later", errcode.map(|e| format!(" (errcode {e})")).unwrap_or_default())]
     WeChatFailed {
@@ -109,10 +130,14 @@ impl AuthError {
     pub fn wechat_errcode(&self) -> Option<Errcode> {
         match self {
             Self::CodeRejected { errcode }
+            | Self::PhoneCodeRejected { errcode }
             | Self::LoginBlocked { errcode }
             | Self::RateLimited { errcode }
             | Self::WeChatMisconfigured { errcode } => Some(*errcode),
-            Self::WeChatUnavailable { errcode, .. } | Self::WeChatFailed { errcode } => *errcode,
+            Self::WeChatUnavailable { errcode, .. }
+            | Self::WeChatApiUnavailable { errcode, .. }
+            | Self::WeChatFailed { errcode } => *errcode,
+            Self::SessionKeyInvalid => Some(Errcode::SessionSignatureInvalid),
             Self::InvalidArgument(_)
             | Self::UnknownApp
             | Self::SessionNotFound
@@ -184,7 +209,43 @@ impl From<wxauth_wechat::WeChatError> for AuthError {
                 Errcode::InvalidAppId | Errcode::InvalidSecret => {
                     Self::WeChatMisconfigured { errcode }
                 }
-                Errcode::Other(_) => Self::WeChatFailed {
+                Errcode::AccessTokenInvalid
+                | Errcode::AccessTokenMalformed
+                | Errcode::AccessTokenExpired
+                | Errcode::SessionSignatureInvalid
+                | Errcode::Other(_) => Self::WeChatFailed {
+                    errcode: Some(errcode),
+                },
+            },
+        }
+    }
+}
+
+impl AuthError {
+    /// Maps a failed call made with the app's access_token (the phone number, checksession,
+    /// reset) to what the caller must do. The login code's meanings do not apply: 40029 is
+    /// the phone code, 40013 a binding requirement the app does not meet.
+    pub fn from_platform_call(err: wxauth_wechat::WeChatError) -> Self {
+        use wxauth_wechat::WeChatError;
+        let unavailable = |errcode, what| Self::WeChatApiUnavailable { errcode, what };
+        match err {
+            WeChatError::Timeout(_) => unavailable(None, "timed out"),
+            WeChatError::Unreachable(_) => unavailable(None, "unreachable"),
+            WeChatError::BadResponse(_) => Self::WeChatFailed { errcode: None },
+            WeChatError::Api { errcode } => match errcode {
+                Errcode::Busy => unavailable(Some(errcode), "busy"),
+                Errcode::InvalidCode => Self::PhoneCodeRejected { errcode },
+                Errcode::RateLimited => Self::RateLimited { errcode },
+                Errcode::SessionSignatureInvalid => Self::SessionKeyInvalid,
+                Errcode::InvalidAppId | Errcode::InvalidSecret => {
+                    Self::WeChatMisconfigured { errcode }
+                }
+                Errcode::CodeUsed
+                | Errcode::HighRisk
+                | Errcode::AccessTokenInvalid
+                | Errcode::AccessTokenMalformed
+                | Errcode::AccessTokenExpired
+                | Errcode::Other(_) => Self::WeChatFailed {
                     errcode: Some(errcode),
                 },
             },

@@ -4,8 +4,10 @@
 //! # Layout, from the edge in
 //! - [`app`]: the service built from its [`settings`] and run; `main` only adds signals.
 //! - [`transport`]: the gRPC edge; parses requests, calls one flow, maps errors (once).
-//! - [`login`], [`session`], [`tokens`], [`users`]: the flows, one capability each; no
-//!   tonic, no SQL.
+//! - [`login`], [`session`], [`tokens`], [`users`], [`platform`]: the flows, one capability
+//!   each; no tonic, no SQL.
+//! - [`access_tokens`]: each app's WeChat access_token, refreshed by one replica at a time,
+//!   for the calls that need one.
 //! - [`revocation`], [`callers`], [`apps`]: what every replica keeps in memory: revoked
 //!   session families, who may call what, the apps served.
 //! - [`domain`], [`secrets`], [`clock`]: plain types and pure rules, tested without a network.
@@ -14,6 +16,7 @@
 //! - [`audit`], [`upkeep`], [`metrics`]: the audit trail, health and purging, and what is
 //!   counted.
 
+pub mod access_tokens;
 pub mod app;
 pub mod apps;
 pub mod audit;
@@ -23,6 +26,7 @@ pub mod domain;
 pub mod error;
 pub mod login;
 pub mod metrics;
+pub mod platform;
 pub mod revocation;
 pub mod secrets;
 pub mod session;

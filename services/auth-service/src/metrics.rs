@@ -28,6 +28,9 @@ pub struct MethodLabels {
 /// How a WeChat call ended: `ok`, the errcode, `timeout`, `unreachable` or `bad_response`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WeChatLabels {
+    /// Which WeChat API: `jscode2session`, `stable_token`, `getuserphonenumber`,
+    /// `checksession` or `resetusersessionkey`.
+    pub api: &'static str,
     /// The outcome.
     pub outcome: String,
 }
@@ -128,7 +131,7 @@ impl Metrics {
     }
 
     /// Counts a finished WeChat call.
-    pub fn wechat(&self, result: Result<(), &WeChatError>, elapsed: Duration) {
+    pub fn wechat(&self, api: &'static str, result: Result<(), &WeChatError>, elapsed: Duration) {
         let outcome = match result {
             Ok(()) => "ok".to_owned(),
             Err(WeChatError::Api { errcode }) => errcode.to_string(),
@@ -137,7 +140,7 @@ impl Metrics {
             Err(WeChatError::BadResponse(_)) => "bad_response".to_owned(),
         };
         self.wechat_calls
-            .get_or_create(&WeChatLabels { outcome })
+            .get_or_create(&WeChatLabels { api, outcome })
             .inc();
         self.wechat_duration.observe(elapsed.as_secs_f64());
     }

@@ -1,5 +1,6 @@
-//! Background work of a replica: reporting whether the database answers (gRPC health), and
-//! purging what has expired, in small batches, so tables do not grow without bound.
+//! Background work of a replica: reporting whether the database answers (gRPC health),
+//! purging what has expired, in small batches, so tables do not grow without bound, and
+//! refreshing the apps' access_tokens ahead of expiry.
 
 use std::{sync::Arc, time::Duration};
 
@@ -7,7 +8,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use tracing::{debug, info, warn};
 use wxauth_proto::v1::auth_service_server::SERVICE_NAME;
 
-use crate::{metrics::Metrics, session::Sessions, store::PgStore};
+use crate::{metrics::Metrics, platform::Platform, session::Sessions, store::PgStore};
 
 /// How often the database is pinged for health.
 const PING_EVERY: Duration = Duration::from_secs(1);
@@ -68,6 +69,18 @@ pub async fn purge_expired(
             Ok(0) => {}
             Ok(moved) => info!(moved, "sessions re-sealed under the active key"),
             Err(err) => warn!(error = %err, "re-sealing failed; retrying at the next interval"),
+        }
+    }
+}
+
+/// Every `interval`: refreshes the apps' access_tokens that are about to expire, so calls
+/// that need one rarely wait for WeChat. Every replica looks; for each app one fetches (under
+/// the app's lock) and the others find the fresh token.
+pub async fn refresh_access_tokens(platform: Arc<Platform>, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        if let Err(err) = platform.refresh_expiring().await {
+            warn!(error = %err, "looking for access_tokens to refresh failed; retrying at the next interval");
         }
     }
 }

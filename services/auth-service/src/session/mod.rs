@@ -125,8 +125,11 @@ impl Sessions {
         }
         let started = Instant::now();
         let exchanged = self.wechat.code2session(appid, secret, code).await;
-        self.metrics
-            .wechat(exchanged.as_ref().map(drop), started.elapsed());
+        self.metrics.wechat(
+            "jscode2session",
+            exchanged.as_ref().map(drop),
+            started.elapsed(),
+        );
         let exchanged = exchanged.inspect_err(|err| {
             warn!(%appid, error = %err, "jscode2session failed");
         })?;

@@ -59,6 +59,8 @@ pub struct Config {
     pub audit_retention_secs: i64,
     /// How often the revocation listener is checked.
     pub revocation_heartbeat: Duration,
+    /// How often access_tokens about to expire are looked for.
+    pub access_token_check: Duration,
     /// How long calls in flight may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
     /// How often expired rows are purged.

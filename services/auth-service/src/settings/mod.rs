@@ -131,6 +131,11 @@ pub struct Settings {
     #[arg(long, env = "WXAUTH_REVOCATION_HEARTBEAT_MS", default_value_t = 1000)]
     pub revocation_heartbeat_ms: u64,
 
+    /// How often each replica looks for app access_tokens about to expire, in
+    /// milliseconds.
+    #[arg(long, env = "WXAUTH_ACCESS_TOKEN_CHECK_MS", default_value_t = 30_000)]
+    pub access_token_check_ms: u64,
+
     /// Who may call: `name:scopes:key` entries separated by commas; scopes are `login` (the
     /// gateway), `validate` (internal services) and `admin` (operators), joined by `+`; keys
     /// are at least 24 characters (`head -c24 /dev/urandom | base64`). Callers send their key
@@ -398,6 +403,7 @@ impl Settings {
                 self.audit_retention_secs,
             )?,
             revocation_heartbeat: Duration::from_millis(self.revocation_heartbeat_ms.max(50)),
+            access_token_check: Duration::from_millis(self.access_token_check_ms.max(100)),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             purge_interval: Duration::from_secs(self.purge_interval_secs.max(1)),
         })

@@ -13,6 +13,7 @@
 //! - [`upkeep`]: health pings and purging what expired;
 //! - [`pool`]: the connections all of it runs on.
 
+pub mod access_tokens;
 pub mod audit;
 pub mod codes;
 pub mod families;

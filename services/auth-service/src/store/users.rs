@@ -6,7 +6,7 @@ use super::{
     PgStore, StoreError,
     logins::{USER_COLUMNS, user_from_row},
 };
-use crate::domain::{FilledProfile, User};
+use crate::domain::{FilledProfile, Phone, User};
 
 /// Writes the fields given and keeps the others; returns the user as stored.
 static UPDATE_PROFILE: LazyLock<String> = LazyLock::new(|| {
@@ -17,7 +17,32 @@ static UPDATE_PROFILE: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Writes the phone and keeps the rest; returns the user as stored.
+static SET_PHONE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "update users as u set phone_number = $2, pure_phone_number = $3, \
+           phone_country_code = $4, updated_at = now() \
+         where u.user_id = $1 returning {USER_COLUMNS}"
+    )
+});
+
 impl PgStore {
+    /// Stores the user's phone; `None` when there is no such user.
+    pub async fn set_phone(&self, user_id: i64, phone: &Phone) -> Result<Option<User>, StoreError> {
+        let row = self
+            .run(async |conn| {
+                sqlx::query(&SET_PHONE)
+                    .bind(user_id)
+                    .bind(&phone.number)
+                    .bind(&phone.pure_number)
+                    .bind(phone.country_code.as_deref())
+                    .fetch_optional(conn)
+                    .await
+            })
+            .await?;
+        Ok(row.map(|row| user_from_row(&row)).transpose()?)
+    }
+
     /// Stores what the user filled in; `None` when there is no such user.
     pub async fn update_profile(
         &self,

@@ -11,6 +11,7 @@ use crate::{
     domain::{AuditEvent, Bearer, User},
     error::AuthError,
     login::{CompleteRequest, DataKind, SignedRawData},
+    store::access_tokens::TokenStatus,
     tokens::{LogoutBy, TokenPair},
 };
 
@@ -217,6 +218,23 @@ pub fn token_pair(tokens: TokenPair) -> Option<v1::TokenPair> {
         refresh_token_expires_at: timestamp(tokens.refresh_expires_at),
         token_type: "Bearer".to_owned(),
     })
+}
+
+/// An app's token status as operators see it: never the token.
+pub fn access_token_status(status: TokenStatus) -> v1::AppAccessToken {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64);
+    v1::AppAccessToken {
+        appid: status.appid,
+        has_token: status.fetched_at.is_some(),
+        age_seconds: status.fetched_at.map_or(0, |at| (now - at).max(0)),
+        fetched_at: status.fetched_at.and_then(timestamp),
+        expires_at: status.expires_at.and_then(timestamp),
+        refreshes: status.refreshes,
+        last_attempt_at: status.last_attempt_at.and_then(timestamp),
+        last_outcome: status.last_outcome.unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]

@@ -3,13 +3,17 @@
 
 use tonic::{Request, Response, Status};
 use wxauth_proto::v1::{
-    CompleteLoginRequest, CompleteLoginResponse, CreateSessionRequest, CreateSessionResponse,
-    GetJwksRequest, GetJwksResponse, GetMeRequest, GetMeResponse, GetUserRequest, GetUserResponse,
-    ListAuditEventsRequest, ListAuditEventsResponse, LoginRequest, LoginResponse, LogoutRequest,
-    LogoutResponse, RefreshTokenRequest, RefreshTokenResponse, RevokeUserSessionsRequest,
-    RevokeUserSessionsResponse, UpdateProfileRequest, UpdateProfileResponse, ValidateTokenRequest,
-    ValidateTokenResponse, auth_service_server::AuthService,
+    BindPhoneNumberRequest, BindPhoneNumberResponse, CompleteLoginRequest, CompleteLoginResponse,
+    CreateSessionRequest, CreateSessionResponse, GetJwksRequest, GetJwksResponse, GetMeRequest,
+    GetMeResponse, GetUserRequest, GetUserResponse, ListAppAccessTokensRequest,
+    ListAppAccessTokensResponse, ListAuditEventsRequest, ListAuditEventsResponse, LoginRequest,
+    LoginResponse, LogoutRequest, LogoutResponse, RefreshTokenRequest, RefreshTokenResponse,
+    RevokeUserSessionsRequest, RevokeUserSessionsResponse, UpdateProfileRequest,
+    UpdateProfileResponse, ValidateTokenRequest, ValidateTokenResponse,
+    auth_service_server::AuthService,
 };
+
+use wxauth_wechat::PhoneCode;
 
 use super::{
     AuthApi, Rpc,
@@ -138,6 +142,38 @@ impl AuthService for AuthApi {
                 user: Some(user_message(
                     self.users.update_profile(&token, &filled).await?,
                 )),
+            })
+        })
+        .await
+    }
+
+    async fn bind_phone_number(
+        &self,
+        request: Request<BindPhoneNumberRequest>,
+    ) -> Result<Response<BindPhoneNumberResponse>, Status> {
+        let rpc = Rpc::new("BindPhoneNumber", Some(Scope::Login));
+        self.call(request, rpc, |req, _| async move {
+            let token = Bearer::parse("access_token", req.access_token)?;
+            let code = PhoneCode::parse("code", &req.code)?;
+            Ok(BindPhoneNumberResponse {
+                user: Some(user_message(self.platform.bind_phone(&token, &code).await?)),
+            })
+        })
+        .await
+    }
+
+    async fn list_app_access_tokens(
+        &self,
+        request: Request<ListAppAccessTokensRequest>,
+    ) -> Result<Response<ListAppAccessTokensResponse>, Status> {
+        let rpc = Rpc::new("ListAppAccessTokens", Some(Scope::Admin));
+        self.call(request, rpc, |_, _| async move {
+            let statuses = self.platform.access_tokens().await?;
+            Ok(ListAppAccessTokensResponse {
+                tokens: statuses
+                    .into_iter()
+                    .map(convert::access_token_status)
+                    .collect(),
             })
         })
         .await

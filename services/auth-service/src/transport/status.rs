@@ -27,6 +27,13 @@ pub fn classify(err: &AuthError) -> (Code, ErrorReason) {
         }
         AuthError::WeChatUnavailable { .. } => (Code::Unavailable, ErrorReason::WechatUnavailable),
         AuthError::WeChatFailed { .. } => (Code::Unknown, ErrorReason::WechatError),
+        AuthError::PhoneCodeRejected { .. } => {
+            (Code::FailedPrecondition, ErrorReason::PhoneCodeRejected)
+        }
+        AuthError::SessionKeyInvalid => (Code::FailedPrecondition, ErrorReason::SessionKeyInvalid),
+        AuthError::WeChatApiUnavailable { .. } => {
+            (Code::Unavailable, ErrorReason::WechatUnavailable)
+        }
         AuthError::DecryptionFailed => (Code::InvalidArgument, ErrorReason::DecryptionFailed),
         AuthError::SignatureMismatch => (Code::InvalidArgument, ErrorReason::SignatureMismatch),
         AuthError::TokenInvalid => (Code::Unauthenticated, ErrorReason::TokenInvalid),
@@ -135,6 +142,15 @@ mod tests {
             AuthError::UserNotFound => (16, Code::NotFound, ErrorReason::UserNotFound),
             AuthError::Unavailable(_) => (17, Code::Unavailable, ErrorReason::ServiceUnavailable),
             AuthError::Internal(_) => (18, Code::Internal, ErrorReason::Internal),
+            AuthError::PhoneCodeRejected { .. } => {
+                (19, Code::FailedPrecondition, ErrorReason::PhoneCodeRejected)
+            }
+            AuthError::SessionKeyInvalid => {
+                (20, Code::FailedPrecondition, ErrorReason::SessionKeyInvalid)
+            }
+            AuthError::WeChatApiUnavailable { .. } => {
+                (21, Code::Unavailable, ErrorReason::WechatUnavailable)
+            }
         }
     }
 
@@ -166,6 +182,12 @@ mod tests {
             AuthError::UserNotFound,
             AuthError::Unavailable(Box::new(std::io::Error::other("down"))),
             AuthError::internal(std::io::Error::other("disk")),
+            AuthError::PhoneCodeRejected { errcode },
+            AuthError::SessionKeyInvalid,
+            AuthError::WeChatApiUnavailable {
+                errcode: None,
+                what: "busy",
+            },
         ]
     }
 
@@ -208,6 +230,27 @@ mod tests {
                 Some(raw),
                 "errcode {raw} is kept"
             );
+        }
+    }
+
+    #[test]
+    fn errcodes_of_calls_made_with_the_access_token_mean_their_own_things() {
+        use wxauth_wechat::WeChatError;
+        let cases = [
+            (-1, ErrorReason::WechatUnavailable),
+            (40029, ErrorReason::PhoneCodeRejected),
+            (45011, ErrorReason::RateLimited),
+            (87009, ErrorReason::SessionKeyInvalid),
+            (40013, ErrorReason::WechatMisconfigured),
+            (40001, ErrorReason::WechatError),
+            (61099, ErrorReason::WechatError),
+        ];
+        for (raw, reason) in cases {
+            let err = AuthError::from_platform_call(WeChatError::Api {
+                errcode: Errcode::from_raw(raw),
+            });
+            assert_eq!(classify(&err).1, reason, "errcode {raw}");
+            assert_eq!(err.wechat_errcode().map(Errcode::raw), Some(raw));
         }
     }
 

@@ -1,0 +1,29 @@
+-- Each app's access_token, owned by the service: fetched from WeChat's stable_token by one
+-- replica at a time (under an advisory lock keyed by the appid) and read by all. The token is
+-- sealed like the session_keys; its SHA-256 lets a replica that saw WeChat refuse it expire it
+-- only if it is still the stored one (compare-and-expire). The last refresh attempt and its
+-- outcome are kept for operators; the token itself never leaves the service.
+create table app_access_tokens (
+    appid           text        primary key,
+    token_kid       text,
+    token_nonce     bytea,
+    token_sealed    bytea,
+    token_digest    bytea,
+    expires_at      timestamptz,
+    fetched_at      timestamptz,
+    refreshes       bigint      not null default 0,
+    last_attempt_at timestamptz,
+    last_outcome    text
+);
+
+-- The latest session_key WeChat gave for each user, sealed and bound to (appid, openid), so
+-- an operator can check it with WeChat (checksession) or have it replaced (reset). Written
+-- with each login; purged once the user has not logged in for the refresh-token lifetime.
+create table user_session_keys (
+    user_id            bigint      primary key references users (user_id) on delete cascade,
+    session_key_kid    text        not null,
+    session_key_nonce  bytea       not null,
+    session_key_sealed bytea       not null,
+    obtained_at        timestamptz not null default now()
+);
+create index user_session_keys_age on user_session_keys (obtained_at);

@@ -1,0 +1,199 @@
+//! Each app's access_token, owned by the service: fetched with WeChat's `stable_token`,
+//! kept sealed in Postgres, refreshed ahead of expiry by one replica at a time (an advisory
+//! lock per app; the others find the fresh token when they get the lock and do not fetch),
+//! and read from the database by every call, so a token one replica replaced is never used
+//! again by another. `jscode2session` never depends on it.
+
+use std::{sync::Arc, time::Instant};
+
+use sha2::{Digest as _, Sha256};
+use tracing::{info, warn};
+use wxauth_wechat::{AccessToken, AppId, WeChatClient, WeChatError};
+
+use crate::{
+    apps::Apps,
+    error::AuthError,
+    metrics::Metrics,
+    secrets::Keyring,
+    store::{PgStore, StoreError, access_tokens::StoredToken},
+};
+
+/// A token with less than this left is refreshed. Below WeChat's five-minute overlap, so
+/// `stable_token` answers with the next token instead of the same one again.
+pub const REFRESH_AHEAD_SECS: i64 = 240;
+
+/// The associated data a token is sealed with: it binds the sealed value to its app.
+fn seal_context(appid: &str) -> Vec<u8> {
+    [b"wxauth.access_token\0".as_slice(), appid.as_bytes()].concat()
+}
+
+/// A token ready to use, with the digest that names it in compare-and-expire.
+struct Current {
+    token: AccessToken,
+    digest: Vec<u8>,
+}
+
+/// The access-token service.
+#[derive(Debug)]
+pub struct AccessTokens {
+    apps: Arc<Apps>,
+    wechat: WeChatClient,
+    store: PgStore,
+    keyring: Arc<Keyring>,
+    metrics: Arc<Metrics>,
+}
+
+impl AccessTokens {
+    /// The service.
+    pub fn new(
+        apps: Arc<Apps>,
+        wechat: WeChatClient,
+        store: PgStore,
+        keyring: Arc<Keyring>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            apps,
+            wechat,
+            store,
+            keyring,
+            metrics,
+        }
+    }
+
+    /// Makes a WeChat call `api` with the app's token. When WeChat refuses the token
+    /// (40001, 40014, 42001), the stored token is expired only if it is still the one that
+    /// failed, a current one is fetched (or read, if another replica already did), and the
+    /// call is made once more.
+    pub async fn call<T, F, Fut>(
+        &self,
+        appid: &AppId,
+        api: &'static str,
+        work: F,
+    ) -> Result<T, AuthError>
+    where
+        F: Fn(AccessToken) -> Fut,
+        Fut: Future<Output = Result<T, WeChatError>>,
+    {
+        let current = self.current(appid).await?;
+        match self.timed(api, &work, current.token).await {
+            Err(WeChatError::Api { errcode }) if errcode.rejects_access_token() => {
+                let expired = self
+                    .store
+                    .expire_access_token(appid.as_str(), &current.digest)
+                    .await?;
+                warn!(%appid, api, %errcode, expired, "wechat refused the access_token; using a current one");
+                let current = self.current(appid).await?;
+                self.timed(api, &work, current.token)
+                    .await
+                    .map_err(AuthError::from_platform_call)
+            }
+            done => done.map_err(AuthError::from_platform_call),
+        }
+    }
+
+    async fn timed<T, Fut: Future<Output = Result<T, WeChatError>>>(
+        &self,
+        api: &'static str,
+        work: &impl Fn(AccessToken) -> Fut,
+        token: AccessToken,
+    ) -> Result<T, WeChatError> {
+        let started = Instant::now();
+        let done = work(token).await;
+        self.metrics
+            .wechat(api, done.as_ref().map(drop), started.elapsed());
+        done
+    }
+
+    /// The stored token when it has time left, else a refreshed one.
+    async fn current(&self, appid: &AppId) -> Result<Current, AuthError> {
+        match self.store.access_token(appid.as_str()).await? {
+            Some(stored) if stored.expires_in > REFRESH_AHEAD_SECS => self.open(appid, stored),
+            _ => self.refresh(appid).await,
+        }
+    }
+
+    /// Refreshes the app's token under its lock, unless another replica did while this one
+    /// waited for the lock.
+    async fn refresh(&self, appid: &AppId) -> Result<Current, AuthError> {
+        let secret = self.apps.secret(appid)?;
+        let (lock, stored) = self.store.lock_access_token(appid.as_str()).await?;
+        if let Some(stored) = stored.filter(|stored| stored.expires_in > REFRESH_AHEAD_SECS) {
+            lock.release().await?;
+            return self.open(appid, stored);
+        }
+        let started = Instant::now();
+        let fetched = self.wechat.stable_token(appid, secret, false).await;
+        self.metrics.wechat(
+            "stable_token",
+            fetched.as_ref().map(drop),
+            started.elapsed(),
+        );
+        match fetched {
+            Ok(fetched) => {
+                let sealed = self
+                    .keyring
+                    .seal(
+                        fetched.token.expose().as_bytes(),
+                        &seal_context(appid.as_str()),
+                    )
+                    .map_err(AuthError::internal)?;
+                let digest = Sha256::digest(fetched.token.expose().as_bytes()).to_vec();
+                lock.stored(&sealed, &digest, fetched.expires_in).await?;
+                info!(%appid, expires_in = fetched.expires_in, "access_token refreshed");
+                Ok(Current {
+                    token: fetched.token,
+                    digest,
+                })
+            }
+            Err(err) => {
+                lock.failed(&outcome(&err)).await?;
+                warn!(%appid, error = %err, "access_token refresh failed");
+                Err(AuthError::from_platform_call(err))
+            }
+        }
+    }
+
+    fn open(&self, appid: &AppId, stored: StoredToken) -> Result<Current, AuthError> {
+        let token = self
+            .keyring
+            .open(&stored.sealed, &seal_context(appid.as_str()))
+            .map_err(AuthError::internal)?;
+        let token = String::from_utf8(token).map_err(AuthError::internal)?;
+        Ok(Current {
+            token: AccessToken::new(token),
+            digest: stored.digest,
+        })
+    }
+
+    /// Refreshes every token that is about to expire (one replica per app does the
+    /// fetch). Returns how many apps were looked at; failures are logged and recorded.
+    pub async fn refresh_expiring(&self) -> Result<usize, StoreError> {
+        let due = self
+            .store
+            .access_tokens_expiring(REFRESH_AHEAD_SECS)
+            .await?;
+        for appid in &due {
+            let Ok(appid) = AppId::parse("appid", appid) else {
+                continue;
+            };
+            if self.apps.serves(&appid).is_err() {
+                continue;
+            }
+            if let Err(err) = self.refresh(&appid).await {
+                warn!(%appid, error = %err, "refreshing the access_token ahead of expiry failed");
+            }
+        }
+        Ok(due.len())
+    }
+}
+
+/// How a fetch ended, for operators: WeChat's errcode or the kind of failure.
+fn outcome(err: &WeChatError) -> String {
+    match err {
+        WeChatError::Api { errcode } => format!("errcode {errcode}"),
+        WeChatError::Timeout(_) => "timeout".into(),
+        WeChatError::Unreachable(_) => "unreachable".into(),
+        WeChatError::BadResponse(_) => "bad_response".into(),
+    }
+}

@@ -1,0 +1,234 @@
+//! Each app's access_token row, and the lock that lets one replica at a time refresh it.
+
+use sqlx::Row as _;
+
+use super::{PgStore, StoreError, pool::Lease};
+use crate::secrets::Sealed;
+
+/// An app's stored token.
+#[derive(Debug)]
+pub struct StoredToken {
+    /// The token, sealed.
+    pub sealed: Sealed,
+    /// Its SHA-256, to compare without opening it.
+    pub digest: Vec<u8>,
+    /// Seconds until it expires (negative once it has).
+    pub expires_in: i64,
+}
+
+/// What an operator may know of an app's token: never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenStatus {
+    /// The app.
+    pub appid: String,
+    /// When the stored token was fetched, Unix seconds.
+    pub fetched_at: Option<i64>,
+    /// When it expires, Unix seconds.
+    pub expires_at: Option<i64>,
+    /// How many times it was fetched.
+    pub refreshes: i64,
+    /// When a fetch was last tried, Unix seconds.
+    pub last_attempt_at: Option<i64>,
+    /// How that try ended: `ok`, or what WeChat answered.
+    pub last_outcome: Option<String>,
+}
+
+const SELECT_TOKEN: &str = "select token_kid, token_nonce, token_sealed, token_digest, \
+    extract(epoch from expires_at - now())::bigint as expires_in \
+    from app_access_tokens where appid = $1 and token_sealed is not null";
+
+fn stored(row: &sqlx::postgres::PgRow) -> Result<StoredToken, sqlx::Error> {
+    Ok(StoredToken {
+        sealed: Sealed {
+            kid: row.try_get("token_kid")?,
+            nonce: row.try_get("token_nonce")?,
+            ciphertext: row.try_get("token_sealed")?,
+        },
+        digest: row.try_get("token_digest")?,
+        expires_in: row.try_get("expires_in")?,
+    })
+}
+
+/// The refresh lock of one app, held in an open transaction on a connection of its own:
+/// while it is held no other replica refreshes that app's token. Committed by
+/// [`RefreshLock::stored`] or [`RefreshLock::failed`]; dropped otherwise, the connection
+/// closes, which ends the transaction and frees the lock.
+#[derive(Debug)]
+pub struct RefreshLock {
+    lease: Lease,
+    appid: String,
+}
+
+impl PgStore {
+    /// The stored token of `appid`, if there is one.
+    pub async fn access_token(&self, appid: &str) -> Result<Option<StoredToken>, StoreError> {
+        let row = self
+            .run(async |conn| {
+                sqlx::query(SELECT_TOKEN)
+                    .bind(appid)
+                    .fetch_optional(conn)
+                    .await
+            })
+            .await?;
+        Ok(row.map(|row| stored(&row)).transpose()?)
+    }
+
+    /// Waits for the refresh lock of `appid` and returns it with the token stored now (which
+    /// another replica may have just refreshed: look before fetching).
+    pub async fn lock_access_token(
+        &self,
+        appid: &str,
+    ) -> Result<(RefreshLock, Option<StoredToken>), StoreError> {
+        let mut lease = self.pool.lease().await?;
+        let locked = async {
+            sqlx::query("begin").execute(lease.conn()).await?;
+            sqlx::query(
+                "select pg_advisory_xact_lock(hashtextextended('wxauth.access_token:' || $1, 0))",
+            )
+            .bind(appid)
+            .execute(lease.conn())
+            .await?;
+            sqlx::query(SELECT_TOKEN)
+                .bind(appid)
+                .fetch_optional(lease.conn())
+                .await
+        }
+        .await;
+        // On failure the lease is dropped: its connection, mid-transaction, is closed.
+        let row = locked?;
+        let current = row.map(|row| stored(&row)).transpose()?;
+        Ok((
+            RefreshLock {
+                lease,
+                appid: appid.to_owned(),
+            },
+            current,
+        ))
+    }
+
+    /// Expires the stored token of `appid` if it is still the one with `digest` (WeChat
+    /// refused it); a token another replica already replaced is left alone. True when
+    /// expired.
+    pub async fn expire_access_token(
+        &self,
+        appid: &str,
+        digest: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done = self
+            .run(async |conn| {
+                sqlx::query(
+                    "update app_access_tokens set expires_at = now() \
+                     where appid = $1 and token_digest = $2 and expires_at > now()",
+                )
+                .bind(appid)
+                .bind(digest)
+                .execute(conn)
+                .await
+            })
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Apps whose token expires within `secs` (or has), to refresh ahead of time.
+    pub async fn access_tokens_expiring(&self, secs: i64) -> Result<Vec<String>, StoreError> {
+        self.run(async |conn| {
+            sqlx::query_scalar(
+                "select appid from app_access_tokens \
+                 where token_sealed is not null \
+                   and expires_at < now() + make_interval(secs => $1)",
+            )
+            .bind(secs as f64)
+            .fetch_all(conn)
+            .await
+        })
+        .await
+    }
+
+    /// Every app's token status, for operators.
+    pub async fn access_token_statuses(&self) -> Result<Vec<TokenStatus>, StoreError> {
+        let rows = self
+            .run(async |conn| {
+                sqlx::query(
+                    "select appid, extract(epoch from fetched_at)::bigint as fetched_at, \
+                       extract(epoch from expires_at)::bigint as expires_at, refreshes, \
+                       extract(epoch from last_attempt_at)::bigint as last_attempt_at, last_outcome \
+                     from app_access_tokens order by appid",
+                )
+                .fetch_all(conn)
+                .await
+            })
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TokenStatus {
+                    appid: row.try_get("appid")?,
+                    fetched_at: row.try_get("fetched_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                    refreshes: row.try_get("refreshes")?,
+                    last_attempt_at: row.try_get("last_attempt_at")?,
+                    last_outcome: row.try_get("last_outcome")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}
+
+impl RefreshLock {
+    /// Frees the lock without a change (another replica refreshed the token meanwhile).
+    pub async fn release(mut self) -> Result<(), StoreError> {
+        let result = sqlx::query("commit").execute(self.lease.conn()).await;
+        Ok(self.lease.finish(result).map(drop)?)
+    }
+
+    /// Stores a freshly fetched token and commits, freeing the lock.
+    pub async fn stored(
+        mut self,
+        sealed: &Sealed,
+        digest: &[u8],
+        expires_in: i64,
+    ) -> Result<(), StoreError> {
+        let result = async {
+            sqlx::query(
+                "insert into app_access_tokens as t (appid, token_kid, token_nonce, token_sealed, \
+                   token_digest, expires_at, fetched_at, refreshes, last_attempt_at, last_outcome) \
+                 values ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), now(), 1, now(), 'ok') \
+                 on conflict (appid) do update set token_kid = excluded.token_kid, \
+                   token_nonce = excluded.token_nonce, token_sealed = excluded.token_sealed, \
+                   token_digest = excluded.token_digest, expires_at = excluded.expires_at, \
+                   fetched_at = excluded.fetched_at, refreshes = t.refreshes + 1, \
+                   last_attempt_at = excluded.last_attempt_at, last_outcome = 'ok'",
+            )
+            .bind(&self.appid)
+            .bind(&sealed.kid)
+            .bind(&sealed.nonce)
+            .bind(&sealed.ciphertext)
+            .bind(digest)
+            .bind(expires_in as f64)
+            .execute(self.lease.conn())
+            .await?;
+            sqlx::query("commit").execute(self.lease.conn()).await
+        }
+        .await;
+        Ok(self.lease.finish(result).map(drop)?)
+    }
+
+    /// Records a failed fetch (`outcome`: what WeChat answered) and commits, freeing the
+    /// lock; the stored token, if any, is kept.
+    pub async fn failed(mut self, outcome: &str) -> Result<(), StoreError> {
+        let result = async {
+            sqlx::query(
+                "insert into app_access_tokens as t (appid, last_attempt_at, last_outcome) \
+                 values ($1, now(), $2) on conflict (appid) do update set \
+                   last_attempt_at = excluded.last_attempt_at, last_outcome = excluded.last_outcome",
+            )
+            .bind(&self.appid)
+            .bind(outcome)
+            .execute(self.lease.conn())
+            .await?;
+            sqlx::query("commit").execute(self.lease.conn()).await
+        }
+        .await;
+        Ok(self.lease.finish(result).map(drop)?)
+    }
+}
