@@ -5,10 +5,10 @@ use tonic::Code;
 use tonic_types::StatusExt;
 use wxauth_e2e::stack::{Client, Stack};
 use wxauth_proto::v1::{
-    BindPhoneNumberRequest, CompleteLoginRequest, CreateSessionRequest, GetJwksRequest,
-    GetMeRequest, GetUserRequest, ListAppAccessTokensRequest, ListAuditEventsRequest, LoginRequest,
-    LogoutRequest, RefreshTokenRequest, RevokeUserSessionsRequest, UpdateProfileRequest,
-    ValidateTokenRequest,
+    BindPhoneNumberRequest, CheckSessionKeyRequest, CompleteLoginRequest, CreateSessionRequest,
+    GetJwksRequest, GetMeRequest, GetUserRequest, ListAppAccessTokensRequest,
+    ListAuditEventsRequest, LoginRequest, LogoutRequest, RefreshTokenRequest,
+    ResetSessionKeyRequest, RevokeUserSessionsRequest, UpdateProfileRequest, ValidateTokenRequest,
 };
 
 /// Calls RPC number `rpc` with empty input; returns the status (Ok for success).
@@ -39,6 +39,14 @@ async fn call(client: &mut Client, rpc: &str) -> Result<(), tonic::Status> {
             .map(drop),
         "ListAppAccessTokens" => client
             .list_app_access_tokens(ListAppAccessTokensRequest::default())
+            .await
+            .map(drop),
+        "CheckSessionKey" => client
+            .check_session_key(CheckSessionKeyRequest::default())
+            .await
+            .map(drop),
+        "ResetSessionKey" => client
+            .reset_session_key(ResetSessionKeyRequest::default())
             .await
             .map(drop),
         "ListAuditEvents" => client
@@ -80,6 +88,8 @@ async fn every_rpc_needs_a_known_caller_with_the_right_scope() {
         ("ListAuditEvents", [false, false, true]),
         ("BindPhoneNumber", [true, false, false]),
         ("ListAppAccessTokens", [false, false, true]),
+        ("CheckSessionKey", [false, true, true]),
+        ("ResetSessionKey", [false, false, true]),
         ("ValidateToken", [false, true, true]),
         ("GetJwks", [true, true, true]),
         ("GetUser", [false, false, true]),

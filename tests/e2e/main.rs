@@ -16,6 +16,7 @@ mod phone;
 mod profile;
 mod revocation;
 mod rotation;
+mod session_keys;
 mod shutdown;
 mod tls;
 mod tokens;

@@ -16,14 +16,17 @@ create table app_access_tokens (
     last_outcome    text
 );
 
--- The latest session_key WeChat gave for each user, sealed and bound to (appid, openid), so
--- an operator can check it with WeChat (checksession) or have it replaced (reset). Written
--- with each login; purged once the user has not logged in for the refresh-token lifetime.
+-- The latest session_key WeChat gave for each user of each app, sealed and bound to
+-- (appid, openid), so it can be checked with WeChat (checksession) or replaced (reset) after
+-- the login session that brought it is over. Written with every code exchange; purged once
+-- the user has not logged in for 30 days.
 create table user_session_keys (
-    user_id            bigint      primary key references users (user_id) on delete cascade,
+    appid              text        not null,
+    openid             text        not null,
     session_key_kid    text        not null,
     session_key_nonce  bytea       not null,
     session_key_sealed bytea       not null,
-    obtained_at        timestamptz not null default now()
+    obtained_at        timestamptz not null default now(),
+    primary key (appid, openid)
 );
 create index user_session_keys_age on user_session_keys (obtained_at);

@@ -212,6 +212,7 @@ impl Application {
             ),
             wechat,
             users.clone(),
+            sessions.clone(),
             store.clone(),
         ));
         let api = AuthApi::new(

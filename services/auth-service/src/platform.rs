@@ -1,17 +1,32 @@
 //! What the service asks WeChat with an app's access_token on a user's behalf: the phone
-//! number behind a `getPhoneNumber` code, and (operators) the state of each app's token.
+//! number behind a `getPhoneNumber` code, whether a kept session_key is still current, its
+//! reset, and (operators) the state of each app's token.
 
 use std::sync::Arc;
 
 use wxauth_wechat::{AppId, PhoneCode, WeChatClient};
 
+use tracing::info;
+
 use crate::{
     access_tokens::AccessTokens,
-    domain::{Bearer, User, UserUpdate},
+    domain::{Bearer, TokenStatus, User, UserUpdate},
     error::AuthError,
-    store::{PgStore, StoreError, access_tokens::TokenStatus},
+    session::Sessions,
+    store::{PgStore, StoreError},
     users::Users,
 };
+
+/// What WeChat says of the session_key kept for a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// It is the user's current one.
+    Current,
+    /// It is not any more (87009).
+    Stale,
+    /// None is kept.
+    NoneKept,
+}
 
 /// The platform service.
 #[derive(Debug)]
@@ -19,6 +34,7 @@ pub struct Platform {
     access: AccessTokens,
     wechat: WeChatClient,
     users: Arc<Users>,
+    sessions: Arc<Sessions>,
     store: PgStore,
 }
 
@@ -28,12 +44,14 @@ impl Platform {
         access: AccessTokens,
         wechat: WeChatClient,
         users: Arc<Users>,
+        sessions: Arc<Sessions>,
         store: PgStore,
     ) -> Self {
         Self {
             access,
             wechat,
             users,
+            sessions,
             store,
         }
     }
@@ -60,6 +78,52 @@ impl Platform {
             .set_phone(user.id, &phone)
             .await?
             .ok_or(AuthError::UserNotFound)
+    }
+
+    /// Whether the session_key kept for a user is still WeChat's current one.
+    pub async fn check_session_key(&self, user_id: i64) -> Result<KeyState, AuthError> {
+        let user = self.users.get(user_id).await?;
+        let appid = AppId::parse("appid", &user.appid).map_err(AuthError::internal)?;
+        let Some((key, _)) = self.sessions.latest_key(&user.appid, &user.openid).await? else {
+            return Ok(KeyState::NoneKept);
+        };
+        let (wechat, openid, key) = (&self.wechat, user.openid.as_str(), &key);
+        let checked = self
+            .access
+            .call(&appid, "checksession", |access| async move {
+                wechat.check_session(&access, openid, key).await
+            })
+            .await;
+        match checked {
+            Ok(()) => Ok(KeyState::Current),
+            Err(AuthError::SessionKeyInvalid) => Ok(KeyState::Stale),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Has WeChat replace a user's session_key; keeps the new one and ends the user's open
+    /// login sessions.
+    pub async fn reset_session_key(&self, user_id: i64) -> Result<(), AuthError> {
+        let user = self.users.get(user_id).await?;
+        let appid = AppId::parse("appid", &user.appid).map_err(AuthError::internal)?;
+        let (key, sealed) = self
+            .sessions
+            .latest_key(&user.appid, &user.openid)
+            .await?
+            .ok_or(AuthError::SessionNotFound)?;
+        let (wechat, openid, key) = (&self.wechat, user.openid.as_str(), &key);
+        let new = self
+            .access
+            .call(&appid, "resetusersessionkey", |access| async move {
+                wechat.reset_session_key(&access, openid, key).await
+            })
+            .await?;
+        let replaced = self
+            .sessions
+            .replace_key(&user.appid, &user.openid, &sealed, &new)
+            .await?;
+        info!(%appid, user_id, replaced, "session_key reset");
+        Ok(())
     }
 
     /// Each app's token status, for operators.

@@ -2,12 +2,14 @@
 //! transport maps them out to messages, so a column or a field can change on one side
 //! without reaching the other.
 
+pub mod app_token;
 pub mod audit;
 pub mod bearer;
 pub mod profile;
 pub mod session;
 pub mod user;
 
+pub use app_token::TokenStatus;
 pub use audit::{AuditEvent, AuditKind, CallContext, NewAuditEvent};
 pub use bearer::{Bearer, InvalidBearer};
 pub use profile::{

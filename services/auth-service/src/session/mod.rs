@@ -15,7 +15,7 @@ use crate::{
     domain::{Bearer, LoginSession},
     error::AuthError,
     metrics::Metrics,
-    secrets::{self, Keyring},
+    secrets::{self, Keyring, Sealed},
     store::{NewSession, PgStore},
 };
 
@@ -88,6 +88,17 @@ fn seal_context(id_hash: &[u8], appid: &str, openid: &str) -> Vec<u8> {
     [id_hash, appid.as_bytes(), &[0], openid.as_bytes()].concat()
 }
 
+/// The associated data of a user's latest session_key (`user_session_keys`).
+fn user_seal_context(appid: &str, openid: &str) -> Vec<u8> {
+    [
+        b"wxauth.user_session_key\0".as_slice(),
+        appid.as_bytes(),
+        &[0],
+        openid.as_bytes(),
+    ]
+    .concat()
+}
+
 impl Sessions {
     /// The service; sessions live `ttl_secs`.
     pub fn new(
@@ -143,6 +154,13 @@ impl Sessions {
                 &seal_context(&id_hash, appid.as_str(), &exchanged.openid),
             )
             .map_err(AuthError::internal)?;
+        let user_key = self
+            .keyring
+            .seal(
+                exchanged.session_key.expose_base64().as_bytes(),
+                &user_seal_context(appid.as_str(), &exchanged.openid),
+            )
+            .map_err(AuthError::internal)?;
         let expires_at = self
             .store
             .create_session(NewSession {
@@ -151,6 +169,7 @@ impl Sessions {
                 openid: &exchanged.openid,
                 unionid: exchanged.unionid.as_deref(),
                 sealed_key: &sealed_key,
+                user_key: &user_key,
                 ttl_secs: self.ttl_secs,
             })
             .await?;
@@ -228,6 +247,24 @@ impl Sessions {
     pub async fn reseal(&self, batch: i64) -> Result<u64, AuthError> {
         let active = self.keyring.active_kid();
         let mut moved = 0;
+        for stored in self.store.user_keys_under_other_keys(active, batch).await? {
+            let context = user_seal_context(&stored.appid, &stored.openid);
+            let Ok(opened) = self.keyring.open(&stored.sealed, &context) else {
+                warn!("a stored user session_key cannot be re-sealed; it stays as it is");
+                continue;
+            };
+            let sealed = self
+                .keyring
+                .seal(&opened, &context)
+                .map_err(AuthError::internal)?;
+            if self
+                .store
+                .reseal_user_key(&stored.appid, &stored.openid, &stored.sealed, &sealed)
+                .await?
+            {
+                moved += 1;
+            }
+        }
         for (id_hash, session) in self.store.sealed_under_other_keys(active, batch).await? {
             let context = seal_context(&id_hash, &session.appid, &session.openid);
             let opened = match self.keyring.open(&session.sealed_key, &context) {
@@ -250,6 +287,47 @@ impl Sessions {
             }
         }
         Ok(moved)
+    }
+
+    /// The latest session_key WeChat gave for (appid, openid), if one is kept, with its
+    /// sealed form (a replacement names it).
+    pub async fn latest_key(
+        &self,
+        appid: &str,
+        openid: &str,
+    ) -> Result<Option<(SessionKey, Sealed)>, AuthError> {
+        let Some(stored) = self.store.user_session_key(appid, openid).await? else {
+            return Ok(None);
+        };
+        let opened = self
+            .keyring
+            .open(&stored.sealed, &user_seal_context(appid, openid))
+            .map_err(AuthError::internal)?;
+        let text = String::from_utf8(opened).map_err(AuthError::internal)?;
+        Ok(Some((SessionKey::new(text), stored.sealed)))
+    }
+
+    /// Stores the key a reset gave in place of `old`, and ends the user's open login
+    /// sessions (their key no longer works). False when the stored key changed meanwhile (a
+    /// login in between): then the new one is WeChat's anyway.
+    pub async fn replace_key(
+        &self,
+        appid: &str,
+        openid: &str,
+        old: &Sealed,
+        new: &SessionKey,
+    ) -> Result<bool, AuthError> {
+        let sealed = self
+            .keyring
+            .seal(
+                new.expose_base64().as_bytes(),
+                &user_seal_context(appid, openid),
+            )
+            .map_err(AuthError::internal)?;
+        Ok(self
+            .store
+            .replace_user_session_key(appid, openid, old, &sealed)
+            .await?)
     }
 
     /// Forgets a remembered session (completed, or gone).

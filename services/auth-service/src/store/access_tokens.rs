@@ -3,7 +3,7 @@
 use sqlx::Row as _;
 
 use super::{PgStore, StoreError, pool::Lease};
-use crate::secrets::Sealed;
+use crate::{domain::TokenStatus, secrets::Sealed};
 
 /// An app's stored token.
 #[derive(Debug)]
@@ -14,23 +14,6 @@ pub struct StoredToken {
     pub digest: Vec<u8>,
     /// Seconds until it expires (negative once it has).
     pub expires_in: i64,
-}
-
-/// What an operator may know of an app's token: never the token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenStatus {
-    /// The app.
-    pub appid: String,
-    /// When the stored token was fetched, Unix seconds.
-    pub fetched_at: Option<i64>,
-    /// When it expires, Unix seconds.
-    pub expires_at: Option<i64>,
-    /// How many times it was fetched.
-    pub refreshes: i64,
-    /// When a fetch was last tried, Unix seconds.
-    pub last_attempt_at: Option<i64>,
-    /// How that try ended: `ok`, or what WeChat answered.
-    pub last_outcome: Option<String>,
 }
 
 const SELECT_TOKEN: &str = "select token_kid, token_nonce, token_sealed, token_digest, \

@@ -20,6 +20,7 @@ pub mod families;
 pub mod logins;
 pub mod pool;
 pub mod revocations;
+pub mod session_keys;
 pub mod sessions;
 pub mod upkeep;
 pub mod users;

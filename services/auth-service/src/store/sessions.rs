@@ -18,20 +18,30 @@ pub struct NewSession<'a> {
     pub unionid: Option<&'a str>,
     /// The sealed session_key.
     pub sealed_key: &'a Sealed,
+    /// The same key sealed for the user's row of `user_session_keys`.
+    pub user_key: &'a Sealed,
     /// Lifetime in seconds.
     pub ttl_secs: i64,
 }
 
 impl PgStore {
     /// Stores a new session and drops the user's older sessions of the same app (their
-    /// session_key is no longer WeChat's live one). Returns the expiry in Unix seconds.
+    /// session_key is no longer WeChat's live one), and keeps the key as the user's latest.
+    /// Returns the expiry in Unix seconds.
     ///
     /// One statement, so one round trip and one commit: the delete runs in a data-modifying
     /// `with`, which Postgres always runs to completion in the same transaction.
     pub async fn create_session(&self, session: NewSession<'_>) -> Result<i64, StoreError> {
         self.run(async |conn| {
             sqlx::query_scalar(
-                "with superseded as (delete from login_sessions where appid = $2 and openid = $3) \
+                "with superseded as (delete from login_sessions where appid = $2 and openid = $3), \
+                 latest as (insert into user_session_keys as k (appid, openid, session_key_kid, \
+                     session_key_nonce, session_key_sealed, obtained_at) \
+                   values ($2, $3, $9, $10, $11, now()) on conflict (appid, openid) do update set \
+                     session_key_kid = excluded.session_key_kid, \
+                     session_key_nonce = excluded.session_key_nonce, \
+                     session_key_sealed = excluded.session_key_sealed, \
+                     obtained_at = excluded.obtained_at) \
                  insert into login_sessions \
                    (id_hash, appid, openid, unionid, session_key_kid, session_key_nonce, session_key_sealed, expires_at) \
                  values ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8)) \
@@ -45,6 +55,9 @@ impl PgStore {
             .bind(&session.sealed_key.nonce)
             .bind(&session.sealed_key.ciphertext)
             .bind(session.ttl_secs as f64)
+            .bind(&session.user_key.kid)
+            .bind(&session.user_key.nonce)
+            .bind(&session.user_key.ciphertext)
             .fetch_one(conn)
             .await
         })

@@ -18,13 +18,14 @@ impl PgStore {
     /// - refresh tokens past their expiry (used ones are kept until then, for reuse detection),
     ///   and the sealed successor of a used one ten minutes after its use (the grace is over);
     /// - session families with no refresh token left (their access tokens expired long ago);
-    /// - audit events older than `audit_retention_secs`.
+    /// - audit events older than `audit_retention_secs`;
+    /// - users' latest session_keys not renewed by a login for 30 days.
     pub async fn purge_expired(
         &self,
         batch: i64,
         audit_retention_secs: i64,
     ) -> Result<u64, StoreError> {
-        const STATEMENTS: [&str; 6] = [
+        const STATEMENTS: [&str; 7] = [
             "delete from used_codes where (appid, code_hash) in (select appid, code_hash from used_codes \
              where created_at < now() - interval '10 minutes' limit $1)",
             "delete from login_sessions where id_hash in (select id_hash from login_sessions \
@@ -39,6 +40,8 @@ impl PgStore {
              and f.created_at < now() - interval '1 minute' limit $1)",
             "delete from audit_events where event_id in (select event_id from audit_events \
              where at < now() - make_interval(secs => $2) limit $1)",
+            "delete from user_session_keys where (appid, openid) in (select appid, openid \
+             from user_session_keys where obtained_at < now() - interval '30 days' limit $1)",
         ];
         let mut purged = 0;
         for statement in STATEMENTS {

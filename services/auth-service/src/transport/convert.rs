@@ -8,10 +8,10 @@ use wxauth_proto::{
 use wxauth_wechat::{AppId, JsCode};
 
 use crate::{
-    domain::{AuditEvent, Bearer, User},
+    domain::{AuditEvent, Bearer, TokenStatus, User},
     error::AuthError,
     login::{CompleteRequest, DataKind, SignedRawData},
-    store::access_tokens::TokenStatus,
+    platform::KeyState,
     tokens::{LogoutBy, TokenPair},
 };
 
@@ -218,6 +218,15 @@ pub fn token_pair(tokens: TokenPair) -> Option<v1::TokenPair> {
         refresh_token_expires_at: timestamp(tokens.refresh_expires_at),
         token_type: "Bearer".to_owned(),
     })
+}
+
+/// What WeChat says of a kept session_key, as the API names it.
+pub fn key_state(state: KeyState) -> v1::SessionKeyState {
+    match state {
+        KeyState::Current => v1::SessionKeyState::SessionKeyCurrent,
+        KeyState::Stale => v1::SessionKeyState::SessionKeyStale,
+        KeyState::NoneKept => v1::SessionKeyState::SessionKeyNone,
+    }
 }
 
 /// An app's token status as operators see it: never the token.

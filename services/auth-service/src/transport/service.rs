@@ -3,13 +3,14 @@
 
 use tonic::{Request, Response, Status};
 use wxauth_proto::v1::{
-    BindPhoneNumberRequest, BindPhoneNumberResponse, CompleteLoginRequest, CompleteLoginResponse,
-    CreateSessionRequest, CreateSessionResponse, GetJwksRequest, GetJwksResponse, GetMeRequest,
-    GetMeResponse, GetUserRequest, GetUserResponse, ListAppAccessTokensRequest,
-    ListAppAccessTokensResponse, ListAuditEventsRequest, ListAuditEventsResponse, LoginRequest,
-    LoginResponse, LogoutRequest, LogoutResponse, RefreshTokenRequest, RefreshTokenResponse,
-    RevokeUserSessionsRequest, RevokeUserSessionsResponse, UpdateProfileRequest,
-    UpdateProfileResponse, ValidateTokenRequest, ValidateTokenResponse,
+    BindPhoneNumberRequest, BindPhoneNumberResponse, CheckSessionKeyRequest,
+    CheckSessionKeyResponse, CompleteLoginRequest, CompleteLoginResponse, CreateSessionRequest,
+    CreateSessionResponse, GetJwksRequest, GetJwksResponse, GetMeRequest, GetMeResponse,
+    GetUserRequest, GetUserResponse, ListAppAccessTokensRequest, ListAppAccessTokensResponse,
+    ListAuditEventsRequest, ListAuditEventsResponse, LoginRequest, LoginResponse, LogoutRequest,
+    LogoutResponse, RefreshTokenRequest, RefreshTokenResponse, ResetSessionKeyRequest,
+    ResetSessionKeyResponse, RevokeUserSessionsRequest, RevokeUserSessionsResponse,
+    UpdateProfileRequest, UpdateProfileResponse, ValidateTokenRequest, ValidateTokenResponse,
     auth_service_server::AuthService,
 };
 
@@ -175,6 +176,37 @@ impl AuthService for AuthApi {
                     .map(convert::access_token_status)
                     .collect(),
             })
+        })
+        .await
+    }
+
+    async fn check_session_key(
+        &self,
+        request: Request<CheckSessionKeyRequest>,
+    ) -> Result<Response<CheckSessionKeyResponse>, Status> {
+        let rpc = Rpc::new("CheckSessionKey", Some(Scope::Validate));
+        self.call(request, rpc, |req, _| async move {
+            let state = self
+                .platform
+                .check_session_key(convert::user_id(&req.user_id)?)
+                .await?;
+            Ok(CheckSessionKeyResponse {
+                state: convert::key_state(state).into(),
+            })
+        })
+        .await
+    }
+
+    async fn reset_session_key(
+        &self,
+        request: Request<ResetSessionKeyRequest>,
+    ) -> Result<Response<ResetSessionKeyResponse>, Status> {
+        let rpc = Rpc::new("ResetSessionKey", Some(Scope::Admin));
+        self.call(request, rpc, |req, _| async move {
+            self.platform
+                .reset_session_key(convert::user_id(&req.user_id)?)
+                .await?;
+            Ok(ResetSessionKeyResponse {})
         })
         .await
     }

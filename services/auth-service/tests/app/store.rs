@@ -27,6 +27,7 @@ async fn new_session(store: &PgStore, id: u8, openid: &str, ttl_secs: i64) -> Ve
             openid,
             unionid: None,
             sealed_key: &sealed(),
+            user_key: &sealed(),
             ttl_secs,
         })
         .await
