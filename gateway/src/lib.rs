@@ -8,6 +8,7 @@ pub mod limits;
 mod me;
 pub mod metrics;
 pub mod openapi;
+pub mod quota;
 mod request_id;
 mod routes;
 mod v1;
@@ -86,23 +87,40 @@ impl AppState {
     }
 }
 
-/// The gateway's routes, with the body limit, request ids and metrics.
+/// Who a request comes from and how much of the login routes it may use.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// The quota per client on the login routes.
+    pub quota: quota::ClientQuota,
+    /// Whether the first `x-forwarded-for` hop names the client (behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+}
+
+/// The gateway's routes, with the body limit, request ids, client quotas and metrics.
 pub fn router(
     state: AppState,
     body_limit: usize,
     limits: limits::Limits,
+    clients: Clients,
     metrics: std::sync::Arc<metrics::Metrics>,
 ) -> Router {
-    Router::new()
+    // The routes that start or renew a login, and so spend the app's WeChat quota.
+    let logins = Router::new()
         .route("/wxauth/getsessionkey", get(routes::get_session_key))
         .route("/wxauth/wxsmallusersave", post(routes::save_user))
-        .route("/healthz", get(routes::healthz))
         .route("/v1/login", post(v1::login))
         .route("/v1/token/refresh", post(v1::refresh))
+        .route("/v1/me/phone", post(me::bind_phone))
+        .route_layer(axum::middleware::from_fn_with_state(
+            clients.quota,
+            quota::middleware,
+        ));
+    Router::new()
+        .merge(logins)
+        .route("/healthz", get(routes::healthz))
         .route("/v1/logout", post(v1::logout))
         .route("/v1/me", get(v1::me))
         .route("/v1/me/profile", post(me::update_profile))
-        .route("/v1/me/phone", post(me::bind_phone))
         .route("/.well-known/jwks.json", get(v1::jwks))
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(routes::not_found)
@@ -114,7 +132,7 @@ pub fn router(
         ))
         // Outermost: every answer, a refusal by the limits included, carries the request id.
         .layer(axum::middleware::from_fn_with_state(
-            metrics,
+            (metrics, clients.trust_forwarded_for),
             request_id::middleware,
         ))
         .with_state(state)

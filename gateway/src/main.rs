@@ -87,6 +87,21 @@ struct Settings {
     /// The most requests in flight; one more is answered 503 with `retry-after` at once.
     #[arg(long, env = "GATEWAY_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     max_concurrent_requests: usize,
+
+    /// Requests to the login routes one client may make per minute (a token bucket per
+    /// client address; 0: no limit). Over it: 429 with 10006 and `retry-after`. Clients
+    /// behind one NAT share a bucket: keep it generous.
+    #[arg(long, env = "GATEWAY_LOGIN_RATE_PER_MINUTE", default_value_t = 120)]
+    login_rate_per_minute: u32,
+
+    /// How many login requests a client may make at once above that rate.
+    #[arg(long, env = "GATEWAY_LOGIN_BURST", default_value_t = 60)]
+    login_burst: u32,
+
+    /// Whether the first `x-forwarded-for` hop is the client (only behind a proxy that sets
+    /// it; otherwise a client could name any address it likes).
+    #[arg(long, env = "GATEWAY_TRUST_FORWARDED_FOR", action = clap::ArgAction::Set, default_value_t = false)]
+    trust_forwarded_for: bool,
 }
 
 #[tokio::main]
@@ -160,7 +175,24 @@ async fn main() -> ExitCode {
         settings.max_concurrent_requests,
         Duration::from_millis(settings.request_timeout_ms.max(1)),
     );
-    let app = gateway::router(state, settings.body_limit_bytes, limits, Arc::new(metrics));
+    let metrics = Arc::new(metrics);
+    let quota = gateway::quota::ClientQuota::new(
+        settings.login_rate_per_minute,
+        settings.login_burst,
+        metrics.clone(),
+    );
+    let forgetting = quota.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            forgetting.forget_idle();
+        }
+    });
+    let clients = gateway::Clients {
+        quota,
+        trust_forwarded_for: settings.trust_forwarded_for,
+    };
+    let app = gateway::router(state, settings.body_limit_bytes, limits, clients, metrics);
     let connection_limits = wxauth_runtime::http::Limits {
         header_read_timeout: Duration::from_millis(settings.header_read_timeout_ms.max(1)),
         ..wxauth_runtime::http::Limits::default()

@@ -67,7 +67,7 @@ pub(crate) async fn update_profile(
         (status = 401, description = "10007: no token, or an invalid or expired one", body = ErrorEnvelope),
         (status = 413, description = "10001: the body is too large", body = ErrorEnvelope),
         (status = 415, description = "10001: not JSON or a form", body = ErrorEnvelope),
-        (status = 429, description = "10006: WeChat's rate limit", body = ErrorEnvelope),
+        (status = 429, description = "10006: WeChat's rate limit, or a quota of this client or app (retry-after)", body = ErrorEnvelope),
         (status = 502, description = "10005: WeChat answered unexpectedly, or the app does not meet WeChat's requirements", body = ErrorEnvelope),
         (status = 503, description = "10005: WeChat busy or slow; 10500: the login service is unavailable or busy", body = ErrorEnvelope),
     ))]

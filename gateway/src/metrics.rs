@@ -1,4 +1,5 @@
-//! What the gateway counts, for Prometheus: requests by route and status, and latency.
+//! What the gateway counts, for Prometheus: requests by route and status, latency, and
+//! login requests refused by the client quota.
 
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ pub struct Route {
 pub struct Metrics {
     requests: Family<RouteStatus, Counter>,
     duration: Family<Route, Histogram, fn() -> Histogram>,
+    rate_limited: Family<Route, Counter>,
 }
 
 impl Metrics {
@@ -37,6 +39,7 @@ impl Metrics {
         let metrics = Self {
             requests: Family::default(),
             duration: Family::new_with_constructor(wxauth_runtime::metrics::latency_histogram),
+            rate_limited: Family::default(),
         };
         let mut registry = Registry::with_prefix("wxauth_gateway");
         registry.register(
@@ -49,7 +52,21 @@ impl Metrics {
             "HTTP request latency by route",
             metrics.duration.clone(),
         );
+        registry.register(
+            "rate_limited",
+            "login requests refused (429) because their client was over its quota",
+            metrics.rate_limited.clone(),
+        );
         (metrics, registry)
+    }
+
+    /// Counts a request refused by the client quota.
+    pub fn rate_limited(&self, route: &str) {
+        self.rate_limited
+            .get_or_create(&Route {
+                route: route.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts a finished request.

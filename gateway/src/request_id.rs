@@ -45,7 +45,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 
 /// The middleware: assigns the id, opens the span, logs and counts the outcome.
 pub(crate) async fn middleware(
-    State(metrics): State<std::sync::Arc<Metrics>>,
+    State((metrics, trust_forwarded_for)): State<(std::sync::Arc<Metrics>, bool)>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -60,10 +60,11 @@ pub(crate) async fn middleware(
         .and_then(|value| value.to_str().ok())
         .filter(|id| acceptable_request_id(id))
         .map_or_else(new_request_id, str::to_owned);
-    let client = request
+    let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
+    let client = crate::quota::client_address(request.headers(), peer, trust_forwarded_for);
     request.extensions_mut().insert(RequestId {
         id: id.clone(),
         client,

@@ -27,7 +27,7 @@ use crate::{
         (status = 401, description = "10003: WeChat rejected the code, or it was already used", body = ErrorEnvelope),
         (status = 403, description = "10003: WeChat blocked this user (errcode 40226)", body = ErrorEnvelope),
         (status = 404, description = "10008: appid not served here", body = ErrorEnvelope),
-        (status = 429, description = "10006: WeChat's rate limit", body = ErrorEnvelope),
+        (status = 429, description = "10006: WeChat's rate limit, or a quota of this client or app (retry-after)", body = ErrorEnvelope),
         (status = 502, description = "10005: WeChat answered unexpectedly or refused our credentials", body = ErrorEnvelope),
         (status = 503, description = "10005: WeChat busy or slow; 10500: the login service is unavailable", body = ErrorEnvelope),
     ))]
@@ -67,6 +67,7 @@ pub(crate) async fn get_session_key(
         (status = 404, description = "10008: appid not served here", body = ErrorEnvelope),
         (status = 413, description = "10001: the body is too large", body = ErrorEnvelope),
         (status = 415, description = "10001: not JSON or a form", body = ErrorEnvelope),
+        (status = 429, description = "10006: this client is over its login quota (retry-after)", body = ErrorEnvelope),
         (status = 503, description = "10500: the login service is unavailable", body = ErrorEnvelope),
     ))]
 pub(crate) async fn save_user(

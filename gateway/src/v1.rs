@@ -64,7 +64,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
         (status = 404, description = "10008: appid not served here", body = ErrorEnvelope),
         (status = 413, description = "10001: the body is too large", body = ErrorEnvelope),
         (status = 415, description = "10001: not JSON or a form", body = ErrorEnvelope),
-        (status = 429, description = "10006: WeChat's rate limit", body = ErrorEnvelope),
+        (status = 429, description = "10006: WeChat's rate limit, or a quota of this client or app (retry-after)", body = ErrorEnvelope),
         (status = 502, description = "10005: WeChat answered unexpectedly or refused our credentials", body = ErrorEnvelope),
         (status = 503, description = "10005: WeChat busy or slow; 10500: the login service is unavailable or busy", body = ErrorEnvelope),
     ))]
@@ -101,6 +101,7 @@ pub(crate) async fn login(
         (status = 401, description = "10007: unknown, used, expired or revoked refresh token (log in again)", body = ErrorEnvelope),
         (status = 413, description = "10001: the body is too large", body = ErrorEnvelope),
         (status = 415, description = "10001: not JSON or a form", body = ErrorEnvelope),
+        (status = 429, description = "10006: this client is over its login quota (retry-after)", body = ErrorEnvelope),
         (status = 503, description = "10500: the login service is unavailable or busy", body = ErrorEnvelope),
     ))]
 pub(crate) async fn refresh(

@@ -14,6 +14,7 @@ mod login;
 mod operations;
 mod phone;
 mod profile;
+mod quotas;
 mod revocation;
 mod rotation;
 mod session_keys;

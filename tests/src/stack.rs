@@ -184,6 +184,8 @@ impl Stack {
         if let Some(secs) = options.access_ttl_secs {
             auth_env.push(("WXAUTH_ACCESS_TTL_SECS", secs.to_string()));
         }
+        // Tests drive many logins from one address at once: quotas only where a test asks.
+        auth_env.push(("WXAUTH_WECHAT_CALLS_PER_SECOND", "0".into()));
         auth_env.extend(options.auth_env.iter().cloned());
         let log_format = if options.json_logs { "json" } else { "text" };
         auth_env.push(("WXAUTH_LOG_FORMAT", log_format.into()));
@@ -206,6 +208,7 @@ impl Stack {
             ("AUTH_CALLER_KEY", keys.gateway.clone()),
             ("GATEWAY_METRICS_ADDR", "127.0.0.1:0".into()),
             ("WXAUTH_LOG_FORMAT", log_format.into()),
+            ("GATEWAY_LOGIN_RATE_PER_MINUTE", "0".into()),
         ];
         gateway_env.extend(options.gateway_env.iter().cloned());
         let gateway = Proc::spawn("gateway", &gateway_env, &dir);

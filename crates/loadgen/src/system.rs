@@ -90,6 +90,9 @@ impl Build {
                 "WXAUTH_CALLERS",
                 format!("gateway:login:{gateway_key},bench:validate:{service_key}"),
             ),
+            // The benchmark measures throughput: no quota may cap it (an older build
+            // ignores the setting).
+            ("WXAUTH_WECHAT_CALLS_PER_SECOND", "0".into()),
         ];
         let auth = Proc::spawn_from(
             bin_dir,
@@ -108,6 +111,7 @@ impl Build {
                 ("GATEWAY_METRICS_ADDR", "127.0.0.1:0".into()),
                 ("AUTH_GRPC_URL", auth.url()),
                 ("AUTH_CALLER_KEY", gateway_key),
+                ("GATEWAY_LOGIN_RATE_PER_MINUTE", "0".into()),
             ],
             log_dir,
         );

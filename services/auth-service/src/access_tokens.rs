@@ -14,6 +14,7 @@ use crate::{
     apps::Apps,
     error::AuthError,
     metrics::Metrics,
+    quotas::WeChatQuota,
     secrets::Keyring,
     store::{PgStore, StoreError, access_tokens::StoredToken},
 };
@@ -41,6 +42,7 @@ pub struct AccessTokens {
     store: PgStore,
     keyring: Arc<Keyring>,
     metrics: Arc<Metrics>,
+    quota: Arc<WeChatQuota>,
 }
 
 impl AccessTokens {
@@ -51,6 +53,7 @@ impl AccessTokens {
         store: PgStore,
         keyring: Arc<Keyring>,
         metrics: Arc<Metrics>,
+        quota: Arc<WeChatQuota>,
     ) -> Self {
         Self {
             apps,
@@ -58,6 +61,7 @@ impl AccessTokens {
             store,
             keyring,
             metrics,
+            quota,
         }
     }
 
@@ -76,6 +80,7 @@ impl AccessTokens {
         Fut: Future<Output = Result<T, WeChatError>>,
     {
         let current = self.current(appid).await?;
+        self.quota.take(appid)?;
         match self.timed(api, &work, current.token).await {
             Err(WeChatError::Api { errcode }) if errcode.rejects_access_token() => {
                 let expired = self
@@ -84,6 +89,7 @@ impl AccessTokens {
                     .await?;
                 warn!(%appid, api, %errcode, expired, "wechat refused the access_token; using a current one");
                 let current = self.current(appid).await?;
+                self.quota.take(appid)?;
                 self.timed(api, &work, current.token)
                     .await
                     .map_err(AuthError::from_platform_call)
@@ -121,6 +127,10 @@ impl AccessTokens {
         if let Some(stored) = stored.filter(|stored| stored.expires_in > REFRESH_AHEAD_SECS) {
             lock.release().await?;
             return self.open(appid, stored);
+        }
+        if let Err(over) = self.quota.take(appid) {
+            lock.release().await?;
+            return Err(over);
         }
         let started = Instant::now();
         let fetched = self.wechat.stable_token(appid, secret, false).await;

@@ -18,6 +18,7 @@ use crate::{
     login::Logins,
     metrics::Metrics,
     platform::Platform,
+    quotas::WeChatQuota,
     revocation::{self, Revocations},
     session::Sessions,
     settings::Config,
@@ -182,6 +183,11 @@ impl Application {
             keyring.clone(),
             config.refresh_rules,
         ));
+        let quota = Arc::new(WeChatQuota::new(
+            config.wechat_calls_per_second,
+            config.wechat_calls_burst,
+            metrics.clone(),
+        ));
         let platform_parts = (apps.clone(), wechat.clone(), keyring.clone());
         let sessions = Arc::new(Sessions::new(
             apps.clone(),
@@ -189,6 +195,7 @@ impl Application {
             store.clone(),
             keyring,
             metrics.clone(),
+            quota.clone(),
             config.session_ttl_secs,
         ));
         let logins = Arc::new(Logins::new(
@@ -209,6 +216,7 @@ impl Application {
                 store.clone(),
                 keyring,
                 metrics.clone(),
+                quota,
             ),
             wechat,
             users.clone(),

@@ -74,6 +74,14 @@ pub enum AuthError {
         /// A short, client-safe description: "busy", "timed out", "unreachable".
         what: &'static str,
     },
+    /// This app is over its quota of calls to WeChat; WeChat was not called.
+    #[error(
+        "this mini-program is over its limit of calls to wechat (WXAUTH_WECHAT_CALLS_PER_SECOND): retry in {retry_after_secs} s"
+    )]
+    QuotaExceeded {
+        /// When a call will be let through again.
+        retry_after_secs: u64,
+    },
     /// WeChat answered with an undocumented errcode or a body that is not its API.
     #[error("wechat answered unexpectedly{}: retry later", errcode.map(|e| format!(" (errcode {e})")).unwrap_or_default())]
     WeChatFailed {
@@ -138,6 +146,7 @@ impl AuthError {
             | Self::WeChatApiUnavailable { errcode, .. }
             | Self::WeChatFailed { errcode } => *errcode,
             Self::SessionKeyInvalid => Some(Errcode::SessionSignatureInvalid),
+            Self::QuotaExceeded { .. } => None,
             Self::InvalidArgument(_)
             | Self::UnknownApp
             | Self::SessionNotFound

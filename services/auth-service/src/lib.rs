@@ -13,8 +13,8 @@
 //! - [`domain`], [`secrets`], [`clock`]: plain types and pure rules, tested without a network.
 //! - [`store`]: Postgres, the only place SQL and sqlx live.
 //! - [`tls`]: TLS on the gRPC port, certificates reloaded, optionally mutual.
-//! - [`audit`], [`upkeep`], [`metrics`]: the audit trail, health and purging, and what is
-//!   counted.
+//! - [`audit`], [`upkeep`], [`metrics`], [`quotas`]: the audit trail, health and purging,
+//!   what is counted, and each app's quota of calls to WeChat.
 
 pub mod access_tokens;
 pub mod app;
@@ -27,6 +27,7 @@ pub mod error;
 pub mod login;
 pub mod metrics;
 pub mod platform;
+pub mod quotas;
 pub mod revocation;
 pub mod secrets;
 pub mod session;

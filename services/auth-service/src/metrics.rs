@@ -52,6 +52,14 @@ pub struct Metrics {
     pool_connections: Family<PoolLabels, Gauge>,
     audit_dropped: Counter,
     shed: Counter,
+    wechat_quota_refused: Family<AppLabels, Counter>,
+}
+
+/// Labels of a per-app series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, prometheus_client::encoding::EncodeLabelSet)]
+pub struct AppLabels {
+    /// The appid.
+    pub appid: String,
 }
 
 impl Metrics {
@@ -65,6 +73,7 @@ impl Metrics {
             pool_connections: Family::default(),
             audit_dropped: Counter::default(),
             shed: Counter::default(),
+            wechat_quota_refused: Family::default(),
         };
         let mut registry = Registry::with_prefix("wxauth");
         registry.register(
@@ -79,12 +88,12 @@ impl Metrics {
         );
         registry.register(
             "wechat_calls",
-            "jscode2session calls by outcome (errcode)",
+            "calls to WeChat by api and outcome (errcode)",
             metrics.wechat_calls.clone(),
         );
         registry.register(
             "wechat_call_duration_seconds",
-            "jscode2session latency",
+            "latency of calls to WeChat",
             metrics.wechat_duration.clone(),
         );
         registry.register(
@@ -98,11 +107,25 @@ impl Metrics {
             metrics.shed.clone(),
         );
         registry.register(
+            "wechat_quota_refused",
+            "calls to WeChat refused (not made) because the app was over WXAUTH_WECHAT_CALLS_PER_SECOND",
+            metrics.wechat_quota_refused.clone(),
+        );
+        registry.register(
             "audit_dropped",
             "audit events dropped because the writer could not keep up or the database refused them",
             metrics.audit_dropped.clone(),
         );
         (metrics, registry)
+    }
+
+    /// Counts a call to WeChat not made because the app was over its quota.
+    pub fn wechat_quota_refused(&self, appid: &str) {
+        self.wechat_quota_refused
+            .get_or_create(&AppLabels {
+                appid: appid.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts a call refused at once because too many were in flight.

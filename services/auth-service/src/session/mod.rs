@@ -15,6 +15,7 @@ use crate::{
     domain::{Bearer, LoginSession},
     error::AuthError,
     metrics::Metrics,
+    quotas::WeChatQuota,
     secrets::{self, Keyring, Sealed},
     store::{NewSession, PgStore},
 };
@@ -79,6 +80,7 @@ pub struct Sessions {
     store: PgStore,
     keyring: Arc<Keyring>,
     metrics: Arc<Metrics>,
+    quota: Arc<WeChatQuota>,
     ttl_secs: i64,
     remembered: moka::sync::Cache<Vec<u8>, Arc<LoginSession>>,
 }
@@ -107,6 +109,7 @@ impl Sessions {
         store: PgStore,
         keyring: Arc<Keyring>,
         metrics: Arc<Metrics>,
+        quota: Arc<WeChatQuota>,
         ttl_secs: i64,
     ) -> Self {
         Self {
@@ -115,6 +118,7 @@ impl Sessions {
             store,
             keyring,
             metrics,
+            quota,
             ttl_secs,
             remembered: moka::sync::Cache::builder()
                 .max_capacity(REMEMBERED)
@@ -129,6 +133,8 @@ impl Sessions {
     /// session for the user, replacing their older ones.
     pub async fn exchange(&self, appid: &AppId, code: &JsCode) -> Result<Exchanged, AuthError> {
         let secret = self.apps.secret(appid)?;
+        // Before the code is claimed: refused here, the same code may be sent again.
+        self.quota.take(appid)?;
         let code_hash = secrets::code_digest(appid.as_str(), code.as_str());
         if !self.store.claim_code(appid.as_str(), &code_hash).await? {
             info!(%appid, "code already submitted");

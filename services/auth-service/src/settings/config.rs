@@ -61,6 +61,10 @@ pub struct Config {
     pub revocation_heartbeat: Duration,
     /// How often access_tokens about to expire are looked for.
     pub access_token_check: Duration,
+    /// Calls to WeChat per app per second (0: no limit).
+    pub wechat_calls_per_second: u32,
+    /// Burst above that rate.
+    pub wechat_calls_burst: u32,
     /// How long calls in flight may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
     /// How often expired rows are purged.

@@ -136,6 +136,16 @@ pub struct Settings {
     #[arg(long, env = "WXAUTH_ACCESS_TOKEN_CHECK_MS", default_value_t = 30_000)]
     pub access_token_check_ms: u64,
 
+    /// Calls to WeChat each app may make per second, per replica (a token bucket; 0: no
+    /// limit). Over it a call is refused before WeChat is called: RESOURCE_EXHAUSTED with
+    /// RATE_LIMITED and a RetryInfo, 429 with 10006 and `retry-after` at the gateway.
+    #[arg(long, env = "WXAUTH_WECHAT_CALLS_PER_SECOND", default_value_t = 500)]
+    pub wechat_calls_per_second: u32,
+
+    /// How many calls to WeChat an app may make at once above that rate.
+    #[arg(long, env = "WXAUTH_WECHAT_CALLS_BURST", default_value_t = 1000)]
+    pub wechat_calls_burst: u32,
+
     /// Who may call: `name:scopes:key` entries separated by commas; scopes are `login` (the
     /// gateway), `validate` (internal services) and `admin` (operators), joined by `+`; keys
     /// are at least 24 characters (`head -c24 /dev/urandom | base64`). Callers send their key
@@ -404,6 +414,8 @@ impl Settings {
             )?,
             revocation_heartbeat: Duration::from_millis(self.revocation_heartbeat_ms.max(50)),
             access_token_check: Duration::from_millis(self.access_token_check_ms.max(100)),
+            wechat_calls_per_second: self.wechat_calls_per_second,
+            wechat_calls_burst: self.wechat_calls_burst,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             purge_interval: Duration::from_secs(self.purge_interval_secs.max(1)),
         })

@@ -31,6 +31,7 @@ pub fn classify(err: &AuthError) -> (Code, ErrorReason) {
             (Code::FailedPrecondition, ErrorReason::PhoneCodeRejected)
         }
         AuthError::SessionKeyInvalid => (Code::FailedPrecondition, ErrorReason::SessionKeyInvalid),
+        AuthError::QuotaExceeded { .. } => (Code::ResourceExhausted, ErrorReason::RateLimited),
         AuthError::WeChatApiUnavailable { .. } => {
             (Code::Unavailable, ErrorReason::WechatUnavailable)
         }
@@ -71,11 +72,11 @@ pub fn to_status(err: AuthError, request_id: &str) -> Status {
             err.to_string()
         }
     };
-    Status::with_error_details(
-        code,
-        message,
-        ErrorDetails::with_error_info(reason.as_str_name(), ERROR_DOMAIN, metadata),
-    )
+    let mut details = ErrorDetails::with_error_info(reason.as_str_name(), ERROR_DOMAIN, metadata);
+    if let AuthError::QuotaExceeded { retry_after_secs } = &err {
+        details.set_retry_info(Some(std::time::Duration::from_secs(*retry_after_secs)));
+    }
+    Status::with_error_details(code, message, details)
 }
 
 /// An error and its causes, for a log line.
@@ -151,6 +152,9 @@ mod tests {
             AuthError::WeChatApiUnavailable { .. } => {
                 (21, Code::Unavailable, ErrorReason::WechatUnavailable)
             }
+            AuthError::QuotaExceeded { .. } => {
+                (22, Code::ResourceExhausted, ErrorReason::RateLimited)
+            }
         }
     }
 
@@ -187,6 +191,9 @@ mod tests {
             AuthError::WeChatApiUnavailable {
                 errcode: None,
                 what: "busy",
+            },
+            AuthError::QuotaExceeded {
+                retry_after_secs: 1,
             },
         ]
     }

@@ -1,0 +1,130 @@
+//! A quota per client on the login routes: a token bucket (governor) per client address, so
+//! one client cannot spend the app's WeChat quota or hammer the service. Over it: 429 with
+//! envelope 10006 and `retry-after`, and the auth-service is not called. The client is the
+//! peer address, or the first `x-forwarded-for` hop when the operator says the gateway sits
+//! behind a proxy that sets it (otherwise anyone could pick their own bucket).
+
+use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::{HeaderMap, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use governor::{
+    Quota, RateLimiter,
+    clock::{Clock as _, DefaultClock},
+    state::keyed::DefaultKeyedStateStore,
+};
+
+use crate::{
+    envelope::{ApiError, Code},
+    metrics::Metrics,
+    request_id::RequestId,
+};
+
+type Limiter = RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock>;
+
+/// The quota, shared by every request.
+#[derive(Debug, Clone)]
+pub struct ClientQuota {
+    limiter: Option<Arc<Limiter>>,
+    metrics: Arc<Metrics>,
+}
+
+impl ClientQuota {
+    /// `per_minute` login requests per client, `burst` at once; 0 turns it off.
+    pub fn new(per_minute: u32, burst: u32, metrics: Arc<Metrics>) -> Self {
+        let limiter = NonZeroU32::new(per_minute).map(|rate| {
+            let burst = NonZeroU32::new(burst).unwrap_or(rate);
+            Arc::new(RateLimiter::keyed(
+                Quota::per_minute(rate).allow_burst(burst),
+            ))
+        });
+        Self { limiter, metrics }
+    }
+
+    /// Forgets clients whose bucket is full again, so the table does not grow with every
+    /// address ever seen. Call it now and then.
+    pub fn forget_idle(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+/// The client a request counts against: the first `x-forwarded-for` hop when trusted and
+/// well-formed, else the peer.
+pub fn client_address(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    trust_forwarded_for: bool,
+) -> Option<IpAddr> {
+    if trust_forwarded_for {
+        let first = headers
+            .get("x-forwarded-for")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(',').next())
+            .and_then(|hop| hop.trim().parse().ok());
+        if first.is_some() {
+            return first;
+        }
+    }
+    peer
+}
+
+/// The middleware, on the login routes.
+pub(crate) async fn middleware(
+    State(quota): State<ClientQuota>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let client = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.client);
+    if let (Some(limiter), Some(client)) = (&quota.limiter, client)
+        && let Err(not_until) = limiter.check_key(&client)
+    {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str);
+        quota.metrics.rate_limited(route);
+        let wait = not_until
+            .wait_time_from(DefaultClock::default().now())
+            .max(Duration::from_secs(1));
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Code::RateLimited,
+            format!(
+                "too many logins from this client: retry in {} s",
+                wait.as_secs()
+            ),
+        )
+        .retry_after(wait.as_secs())
+        .into_response();
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_forwarded_address_counts_only_when_trusted() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "203.0.113.7, 10.0.0.1".parse().unwrap());
+        let peer: IpAddr = "10.0.0.9".parse().unwrap();
+        assert_eq!(client_address(&headers, Some(peer), false), Some(peer));
+        assert_eq!(
+            client_address(&headers, Some(peer), true),
+            Some("203.0.113.7".parse().unwrap())
+        );
+        headers.insert("x-forwarded-for", "not an address".parse().unwrap());
+        assert_eq!(client_address(&headers, Some(peer), true), Some(peer));
+    }
+}
