@@ -10,6 +10,8 @@ use wxauth_proto::v1::{TokenPair, User};
 pub struct UserView {
     /// The wxauth user id.
     pub user_id: String,
+    /// The account: the same person across the mini-programs of one Open Platform account.
+    pub account_id: String,
     /// Nickname (empty until a real one is known).
     pub nickname: String,
     /// Avatar URL.
@@ -36,6 +38,7 @@ impl From<User> for UserView {
     fn from(user: User) -> Self {
         Self {
             user_id: user.user_id,
+            account_id: user.account_id,
             nickname: user.nickname,
             avatar_url: user.avatar_url,
             gender: user.gender,

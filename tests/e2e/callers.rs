@@ -6,9 +6,10 @@ use tonic_types::StatusExt;
 use wxauth_e2e::stack::{Client, Stack};
 use wxauth_proto::v1::{
     BindPhoneNumberRequest, CheckSessionKeyRequest, CompleteLoginRequest, CreateSessionRequest,
-    GetJwksRequest, GetMeRequest, GetUserRequest, ListAppAccessTokensRequest,
-    ListAuditEventsRequest, LoginRequest, LogoutRequest, RefreshTokenRequest,
-    ResetSessionKeyRequest, RevokeUserSessionsRequest, UpdateProfileRequest, ValidateTokenRequest,
+    GetJwksRequest, GetMeRequest, GetUserRequest, ListAccountUsersRequest,
+    ListAppAccessTokensRequest, ListAuditEventsRequest, LoginRequest, LogoutRequest,
+    RefreshTokenRequest, ResetSessionKeyRequest, RevokeUserSessionsRequest, UpdateProfileRequest,
+    ValidateTokenRequest,
 };
 
 /// Calls RPC number `rpc` with empty input; returns the status (Ok for success).
@@ -47,6 +48,10 @@ async fn call(client: &mut Client, rpc: &str) -> Result<(), tonic::Status> {
             .map(drop),
         "ResetSessionKey" => client
             .reset_session_key(ResetSessionKeyRequest::default())
+            .await
+            .map(drop),
+        "ListAccountUsers" => client
+            .list_account_users(ListAccountUsersRequest::default())
             .await
             .map(drop),
         "ListAuditEvents" => client
@@ -90,6 +95,7 @@ async fn every_rpc_needs_a_known_caller_with_the_right_scope() {
         ("ListAppAccessTokens", [false, false, true]),
         ("CheckSessionKey", [false, true, true]),
         ("ResetSessionKey", [false, false, true]),
+        ("ListAccountUsers", [false, false, true]),
         ("ValidateToken", [false, true, true]),
         ("GetJwks", [true, true, true]),
         ("GetUser", [false, false, true]),

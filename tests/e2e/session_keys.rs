@@ -187,7 +187,10 @@ async fn an_upgrade_from_the_previous_schema_keeps_users_sessions_and_tokens() {
     // Back to the schema before migration 4, with its data, as an older release left it.
     stack.auth.terminate();
     stack
-        .execute("drop table app_access_tokens, user_session_keys")
+        .execute("drop table app_access_tokens, user_session_keys, accounts")
+        .await;
+    stack
+        .execute("alter table users drop column account_id")
         .await;
     stack
         .execute("delete from _sqlx_migrations where version >= 4")
@@ -214,6 +217,10 @@ async fn an_upgrade_from_the_previous_schema_keeps_users_sessions_and_tokens() {
         .user
         .unwrap();
     assert_eq!(user.nickname, "Old");
+    assert_eq!(
+        user.account_id, user_id,
+        "an existing user's account is their own"
+    );
     ops.validate_token(ValidateTokenRequest {
         token: login["token"].as_str().unwrap().into(),
         appid: APP.into(),

@@ -422,7 +422,7 @@ async fn services_verify_tokens_offline_with_the_published_jwks() {
         .unwrap();
     assert_eq!(
         (claims.openid.as_str(), claims.unionid.as_deref()),
-        ("o-offline", Some("u-v1"))
+        ("o-offline", Some("u-o-offline"))
     );
     assert_eq!(claims.sub, login["user"]["user_id"].as_str().unwrap());
 }

@@ -497,7 +497,8 @@ impl Stack {
 
     /// The silent login through `POST /v1/login`; returns the envelope's `data`.
     pub async fn v1_login(&self, appid: &str, openid: &str) -> Value {
-        let code = self.mint_code(appid, openid, Some("u-v1")).await;
+        let unionid = format!("u-{openid}");
+        let code = self.mint_code(appid, openid, Some(&unionid)).await;
         let response = self
             .http
             .post(format!("{}/v1/login", self.gateway.url()))

@@ -54,6 +54,9 @@ pub struct Principal {
     pub openid: String,
     /// The user's unionid, when known.
     pub unionid: Option<String>,
+    /// The account (one person across the apps of an Open Platform account), when the
+    /// token names one.
+    pub account_id: Option<String>,
     /// The session family (what a logout ends).
     pub session_id: String,
     /// When the token expires, Unix seconds.
@@ -199,6 +202,7 @@ impl Authenticator {
                     appid: answer.appid,
                     openid: answer.openid,
                     unionid: Some(answer.unionid).filter(|id| !id.is_empty()),
+                    account_id: Some(answer.account_id).filter(|id| !id.is_empty()),
                     session_id: answer.session_id,
                     expires_at: answer.expires_at.map_or(0, |at| at.seconds),
                 })
@@ -245,6 +249,7 @@ impl Authenticator {
                 appid: claims.aud,
                 openid: claims.openid,
                 unionid: claims.unionid,
+                account_id: claims.acc,
                 session_id: claims.sid,
                 expires_at: claims.exp,
             }),

@@ -18,6 +18,7 @@ fn main() {
         aud: "wx4f4bc4dec97d474b".into(),
         openid: "oGZUI0egBJY1zhBYw2KhdUfwVJJE".into(),
         unionid: Some("ocMvos6NjeKLIBqg5Mr9QjxrP1FA".into()),
+        acc: None,
         sid: "42".into(),
         jti: "0123456789abcdef0123456789abcdef".into(),
         iat: 1_800_000_000,

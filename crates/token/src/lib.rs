@@ -36,6 +36,10 @@ pub struct Claims {
     /// The user's unionid, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unionid: Option<String>,
+    /// The account (one person across the apps of an Open Platform account). Absent from
+    /// tokens issued before accounts existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acc: Option<String>,
     /// The session family (one per login); revoking it ends every token of that login.
     pub sid: String,
     /// A unique token id.
@@ -287,6 +291,7 @@ mod tests {
             aud: "wx4f4bc4dec97d474b".into(),
             openid: "o1".into(),
             unionid: Some("u1".into()),
+            acc: Some("3".into()),
             sid: "7".into(),
             jti: "j1".into(),
             iat: NOW,

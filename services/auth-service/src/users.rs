@@ -48,6 +48,15 @@ impl Users {
             .ok_or(AuthError::UserNotFound)
     }
 
+    /// The users of an account, oldest first; `UserNotFound` when it has none.
+    pub async fn of_account(&self, account_id: i64) -> Result<Vec<User>, AuthError> {
+        let users = self.store.users_of_account(account_id).await?;
+        if users.is_empty() {
+            return Err(AuthError::UserNotFound);
+        }
+        Ok(users)
+    }
+
     /// The user of a valid access token.
     pub async fn me(&self, token: &Bearer) -> Result<User, AuthError> {
         let claims = self.tokens.validate(token, None).await?;

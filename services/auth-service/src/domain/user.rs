@@ -7,6 +7,8 @@ use super::{Phone, Profile};
 pub struct User {
     /// wxauth's id for the user.
     pub id: i64,
+    /// The account: one person across the apps of one Open Platform account (by unionid).
+    pub account_id: i64,
     /// The mini-program.
     pub appid: String,
     /// The user's openid in that mini-program.

@@ -21,7 +21,7 @@ pub struct IssuedLogin {
 /// The columns of a user, from a relation named `u`.
 pub(super) const USER_COLUMNS: &str = "u.user_id, u.appid, u.openid, u.unionid, u.nickname, u.avatar_url, \
     u.gender, u.language, u.city, u.province, u.country, u.phone_number, u.pure_phone_number, \
-    u.phone_country_code, extract(epoch from u.created_at)::bigint as created_at, \
+    u.phone_country_code, u.account_id, extract(epoch from u.created_at)::bigint as created_at, \
     extract(epoch from u.updated_at)::bigint as updated_at";
 
 /// A user from a row of [`USER_COLUMNS`].
@@ -30,6 +30,7 @@ pub(super) fn user_from_row(row: &PgRow) -> Result<User, sqlx::Error> {
     let pure_phone_number: Option<String> = row.try_get("pure_phone_number")?;
     Ok(User {
         id: row.try_get("user_id")?,
+        account_id: row.try_get("account_id")?,
         appid: row.try_get("appid")?,
         openid: row.try_get("openid")?,
         unionid: row.try_get("unionid")?,
@@ -68,13 +69,30 @@ fn complete_login_sql(consume: bool) -> String {
     } else {
         "select 1 from login_sessions where id_hash = $16 and expires_at > now()"
     };
+    // The account: with a unionid, the account of that unionid (made with the user's own
+    // account id when it is new); without one, the user's own. `on conflict do update`
+    // returns the row another transaction committed meanwhile (a plain select in this
+    // statement would not see it), so two first logins of one person through two apps at
+    // once end in one account.
     format!(
         "with live as ({live}), \
+         prior as (select account_id from users where appid = $1 and openid = $2), \
+         acct as ( \
+           insert into accounts as a (account_id, unionid) \
+           select coalesce((select account_id from prior), \
+                           nextval(pg_get_serial_sequence('accounts', 'account_id'))), $3 \
+           from live where $3 is not null \
+           on conflict (unionid) do update set unionid = excluded.unionid \
+           returning account_id), \
          u as ( \
            insert into users as u (appid, openid, unionid, nickname, avatar_url, gender, language, \
-              city, province, country, phone_number, pure_phone_number, phone_country_code) \
-           select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 from live \
+              city, province, country, phone_number, pure_phone_number, phone_country_code, \
+              account_id) \
+           select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+              coalesce((select account_id from acct), (select account_id from prior), \
+                       nextval(pg_get_serial_sequence('accounts', 'account_id'))) from live \
            on conflict (appid, openid) do update set \
+              account_id = coalesce((select account_id from acct), u.account_id), \
               unionid = coalesce(excluded.unionid, u.unionid), \
               nickname = coalesce(excluded.nickname, u.nickname), \
               avatar_url = coalesce(excluded.avatar_url, u.avatar_url), \

@@ -26,7 +26,28 @@ static SET_PHONE: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// The users of an account.
+static USERS_OF_ACCOUNT: LazyLock<String> = LazyLock::new(|| {
+    format!("select {USER_COLUMNS} from users u where u.account_id = $1 order by u.user_id")
+});
+
 impl PgStore {
+    /// The users of an account, oldest first.
+    pub async fn users_of_account(&self, account_id: i64) -> Result<Vec<User>, StoreError> {
+        let rows = self
+            .run(async |conn| {
+                sqlx::query(&USERS_OF_ACCOUNT)
+                    .bind(account_id)
+                    .fetch_all(conn)
+                    .await
+            })
+            .await?;
+        rows.iter()
+            .map(user_from_row)
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
     /// Stores the user's phone; `None` when there is no such user.
     pub async fn set_phone(&self, user_id: i64, phone: &Phone) -> Result<Option<User>, StoreError> {
         let row = self

@@ -52,6 +52,7 @@ impl TokenKeys {
             aud: user.appid.clone(),
             openid: user.openid.clone(),
             unionid: user.unionid.clone(),
+            acc: Some(user.account_id.to_string()),
             sid: family_id.to_string(),
             jti,
             iat: now,

@@ -121,6 +121,7 @@ mod tests {
             aud: "wx4f4bc4dec97d474b".into(),
             openid: "o1".into(),
             unionid: None,
+            acc: None,
             sid: "9".into(),
             jti: "j".into(),
             iat: now,

@@ -32,6 +32,13 @@ pub fn user_id(raw: &str) -> Result<i64, AuthError> {
     })
 }
 
+/// An account id as the API gives it.
+pub fn account_id(raw: &str) -> Result<i64, AuthError> {
+    raw.parse().ok().filter(|id| *id > 0).ok_or_else(|| {
+        AuthError::InvalidArgument("account_id must be a positive decimal number".into())
+    })
+}
+
 /// The appid a token must have been issued for; empty means any.
 pub fn audience(raw: &str) -> Option<&str> {
     (!raw.is_empty()).then_some(raw)
@@ -185,6 +192,7 @@ pub fn user_message(user: User) -> v1::User {
     let phone = user.phone;
     v1::User {
         user_id: user.id.to_string(),
+        account_id: user.account_id.to_string(),
         appid: user.appid,
         openid: user.openid,
         unionid: user.unionid.unwrap_or_default(),

@@ -6,11 +6,12 @@ use wxauth_proto::v1::{
     BindPhoneNumberRequest, BindPhoneNumberResponse, CheckSessionKeyRequest,
     CheckSessionKeyResponse, CompleteLoginRequest, CompleteLoginResponse, CreateSessionRequest,
     CreateSessionResponse, GetJwksRequest, GetJwksResponse, GetMeRequest, GetMeResponse,
-    GetUserRequest, GetUserResponse, ListAppAccessTokensRequest, ListAppAccessTokensResponse,
-    ListAuditEventsRequest, ListAuditEventsResponse, LoginRequest, LoginResponse, LogoutRequest,
-    LogoutResponse, RefreshTokenRequest, RefreshTokenResponse, ResetSessionKeyRequest,
-    ResetSessionKeyResponse, RevokeUserSessionsRequest, RevokeUserSessionsResponse,
-    UpdateProfileRequest, UpdateProfileResponse, ValidateTokenRequest, ValidateTokenResponse,
+    GetUserRequest, GetUserResponse, ListAccountUsersRequest, ListAccountUsersResponse,
+    ListAppAccessTokensRequest, ListAppAccessTokensResponse, ListAuditEventsRequest,
+    ListAuditEventsResponse, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse,
+    RefreshTokenRequest, RefreshTokenResponse, ResetSessionKeyRequest, ResetSessionKeyResponse,
+    RevokeUserSessionsRequest, RevokeUserSessionsResponse, UpdateProfileRequest,
+    UpdateProfileResponse, ValidateTokenRequest, ValidateTokenResponse,
     auth_service_server::AuthService,
 };
 
@@ -211,6 +212,23 @@ impl AuthService for AuthApi {
         .await
     }
 
+    async fn list_account_users(
+        &self,
+        request: Request<ListAccountUsersRequest>,
+    ) -> Result<Response<ListAccountUsersResponse>, Status> {
+        let rpc = Rpc::new("ListAccountUsers", Some(Scope::Admin));
+        self.call(request, rpc, |req, _| async move {
+            let users = self
+                .users
+                .of_account(convert::account_id(&req.account_id)?)
+                .await?;
+            Ok(ListAccountUsersResponse {
+                users: users.into_iter().map(user_message).collect(),
+            })
+        })
+        .await
+    }
+
     async fn validate_token(
         &self,
         request: Request<ValidateTokenRequest>,
@@ -232,6 +250,7 @@ impl AuthService for AuthApi {
                     expires_at: timestamp(claims.exp),
                     session_id: claims.sid.clone(),
                     token_id: claims.jti.clone(),
+                    account_id: claims.acc.clone().unwrap_or_default(),
                 })
             },
         )
