@@ -211,3 +211,90 @@ impl Platform {
         Ok(entry.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// API.md: stable_token hands out the current token until five minutes before it
+    /// expires; force_refresh makes a new one and ends the old, at most every 30 s.
+    #[test]
+    fn stable_tokens_behave_as_documented() {
+        let mut platform = Platform::default();
+        let (first, expires_in) = platform.stable_token("wxa", false).unwrap();
+        assert!(expires_in > 7000);
+        assert_eq!(platform.stable_token("wxa", false).unwrap().0, first);
+        assert_eq!(platform.check_token(Some(&first)), Ok("wxa".to_owned()));
+
+        let (forced, _) = platform.stable_token("wxa", true).unwrap();
+        assert_ne!(forced, first);
+        assert_eq!(
+            platform.check_token(Some(&first)),
+            Err(TokenRefusal::Invalid)
+        );
+        assert_eq!(
+            platform.stable_token("wxa", true).unwrap_err().0,
+            45009,
+            "a second forced refresh within 30 s is refused"
+        );
+
+        // Inside the overlap a new token is handed out and the old one keeps working.
+        let mut short = Platform {
+            token_ttl: Duration::from_secs(200),
+            ..Platform::default()
+        };
+        let (old, _) = short.stable_token("wxb", false).unwrap();
+        let (new, _) = short.stable_token("wxb", false).unwrap();
+        assert_ne!(old, new);
+        assert!(short.check_token(Some(&old)).is_ok());
+        assert_eq!(short.tokens_issued["wxb"], 2);
+
+        short.expire_tokens("wxb");
+        assert_eq!(short.check_token(Some(&new)), Err(TokenRefusal::Expired));
+        assert_eq!(short.check_token(None), Err(TokenRefusal::Missing));
+        assert_eq!(short.token_refusals, 2);
+    }
+
+    #[test]
+    fn a_phone_code_works_once_for_its_app_and_user() {
+        let mut platform = Platform::default();
+        let code = platform.mint_phone_code(PhoneCode {
+            appid: "wxa".into(),
+            openid: "o1".into(),
+            phone_number: "1".into(),
+            pure_phone_number: "1".into(),
+            country_code: "86".into(),
+            minted: Instant::now(),
+            used: false,
+        });
+        assert_eq!(
+            platform.use_phone_code("wxb", &code, None).unwrap_err().0,
+            40029
+        );
+        assert_eq!(
+            platform
+                .use_phone_code("wxa", &code, Some("o2"))
+                .unwrap_err()
+                .0,
+            40029
+        );
+        assert!(platform.use_phone_code("wxa", &code, Some("o1")).is_ok());
+        assert_eq!(
+            platform.use_phone_code("wxa", &code, None).unwrap_err().0,
+            40029
+        );
+        let stale = platform.mint_phone_code(PhoneCode {
+            appid: "wxa".into(),
+            openid: "o1".into(),
+            phone_number: "1".into(),
+            pure_phone_number: "1".into(),
+            country_code: "86".into(),
+            minted: Instant::now() - PHONE_CODE_TTL - Duration::from_secs(1),
+            used: false,
+        });
+        assert_eq!(
+            platform.use_phone_code("wxa", &stale, None).unwrap_err().0,
+            40029
+        );
+    }
+}
