@@ -18,6 +18,10 @@ use crate::envelope::{ApiError, Code};
 /// The route orchestrators probe; outside the limit.
 pub const HEALTH_PATH: &str = "/healthz";
 
+/// The longest request URL answered, in bytes; a longer one gets 414 in the envelope (the
+/// HTTP layer reads request heads up to 64 KiB).
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
 /// How long a refused client is asked to wait, in seconds.
 pub const RETRY_AFTER_SECS: u64 = 1;
 
@@ -44,6 +48,18 @@ pub(crate) async fn middleware(
     request: Request,
     next: Next,
 ) -> Response {
+    let uri_bytes = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |path| path.as_str().len());
+    if uri_bytes > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            Code::BadRequest,
+            format!("the URL is longer than {MAX_URI_BYTES} bytes: send the data in a body"),
+        )
+        .into_response();
+    }
     // The liveness route is never shed: a busy gateway is not a dead one.
     if request.uri().path() == HEALTH_PATH {
         return next.run(request).await;

@@ -154,6 +154,15 @@ pub(crate) fn parse_any<T: serde::de::DeserializeOwned>(
                 err.column()
             ))
         }),
+        // curl -d and some clients send JSON labelled as a form; say so instead of
+        // answering that every field is missing.
+        "application/x-www-form-urlencoded"
+            if bytes.trim_ascii_start().first().is_some_and(|b| *b == b'{') =>
+        {
+            Err(ApiError::bad_request(
+                "the body is JSON but its content-type says a form: send content-type: application/json",
+            ))
+        }
         "application/x-www-form-urlencoded" => serde_urlencoded::from_bytes(bytes)
             .map_err(|_| ApiError::bad_request("the form body is malformed")),
         _ => Err(ApiError::new(

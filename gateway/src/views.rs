@@ -5,33 +5,49 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use wxauth_proto::v1::{TokenPair, User};
 
-/// What the mini-program may see of a user: the profile and phone, not the WeChat ids.
+/// What the mini-program may see of a user: the profile and phone, not the WeChat ids. A
+/// field nothing is known of yet is left out, not sent empty.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserView {
     /// The wxauth user id.
     pub user_id: String,
     /// The account: the same person across the mini-programs of one Open Platform account.
     pub account_id: String,
-    /// Nickname (empty until a real one is known).
-    pub nickname: String,
+    /// Nickname, once a real one is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nickname: Option<String>,
     /// Avatar URL.
-    pub avatar_url: String,
-    /// 0 unknown, 1 male, 2 female.
-    pub gender: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
+    /// 1 male, 2 female (left out when unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gender: Option<i32>,
     /// For example "zh_CN".
-    pub language: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     /// City.
-    pub city: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
     /// Province.
-    pub province: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub province: Option<String>,
     /// Country.
-    pub country: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
     /// Phone number with country code.
-    pub phone_number: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
     /// Phone number without country code.
-    pub pure_phone_number: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pure_phone_number: Option<String>,
     /// Phone country code, for example "86".
-    pub phone_country_code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_country_code: Option<String>,
+}
+
+/// Text the auth-service sends empty when nothing is known (proto3 has no absence).
+fn known(text: String) -> Option<String> {
+    (!text.is_empty()).then_some(text)
 }
 
 impl From<User> for UserView {
@@ -39,16 +55,16 @@ impl From<User> for UserView {
         Self {
             user_id: user.user_id,
             account_id: user.account_id,
-            nickname: user.nickname,
-            avatar_url: user.avatar_url,
-            gender: user.gender,
-            language: user.language,
-            city: user.city,
-            province: user.province,
-            country: user.country,
-            phone_number: user.phone_number,
-            pure_phone_number: user.pure_phone_number,
-            phone_country_code: user.phone_country_code,
+            nickname: known(user.nickname),
+            avatar_url: known(user.avatar_url),
+            gender: (user.gender != 0).then_some(user.gender),
+            language: known(user.language),
+            city: known(user.city),
+            province: known(user.province),
+            country: known(user.country),
+            phone_number: known(user.phone_number),
+            pure_phone_number: known(user.pure_phone_number),
+            phone_country_code: known(user.phone_country_code),
         }
     }
 }

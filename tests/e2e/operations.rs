@@ -281,3 +281,25 @@ async fn the_openapi_document_describes_exactly_the_live_routes() {
         "bearer"
     );
 }
+
+#[test]
+fn a_missing_or_malformed_setting_exits_64_naming_the_variable() {
+    let (code, stderr) = run_to_exit("auth-service", &[]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+
+    let (code, stderr) = run_to_exit("gateway", &[]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(stderr.contains("AUTH_CALLER_KEY"), "{stderr}");
+
+    let (code, stderr) = run_to_exit(
+        "gateway",
+        &[
+            ("AUTH_CALLER_KEY", "gateway-key-0123456789abcdef".into()),
+            ("GATEWAY_HTTP_ADDR", "not-an-address".into()),
+        ],
+    );
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(stderr.contains("GATEWAY_HTTP_ADDR"), "{stderr}");
+    assert!(!stderr.contains("gateway-key-0123456789abcdef"), "{stderr}");
+}

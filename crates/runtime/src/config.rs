@@ -123,8 +123,9 @@ pub fn fold_file_into_args(
 }
 
 /// Parses a binary's settings from the real command line, environment and config file
-/// (`--config`, else `$file_env`). A malformed file ends the process with exit code 64 and a
-/// message naming it; malformed flags end it with clap's message.
+/// (`--config`, else `$file_env`). A setting that is missing or malformed, in any of the
+/// three, ends the process with exit code 64 and a message naming the environment variable a
+/// person sets (and the flag); `--help` and `--version` print and exit 0.
 pub fn parse<S: clap::Parser>(program: &str, file_env: &str) -> S {
     let command = S::command();
     let args = fold_file_into_args(&command, std::env::args_os().collect(), file_env, |name| {
@@ -134,7 +135,66 @@ pub fn parse<S: clap::Parser>(program: &str, file_env: &str) -> S {
         eprintln!("{program}: invalid settings: {err}");
         std::process::exit(64);
     });
-    S::from_arg_matches(&command.get_matches_from(args)).unwrap_or_else(|err| err.exit())
+    match command
+        .clone()
+        .try_get_matches_from(args)
+        .and_then(|matches| S::from_arg_matches(&matches))
+    {
+        Ok(settings) => settings,
+        Err(err) if !err.use_stderr() => err.exit(),
+        Err(err) => {
+            eprintln!("{program}: invalid settings: {}", explain(&command, &err));
+            std::process::exit(64);
+        }
+    }
+}
+
+/// clap's error, said in terms of the environment variables: which one is missing or
+/// malformed, and what clap had to say about it.
+pub fn explain(command: &clap::Command, err: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let named = |flag: &str| {
+        let long = flag
+            .trim_start_matches("--")
+            .split([' ', '='])
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let arg = command
+            .get_arguments()
+            .find(|arg| arg.get_long() == Some(long.as_str()));
+        match arg.and_then(clap::Arg::get_env) {
+            Some(env) => format!("{} (or --{long})", env.to_string_lossy()),
+            None => format!("--{long}"),
+        }
+    };
+    let args: Vec<String> = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(flag)) => vec![named(flag)],
+        Some(ContextValue::Strings(flags)) => flags.iter().map(|flag| named(flag)).collect(),
+        _ => Vec::new(),
+    };
+    match (err.kind(), args.is_empty()) {
+        (ErrorKind::MissingRequiredArgument, false) => {
+            format!("{} must be set", args.join(", "))
+        }
+        (_, false) => {
+            let detail = err.render().to_string();
+            let first = detail
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ");
+            format!("{}: {first}", args.join(", "))
+        }
+        (_, true) => err
+            .render()
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_owned(),
+    }
 }
 
 fn config_path(args: &[OsString]) -> Option<PathBuf> {
@@ -193,6 +253,26 @@ mod tests {
         dev: bool,
         #[arg(long, env = "T_STRICT", action = clap::ArgAction::Set, default_value_t = true)]
         strict: bool,
+    }
+
+    #[test]
+    fn errors_name_the_environment_variable() {
+        #[derive(Debug, Parser)]
+        struct Required {
+            #[arg(long, env = "T_DATABASE_URL")]
+            database_url: String,
+            #[arg(long, env = "T_TTL", default_value_t = 5)]
+            ttl: u32,
+        }
+        let command = Required::command();
+        let err = Required::try_parse_from(["bin"]).unwrap_err();
+        assert_eq!(
+            explain(&command, &err),
+            "T_DATABASE_URL (or --database-url) must be set"
+        );
+        let err = Required::try_parse_from(["bin", "--database-url=x", "--ttl=soon"]).unwrap_err();
+        let message = explain(&command, &err);
+        assert!(message.starts_with("T_TTL (or --ttl): "), "{message}");
     }
 
     fn fold(file: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Vec<String>, ConfigError> {

@@ -52,7 +52,7 @@ pub(crate) fn session_signature(session_key: &str, message: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    /// The worked examples of `shared/wechat/vectors.md`.
+    /// The worked examples of `docs/wechat.md`.
     #[test]
     fn the_session_signature_is_tencents() {
         let key = "o0q0otL8aEzpcZL/FT9WsQ==";

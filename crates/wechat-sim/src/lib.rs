@@ -2,7 +2,7 @@
 //! tests use.
 //!
 //! It is an independent oracle: its JSON, errcodes and crypto follow WeChat's documentation
-//! (`shared/wechat/API.md`), not wxauth's own types, so a misunderstanding in wxauth shows up
+//! (`docs/wechat.md`), not wxauth's own types, so a misunderstanding in wxauth shows up
 //! as a failing test instead of being mirrored here.
 //!
 //! What it models:

@@ -139,10 +139,20 @@ struct MintCode {
 
 /// `wx.login()`: a fresh code for (appid, openid).
 async fn mint_code(State(sim): State<Sim>, Json(req): Json<MintCode>) -> Response {
-    let code = sim
-        .lock()
-        .mint_code(&req.appid, &req.openid, req.unionid, req.high_risk);
+    let mut state = sim.lock();
+    if !state.apps.contains_key(&req.appid) {
+        return unknown_app(&req.appid);
+    }
+    let code = state.mint_code(&req.appid, &req.openid, req.unionid, req.high_risk);
     Json(json!({ "code": code })).into_response()
+}
+
+/// A mini-program of an app WeChat does not know cannot get a code from it.
+pub(crate) fn unknown_app(appid: &str) -> Response {
+    sim_error(
+        StatusCode::NOT_FOUND,
+        &format!("this simulator does not serve appid {appid}: add it to WECHAT_SIM_APPS"),
+    )
 }
 
 #[derive(Deserialize)]

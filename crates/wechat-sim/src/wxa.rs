@@ -204,6 +204,9 @@ pub(crate) async fn mint_phone_code(
     State(sim): State<Sim>,
     Json(req): Json<MintPhoneCode>,
 ) -> Response {
+    if !sim.lock().apps.contains_key(&req.appid) {
+        return crate::routes::unknown_app(&req.appid);
+    }
     let country_code = match req.country_code.parse::<u64>() {
         Ok(number) if req.country_code_as_number => Value::from(number),
         _ => Value::from(req.country_code),

@@ -274,7 +274,7 @@ mod tests {
 
     use super::*;
 
-    // WeChat's official decryption demo (../shared/wechat/vectors.md).
+    // WeChat's official decryption demo (docs/wechat.md).
     const APPID: &str = "wx4f4bc4dec97d474b";
     const KEY: &str = "tiihtNczf5v6AKRyjwEUhQ==";
     const IV: &str = "r7BXXKkLb8qrSNn05n0qiA==";

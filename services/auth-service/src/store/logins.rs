@@ -70,20 +70,22 @@ fn complete_login_sql(consume: bool) -> String {
         "select 1 from login_sessions where id_hash = $16 and expires_at > now()"
     };
     // The account: with a unionid, the account of that unionid (made with the user's own
-    // account id when it is new); without one, the user's own. `on conflict do update`
-    // returns the row another transaction committed meanwhile (a plain select in this
-    // statement would not see it), so two first logins of one person through two apps at
-    // once end in one account.
+    // account id when it is new); without one, the user's own. A known account is only read.
+    // A new one is claimed with `on conflict do update`, which returns the row another
+    // transaction committed meanwhile (the read in this statement would not see it), so two
+    // first logins of one person through two apps at once end in one account.
     format!(
         "with live as ({live}), \
          prior as (select account_id from users where appid = $1 and openid = $2), \
-         acct as ( \
+         known as (select account_id from accounts where unionid = $3), \
+         claimed as ( \
            insert into accounts as a (account_id, unionid) \
            select coalesce((select account_id from prior), \
                            nextval(pg_get_serial_sequence('accounts', 'account_id'))), $3 \
-           from live where $3 is not null \
+           from live where $3 is not null and not exists (select 1 from known) \
            on conflict (unionid) do update set unionid = excluded.unionid \
            returning account_id), \
+         acct as (select account_id from known union all select account_id from claimed), \
          u as ( \
            insert into users as u (appid, openid, unionid, nickname, avatar_url, gender, language, \
               city, province, country, phone_number, pure_phone_number, phone_country_code, \
