@@ -145,3 +145,28 @@ async fn two_first_logins_of_one_person_through_two_apps_at_once_make_one_accoun
             .unwrap();
     assert_eq!(accounts, 5);
 }
+
+#[tokio::test]
+async fn one_person_through_two_apps_of_one_open_platform_is_one_account() {
+    // WeChat gives the person a different openid in each app and one unionid across the
+    // apps of the Open Platform account; wxauth is told nothing else.
+    let stack = Stack::start().await;
+    let mut accounts = Vec::new();
+    for appid in [APP, APP2] {
+        let minted = stack
+            .sim_post("/sim/login", json!({"appid": appid, "person": "alice"}))
+            .await;
+        let response = stack
+            .http
+            .post(format!("{}/v1/login", stack.gateway.url()))
+            .json(&json!({"appid": appid, "code": minted["code"]}))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = envelope(response).await;
+        assert_eq!(status, 200, "{body}");
+        accounts.push((minted["openid"].clone(), account(&body["data"])));
+    }
+    assert_ne!(accounts[0].0, accounts[1].0, "an openid per app");
+    assert_eq!(accounts[0].1, accounts[1].1, "one account");
+}

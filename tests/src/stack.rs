@@ -19,6 +19,9 @@ pub const APP2: &str = "wx0123456789abcdef";
 /// An app the auth-service is configured for with the wrong secret (WeChat answers 40125).
 pub const APP_BAD_SECRET: &str = "wx00000000000000ba";
 
+/// The Open Platform account [`APP`] and [`APP2`] are bound to in the simulator.
+pub const OPEN_PLATFORM: &str = "open-1";
+
 /// The kid of the token signing key the stacks use.
 pub const SIGNING_KID: &str = "k1";
 
@@ -140,8 +143,9 @@ impl Stack {
             ("WECHAT_SIM_ADDR", "127.0.0.1:0".into()),
             (
                 "WECHAT_SIM_APPS",
+                // The two apps are bound to one Open Platform account, as a team's apps are.
                 format!(
-                    "{APP}:{secret},{APP2}:{secret2},{APP_BAD_SECRET}:{}",
+                    "{APP}:{secret}:{OPEN_PLATFORM},{APP2}:{secret2}:{OPEN_PLATFORM},{APP_BAD_SECRET}:{}",
                     random_hex(16)
                 ),
             ),

@@ -34,6 +34,7 @@ impl FakeWeChat {
         let sim = Sim::new(vec![App {
             appid: APP.into(),
             secret: secret.clone(),
+            platform: None,
         }]);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr: SocketAddr = listener.local_addr()?;

@@ -11,7 +11,8 @@
 //!   per-user frequency limit (45011), and one live session_key per (appid, openid) that each
 //!   exchange rotates.
 //! - What a test needs to play the mini-program, under `/sim/`: mint a code as `wx.login()`
-//!   does, and produce `encryptedData`/`iv`/`rawData`/`signature` as `wx.getUserInfo()` and
+//!   does (for an openid, or for a person: then the openid is the person's in that app and,
+//!   for apps bound to one Open Platform account, the unionid is the person's across them), and produce `encryptedData`/`iv`/`rawData`/`signature` as `wx.getUserInfo()` and
 //!   the legacy `getPhoneNumber` do, under the user's current session_key.
 //! - `POST /cgi-bin/stable_token`: one current token per app, handed out until five minutes
 //!   before it expires, then a new one (the old keeps working until it expires);
@@ -37,18 +38,44 @@ pub use miniprogram::{MiniProgramError, SignedUserInfo, Watermark};
 pub use routes::router;
 pub use state::{App, Sim};
 
-/// Parses `appid:secret` pairs separated by commas, the format of `WECHAT_SIM_APPS` (and of
-/// the auth-service's `WXAUTH_APPS`, so one value can configure both in dev).
+/// Parses `appid:secret` entries separated by commas, the format of `WECHAT_SIM_APPS` (and
+/// of the auth-service's `WXAUTH_APPS`, so one value can configure both in dev). An entry
+/// `appid:secret:platform` binds the app to an Open Platform account: its users get the
+/// platform's unionid.
 pub fn parse_apps(raw: &str) -> Result<Vec<App>, String> {
     raw.split(',')
         .map(str::trim)
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| match pair.split_once(':') {
-            Some((appid, secret)) if !appid.is_empty() && !secret.is_empty() => Ok(App {
-                appid: appid.to_owned(),
-                secret: secret.to_owned(),
-            }),
-            _ => Err("each app must be written appid:secret".to_owned()),
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let mut parts = entry.splitn(3, ':');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(appid), Some(secret), platform)
+                    if !appid.is_empty()
+                        && !secret.is_empty()
+                        && platform.is_none_or(|name| !name.is_empty()) =>
+                {
+                    Ok(App {
+                        appid: appid.to_owned(),
+                        secret: secret.to_owned(),
+                        platform: platform.map(str::to_owned),
+                    })
+                }
+                _ => {
+                    Err("each app must be written appid:secret or appid:secret:platform".to_owned())
+                }
+            }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn apps_may_name_their_open_platform_account() {
+        let apps = super::parse_apps("wxa:s1, wxb:s2:open-1").unwrap();
+        assert_eq!(apps[0].platform, None);
+        assert_eq!(apps[1].platform.as_deref(), Some("open-1"));
+        assert!(super::parse_apps("wxa").is_err());
+        assert!(super::parse_apps("wxa:s:").is_err());
+    }
 }

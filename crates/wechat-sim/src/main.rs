@@ -16,7 +16,8 @@ struct Args {
     #[arg(long, env = "WECHAT_SIM_ADDR", default_value = "127.0.0.1:9090")]
     addr: SocketAddr,
 
-    /// The mini-programs the simulator knows, as `appid:secret` pairs separated by commas.
+    /// The mini-programs the simulator knows, as `appid:secret` entries separated by commas;
+    /// `appid:secret:platform` binds an app to an Open Platform account (unionids).
     #[arg(
         long,
         env = "WECHAT_SIM_APPS",

@@ -130,21 +130,38 @@ async fn jscode2session(
 #[derive(Deserialize)]
 struct MintCode {
     appid: String,
-    openid: String,
+    /// The user's openid, as the test chooses it (with `unionid`), or
+    #[serde(default)]
+    openid: Option<String>,
     #[serde(default)]
     unionid: Option<String>,
+    /// a person: then the openid is theirs in this app and the unionid is theirs across the
+    /// apps of the app's Open Platform account, as WeChat gives them.
+    #[serde(default)]
+    person: Option<String>,
     #[serde(default)]
     high_risk: bool,
 }
 
-/// `wx.login()`: a fresh code for (appid, openid).
+/// `wx.login()`: a fresh code for a user of `appid`; answers the code and the openid (and
+/// unionid) WeChat will give for it.
 async fn mint_code(State(sim): State<Sim>, Json(req): Json<MintCode>) -> Response {
     let mut state = sim.lock();
     if !state.apps.contains_key(&req.appid) {
         return unknown_app(&req.appid);
     }
-    let code = state.mint_code(&req.appid, &req.openid, req.unionid, req.high_risk);
-    Json(json!({ "code": code })).into_response()
+    let (openid, unionid) = match (req.openid, req.person) {
+        (Some(openid), None) => (openid, req.unionid),
+        (None, Some(person)) => state.person(&req.appid, &person),
+        _ => {
+            return sim_error(
+                StatusCode::BAD_REQUEST,
+                "give either openid (and unionid) or person",
+            );
+        }
+    };
+    let code = state.mint_code(&req.appid, &openid, unionid.clone(), req.high_risk);
+    Json(json!({ "code": code, "openid": openid, "unionid": unionid })).into_response()
 }
 
 /// A mini-program of an app WeChat does not know cannot get a code from it.

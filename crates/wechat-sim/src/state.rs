@@ -24,6 +24,8 @@ pub struct App {
     pub appid: String,
     /// The app secret `jscode2session` must be called with.
     pub secret: String,
+    /// The Open Platform account the app is bound to, if any: its users get a unionid.
+    pub platform: Option<String>,
 }
 
 /// A minted code, as WeChat remembers it.
@@ -56,6 +58,8 @@ pub(crate) struct Fault {
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) apps: HashMap<String, String>,
+    /// The Open Platform account of each bound app.
+    pub(crate) platforms: HashMap<String, String>,
     pub(crate) codes: HashMap<String, Code>,
     /// Codes minted since expired ones were last dropped.
     pub(crate) mints_since_sweep: usize,
@@ -83,10 +87,15 @@ impl Sim {
     /// A simulator that knows these apps.
     pub fn new(apps: Vec<App>) -> Self {
         let sim = Self::default();
-        sim.lock().apps = apps
-            .into_iter()
-            .map(|app| (app.appid, app.secret))
-            .collect();
+        {
+            let mut state = sim.lock();
+            for app in apps {
+                if let Some(platform) = app.platform {
+                    state.platforms.insert(app.appid.clone(), platform);
+                }
+                state.apps.insert(app.appid, app.secret);
+            }
+        }
         sim
     }
 
@@ -149,6 +158,22 @@ impl State {
             .iter()
             .position(|fault| fault.endpoint == endpoint)?;
         self.faults.remove(at)
+    }
+
+    /// A person's openid in `appid` and, when the app is bound to an Open Platform account,
+    /// their unionid across its apps: stable, and different per app as WeChat's are.
+    pub(crate) fn person(&self, appid: &str, person: &str) -> (String, Option<String>) {
+        let id = |scope: &str| {
+            use sha2::{Digest as _, Sha256};
+            let digest = Sha256::digest(format!("{scope}\0{person}").as_bytes());
+            hex::encode(&digest[..13])
+        };
+        let openid = format!("o{}", id(appid));
+        let unionid = self
+            .platforms
+            .get(appid)
+            .map(|platform| format!("u{}", id(platform)));
+        (openid, unionid)
     }
 
     /// Counts a call against the user's per-minute limit; false when over it.
