@@ -68,6 +68,7 @@ impl TestApp {
         let sim = Sim::new(vec![SimApp {
             appid: APP.into(),
             secret: secret.clone(),
+            platform: None,
         }]);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim_url = format!("http://{}", listener.local_addr().unwrap());
