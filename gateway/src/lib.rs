@@ -55,21 +55,49 @@ pub enum SetupError {
 impl AppState {
     /// A client for the auth-service at `url`. The connection is made on first use, so the
     /// gateway starts (and answers 503) while the auth-service is still coming up.
+    ///
+    /// `url` may list several replicas, separated by commas; with `resolve_every`, the one
+    /// URL's host is looked up again at that interval and every address it names is a
+    /// replica (a Kubernetes headless Service). Calls are balanced across replicas.
     pub fn connect_lazy(
         url: &str,
         tls: Option<&ClientTls>,
+        resolve_every: Option<Duration>,
         timeout: Duration,
         caller_key: &str,
     ) -> Result<Self, SetupError> {
-        let channel = wxauth_client::connect::endpoint(url, tls)
-            .map_err(SetupError::AuthUrl)?
-            .timeout(timeout)
-            .connect_lazy();
+        let configure = move |endpoint: tonic::transport::Endpoint| endpoint.timeout(timeout);
+        let channel = match resolve_every {
+            Some(every) => wxauth_client::connect::resolving_channel(url, tls, every, configure),
+            None => wxauth_client::connect::channel(url, tls, configure),
+        }
+        .map_err(SetupError::AuthUrl)?;
         let caller_key = CallerKey::new(caller_key).map_err(|_| SetupError::CallerKey)?;
         Ok(Self {
             auth: AuthServiceClient::with_interceptor(channel, caller_key),
             upstream_timeout: timeout,
         })
+    }
+
+    /// Makes a call that changes nothing (the keys, a user) again, twice at most, when it
+    /// failed before reaching the service (no wxauth reason: a replica not reachable, or
+    /// one whose connection dropped mid-call): with several replicas, the balancer picks
+    /// another. An answer of the service itself is never repeated.
+    async fn read_only<T, F, Fut>(&self, call: F) -> Result<T, tonic::Status>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+    {
+        let mut answer = call().await;
+        for _ in 0..2 {
+            match &answer {
+                Err(status) if wxauth_client::connect::not_answered(status) => {
+                    answer = call().await;
+                }
+                _ => break,
+            }
+        }
+        answer
     }
 
     /// A gRPC request to the auth-service, carrying the request id (the interceptor adds

@@ -36,9 +36,14 @@ struct Settings {
     http_addr: SocketAddr,
 
     /// The auth-service's gRPC URL; `https://` when it serves TLS (then AUTH_TLS_CA is
-    /// needed).
+    /// needed). Several replicas: their URLs separated by commas, and calls are balanced.
     #[arg(long, env = "AUTH_GRPC_URL", default_value = "http://127.0.0.1:50051")]
     auth_grpc_url: String,
+
+    /// Look the host of AUTH_GRPC_URL up again every this many seconds and balance across
+    /// every address it names (a headless Service); 0: connect to the URL(s) as given.
+    #[arg(long, env = "AUTH_GRPC_RESOLVE_SECS", default_value_t = 0)]
+    auth_grpc_resolve_secs: u64,
 
     /// The CA (PEM) that signs the auth-service's certificate, to verify it.
     #[arg(long, env = "AUTH_TLS_CA")]
@@ -132,6 +137,8 @@ async fn main() -> ExitCode {
     let state = match gateway::AppState::connect_lazy(
         &settings.auth_grpc_url,
         tls.as_ref(),
+        (settings.auth_grpc_resolve_secs > 0)
+            .then(|| Duration::from_secs(settings.auth_grpc_resolve_secs)),
         Duration::from_millis(settings.upstream_timeout_ms.max(1)),
         &settings.auth_caller_key,
     ) {

@@ -199,9 +199,11 @@ pub(crate) async fn me(
         access_token: bearer(&headers)?,
     };
     let me = state
-        .auth
-        .clone()
-        .get_me(state.upstream(message, &request_id))
+        .read_only(|| {
+            let mut auth = state.auth.clone();
+            let request = state.upstream(message.clone(), &request_id);
+            async move { auth.get_me(request).await }
+        })
         .await?
         .into_inner();
     Ok(envelope::ok(me.user.map(UserView::from)))
@@ -220,9 +222,11 @@ pub(crate) async fn jwks(
     request_id: RequestId,
 ) -> Result<Response, ApiError> {
     let jwks = state
-        .auth
-        .clone()
-        .get_jwks(state.upstream(GetJwksRequest {}, &request_id))
+        .read_only(|| {
+            let mut auth = state.auth.clone();
+            let request = state.upstream(GetJwksRequest {}, &request_id);
+            async move { auth.get_jwks(request).await }
+        })
         .await?
         .into_inner();
     let mut response = (

@@ -6,6 +6,7 @@
 mod accounts;
 mod audit;
 mod bad_input;
+mod balancing;
 mod callers;
 mod client;
 mod drills;

@@ -1,9 +1,13 @@
 //! Reaching the auth-service: one way to build the channel, with the socket options and the
-//! TLS every client of it should have.
+//! TLS every client of it should have, to one replica, a list of them, or every address a DNS
+//! name resolves to (re-resolved, so replicas that come and go are followed). Calls are
+//! balanced across replicas by tonic (power of two choices over ready connections).
 
-use std::{path::Path, time::Duration};
+use std::{collections::HashSet, net::SocketAddr, path::Path, time::Duration};
 
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{
+    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, channel::Change,
+};
 
 /// How to verify the auth-service (and, for mutual TLS, who this client is).
 #[derive(Clone)]
@@ -37,6 +41,9 @@ pub enum ConnectError {
     /// An https:// URL without a CA to verify it against, or TLS settings for http://.
     #[error("an https:// auth-service URL needs a CA to verify it (and http:// takes none)")]
     Mismatch,
+    /// No URL was given.
+    #[error("no auth-service URL was given")]
+    Empty,
 }
 
 impl ClientTls {
@@ -89,4 +96,101 @@ pub fn endpoint(url: &str, tls: Option<&ClientTls>) -> Result<Endpoint, ConnectE
         _ => return Err(ConnectError::Mismatch),
     }
     Ok(endpoint)
+}
+
+/// A channel to the auth-service at `urls`: one URL, or several separated by commas (each a
+/// replica; calls are balanced across those that answer). `configure` sets what every
+/// endpoint shares (a timeout, say). Connects on first use.
+pub fn channel(
+    urls: &str,
+    tls: Option<&ClientTls>,
+    configure: impl Fn(Endpoint) -> Endpoint,
+) -> Result<Channel, ConnectError> {
+    let endpoints = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(|url| endpoint(url, tls).map(&configure))
+        .collect::<Result<Vec<_>, _>>()?;
+    match endpoints.len() {
+        0 => Err(ConnectError::Empty),
+        1 => Ok(endpoints
+            .into_iter()
+            .next()
+            .ok_or(ConnectError::Empty)?
+            .connect_lazy()),
+        _ => Ok(Channel::balance_list(endpoints.into_iter())),
+    }
+}
+
+/// A channel to every address the host of `url` resolves to, looked up again every `every`
+/// (a Kubernetes headless Service names one address per ready pod): addresses that appear
+/// are added, those that go away removed, and calls balanced across them. With TLS, each
+/// replica is verified for the host's name (or the configured server name). Must be called
+/// inside a tokio runtime; the lookups run until the channel is dropped.
+pub fn resolving_channel(
+    url: &str,
+    tls: Option<&ClientTls>,
+    every: Duration,
+    configure: impl Fn(Endpoint) -> Endpoint + Send + 'static,
+) -> Result<Channel, ConnectError> {
+    let uri: http::Uri = url.parse().map_err(|_| ConnectError::Url)?;
+    let scheme = uri.scheme_str().ok_or(ConnectError::Url)?.to_owned();
+    let host = uri.host().ok_or(ConnectError::Url)?.to_owned();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    // Every replica is checked against the name, not the address it was reached at.
+    let tls = tls.cloned().map(|mut tls| {
+        tls.server_name.get_or_insert_with(|| host.clone());
+        tls
+    });
+    // Checked once here, so the loop below only builds endpoints known to be valid.
+    endpoint(url, tls.as_ref())?;
+    let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
+    tokio::spawn(async move {
+        let mut known: HashSet<SocketAddr> = HashSet::new();
+        loop {
+            if let Ok(found) = tokio::net::lookup_host((host.as_str(), port)).await {
+                let found: HashSet<SocketAddr> = found.collect();
+                for gone in known.difference(&found) {
+                    if changes.send(Change::Remove(*gone)).await.is_err() {
+                        return;
+                    }
+                }
+                for new in found.difference(&known) {
+                    let address = match new {
+                        SocketAddr::V4(v4) => v4.to_string(),
+                        SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
+                    };
+                    let Ok(replica) = endpoint(&format!("{scheme}://{address}"), tls.as_ref())
+                    else {
+                        continue;
+                    };
+                    if changes
+                        .send(Change::Insert(*new, configure(replica)))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                known = found;
+            }
+            tokio::time::sleep(every).await;
+        }
+    });
+    Ok(channel)
+}
+
+/// Whether a failed call never got the service's answer: no wxauth `ErrorInfo` (every error
+/// the auth-service sends has one), so the replica was not reached or its connection dropped
+/// mid-call. Such a call may be made again if it changes nothing.
+pub fn not_answered(status: &tonic::Status) -> bool {
+    use tonic_types::StatusExt as _;
+    status.code() != tonic::Code::DeadlineExceeded
+        && status
+            .get_error_details()
+            .error_info()
+            .is_none_or(|info| info.domain != wxauth_proto::ERROR_DOMAIN)
 }

@@ -124,12 +124,27 @@ impl Keys {
 async fn fetch(
     client: &AuthServiceClient<InterceptedService<Channel, CallerKey>>,
 ) -> Result<Jwks, Status> {
-    let mut request = tonic::Request::new(GetJwksRequest {});
-    request.set_timeout(JWKS_FETCH_TIMEOUT);
-    let answer = tokio::time::timeout(JWKS_FETCH_TIMEOUT, client.clone().get_jwks(request))
-        .await
-        .map_err(|_| Status::deadline_exceeded("fetching the jwks timed out"))??
-        .into_inner();
+    let call = || {
+        let mut request = tonic::Request::new(GetJwksRequest {});
+        request.set_timeout(JWKS_FETCH_TIMEOUT);
+        let mut client = client.clone();
+        tokio::time::timeout(
+            JWKS_FETCH_TIMEOUT,
+            async move { client.get_jwks(request).await },
+        )
+    };
+    let timed_out = |_| Status::deadline_exceeded("fetching the jwks timed out");
+    // Safe to repeat: with several replicas, the balancer picks another.
+    let mut answer = call().await.map_err(timed_out)?;
+    for _ in 0..2 {
+        match &answer {
+            Err(status) if crate::connect::not_answered(status) => {
+                answer = call().await.map_err(timed_out)?;
+            }
+            _ => break,
+        }
+    }
+    let answer = answer?.into_inner();
     serde_json::from_str(&answer.jwks_json)
         .map_err(|_| Status::internal("the auth-service sent a malformed JWKS"))
 }

@@ -181,19 +181,30 @@ impl Authenticator {
     }
 
     async fn online(&self, token: &str) -> Result<Principal, AuthFailure> {
-        let mut request = tonic::Request::new(ValidateTokenRequest {
-            token: token.to_owned(),
-            appid: self.audience().unwrap_or_default().to_owned(),
-        });
-        request.set_timeout(VALIDATE_TIMEOUT);
-        let answer = tokio::time::timeout(
-            VALIDATE_TIMEOUT,
-            self.inner.client.clone().validate_token(request),
-        )
-        .await
-        .map_err(|_| {
-            AuthFailure::Unavailable(Status::deadline_exceeded("ValidateToken timed out"))
-        })?;
+        let call = || {
+            let mut request = tonic::Request::new(ValidateTokenRequest {
+                token: token.to_owned(),
+                appid: self.audience().unwrap_or_default().to_owned(),
+            });
+            request.set_timeout(VALIDATE_TIMEOUT);
+            let mut client = self.inner.client.clone();
+            tokio::time::timeout(VALIDATE_TIMEOUT, async move {
+                client.validate_token(request).await
+            })
+        };
+        let timed_out =
+            |_| AuthFailure::Unavailable(Status::deadline_exceeded("ValidateToken timed out"));
+        // ValidateToken changes nothing: a call the service never answered is made again,
+        // twice at most (with several replicas, the balancer picks another).
+        let mut answer = call().await.map_err(timed_out)?;
+        for _ in 0..2 {
+            match &answer {
+                Err(status) if connect::not_answered(status) => {
+                    answer = call().await.map_err(timed_out)?;
+                }
+                _ => break,
+            }
+        }
         match answer {
             Ok(answer) => {
                 let answer = answer.into_inner();

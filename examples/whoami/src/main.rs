@@ -60,16 +60,15 @@ async fn main() -> ExitCode {
         }
         None => None,
     };
-    let endpoint = match wxauth_client::connect::endpoint(&auth_url, tls.as_ref()) {
-        Ok(endpoint) => endpoint,
+    // One URL, or several replicas separated by commas: calls are balanced across them.
+    let channel = match wxauth_client::connect::channel(&auth_url, tls.as_ref(), |e| e) {
+        Ok(channel) => channel,
         Err(err) => {
             eprintln!("whoami: AUTH_GRPC_URL: {err}");
             return ExitCode::from(64);
         }
     };
-    let Ok(authenticator) =
-        Authenticator::new(endpoint.connect_lazy(), &caller_key, mode, audience)
-    else {
+    let Ok(authenticator) = Authenticator::new(channel, &caller_key, mode, audience) else {
         eprintln!("whoami: AUTH_CALLER_KEY must be printable ASCII");
         return ExitCode::from(64);
     };

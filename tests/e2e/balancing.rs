@@ -1,0 +1,156 @@
+//! Many replicas behind one gateway: calls are balanced across them, a replica that dies
+//! costs no read-only call (it is retried on another), and a restarted one takes traffic
+//! again.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use wxauth_e2e::{
+    eventually,
+    process::Proc,
+    stack::{APP, Stack},
+};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port()
+}
+
+/// How many GetMe calls a replica has answered, from its metrics.
+async fn get_me_calls(stack: &Stack, replica: &Proc) -> f64 {
+    stack
+        .scrape(replica)
+        .await
+        .lines()
+        .filter(|line| line.starts_with("wxauth_rpc_requests_total{method=\"GetMe\""))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn me(stack: &Stack, gateway: &Proc, token: &str) -> StatusCode {
+    stack
+        .http
+        .get(format!("{}/v1/me", gateway.url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_or(StatusCode::BAD_GATEWAY, |response| response.status())
+}
+
+#[tokio::test]
+async fn a_gateway_balances_across_replicas_and_survives_one_dying() {
+    let stack = Stack::start().await;
+    let token = stack.v1_login(APP, "o-balanced").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (port_a, port_b) = (free_port(), free_port());
+    let replica = |name: &str, port: u16| {
+        stack.spawn_replica_with(name, &[("WXAUTH_GRPC_ADDR", format!("127.0.0.1:{port}"))])
+    };
+    let a = replica("auth-a", port_a);
+    let b = replica("auth-b", port_b);
+    let gateway = Proc::spawn_named(
+        "gateway",
+        "gateway-balanced",
+        &[
+            ("GATEWAY_HTTP_ADDR", "127.0.0.1:0".into()),
+            ("GATEWAY_METRICS_ADDR", "127.0.0.1:0".into()),
+            (
+                "AUTH_GRPC_URL",
+                format!("http://127.0.0.1:{port_a},http://127.0.0.1:{port_b}"),
+            ),
+            ("AUTH_CALLER_KEY", stack.keys.gateway.clone()),
+            ("GATEWAY_LOGIN_RATE_PER_MINUTE", "0".into()),
+        ],
+        stack.dir(),
+    );
+
+    for _ in 0..60 {
+        assert_eq!(me(&stack, &gateway, &token).await, StatusCode::OK);
+    }
+    assert!(get_me_calls(&stack, &a).await > 0.0, "replica a took calls");
+    assert!(get_me_calls(&stack, &b).await > 0.0, "replica b took calls");
+
+    // Replica a dies without a word (SIGKILL); calls keep being answered, 8 at a time.
+    let kill = std::process::Command::new("kill")
+        .args(["-9", &a.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    for _ in 0..20 {
+        let answers = futures_join(&stack, &gateway, &token, 8).await;
+        assert!(
+            answers.iter().all(|status| *status == StatusCode::OK),
+            "every read-only call is answered while a replica is down: {answers:?}"
+        );
+    }
+    drop(a);
+
+    // Restarted on its address, it takes traffic again.
+    let a = replica("auth-a-restarted", port_a);
+    eventually(
+        "the restarted replica takes calls",
+        Duration::from_secs(20),
+        || async {
+            for _ in 0..10 {
+                assert_eq!(me(&stack, &gateway, &token).await, StatusCode::OK);
+            }
+            get_me_calls(&stack, &a).await > 0.0
+        },
+    )
+    .await;
+}
+
+/// `n` GetMe calls at once; their statuses.
+async fn futures_join(stack: &Stack, gateway: &Proc, token: &str, n: usize) -> Vec<StatusCode> {
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (http, url, token) = (
+            stack.http.clone(),
+            format!("{}/v1/me", gateway.url()),
+            token.to_owned(),
+        );
+        calls.spawn(async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .map_or(StatusCode::BAD_GATEWAY, |response| response.status())
+        });
+    }
+    calls.join_all().await
+}
+
+#[tokio::test]
+async fn a_gateway_follows_the_addresses_of_a_dns_name() {
+    let stack = Stack::start().await;
+    let token = stack.v1_login(APP, "o-dns").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let port = stack.auth.addr.port();
+    let gateway = Proc::spawn_named(
+        "gateway",
+        "gateway-dns",
+        &[
+            ("GATEWAY_HTTP_ADDR", "127.0.0.1:0".into()),
+            ("GATEWAY_METRICS_ADDR", "127.0.0.1:0".into()),
+            ("AUTH_GRPC_URL", format!("http://localhost:{port}")),
+            ("AUTH_GRPC_RESOLVE_SECS", "1".into()),
+            ("AUTH_CALLER_KEY", stack.keys.gateway.clone()),
+        ],
+        stack.dir(),
+    );
+    eventually(
+        "the name's addresses are looked up and used",
+        Duration::from_secs(10),
+        || async { me(&stack, &gateway, &token).await == StatusCode::OK },
+    )
+    .await;
+    for _ in 0..20 {
+        assert_eq!(me(&stack, &gateway, &token).await, StatusCode::OK);
+    }
+}
