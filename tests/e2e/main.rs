@@ -14,6 +14,7 @@ mod envelope;
 mod grpc;
 mod limits;
 mod login;
+mod observability;
 mod operations;
 mod phone;
 mod profile;

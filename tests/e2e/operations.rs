@@ -303,3 +303,35 @@ fn a_missing_or_malformed_setting_exits_64_naming_the_variable() {
     assert!(stderr.contains("GATEWAY_HTTP_ADDR"), "{stderr}");
     assert!(!stderr.contains("gateway-key-0123456789abcdef"), "{stderr}");
 }
+
+#[tokio::test]
+async fn replicas_starting_at_once_on_a_new_database_all_migrate_it_and_serve() {
+    let stack = Stack::start().await;
+    let fresh = wxauth_e2e::db::TestDb::create().await;
+    let replicas: Vec<Proc> = std::thread::scope(|scope| {
+        let started: Vec<_> = (0..3)
+            .map(|n| {
+                let (stack, url) = (&stack, fresh.url.clone());
+                scope.spawn(move || {
+                    stack.spawn_replica_with(&format!("auth-fresh-{n}"), &[("DATABASE_URL", url)])
+                })
+            })
+            .collect();
+        started
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .collect()
+    });
+    assert_eq!(replicas.len(), 3, "every replica started");
+    let applied: i64 = sqlx::query_scalar("select count(*) from _sqlx_migrations")
+        .fetch_one(&fresh.pool().await)
+        .await
+        .unwrap();
+    let files = std::fs::read_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../services/auth-service/migrations"
+    ))
+    .unwrap()
+    .count();
+    assert_eq!(applied, files as i64, "each migration applied once");
+}

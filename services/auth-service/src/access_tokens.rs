@@ -150,6 +150,7 @@ impl AccessTokens {
                     .map_err(AuthError::internal)?;
                 let digest = Sha256::digest(fetched.token.expose().as_bytes()).to_vec();
                 lock.stored(&sealed, &digest, fetched.expires_in).await?;
+                self.metrics.access_token_refresh(appid.as_str(), true);
                 info!(%appid, expires_in = fetched.expires_in, "access_token refreshed");
                 Ok(Current {
                     token: fetched.token,
@@ -158,6 +159,7 @@ impl AccessTokens {
             }
             Err(err) => {
                 lock.failed(&outcome(&err)).await?;
+                self.metrics.access_token_refresh(appid.as_str(), false);
                 warn!(%appid, error = %err, "access_token refresh failed");
                 Err(AuthError::from_platform_call(err))
             }

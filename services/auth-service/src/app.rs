@@ -291,6 +291,7 @@ impl Application {
             self.store.clone(),
             health.clone(),
             self.metrics.clone(),
+            self.revocations.clone(),
         ));
 
         // Reflection (v1 and v1alpha, for grpcurl 1.8), unless it is turned off.

@@ -53,6 +53,18 @@ pub struct Metrics {
     audit_dropped: Counter,
     shed: Counter,
     wechat_quota_refused: Family<AppLabels, Counter>,
+    database_up: Gauge,
+    revocation_listener_up: Gauge,
+    access_token_refreshes: Family<AppOutcome, Counter>,
+}
+
+/// Labels of a per-app outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, prometheus_client::encoding::EncodeLabelSet)]
+pub struct AppOutcome {
+    /// The appid.
+    pub appid: String,
+    /// `ok` or `failed`.
+    pub outcome: &'static str,
 }
 
 /// Labels of a per-app series.
@@ -74,6 +86,9 @@ impl Metrics {
             audit_dropped: Counter::default(),
             shed: Counter::default(),
             wechat_quota_refused: Family::default(),
+            database_up: Gauge::default(),
+            revocation_listener_up: Gauge::default(),
+            access_token_refreshes: Family::default(),
         };
         let mut registry = Registry::with_prefix("wxauth");
         registry.register(
@@ -112,11 +127,43 @@ impl Metrics {
             metrics.wechat_quota_refused.clone(),
         );
         registry.register(
+            "database_up",
+            "1 while the database answers the health ping (every second), else 0",
+            metrics.database_up.clone(),
+        );
+        registry.register(
+            "revocation_listener_up",
+            "1 while this replica hears other replicas' revocations (its LISTEN connection answers its heartbeat), else 0",
+            metrics.revocation_listener_up.clone(),
+        );
+        registry.register(
+            "access_token_refreshes",
+            "fetches of an app's WeChat access_token by outcome (ok, failed)",
+            metrics.access_token_refreshes.clone(),
+        );
+        registry.register(
             "audit_dropped",
             "audit events dropped because the writer could not keep up or the database refused them",
             metrics.audit_dropped.clone(),
         );
         (metrics, registry)
+    }
+
+    /// Records whether the database and the revocation listener answer.
+    pub fn liveness(&self, database: bool, revocation_listener: bool) {
+        self.database_up.set(i64::from(database));
+        self.revocation_listener_up
+            .set(i64::from(revocation_listener));
+    }
+
+    /// Counts a fetch of an app's access_token.
+    pub fn access_token_refresh(&self, appid: &str, ok: bool) {
+        self.access_token_refreshes
+            .get_or_create(&AppOutcome {
+                appid: appid.to_owned(),
+                outcome: if ok { "ok" } else { "failed" },
+            })
+            .inc();
     }
 
     /// Counts a call to WeChat not made because the app was over its quota.

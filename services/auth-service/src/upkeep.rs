@@ -8,7 +8,10 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use tracing::{debug, info, warn};
 use wxauth_proto::v1::auth_service_server::SERVICE_NAME;
 
-use crate::{metrics::Metrics, platform::Platform, session::Sessions, store::PgStore};
+use crate::{
+    metrics::Metrics, platform::Platform, revocation::Revocations, session::Sessions,
+    store::PgStore,
+};
 
 /// How often the database is pinged for health.
 const PING_EVERY: Duration = Duration::from_secs(1);
@@ -25,7 +28,12 @@ pub async fn set_health(health: &HealthReporter, status: ServingStatus) {
 
 /// Keeps gRPC health in step with the database: SERVING while it answers, NOT_SERVING while
 /// it does not.
-pub async fn report_health(store: PgStore, health: HealthReporter, metrics: Arc<Metrics>) {
+pub async fn report_health(
+    store: PgStore,
+    health: HealthReporter,
+    metrics: Arc<Metrics>,
+    revocations: Arc<Revocations>,
+) {
     let mut serving = true;
     loop {
         let (size, idle) = store.pool_status();
@@ -34,6 +42,7 @@ pub async fn report_health(store: PgStore, health: HealthReporter, metrics: Arc<
             tokio::time::timeout(PING_TIMEOUT, store.ping()).await,
             Ok(Ok(()))
         );
+        metrics.liveness(answered, revocations.is_live());
         if answered != serving {
             serving = answered;
             if serving {

@@ -55,6 +55,11 @@ impl Revocations {
         Some(revoked.contains_key(&family_id))
     }
 
+    /// Whether the cache hears the other replicas' revocations now.
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
     /// Records a revocation (from this replica, or from a notification).
     pub fn insert(&self, family_id: i64) {
         let now = Instant::now();

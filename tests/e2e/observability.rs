@@ -1,0 +1,80 @@
+//! Operators see what the dashboard and the alerts name: every metric
+//! `deploy/grafana/wxauth.json` and `deploy/prometheus/alerts.yml` use is exported by the
+//! auth-service or the gateway, so a renamed metric cannot silently blank a panel or an
+//! alert.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+use wxauth_e2e::stack::{APP, Stack};
+use wxauth_proto::v1::ValidateTokenRequest;
+
+/// The metric names a file mentions.
+fn named_in(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("wxauth_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        names.insert(name);
+    }
+    names
+}
+
+/// Whether an exposition has the metric: a sample of it, or its family's TYPE line (a
+/// labelled counter no event has touched yet has no sample but is declared).
+fn exported(exposition: &str, name: &str) -> bool {
+    let family = ["_bucket", "_sum", "_count", "_total"]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))
+        .unwrap_or(name);
+    exposition.lines().any(|line| {
+        line.starts_with(&format!("{name}{{"))
+            || line.starts_with(&format!("{name} "))
+            || line.starts_with(&format!("# TYPE {family} "))
+    })
+}
+
+#[tokio::test]
+async fn every_metric_the_dashboard_and_alerts_name_is_exported() {
+    let stack = Stack::start().await;
+    let login = stack
+        .login(APP, "o-observed", json!({"nickName": "O"}))
+        .await;
+    stack
+        .grpc_as(Some(&stack.keys.service))
+        .await
+        .validate_token(ValidateTokenRequest {
+            token: login["token"].as_str().unwrap().into(),
+            appid: APP.into(),
+        })
+        .await
+        .unwrap();
+    let exposition = format!(
+        "{}\n{}",
+        stack.scrape(&stack.auth).await,
+        stack.scrape(&stack.gateway).await
+    );
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut named = BTreeSet::new();
+    for file in ["deploy/grafana/wxauth.json", "deploy/prometheus/alerts.yml"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let found = named_in(&text);
+        assert!(found.len() >= 5, "{file} names metrics: {found:?}");
+        named.extend(found);
+    }
+    let missing: Vec<&String> = named
+        .iter()
+        .filter(|name| !exported(&exposition, name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "named but not exported: {missing:?}\n{exposition}"
+    );
+    // The probe works: a made-up name is not found.
+    assert!(!exported(&exposition, "wxauth_no_such_metric_total"));
+}
