@@ -8,7 +8,10 @@ use prost::Message as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files = [proto_root.join("wxauth/v1/auth.proto")];
+    let files = [
+        proto_root.join("wxauth/v1/auth.proto"),
+        proto_root.join("wxauth/v1/errors.proto"),
+    ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }

@@ -75,18 +75,12 @@ async fn a_kept_session_key_is_checked_and_reset_with_wechat() {
     let stack = Stack::start().await;
     let login = stack.v1_login(APP, "o-key").await;
     let user_id = login["user"]["user_id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        state(&stack, &user_id).await,
-        SessionKeyState::SessionKeyCurrent
-    );
+    assert_eq!(state(&stack, &user_id).await, SessionKeyState::Current);
 
     // Another exchange at WeChat rotated the key: what wxauth keeps is stale, and a reset
     // signed with it is refused with its own reason (not a 500).
     rotate_behind_wxauths_back(&stack, "o-key").await;
-    assert_eq!(
-        state(&stack, &user_id).await,
-        SessionKeyState::SessionKeyStale
-    );
+    assert_eq!(state(&stack, &user_id).await, SessionKeyState::Stale);
     let refused = reset(&stack, &user_id).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
     assert_eq!(reason(&refused), "SESSION_KEY_INVALID");
@@ -99,20 +93,14 @@ async fn a_kept_session_key_is_checked_and_reset_with_wechat() {
     // A new login brings the current key; a reset replaces it at WeChat and here, and the
     // user's open login session (its key is dead) ends.
     let login = stack.v1_login(APP, "o-key").await;
-    assert_eq!(
-        state(&stack, &user_id).await,
-        SessionKeyState::SessionKeyCurrent
-    );
+    assert_eq!(state(&stack, &user_id).await, SessionKeyState::Current);
     let before = stack.session_key(APP, "o-key").await;
     reset(&stack, &user_id)
         .await
         .expect("the reset is signed with the current key");
     let after = stack.session_key(APP, "o-key").await;
     assert_ne!(before, after, "WeChat gave a new key");
-    assert_eq!(
-        state(&stack, &user_id).await,
-        SessionKeyState::SessionKeyCurrent
-    );
+    assert_eq!(state(&stack, &user_id).await, SessionKeyState::Current);
     let data = stack
         .user_info(APP, "o-key", json!({"nickName": "K"}))
         .await;
@@ -152,10 +140,7 @@ async fn a_kept_session_key_is_checked_and_reset_with_wechat() {
     stack
         .execute("delete from user_session_keys where openid = 'o-key'")
         .await;
-    assert_eq!(
-        state(&stack, &user_id).await,
-        SessionKeyState::SessionKeyNone
-    );
+    assert_eq!(state(&stack, &user_id).await, SessionKeyState::None);
     let refused = reset(&stack, &user_id).await.unwrap_err();
     assert_eq!(reason(&refused), "SESSION_NOT_FOUND", "{refused:?}");
 
@@ -242,5 +227,5 @@ async fn an_upgrade_from_the_previous_schema_keeps_users_sessions_and_tokens() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(state.state(), SessionKeyState::SessionKeyNone);
+    assert_eq!(state.state(), SessionKeyState::None);
 }

@@ -231,9 +231,9 @@ pub fn token_pair(tokens: TokenPair) -> Option<v1::TokenPair> {
 /// What WeChat says of a kept session_key, as the API names it.
 pub fn key_state(state: KeyState) -> v1::SessionKeyState {
     match state {
-        KeyState::Current => v1::SessionKeyState::SessionKeyCurrent,
-        KeyState::Stale => v1::SessionKeyState::SessionKeyStale,
-        KeyState::NoneKept => v1::SessionKeyState::SessionKeyNone,
+        KeyState::Current => v1::SessionKeyState::Current,
+        KeyState::Stale => v1::SessionKeyState::Stale,
+        KeyState::NoneKept => v1::SessionKeyState::None,
     }
 }
 
