@@ -18,6 +18,7 @@ mod observability;
 mod operations;
 mod phone;
 mod profile;
+mod python_client;
 mod quotas;
 mod readme;
 mod revocation;
