@@ -14,6 +14,7 @@ mod envelope;
 mod grpc;
 mod limits;
 mod login;
+mod miniprogram;
 mod observability;
 mod operations;
 mod phone;

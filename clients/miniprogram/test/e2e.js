@@ -1,0 +1,102 @@
+// The mini-program module against a live stack, with a `wx` shim: wx.login asks the WeChat
+// simulator for a code (as the real wx.login gets one from WeChat), wx.request is Node's
+// fetch, storage is a Map. Run by tests/e2e/miniprogram.rs with GATEWAY_URL, SIM_URL, APPID.
+'use strict';
+
+const assert = require('node:assert/strict');
+const wxauth = require('../wxauth.js');
+
+const { GATEWAY_URL, SIM_URL, APPID } = process.env;
+const OPENID = 'o-miniprogram';
+
+async function post(url, body) {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return response.status === 204 ? null : response.json();
+}
+
+function shim() {
+  const storage = new Map();
+  const counts = { login: 0, request: 0 };
+  const wx = {
+    counts,
+    storage,
+    login({ success, fail }) {
+      counts.login += 1;
+      post(`${SIM_URL}/sim/login`, { appid: APPID, openid: OPENID })
+        .then((minted) => success({ code: minted.code }))
+        .catch(fail);
+    },
+    request({ url, method, data, header, success, fail }) {
+      counts.request += 1;
+      fetch(url, { method, headers: header, body: data === undefined ? undefined : JSON.stringify(data) })
+        .then(async (response) => success({ statusCode: response.status, data: await response.json() }))
+        .catch((err) => fail({ errMsg: String(err) }));
+    },
+    getStorageSync: (key) => storage.get(key) || '',
+    setStorageSync: (key, value) => storage.set(key, value),
+    removeStorageSync: (key) => storage.delete(key),
+  };
+  return wx;
+}
+
+async function main() {
+  const wx = shim();
+  const client = wxauth.create({ baseUrl: GATEWAY_URL, appid: APPID, wx, retryDelayMs: 10 });
+
+  // 1. The first request logs in silently and keeps the tokens.
+  const me = await client.me();
+  assert.ok(me.user_id, 'the user');
+  assert.equal(wx.counts.login, 1);
+  const first = wx.storage.get('wxauth.tokens');
+  assert.ok(first.access_token && first.refresh_token);
+
+  // 2. The next one uses the stored token: no login.
+  await client.me();
+  assert.equal(wx.counts.login, 1);
+
+  // 3. A bad access token (expired, say) is refreshed with the refresh token: no login.
+  wx.storage.set('wxauth.tokens', { ...wx.storage.get('wxauth.tokens'), access_token: 'x.y.z' });
+  await client.me();
+  assert.equal(wx.counts.login, 1, 'refreshed, not logged in again');
+  assert.notEqual(wx.storage.get('wxauth.tokens').refresh_token, first.refresh_token, 'the refresh token rotated');
+
+  // 4. Both spent (the refresh token used up elsewhere): a fresh login.
+  wx.storage.set('wxauth.tokens', { access_token: 'x.y.z', refresh_token: 'wxrt_spent-elsewhere' });
+  await client.me();
+  assert.equal(wx.counts.login, 2, 'logged in again');
+
+  // 5. Profile fill-in and the phone number.
+  const filled = await client.updateProfile({ nickname: 'Mini', avatarUrl: 'https://a.example/x.png' });
+  assert.equal(filled.nickname, 'Mini');
+  const phoneCode = (await post(`${SIM_URL}/sim/phone_code`, {
+    appid: APPID, openid: OPENID, phone_number: '13800138000', pure_phone_number: '13800138000', country_code: '86',
+  })).code;
+  const bound = await client.bindPhone(phoneCode);
+  assert.equal(bound.phone_number, '13800138000');
+  // A refused phone code is the caller's to handle: an error with its envelope code.
+  await assert.rejects(client.bindPhone(phoneCode), (err) => err.code === 10010 && err.status === 400);
+
+  // 6. WeChat busy once at login: retried once with a fresh code.
+  wx.storage.delete('wxauth.tokens');
+  await post(`${SIM_URL}/sim/faults`, { errcode: -1, times: 1 });
+  await client.me();
+  assert.equal(wx.counts.login, 4, 'one failed login, one retried with a new code');
+
+  // 7. Logout ends the session: the old refresh token no longer works.
+  const before = wx.storage.get('wxauth.tokens');
+  await client.logout();
+  assert.equal(wx.storage.get('wxauth.tokens'), undefined);
+  const refused = await post(`${GATEWAY_URL}/v1/token/refresh`, { refresh_token: before.refresh_token });
+  assert.equal(refused.code, 10007);
+
+  console.log('miniprogram client: all steps passed');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
