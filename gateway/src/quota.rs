@@ -8,7 +8,7 @@ use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
 use axum::{
     extract::{MatchedPath, Request, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -55,26 +55,6 @@ impl ClientQuota {
     }
 }
 
-/// The client a request counts against: the first `x-forwarded-for` hop when trusted and
-/// well-formed, else the peer.
-pub fn client_address(
-    headers: &HeaderMap,
-    peer: Option<IpAddr>,
-    trust_forwarded_for: bool,
-) -> Option<IpAddr> {
-    if trust_forwarded_for {
-        let first = headers
-            .get("x-forwarded-for")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(',').next())
-            .and_then(|hop| hop.trim().parse().ok());
-        if first.is_some() {
-            return first;
-        }
-    }
-    peer
-}
-
 /// The middleware, on the login routes.
 pub(crate) async fn middleware(
     State(quota): State<ClientQuota>,
@@ -108,23 +88,4 @@ pub(crate) async fn middleware(
         .into_response();
     }
     next.run(request).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_forwarded_address_counts_only_when_trusted() {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", "203.0.113.7, 10.0.0.1".parse().unwrap());
-        let peer: IpAddr = "10.0.0.9".parse().unwrap();
-        assert_eq!(client_address(&headers, Some(peer), false), Some(peer));
-        assert_eq!(
-            client_address(&headers, Some(peer), true),
-            Some("203.0.113.7".parse().unwrap())
-        );
-        headers.insert("x-forwarded-for", "not an address".parse().unwrap());
-        assert_eq!(client_address(&headers, Some(peer), true), Some(peer));
-    }
 }

@@ -10,7 +10,7 @@ use std::{
 
 use axum::{
     extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State},
-    http::{HeaderValue, request::Parts},
+    http::{HeaderMap, HeaderValue, request::Parts},
     middleware::Next,
     response::Response,
 };
@@ -64,7 +64,7 @@ pub(crate) async fn middleware(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
-    let client = crate::quota::client_address(request.headers(), peer, trust_forwarded_for);
+    let client = client_address(request.headers(), peer, trust_forwarded_for);
     request.extensions_mut().insert(RequestId {
         id: id.clone(),
         client,
@@ -89,4 +89,43 @@ pub(crate) async fn middleware(
     }
     .instrument(span)
     .await
+}
+
+/// Who the client of a request is (for the audit trail and the login quota): the first `x-forwarded-for` hop when trusted and
+/// well-formed, else the peer.
+pub(crate) fn client_address(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    trust_forwarded_for: bool,
+) -> Option<IpAddr> {
+    if trust_forwarded_for {
+        let first = headers
+            .get("x-forwarded-for")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(',').next())
+            .and_then(|hop| hop.trim().parse().ok());
+        if first.is_some() {
+            return first;
+        }
+    }
+    peer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_forwarded_address_counts_only_when_trusted() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "203.0.113.7, 10.0.0.1".parse().unwrap());
+        let peer: IpAddr = "10.0.0.9".parse().unwrap();
+        assert_eq!(client_address(&headers, Some(peer), false), Some(peer));
+        assert_eq!(
+            client_address(&headers, Some(peer), true),
+            Some("203.0.113.7".parse().unwrap())
+        );
+        headers.insert("x-forwarded-for", "not an address".parse().unwrap());
+        assert_eq!(client_address(&headers, Some(peer), true), Some(peer));
+    }
 }

@@ -27,6 +27,7 @@
 //! - Faults: answer the next calls of an endpoint with a chosen errcode, or slowly, or with
 //!   garbage.
 
+mod answers;
 mod crypto;
 mod miniprogram;
 mod platform;

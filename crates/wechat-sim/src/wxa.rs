@@ -16,9 +16,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
+    answers::{injected, unknown_app, wechat_error},
     crypto, miniprogram,
     platform::PhoneCode,
-    routes::{injected, wechat_error},
     state::Sim,
 };
 
@@ -205,7 +205,7 @@ pub(crate) async fn mint_phone_code(
     Json(req): Json<MintPhoneCode>,
 ) -> Response {
     if !sim.lock().apps.contains_key(&req.appid) {
-        return crate::routes::unknown_app(&req.appid);
+        return unknown_app(&req.appid);
     }
     let country_code = match req.country_code.parse::<u64>() {
         Ok(number) if req.country_code_as_number => Value::from(number),

@@ -1,0 +1,215 @@
+//! The settings parsed as a person writes them, and refused as a person gets them wrong.
+
+use super::*;
+
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const CALLER_KEY: &str = "callerkeycallerkeycallerkey";
+const CALLERS: &str = "gateway:login:callerkeycallerkeycallerkey";
+
+fn settings(extra: &[&str]) -> Result<Config, SettingsError> {
+    let mut args = vec![
+        "auth-service",
+        "--database-url",
+        "postgres://wx:pa55word@db/wxauth",
+    ];
+    if !extra.contains(&"--callers") {
+        args.extend_from_slice(&["--callers", CALLERS]);
+    }
+    if !extra.contains(&"--apps") {
+        args.extend_from_slice(&["--apps", "wx4f4bc4dec97d474b:topsecretvalue"]);
+    }
+    args.extend_from_slice(extra);
+    Settings::try_parse_from(args).unwrap().into_config()
+}
+
+#[test]
+fn a_full_configuration_is_accepted_and_its_debug_hides_every_secret() {
+    let config = settings(&[
+        "--session-key-keys",
+        &format!("k2:{KEY},k1:{KEY}"),
+        "--token-signing-keys",
+        &format!("t1:{KEY}"),
+    ])
+    .unwrap();
+    assert!(!config.throwaway_keys && !config.throwaway_token_keys);
+    let printed = format!("{config:?}");
+    for secret in ["pa55word", "topsecretvalue", KEY, CALLER_KEY] {
+        assert!(!printed.contains(secret), "{secret} leaked into {printed}");
+    }
+    assert!(printed.contains("wx4f4bc4dec97d474b") && printed.contains("k2"));
+}
+
+#[test]
+fn keys_are_required_outside_dev_mode() {
+    let err = settings(&[]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("WXAUTH_SESSION_KEY_KEYS is not set"),
+        "{err}"
+    );
+    let dev = settings(&["--dev"]).unwrap();
+    assert!(dev.throwaway_keys);
+    let empty = settings(&["--dev", "--session-key-keys", ""]).unwrap();
+    assert!(empty.throwaway_keys, "an empty value counts as unset");
+    assert!(settings(&["--session-key-keys", " "]).is_err());
+}
+
+#[test]
+fn wechat_is_reached_over_https_unless_it_is_on_this_machine_or_dev_mode_says_so() {
+    for (base, dev, accepted) in [
+        ("https://api.weixin.qq.com", false, true),
+        ("http://api.weixin.qq.com", false, false),
+        ("http://wechat-sim:9090", false, false),
+        ("http://wechat-sim:9090", true, true),
+        ("http://127.0.0.1:9090", false, true),
+        ("http://localhost:9090/", false, true),
+        ("http://[::1]:9090", false, true),
+        ("ftp://x", true, false),
+    ] {
+        assert_eq!(
+            check_wechat_base(base, dev).is_ok(),
+            accepted,
+            "{base} dev={dev}"
+        );
+    }
+}
+
+#[test]
+fn the_active_kids_choose_who_signs_and_seals_and_must_be_listed() {
+    let session_keys = format!("k1:{KEY},k2:{KEY}");
+    let signing_keys = format!("t1:{KEY},t2:{KEY}");
+    let both = |session_kid: &str, signing_kid: &str| {
+        settings(&[
+            "--session-key-keys",
+            &session_keys,
+            "--session-key-kid",
+            session_kid,
+            "--token-signing-keys",
+            &signing_keys,
+            "--token-signing-kid",
+            signing_kid,
+        ])
+    };
+    let config = both("k2", "t2").unwrap();
+    assert_eq!(config.keyring.active_kid(), "k2");
+    assert_eq!(config.tokens.signer_kid(), "t2");
+    assert_eq!(config.tokens.jwks().keys.len(), 2, "both are published");
+    let first = settings(&[
+        "--session-key-keys",
+        &session_keys,
+        "--token-signing-keys",
+        &signing_keys,
+    ])
+    .unwrap();
+    assert_eq!(
+        (first.keyring.active_kid(), first.tokens.signer_kid()),
+        ("k1", "t1"),
+        "the first key by default"
+    );
+    for (config, setting) in [
+        (both("k9", "t2"), "WXAUTH_SESSION_KEY_KID"),
+        (both("k1", "t9"), "WXAUTH_TOKEN_SIGNING_KID"),
+    ] {
+        let err = config.err().map(|err| err.to_string()).unwrap_or_default();
+        assert!(err.starts_with(setting), "{err}");
+    }
+}
+
+#[test]
+fn malformed_settings_are_named_without_echoing_the_value() {
+    let cases: [(&str, &[&str]); 8] = [
+        (
+            "short signing key",
+            &["--dev", "--token-signing-keys", "t1:c2VjcmV0dmFsdWUx"],
+        ),
+        (
+            "short caller key",
+            &["--dev", "--callers", "gw:login:secretvalue1"],
+        ),
+        (
+            "apps without secret",
+            &["--apps", "wx4f4bc4dec97d474b", "--dev"],
+        ),
+        (
+            "bad appid",
+            &["--apps", "wxNOTHEX0123456789:secretvalue1", "--dev"],
+        ),
+        (
+            "duplicate app",
+            &[
+                "--apps",
+                "wx4f4bc4dec97d474b:secretvalue1,wx4f4bc4dec97d474b:secretvalue2",
+                "--dev",
+            ],
+        ),
+        ("short key", &["--session-key-keys", "k1:c2VjcmV0dmFsdWUx"]),
+        ("bad kid", &["--session-key-keys", "k 1:secretvalue1"]),
+        ("zero ttl", &["--dev", "--access-ttl-secs", "0"]),
+    ];
+    for (case, extra) in cases {
+        let err = settings(extra)
+            .err()
+            .unwrap_or_else(|| panic!("{case} was accepted"));
+        let message = err.to_string();
+        assert!(
+            !message.contains("secretvalue") && !message.contains("c2VjcmV0"),
+            "{case}: {message}"
+        );
+    }
+}
+
+#[test]
+fn the_example_config_file_names_only_real_settings() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../config/auth-service.example.toml"
+    );
+    let args = vec!["auth-service".into(), "--config".into(), path.into()];
+    let folded = wxauth_runtime::config::fold_file_into_args(
+        &<Settings as clap::CommandFactory>::command(),
+        args,
+        "WXAUTH_CONFIG",
+        |_| None,
+    )
+    .unwrap();
+    let mut args: Vec<String> = folded
+        .into_iter()
+        .map(|arg| arg.into_string().unwrap())
+        .collect();
+    args.extend([
+        "--database-url=postgres://db/x".into(),
+        format!("--callers={CALLERS}"),
+        "--apps=wx4f4bc4dec97d474b:s".into(),
+        "--dev".into(),
+    ]);
+    let config = Settings::try_parse_from(args)
+        .unwrap()
+        .into_config()
+        .unwrap();
+    assert_eq!(config.metrics_addr.port(), 9464);
+    let missing = wxauth_runtime::config::missing_from_example(
+        &<Settings as clap::CommandFactory>::command(),
+        &std::fs::read_to_string(path).unwrap(),
+    );
+    assert!(missing.is_empty(), "the example does not list {missing:?}");
+}
+
+#[test]
+fn an_empty_app_list_is_refused() {
+    let args = [
+        "auth-service",
+        "--database-url",
+        "postgres://db/x",
+        "--apps",
+        " , ",
+        "--dev",
+    ];
+    let err = Settings::try_parse_from(args)
+        .unwrap()
+        .into_config()
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("WXAUTH_APPS is not set"),
+        "{err}"
+    );
+}
