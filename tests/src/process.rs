@@ -179,14 +179,24 @@ impl Proc {
         self.wait_exit()
     }
 
-    /// Sends SIGTERM without waiting.
+    /// Sends SIGTERM without waiting (std sends only SIGKILL; rustix sends any signal
+    /// without unsafe code or an external `kill` binary).
     pub fn send_term(&self) {
-        // std has no SIGTERM; kill(1) sends it without unsafe code.
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .is_ok_and(|status| status.success());
-        assert!(sent, "could not send SIGTERM to {}", self.name);
+        let sent = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::TERM,
+        );
+        assert!(
+            sent.is_ok(),
+            "could not send SIGTERM to {}: {sent:?}",
+            self.name
+        );
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash or an OOM kill would, and reaps it.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Waits for the process to exit, killing it if it takes longer than the stop timeout.
