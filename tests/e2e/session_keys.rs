@@ -7,8 +7,8 @@ use tonic::Code;
 use tonic_types::StatusExt;
 use wxauth_e2e::stack::{APP, Stack, save_body};
 use wxauth_proto::v1::{
-    CheckSessionKeyRequest, GetUserRequest, RefreshTokenRequest, ResetSessionKeyRequest,
-    SessionKeyState, ValidateTokenRequest,
+    CheckSessionKeyRequest, GetUserRequest, ListAuditEventsRequest, RefreshTokenRequest,
+    ResetSessionKeyRequest, SessionKeyState, ValidateTokenRequest,
 };
 
 /// Another server of the same app exchanges a fresh code of the user's straight with
@@ -100,6 +100,27 @@ async fn a_kept_session_key_is_checked_and_reset_with_wechat() {
         .expect("the reset is signed with the current key");
     let after = stack.session_key(APP, "o-key").await;
     assert_ne!(before, after, "WeChat gave a new key");
+    // The reset is in the user's audit trail, with who asked.
+    wxauth_e2e::eventually(
+        "the reset is audited",
+        std::time::Duration::from_secs(10),
+        || async {
+            stack
+                .grpc()
+                .await
+                .list_audit_events(ListAuditEventsRequest {
+                    user_id: user_id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .events
+                .iter()
+                .any(|event| event.kind == "session_key_reset" && event.actor == "ops")
+        },
+    )
+    .await;
     assert_eq!(state(&stack, &user_id).await, SessionKeyState::Current);
     let data = stack
         .user_info(APP, "o-key", json!({"nickName": "K"}))

@@ -222,6 +222,7 @@ impl Application {
             users.clone(),
             sessions.clone(),
             store.clone(),
+            audit.clone(),
         ));
         let api = AuthApi::new(
             logins,

@@ -10,7 +10,8 @@ use tracing::info;
 
 use crate::{
     access_tokens::AccessTokens,
-    domain::{Bearer, TokenStatus, User, UserUpdate},
+    audit::AuditLog,
+    domain::{AuditKind, Bearer, CallContext, NewAuditEvent, TokenStatus, User, UserUpdate},
     error::AuthError,
     session::Sessions,
     store::{PgStore, StoreError},
@@ -36,6 +37,7 @@ pub struct Platform {
     users: Arc<Users>,
     sessions: Arc<Sessions>,
     store: PgStore,
+    audit: AuditLog,
 }
 
 impl Platform {
@@ -46,6 +48,7 @@ impl Platform {
         users: Arc<Users>,
         sessions: Arc<Sessions>,
         store: PgStore,
+        audit: AuditLog,
     ) -> Self {
         Self {
             access,
@@ -53,12 +56,30 @@ impl Platform {
             users,
             sessions,
             store,
+            audit,
         }
+    }
+
+    fn audited(&self, kind: AuditKind, user: &User, context: &CallContext) {
+        self.audit.record(NewAuditEvent {
+            kind,
+            outcome: "ok".into(),
+            appid: Some(user.appid.clone()),
+            user_id: Some(user.id),
+            openid_digest: None,
+            family_id: None,
+            context: context.clone(),
+        });
     }
 
     /// Binds the phone number behind `code` to the holder of `token`. WeChat is asked to
     /// check that the code is this user's; nothing is written unless it answered.
-    pub async fn bind_phone(&self, token: &Bearer, code: &PhoneCode) -> Result<User, AuthError> {
+    pub async fn bind_phone(
+        &self,
+        token: &Bearer,
+        code: &PhoneCode,
+        context: &CallContext,
+    ) -> Result<User, AuthError> {
         let user = self.users.me(token).await?;
         let appid = AppId::parse("appid", &user.appid).map_err(AuthError::internal)?;
         let (wechat, openid) = (&self.wechat, user.openid.as_str());
@@ -74,10 +95,13 @@ impl Platform {
         let phone = UserUpdate::from_phone(info, None)
             .phone
             .ok_or(AuthError::WeChatFailed { errcode: None })?;
-        self.store
+        let user = self
+            .store
             .set_phone(user.id, &phone)
             .await?
-            .ok_or(AuthError::UserNotFound)
+            .ok_or(AuthError::UserNotFound)?;
+        self.audited(AuditKind::PhoneBound, &user, context);
+        Ok(user)
     }
 
     /// Whether the session_key kept for a user is still WeChat's current one.
@@ -103,7 +127,11 @@ impl Platform {
 
     /// Has WeChat replace a user's session_key; keeps the new one and ends the user's open
     /// login sessions.
-    pub async fn reset_session_key(&self, user_id: i64) -> Result<(), AuthError> {
+    pub async fn reset_session_key(
+        &self,
+        user_id: i64,
+        context: &CallContext,
+    ) -> Result<(), AuthError> {
         let user = self.users.get(user_id).await?;
         let appid = AppId::parse("appid", &user.appid).map_err(AuthError::internal)?;
         let (key, sealed) = self
@@ -123,6 +151,7 @@ impl Platform {
             .replace_key(&user.appid, &user.openid, &sealed, &new)
             .await?;
         info!(%appid, user_id, replaced, "session_key reset");
+        self.audited(AuditKind::SessionKeyReset, &user, context);
         Ok(())
     }
 

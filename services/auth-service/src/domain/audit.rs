@@ -34,6 +34,10 @@ pub enum AuditKind {
     Revoked,
     /// A call was refused for its caller key.
     CallerRefused,
+    /// A phone number was bound with the code of the getPhoneNumber button.
+    PhoneBound,
+    /// An operator had WeChat replace a user's session_key.
+    SessionKeyReset,
 }
 
 impl AuditKind {
@@ -49,6 +53,8 @@ impl AuditKind {
             Self::Logout => "logout",
             Self::Revoked => "revoked",
             Self::CallerRefused => "caller_refused",
+            Self::PhoneBound => "phone_bound",
+            Self::SessionKeyReset => "session_key_reset",
         }
     }
 }

@@ -154,11 +154,12 @@ impl AuthService for AuthApi {
         request: Request<BindPhoneNumberRequest>,
     ) -> Result<Response<BindPhoneNumberResponse>, Status> {
         let rpc = Rpc::new("BindPhoneNumber", Some(Scope::Login));
-        self.call(request, rpc, |req, _| async move {
+        self.call(request, rpc, |req, context| async move {
             let token = Bearer::parse("access_token", req.access_token)?;
             let code = PhoneCode::parse("code", &req.code)?;
+            let user = self.platform.bind_phone(&token, &code, &context).await?;
             Ok(BindPhoneNumberResponse {
-                user: Some(user_message(self.platform.bind_phone(&token, &code).await?)),
+                user: Some(user_message(user)),
             })
         })
         .await
@@ -203,9 +204,9 @@ impl AuthService for AuthApi {
         request: Request<ResetSessionKeyRequest>,
     ) -> Result<Response<ResetSessionKeyResponse>, Status> {
         let rpc = Rpc::new("ResetSessionKey", Some(Scope::Admin));
-        self.call(request, rpc, |req, _| async move {
+        self.call(request, rpc, |req, context| async move {
             self.platform
-                .reset_session_key(convert::user_id(&req.user_id)?)
+                .reset_session_key(convert::user_id(&req.user_id)?, &context)
                 .await?;
             Ok(ResetSessionKeyResponse {})
         })
