@@ -1,19 +1,17 @@
 //! What a logged-in user changes about themselves: `/v1/me/...` with their bearer token.
 
 use axum::{
-    body::Bytes,
-    extract::{FromRequest, Request, State},
+    extract::{Request, State},
     response::Response,
 };
 use wxauth_proto::v1::{BindPhoneNumberRequest, UpdateProfileRequest};
 
 use crate::{
-    AppState,
     envelope::{self, ApiError, Envelope, ErrorEnvelope},
     input,
     request_id::RequestId,
-    routes::{body_rejection, parse_any},
-    v1::bearer,
+    state::AppState,
+    v1::{bearer, body},
     views::{PhoneBody, ProfileBody, UserView},
 };
 
@@ -36,11 +34,7 @@ pub(crate) async fn update_profile(
     request: Request,
 ) -> Result<Response, ApiError> {
     let access_token = bearer(request.headers())?;
-    let headers = request.headers().clone();
-    let bytes = Bytes::from_request(request, &state)
-        .await
-        .map_err(body_rejection)?;
-    let given: ProfileBody = parse_any(&headers, &bytes)?;
+    let given: ProfileBody = body(&state, request).await?;
     let message = UpdateProfileRequest {
         access_token,
         nickname: given.nickname,
@@ -77,11 +71,7 @@ pub(crate) async fn bind_phone(
     request: Request,
 ) -> Result<Response, ApiError> {
     let access_token = bearer(request.headers())?;
-    let headers = request.headers().clone();
-    let bytes = Bytes::from_request(request, &state)
-        .await
-        .map_err(body_rejection)?;
-    let given: PhoneBody = parse_any(&headers, &bytes)?;
+    let given: PhoneBody = body(&state, request).await?;
     let message = BindPhoneNumberRequest {
         access_token,
         code: input::phone_code(given.code)?,

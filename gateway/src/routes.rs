@@ -10,10 +10,10 @@ use axum::{
 use wxauth_proto::v1::{CompleteLoginRequest, CreateSessionRequest, DataKind};
 
 use crate::{
-    AppState,
     envelope::{self, ApiError, Code, ErrorEnvelope},
     input,
     request_id::RequestId,
+    state::AppState,
     views::{SaveUserBody, SavedLogin, SessionKeyQuery, UserView},
 };
 

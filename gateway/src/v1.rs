@@ -12,15 +12,16 @@ use wxauth_proto::v1::{
 };
 
 use crate::{
-    AppState,
     envelope::{self, ApiError, Code, Envelope, ErrorEnvelope},
     input,
     request_id::RequestId,
     routes::{body_rejection, parse_any},
+    state::AppState,
     views::{LoginBody, LogoutBody, RefreshBody, SilentLogin, TokenPairView, UserView},
 };
 
-async fn body<T: serde::de::DeserializeOwned>(
+/// The request's body, read (within the body limit) and parsed as JSON or a form.
+pub(crate) async fn body<T: serde::de::DeserializeOwned>(
     state: &AppState,
     request: Request,
 ) -> Result<T, ApiError> {

@@ -4,7 +4,9 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{AccessToken, InvalidValue, WeChatClient, WeChatError, crypto::PhoneInfo};
+use crate::{
+    AccessToken, InvalidValue, WeChatClient, WeChatError, crypto::PhoneInfo, types::code_shaped,
+};
 
 /// The code the `getPhoneNumber` button gives: single use, five minutes.
 #[derive(Clone, PartialEq, Eq)]
@@ -13,12 +15,7 @@ pub struct PhoneCode(String);
 impl PhoneCode {
     /// Parses a code: 1 to 128 letters, digits, `_` or `-` (the shape of WeChat's codes).
     pub fn parse(field: &'static str, raw: &str) -> Result<Self, InvalidValue> {
-        let valid = !raw.is_empty()
-            && raw.len() <= 128
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if valid {
+        if code_shaped(raw) {
             Ok(Self(raw.to_owned()))
         } else {
             Err(InvalidValue {

@@ -87,6 +87,16 @@ impl fmt::Debug for AppSecret {
     }
 }
 
+/// Whether `raw` has the shape of WeChat's one-time codes (the login code, the phone
+/// button's code): 1 to 128 letters, digits, `_` or `-`, so it is safe in a URL or JSON.
+pub(crate) fn code_shaped(raw: &str) -> bool {
+    !raw.is_empty()
+        && raw.len() <= 128
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// A `wx.login()` code. Only its shape is checked: 1 to 128 characters of `[0-9A-Za-z_-]`.
 ///
 /// A code with a quote or a space in it would end up in a URL; WxJava #3245 shows what a
@@ -97,12 +107,7 @@ pub struct JsCode(String);
 impl JsCode {
     /// Parses a code.
     pub fn parse(field: &'static str, raw: &str) -> Result<Self, InvalidValue> {
-        let valid = !raw.is_empty()
-            && raw.len() <= 128
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if valid {
+        if code_shaped(raw) {
             Ok(Self(raw.to_owned()))
         } else {
             Err(InvalidValue {

@@ -1,0 +1,98 @@
+//! What every handler shares: the auth-service client, balanced over its replicas, with
+//! the gateway's caller key, and how a call to it is made.
+
+use std::time::Duration;
+
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
+use wxauth_client::connect::ClientTls;
+use wxauth_proto::{
+    REQUEST_ID_HEADER,
+    v1::auth_service_client::AuthServiceClient,
+    wire::{CLIENT_ADDR_HEADER, CallerKey},
+};
+
+use crate::request_id::RequestId;
+
+/// What every handler shares: the auth-service client (a cheap clone over one connection)
+/// and the gateway's caller key, the one secret it holds (it grants only the `login` scope).
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) auth: AuthServiceClient<InterceptedService<Channel, CallerKey>>,
+    /// Each call's deadline, sent as `grpc-timeout` so the auth-service stops working on a
+    /// call nobody waits for any more.
+    upstream_timeout: Duration,
+}
+
+/// Why the gateway could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// AUTH_GRPC_URL, or its TLS settings, cannot be used.
+    #[error("AUTH_GRPC_URL and AUTH_TLS_*: {0}")]
+    AuthUrl(#[source] wxauth_client::connect::ConnectError),
+    /// AUTH_CALLER_KEY cannot travel as metadata.
+    #[error("AUTH_CALLER_KEY must be printable ASCII")]
+    CallerKey,
+}
+
+impl AppState {
+    /// A client for the auth-service at `url`. The connection is made on first use, so the
+    /// gateway starts (and answers 503) while the auth-service is still coming up.
+    ///
+    /// `url` may list several replicas, separated by commas; with `resolve_every`, the one
+    /// URL's host is looked up again at that interval and every address it names is a
+    /// replica (a Kubernetes headless Service). Calls are balanced across replicas.
+    pub fn connect_lazy(
+        url: &str,
+        tls: Option<&ClientTls>,
+        resolve_every: Option<Duration>,
+        timeout: Duration,
+        caller_key: &str,
+    ) -> Result<Self, SetupError> {
+        let configure = move |endpoint: tonic::transport::Endpoint| endpoint.timeout(timeout);
+        let channel = match resolve_every {
+            Some(every) => wxauth_client::connect::resolving_channel(url, tls, every, configure),
+            None => wxauth_client::connect::channel(url, tls, configure),
+        }
+        .map_err(SetupError::AuthUrl)?;
+        let caller_key = CallerKey::new(caller_key).map_err(|_| SetupError::CallerKey)?;
+        Ok(Self {
+            auth: AuthServiceClient::with_interceptor(channel, caller_key),
+            upstream_timeout: timeout,
+        })
+    }
+
+    /// Makes a call that changes nothing (the keys, a user) again, twice at most, when it
+    /// failed before reaching the service (no wxauth reason: a replica not reachable, or
+    /// one whose connection dropped mid-call): with several replicas, the balancer picks
+    /// another. An answer of the service itself is never repeated.
+    pub(crate) async fn read_only<T, F, Fut>(&self, call: F) -> Result<T, tonic::Status>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+    {
+        let mut answer = call().await;
+        for _ in 0..2 {
+            match &answer {
+                Err(status) if wxauth_client::connect::not_answered(status) => {
+                    answer = call().await;
+                }
+                _ => break,
+            }
+        }
+        answer
+    }
+
+    /// A gRPC request to the auth-service, carrying the request id (the interceptor adds
+    /// the caller key).
+    pub(crate) fn upstream<T>(&self, message: T, request_id: &RequestId) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.upstream_timeout);
+        if let Ok(value) = request_id.id.parse() {
+            request.metadata_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        if let Some(Ok(value)) = request_id.client.map(|ip| ip.to_string().parse()) {
+            request.metadata_mut().insert(CLIENT_ADDR_HEADER, value);
+        }
+        request
+    }
+}
