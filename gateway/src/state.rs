@@ -61,25 +61,14 @@ impl AppState {
         })
     }
 
-    /// Makes a call that changes nothing (the keys, a user) again, twice at most, when it
-    /// failed before reaching the service (no wxauth reason: a replica not reachable, or
-    /// one whose connection dropped mid-call): with several replicas, the balancer picks
-    /// another. An answer of the service itself is never repeated.
+    /// Makes a call that changes nothing (the keys, a user) again while the service never
+    /// answered it: see [`wxauth_client::connect::again_if_unanswered`]. Never a login.
     pub(crate) async fn read_only<T, F, Fut>(&self, call: F) -> Result<T, tonic::Status>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, tonic::Status>>,
     {
-        let mut answer = call().await;
-        for _ in 0..2 {
-            match &answer {
-                Err(status) if wxauth_client::connect::not_answered(status) => {
-                    answer = call().await;
-                }
-                _ => break,
-            }
-        }
-        answer
+        wxauth_client::connect::again_if_unanswered(call).await
     }
 
     /// A gRPC request to the auth-service, carrying the request id (the interceptor adds

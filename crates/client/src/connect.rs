@@ -3,11 +3,11 @@
 //! name resolves to (re-resolved, so replicas that come and go are followed). Calls are
 //! balanced across replicas by tonic (power of two choices over ready connections).
 
-use std::{collections::HashSet, net::SocketAddr, path::Path, time::Duration};
+use std::{net::SocketAddr, path::Path, time::Duration};
 
-use tonic::transport::{
-    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, channel::Change,
-};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::replicas;
 
 /// How to verify the auth-service (and, for mutual TLS, who this client is).
 #[derive(Clone)]
@@ -99,8 +99,9 @@ pub fn endpoint(url: &str, tls: Option<&ClientTls>) -> Result<Endpoint, ConnectE
 }
 
 /// A channel to the auth-service at `urls`: one URL, or several separated by commas (each a
-/// replica; calls are balanced across those that answer). `configure` sets what every
-/// endpoint shares (a timeout, say). Connects on first use.
+/// replica; calls are balanced across those that answer, see [`crate::replicas`]).
+/// `configure` sets what every endpoint shares (a timeout, say). Connects on first use; must
+/// be called inside a tokio runtime when several URLs are given.
 pub fn channel(
     urls: &str,
     tls: Option<&ClientTls>,
@@ -119,20 +120,23 @@ pub fn channel(
             .next()
             .ok_or(ConnectError::Empty)?
             .connect_lazy()),
-        _ => Ok(Channel::balance_list(endpoints.into_iter())),
+        _ => Ok(replicas::balanced(
+            replicas::Source::Urls(endpoints),
+            replicas::RECHECK_EVERY,
+        )),
     }
 }
 
 /// A channel to every address the host of `url` resolves to, looked up again every `every`
-/// (a Kubernetes headless Service names one address per ready pod): addresses that appear
-/// are added, those that go away removed, and calls balanced across them. With TLS, each
-/// replica is verified for the host's name (or the configured server name). Must be called
-/// inside a tokio runtime; the lookups run until the channel is dropped.
+/// (a Kubernetes headless Service names one address per ready pod), calls balanced across
+/// those that answer. With TLS, each replica is verified for the host's name (or the
+/// configured server name). Must be called inside a tokio runtime; the lookups run until the
+/// channel is dropped.
 pub fn resolving_channel(
     url: &str,
     tls: Option<&ClientTls>,
     every: Duration,
-    configure: impl Fn(Endpoint) -> Endpoint + Send + 'static,
+    configure: impl Fn(Endpoint) -> Endpoint + Send + Sync + 'static,
 ) -> Result<Channel, ConnectError> {
     let uri: http::Uri = url.parse().map_err(|_| ConnectError::Url)?;
     let scheme = uri.scheme_str().ok_or(ConnectError::Url)?.to_owned();
@@ -145,42 +149,25 @@ pub fn resolving_channel(
         tls.server_name.get_or_insert_with(|| host.clone());
         tls
     });
-    // Checked once here, so the loop below only builds endpoints known to be valid.
+    // Checked once here, so the watcher only builds endpoints known to be valid.
     endpoint(url, tls.as_ref())?;
-    let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
-    tokio::spawn(async move {
-        let mut known: HashSet<SocketAddr> = HashSet::new();
-        loop {
-            if let Ok(found) = tokio::net::lookup_host((host.as_str(), port)).await {
-                let found: HashSet<SocketAddr> = found.collect();
-                for gone in known.difference(&found) {
-                    if changes.send(Change::Remove(*gone)).await.is_err() {
-                        return;
-                    }
-                }
-                for new in found.difference(&known) {
-                    let address = match new {
-                        SocketAddr::V4(v4) => v4.to_string(),
-                        SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
-                    };
-                    let Ok(replica) = endpoint(&format!("{scheme}://{address}"), tls.as_ref())
-                    else {
-                        continue;
-                    };
-                    if changes
-                        .send(Change::Insert(*new, configure(replica)))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                known = found;
-            }
-            tokio::time::sleep(every).await;
-        }
-    });
-    Ok(channel)
+    let replica = move |address: SocketAddr| {
+        let address = match address {
+            SocketAddr::V4(v4) => v4.to_string(),
+            SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
+        };
+        endpoint(&format!("{scheme}://{address}"), tls.as_ref())
+            .ok()
+            .map(&configure)
+    };
+    Ok(replicas::balanced(
+        replicas::Source::Name {
+            host,
+            port,
+            replica: Box::new(replica),
+        },
+        every,
+    ))
 }
 
 /// Whether a failed call never got the service's answer: no wxauth `ErrorInfo` (every error
@@ -193,4 +180,29 @@ pub fn not_answered(status: &tonic::Status) -> bool {
             .get_error_details()
             .error_info()
             .is_none_or(|info| info.domain != wxauth_proto::ERROR_DOMAIN)
+}
+
+/// Makes a call that changes nothing (a validation, a key fetch, a read) again, twice at
+/// most, while the service never answered it ([`not_answered`]). Before each retry the
+/// replicas are probed at once and the call waits a moment (20 ms, then 100 ms), so a
+/// replica that just died is out of the balancer when the call is made again. An answer of
+/// the service itself is never repeated.
+pub async fn again_if_unanswered<T, F, Fut>(call: F) -> Result<T, tonic::Status>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let mut answer = call().await;
+    for pause in [Duration::from_millis(20), Duration::from_millis(100)] {
+        match &answer {
+            Err(status) if not_answered(status) => {
+                // Have the replicas looked at now, so a dead one is out before the retry.
+                replicas::suspect();
+                tokio::time::sleep(pause).await;
+                answer = call().await;
+            }
+            _ => break,
+        }
+    }
+    answer
 }

@@ -128,23 +128,16 @@ async fn fetch(
         let mut request = tonic::Request::new(GetJwksRequest {});
         request.set_timeout(JWKS_FETCH_TIMEOUT);
         let mut client = client.clone();
-        tokio::time::timeout(
-            JWKS_FETCH_TIMEOUT,
-            async move { client.get_jwks(request).await },
-        )
-    };
-    let timed_out = |_| Status::deadline_exceeded("fetching the jwks timed out");
-    // Safe to repeat: with several replicas, the balancer picks another.
-    let mut answer = call().await.map_err(timed_out)?;
-    for _ in 0..2 {
-        match &answer {
-            Err(status) if crate::connect::not_answered(status) => {
-                answer = call().await.map_err(timed_out)?;
-            }
-            _ => break,
+        async move {
+            tokio::time::timeout(JWKS_FETCH_TIMEOUT, client.get_jwks(request))
+                .await
+                .unwrap_or_else(|_| Err(Status::deadline_exceeded("fetching the jwks timed out")))
         }
-    }
-    let answer = answer?.into_inner();
+    };
+    // Safe to repeat: with several replicas, the balancer picks another.
+    let answer = crate::connect::again_if_unanswered(call)
+        .await?
+        .into_inner();
     serde_json::from_str(&answer.jwks_json)
         .map_err(|_| Status::internal("the auth-service sent a malformed JWKS"))
 }

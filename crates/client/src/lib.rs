@@ -28,6 +28,7 @@
 pub mod connect;
 mod jwks;
 mod layer;
+mod replicas;
 
 use std::{
     sync::Arc,
@@ -188,23 +189,15 @@ impl Authenticator {
             });
             request.set_timeout(VALIDATE_TIMEOUT);
             let mut client = self.inner.client.clone();
-            tokio::time::timeout(VALIDATE_TIMEOUT, async move {
-                client.validate_token(request).await
-            })
-        };
-        let timed_out =
-            |_| AuthFailure::Unavailable(Status::deadline_exceeded("ValidateToken timed out"));
-        // ValidateToken changes nothing: a call the service never answered is made again,
-        // twice at most (with several replicas, the balancer picks another).
-        let mut answer = call().await.map_err(timed_out)?;
-        for _ in 0..2 {
-            match &answer {
-                Err(status) if connect::not_answered(status) => {
-                    answer = call().await.map_err(timed_out)?;
-                }
-                _ => break,
+            async move {
+                tokio::time::timeout(VALIDATE_TIMEOUT, client.validate_token(request))
+                    .await
+                    .unwrap_or_else(|_| Err(Status::deadline_exceeded("ValidateToken timed out")))
             }
-        }
+        };
+        // ValidateToken changes nothing: a call the service never answered is made again
+        // (with several replicas, the balancer picks another).
+        let answer = connect::again_if_unanswered(call).await;
         match answer {
             Ok(answer) => {
                 let answer = answer.into_inner();
