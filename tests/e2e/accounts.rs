@@ -124,6 +124,41 @@ async fn a_unionid_that_arrives_late_joins_the_account_in_either_order() {
     let joined = login(&stack, APP, "o-late-c", Some("u-late-2")).await;
     assert_eq!(account(&joined), account(&with));
     assert_eq!(users_of(&stack, &account(&with)).await.len(), 2);
+
+    // A token signed before the join keeps the account it was signed with until it expires;
+    // the refresh of that login reads the user's current account.
+    assert_eq!(
+        validated_account(&stack, &without["access_token"]).await,
+        account(&without)
+    );
+    let response = stack
+        .http
+        .post(format!("{}/v1/token/refresh", stack.gateway.url()))
+        .json(&json!({"refresh_token": without["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    let (status, refreshed) = envelope(response).await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert_eq!(
+        validated_account(&stack, &refreshed["data"]["access_token"]).await,
+        account(&with)
+    );
+}
+
+/// The account id ValidateToken answers for an access token of `APP`.
+async fn validated_account(stack: &Stack, token: &Value) -> String {
+    stack
+        .grpc_as(Some(&stack.keys.service))
+        .await
+        .validate_token(ValidateTokenRequest {
+            token: token.as_str().unwrap().into(),
+            appid: APP.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account_id
 }
 
 #[tokio::test]
