@@ -22,6 +22,7 @@ mod profile;
 mod python_client;
 mod quotas;
 mod readme;
+mod refresh;
 mod revocation;
 mod rotation;
 mod session_keys;
