@@ -4,6 +4,8 @@
 //! it calls invalid never gets through. The view types carry the same numbers as schema
 //! attributes; a test holds the two together.
 
+use wxauth_wechat::{AppId, InvalidValue, JsCode, PhoneCode};
+
 use crate::envelope::ApiError;
 
 /// The longest session id, refresh token or access token accepted, in characters (the
@@ -60,49 +62,31 @@ pub fn omissible(
     }
 }
 
-/// A mini-program appid: `wx` and 16 lowercase hex digits.
+/// A mini-program appid: `wx` and 16 lowercase hex digits (the rule of
+/// [`wxauth_wechat::AppId`], which the auth-service parses it with again).
 pub fn appid(value: Option<String>) -> Result<String, ApiError> {
     let value = bounded("appid", value, 18)?;
-    let valid = value.len() == 18
-        && value.starts_with("wx")
-        && value[2..]
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if valid {
-        Ok(value)
-    } else {
-        Err(ApiError::bad_request(
-            "appid must be a mini-program appid: \"wx\" followed by 16 lowercase hex digits",
-        ))
-    }
+    shaped(AppId::parse("appid", &value), value)
 }
 
-/// The code of `wx.login()`: 1 to 128 letters, digits, `_` or `-`.
+/// The code of `wx.login()`: 1 to 128 letters, digits, `_` or `-` ([`JsCode`]'s rule).
 pub fn code(value: Option<String>) -> Result<String, ApiError> {
-    code_shaped(
-        value,
-        "code must be the code from wx.login(): letters, digits, '_' or '-'",
-    )
-}
-
-/// The code of the `getPhoneNumber` button: the same shape as a login code.
-pub fn phone_code(value: Option<String>) -> Result<String, ApiError> {
-    code_shaped(
-        value,
-        "code must be the code of the getPhoneNumber button (e.detail.code): letters, digits, '_' or '-'",
-    )
-}
-
-fn code_shaped(value: Option<String>, rule: &'static str) -> Result<String, ApiError> {
     let value = bounded("code", value, MAX_CODE_CHARS)?;
-    if value
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        Ok(value)
-    } else {
-        Err(ApiError::bad_request(rule))
-    }
+    shaped(JsCode::parse("code", &value), value)
+}
+
+/// The code of the `getPhoneNumber` button: the same shape as a login code ([`PhoneCode`]).
+pub fn phone_code(value: Option<String>) -> Result<String, ApiError> {
+    let value = bounded("code", value, MAX_CODE_CHARS)?;
+    shaped(PhoneCode::parse("code", &value), value)
+}
+
+/// The value, once the wechat crate's type has accepted it; its refusal names the field and
+/// the rule, never the value.
+fn shaped<T>(parsed: Result<T, InvalidValue>, value: String) -> Result<String, ApiError> {
+    parsed
+        .map(|_| value)
+        .map_err(|invalid| ApiError::bad_request(invalid.to_string()))
 }
 
 #[cfg(test)]

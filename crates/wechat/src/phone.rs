@@ -1,12 +1,7 @@
-//! `POST /wxa/business/getuserphonenumber`: the phone number behind the code of the
-//! `getPhoneNumber` button (the current way; not the login code).
+//! The code of the `getPhoneNumber` button (the current way to a phone number; not the login
+//! code). The call that redeems it is in `client`.
 
-use serde::Deserialize;
-use serde_json::json;
-
-use crate::{
-    AccessToken, InvalidValue, WeChatClient, WeChatError, crypto::PhoneInfo, types::code_shaped,
-};
+use crate::{InvalidValue, types::code_shaped};
 
 /// The code the `getPhoneNumber` button gives: single use, five minutes.
 #[derive(Clone, PartialEq, Eq)]
@@ -20,7 +15,7 @@ impl PhoneCode {
         } else {
             Err(InvalidValue {
                 field,
-                rule: "must be the code from the getPhoneNumber button: 1 to 128 letters, digits, '_' or '-'",
+                rule: "must be the code of the getPhoneNumber button (e.detail.code): 1 to 128 letters, digits, '_' or '-'",
             })
         }
     }
@@ -34,37 +29,5 @@ impl PhoneCode {
 impl std::fmt::Debug for PhoneCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PhoneCode(<redacted>)")
-    }
-}
-
-#[derive(Deserialize)]
-struct RawPhone {
-    phone_info: Option<PhoneInfo>,
-}
-
-impl WeChatClient {
-    /// The phone number of the user who tapped the button. With `openid`, WeChat also
-    /// checks the code belongs to that user.
-    pub async fn phone_number(
-        &self,
-        token: &AccessToken,
-        code: &PhoneCode,
-        openid: Option<&str>,
-    ) -> Result<PhoneInfo, WeChatError> {
-        let mut body = json!({ "code": code.as_str() });
-        if let Some(openid) = openid {
-            body["openid"] = openid.into();
-        }
-        let raw: RawPhone = self
-            .fetch(
-                self.http
-                    .post(self.urls.phone_number.clone())
-                    .query(&[("access_token", token.expose())])
-                    .json(&body),
-                "body is not getuserphonenumber json",
-            )
-            .await?;
-        raw.phone_info
-            .ok_or(WeChatError::BadResponse("body lacks phone_info"))
     }
 }

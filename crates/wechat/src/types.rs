@@ -59,8 +59,9 @@ impl fmt::Display for AppId {
     }
 }
 
-/// A mini-program's app secret. Redacted in `Debug`, no `Display`.
+/// A mini-program's app secret. Redacted in `Debug`, no `Display`; only the client reads it.
 #[derive(Clone)]
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
 pub struct AppSecret(SecretString);
 
 impl AppSecret {
@@ -76,6 +77,7 @@ impl AppSecret {
         Ok(Self(SecretString::from(raw.to_owned())))
     }
 
+    #[cfg(feature = "client")]
     pub(crate) fn expose(&self) -> &str {
         self.0.expose_secret()
     }

@@ -10,6 +10,10 @@ use serde::Deserialize;
 
 use crate::{AppId, AppSecret, Errcode, JsCode, SessionKey};
 
+mod access_token;
+mod phone;
+mod session_key;
+
 /// What a successful `jscode2session` returns.
 #[derive(Debug)]
 pub struct Code2Session {
