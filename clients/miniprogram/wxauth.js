@@ -37,6 +37,7 @@ function create(options) {
   const appid = options.appid;
   const retryDelayMs = options.retryDelayMs === undefined ? 1000 : options.retryDelayMs;
   let loggingIn = null;
+  let refreshing = null;
 
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -103,18 +104,27 @@ function create(options) {
     return loggingIn;
   }
 
-  // A new pair for the refresh token; null when it is spent (then log in again).
-  async function refresh(tokens) {
-    const answer = await call('/v1/token/refresh', {
-      method: 'POST',
-      data: { refresh_token: tokens.refresh_token },
-    });
-    if (answer.status === 200 && answer.body.code === CODES.ok) {
-      store(answer.body.data);
-      return answer.body.data;
+  // A new pair for the refresh token; null when it is spent (then log in again). One at a
+  // time, like the login: requests that find the access token expired together share one
+  // refresh instead of each spending the same refresh token.
+  function refresh(tokens) {
+    if (!refreshing) {
+      refreshing = (async () => {
+        const answer = await call('/v1/token/refresh', {
+          method: 'POST',
+          data: { refresh_token: tokens.refresh_token },
+        });
+        if (answer.status === 200 && answer.body.code === CODES.ok) {
+          store(answer.body.data);
+          return answer.body.data;
+        }
+        if (answer.body && answer.body.code === CODES.tokenInvalid) return null;
+        throw new WxauthError(answer.status, answer.body);
+      })().finally(() => {
+        refreshing = null;
+      });
     }
-    if (answer.body && answer.body.code === CODES.tokenInvalid) return null;
-    throw new WxauthError(answer.status, answer.body);
+    return refreshing;
   }
 
   async function accessToken() {
@@ -134,6 +144,11 @@ function create(options) {
       if (code === CODES.tokenInvalid && !refreshed) {
         refreshed = true;
         const tokens = stored();
+        if (tokens && tokens.access_token !== token) {
+          // Another request has refreshed (or logged in) meanwhile: use its token.
+          token = tokens.access_token;
+          continue;
+        }
         const renewed = tokens && (await refresh(tokens));
         token = (renewed || (await login())).access_token;
         continue;

@@ -20,7 +20,7 @@ async function post(url, body) {
 
 function shim() {
   const storage = new Map();
-  const counts = { login: 0, request: 0 };
+  const counts = { login: 0, request: 0, refresh: 0 };
   const wx = {
     counts,
     storage,
@@ -32,6 +32,7 @@ function shim() {
     },
     request({ url, method, data, header, success, fail }) {
       counts.request += 1;
+      if (url.endsWith('/v1/token/refresh')) counts.refresh += 1;
       fetch(url, { method, headers: header, body: data === undefined ? undefined : JSON.stringify(data) })
         .then(async (response) => success({ statusCode: response.status, data: await response.json() }))
         .catch((err) => fail({ errMsg: String(err) }));
@@ -63,6 +64,14 @@ async function main() {
   await client.me();
   assert.equal(wx.counts.login, 1, 'refreshed, not logged in again');
   assert.notEqual(wx.storage.get('wxauth.tokens').refresh_token, first.refresh_token, 'the refresh token rotated');
+
+  // 3b. Several requests that find the access token expired at once share one refresh.
+  wx.storage.set('wxauth.tokens', { ...wx.storage.get('wxauth.tokens'), access_token: 'x.y.z' });
+  const refreshesBefore = wx.counts.refresh;
+  const together = await Promise.all([client.me(), client.me(), client.me(), client.me()]);
+  assert.ok(together.every((user) => user.user_id === me.user_id));
+  assert.equal(wx.counts.refresh - refreshesBefore, 1, 'one refresh for four requests');
+  assert.equal(wx.counts.login, 1, 'and no login');
 
   // 4. Both spent (the refresh token used up elsewhere): a fresh login.
   wx.storage.set('wxauth.tokens', { access_token: 'x.y.z', refresh_token: 'wxrt_spent-elsewhere' });
