@@ -167,14 +167,14 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let metrics_local = match wxauth_runtime::metrics::start(settings.metrics_addr, registry).await
-    {
-        Ok(addr) => addr,
-        Err(err) => {
-            error!(addr = %settings.metrics_addr, error = %err, "cannot listen for metrics");
-            return ExitCode::from(69);
-        }
-    };
+    let metrics_local =
+        match wxauth_runtime::metrics::start(settings.metrics_addr, registry, None).await {
+            Ok(addr) => addr,
+            Err(err) => {
+                error!(addr = %settings.metrics_addr, error = %err, "cannot listen for metrics");
+                return ExitCode::from(69);
+            }
+        };
     println!("metrics on {metrics_local}");
     println!("listening on {local}");
 

@@ -88,6 +88,17 @@ async fn logins_cross_mutual_tls_and_a_caller_may_be_known_by_its_certificate() 
     .await;
     let url = stack.auth.https_url();
 
+    // A Kubernetes HTTP probe still reads readiness in plain HTTP, on the metrics listener
+    // (the kubelet's gRPC probe cannot speak TLS).
+    let metrics = stack.auth.metrics_addr.unwrap();
+    let ready = stack
+        .http
+        .get(format!("http://{metrics}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+
     // The mini-program's login crosses the gateway's TLS hop.
     let login = stack
         .login(APP, "o-tls-user", json!({ "nickName": "TLS" }))

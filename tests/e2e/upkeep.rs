@@ -20,6 +20,19 @@ async fn status(stack: &Stack, service: &str) -> i32 {
         .unwrap_or(-1)
 }
 
+/// The status of `GET /readyz` on the auth-service's metrics listener.
+async fn readyz(stack: &Stack) -> u16 {
+    let addr = stack.auth.metrics_addr.expect("the metrics address");
+    stack
+        .http
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .expect("the metrics listener answers")
+        .status()
+        .as_u16()
+}
+
 #[tokio::test]
 async fn health_is_not_serving_while_the_database_is_unreachable() {
     let stack = Stack::start().await;
@@ -27,6 +40,7 @@ async fn health_is_not_serving_while_the_database_is_unreachable() {
         status(&stack, "wxauth.v1.AuthService").await,
         ServingStatus::Serving as i32
     );
+    assert_eq!(readyz(&stack).await, 200);
 
     // Take the database away: no new connections, existing ones ended.
     stack
@@ -45,6 +59,8 @@ async fn health_is_not_serving_while_the_database_is_unreachable() {
         )
         .await;
     }
+    // The plain-HTTP readiness says the same (it is set together with gRPC health).
+    assert_eq!(readyz(&stack).await, 503);
     // Meanwhile a login is answered 503, not 500.
     let code = stack.mint_code(APP, "o-outage", None).await;
     let (http_status, body) = stack
@@ -66,6 +82,7 @@ async fn health_is_not_serving_while_the_database_is_unreachable() {
         || async { status(&stack, "wxauth.v1.AuthService").await == ServingStatus::Serving as i32 },
     )
     .await;
+    assert_eq!(readyz(&stack).await, 200);
     let code = stack.mint_code(APP, "o-outage", None).await;
     let (http_status, _) = stack
         .get_session_key(&[("appid", APP), ("code", &code)])

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 use tracing::{info, warn};
+use wxauth_runtime::metrics::Readiness;
 use wxauth_wechat::WeChatClient;
 
 use crate::{
@@ -102,6 +103,8 @@ pub struct Application {
     listener: TcpListener,
     grpc_addr: SocketAddr,
     metrics_addr: SocketAddr,
+    /// What `/readyz` answers: kept with gRPC health.
+    readiness: Readiness,
     api: AuthApi,
     store: PgStore,
     metrics: Arc<Metrics>,
@@ -161,12 +164,14 @@ impl Application {
         let grpc_addr = listener.local_addr().unwrap_or(config.grpc_addr);
         let (metrics, registry) = Metrics::new();
         let metrics = Arc::new(metrics);
-        let metrics_addr = wxauth_runtime::metrics::start(config.metrics_addr, registry)
-            .await
-            .map_err(|source| StartError::Metrics {
-                addr: config.metrics_addr,
-                source,
-            })?;
+        let readiness = Readiness::new();
+        let metrics_addr =
+            wxauth_runtime::metrics::start(config.metrics_addr, registry, Some(readiness.clone()))
+                .await
+                .map_err(|source| StartError::Metrics {
+                    addr: config.metrics_addr,
+                    source,
+                })?;
         info!(apps = config.apps.len(), wechat = %config.wechat_api_base, callers = ?config.callers, "auth-service starting");
 
         let apps = Arc::new(config.apps);
@@ -237,6 +242,7 @@ impl Application {
             listener,
             grpc_addr,
             metrics_addr,
+            readiness,
             api,
             store,
             metrics,
@@ -286,8 +292,9 @@ impl Application {
             self.platform.clone(),
             self.access_token_check,
         ));
-        let (health, health_service) = tonic_health::server::health_reporter();
-        upkeep::set_health(&health, ServingStatus::Serving).await;
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let health = upkeep::Health::new(reporter, self.readiness.clone());
+        health.set(ServingStatus::Serving).await;
         let health_reporting = tokio::spawn(upkeep::report_health(
             self.store.clone(),
             health.clone(),
@@ -318,7 +325,7 @@ impl Application {
             shutdown.await;
             health_reporting.abort();
             info!("shutting down: refusing new calls, finishing those in flight");
-            upkeep::set_health(&health, ServingStatus::NotServing).await;
+            health.set(ServingStatus::NotServing).await;
         };
         let (stop, deadline) = wxauth_runtime::signal::with_grace(stopping, self.shutdown_grace);
         let router = Server::builder()

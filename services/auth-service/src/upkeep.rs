@@ -1,4 +1,5 @@
-//! Background work of a replica: reporting whether the database answers (gRPC health),
+//! Background work of a replica: reporting whether the database answers (gRPC health and
+//! `/readyz`),
 //! purging what has expired, in small batches, so tables do not grow without bound, and
 //! refreshing the apps' access_tokens ahead of expiry.
 
@@ -7,6 +8,7 @@ use std::{sync::Arc, time::Duration};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tracing::{debug, info, warn};
 use wxauth_proto::v1::auth_service_server::SERVICE_NAME;
+use wxauth_runtime::metrics::Readiness;
 
 use crate::{
     metrics::Metrics, platform::Platform, revocation::Revocations, session::Sessions,
@@ -18,11 +20,31 @@ const PING_EVERY: Duration = Duration::from_secs(1);
 /// How long a ping may take before the database counts as unreachable.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Sets the health of every service name this server reports: the server as a whole (`""`)
-/// and `wxauth.v1.AuthService`.
-pub async fn set_health(health: &HealthReporter, status: ServingStatus) {
-    for service in ["", SERVICE_NAME] {
-        health.set_service_status(service, status).await;
+/// The health a replica reports, in both forms a caller may read: gRPC health for every
+/// service name it serves, and the flag of `/readyz` on the metrics listener (for a
+/// Kubernetes HTTP probe when gRPC speaks TLS).
+#[derive(Clone)]
+pub struct Health {
+    reporter: HealthReporter,
+    readiness: Readiness,
+}
+
+impl Health {
+    /// Health reported through `reporter` and `readiness`.
+    pub fn new(reporter: HealthReporter, readiness: Readiness) -> Self {
+        Self {
+            reporter,
+            readiness,
+        }
+    }
+
+    /// Sets the readiness flag, then the health of the server as a whole (`""`) and of
+    /// `wxauth.v1.AuthService`: whoever sees the gRPC status change sees the flag changed.
+    pub async fn set(&self, status: ServingStatus) {
+        self.readiness.set(status == ServingStatus::Serving);
+        for service in ["", SERVICE_NAME] {
+            self.reporter.set_service_status(service, status).await;
+        }
     }
 }
 
@@ -30,7 +52,7 @@ pub async fn set_health(health: &HealthReporter, status: ServingStatus) {
 /// it does not.
 pub async fn report_health(
     store: PgStore,
-    health: HealthReporter,
+    health: Health,
     metrics: Arc<Metrics>,
     revocations: Arc<Revocations>,
 ) {
@@ -47,10 +69,10 @@ pub async fn report_health(
             serving = answered;
             if serving {
                 info!("database answers again: serving");
-                set_health(&health, ServingStatus::Serving).await;
+                health.set(ServingStatus::Serving).await;
             } else {
                 warn!("database does not answer: not serving");
-                set_health(&health, ServingStatus::NotServing).await;
+                health.set(ServingStatus::NotServing).await;
             }
         }
         tokio::time::sleep(PING_EVERY).await;
