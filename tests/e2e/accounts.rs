@@ -131,14 +131,7 @@ async fn a_unionid_that_arrives_late_joins_the_account_in_either_order() {
         validated_account(&stack, &without["access_token"]).await,
         account(&without)
     );
-    let response = stack
-        .http
-        .post(format!("{}/v1/token/refresh", stack.gateway.url()))
-        .json(&json!({"refresh_token": without["refresh_token"]}))
-        .send()
-        .await
-        .unwrap();
-    let (status, refreshed) = envelope(response).await;
+    let (status, refreshed) = stack.v1_refresh(&without["refresh_token"]).await;
     assert_eq!(status, 200, "{refreshed}");
     assert_eq!(
         validated_account(&stack, &refreshed["data"]["access_token"]).await,

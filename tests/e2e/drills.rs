@@ -96,14 +96,7 @@ async fn a_database_crash_under_login_load_loses_no_acknowledged_login() {
     assert!(acknowledged.len() >= 10, "{}", acknowledged.len());
     // Every login the client was told succeeded is there: its refresh token works.
     for refresh_token in acknowledged {
-        let response = stack
-            .http
-            .post(format!("{}/v1/token/refresh", stack.gateway.url()))
-            .json(&json!({ "refresh_token": refresh_token }))
-            .send()
-            .await
-            .unwrap();
-        let (status, body) = envelope(response).await;
+        let (status, body) = stack.v1_refresh(&refresh_token).await;
         assert_eq!(
             status,
             StatusCode::OK,

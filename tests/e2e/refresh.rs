@@ -19,34 +19,16 @@ async fn a_reused_refresh_token_revokes_its_whole_family() {
     let other_login = stack.v1_login(APP, "o-theft").await;
     let stolen = first["refresh_token"].clone();
     // The user refreshes: the stolen token is now used up...
-    let (_, refreshed) = post(
-        &stack,
-        "/v1/token/refresh",
-        json!({"refresh_token": stolen}),
-        None,
-    )
-    .await;
+    let (_, refreshed) = stack.v1_refresh(&stolen).await;
     let current = refreshed["data"].clone();
     // ...and the thief presents it: refused, and the whole family with it.
-    let (status, body) = post(
-        &stack,
-        "/v1/token/refresh",
-        json!({"refresh_token": stolen}),
-        None,
-    )
-    .await;
+    let (status, body) = stack.v1_refresh(&stolen).await;
     assert_eq!(
         (status, body["code"].as_i64()),
         (StatusCode::UNAUTHORIZED, Some(10007)),
         "{body}"
     );
-    let (status, _) = post(
-        &stack,
-        "/v1/token/refresh",
-        json!({"refresh_token": current["refresh_token"]}),
-        None,
-    )
-    .await;
+    let (status, _) = stack.v1_refresh(&current["refresh_token"]).await;
     assert_eq!(
         status,
         StatusCode::UNAUTHORIZED,
@@ -134,13 +116,7 @@ async fn a_family_older_than_its_lifetime_cannot_be_refreshed() {
     stack
         .execute("update token_families set created_at = now() - interval '91 days'")
         .await;
-    let (status, body) = post(
-        &stack,
-        "/v1/token/refresh",
-        json!({"refresh_token": login["refresh_token"]}),
-        None,
-    )
-    .await;
+    let (status, body) = stack.v1_refresh(&login["refresh_token"]).await;
     assert_eq!(
         (status, body["code"].as_i64()),
         (StatusCode::UNAUTHORIZED, Some(10007)),

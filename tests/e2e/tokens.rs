@@ -75,13 +75,7 @@ async fn silent_login_refresh_me_and_logout_through_the_v1_routes() {
     assert_eq!(status, StatusCode::OK, "{user}");
     assert_eq!(user["data"]["user_id"], first["user"]["user_id"]);
 
-    let (status, refreshed) = post(
-        &stack,
-        "/v1/token/refresh",
-        json!({"refresh_token": first["refresh_token"]}),
-        None,
-    )
-    .await;
+    let (status, refreshed) = stack.v1_refresh(&first["refresh_token"]).await;
     assert_eq!(status, StatusCode::OK, "{refreshed}");
     let second = &refreshed["data"];
     assert_ne!(
@@ -104,13 +98,7 @@ async fn silent_login_refresh_me_and_logout_through_the_v1_routes() {
         (StatusCode::UNAUTHORIZED, Some(10007)),
         "{body}"
     );
-    let (status, body) = post(
-        &stack,
-        "/v1/token/refresh",
-        json!({"refresh_token": second["refresh_token"]}),
-        None,
-    )
-    .await;
+    let (status, body) = stack.v1_refresh(&second["refresh_token"]).await;
     assert_eq!(
         (status, body["code"].as_i64()),
         (StatusCode::UNAUTHORIZED, Some(10007)),
@@ -145,14 +133,7 @@ async fn silent_login_refresh_me_and_logout_through_the_v1_routes() {
         ),
         (
             "refresh with a token too long to be one",
-            post(
-                &stack,
-                "/v1/token/refresh",
-                json!({"refresh_token": "r".repeat(1025)}),
-                None,
-            )
-            .await
-            .0,
+            stack.v1_refresh(&"r".repeat(1025)).await.0,
             json!(400),
         ),
         (
@@ -323,13 +304,7 @@ async fn a_revocation_reaches_another_replica_within_a_second() {
         }
         tokio::task::yield_now().await;
     }
-    let (status, _) = post(
-        &stack,
-        "/v1/token/refresh",
-        json!({"refresh_token": login["refresh_token"]}),
-        None,
-    )
-    .await;
+    let (status, _) = stack.v1_refresh(&login["refresh_token"]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 

@@ -373,6 +373,22 @@ impl Stack {
         saved["data"].clone()
     }
 
+    /// `POST /v1/token/refresh` with `refresh_token` (anything JSON: a string, or a value of
+    /// a login's envelope); returns status and envelope.
+    pub async fn v1_refresh(
+        &self,
+        refresh_token: &(impl serde::Serialize + ?Sized),
+    ) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(format!("{}/v1/token/refresh", self.gateway.url()))
+            .json(&json!({ "refresh_token": refresh_token }))
+            .send()
+            .await
+            .expect("the gateway answers");
+        envelope(response).await
+    }
+
     /// The silent login through `POST /v1/login`; returns the envelope's `data`.
     pub async fn v1_login(&self, appid: &str, openid: &str) -> Value {
         let unionid = format!("u-{openid}");

@@ -255,14 +255,9 @@ impl Sessions {
         let mut moved = 0;
         for stored in self.store.user_keys_under_other_keys(active, batch).await? {
             let context = user_seal_context(&stored.appid, &stored.openid);
-            let Ok(opened) = self.keyring.open(&stored.sealed, &context) else {
-                warn!("a stored user session_key cannot be re-sealed; it stays as it is");
+            let Some(sealed) = self.resealed(&stored.sealed, &context)? else {
                 continue;
             };
-            let sealed = self
-                .keyring
-                .seal(&opened, &context)
-                .map_err(AuthError::internal)?;
             if self
                 .store
                 .reseal_user_key(&stored.appid, &stored.openid, &stored.sealed, &sealed)
@@ -273,17 +268,9 @@ impl Sessions {
         }
         for (id_hash, session) in self.store.sealed_under_other_keys(active, batch).await? {
             let context = seal_context(&id_hash, &session.appid, &session.openid);
-            let opened = match self.keyring.open(&session.sealed_key, &context) {
-                Ok(opened) => opened,
-                Err(err) => {
-                    warn!(error = %err, "a stored session_key cannot be re-sealed; it stays as it is");
-                    continue;
-                }
+            let Some(sealed) = self.resealed(&session.sealed_key, &context)? else {
+                continue;
             };
-            let sealed = self
-                .keyring
-                .seal(&opened, &context)
-                .map_err(AuthError::internal)?;
             if self
                 .store
                 .reseal_session(&id_hash, &session.sealed_key.kid, &sealed)
@@ -293,6 +280,22 @@ impl Sessions {
             }
         }
         Ok(moved)
+    }
+
+    /// `sealed` opened and sealed again under the active key; `None` (logged) when it does
+    /// not open, so one damaged row never stops a rotation.
+    fn resealed(&self, sealed: &Sealed, context: &[u8]) -> Result<Option<Sealed>, AuthError> {
+        let opened = match self.keyring.open(sealed, context) {
+            Ok(opened) => opened,
+            Err(err) => {
+                warn!(error = %err, "a stored session_key cannot be re-sealed; it stays as it is");
+                return Ok(None);
+            }
+        };
+        self.keyring
+            .seal(&opened, context)
+            .map(Some)
+            .map_err(AuthError::internal)
     }
 
     /// The latest session_key WeChat gave for (appid, openid), if one is kept, with its
