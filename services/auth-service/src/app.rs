@@ -5,7 +5,7 @@
 
 use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 use tracing::{info, warn};
@@ -41,6 +41,8 @@ const KEEPALIVE: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest header block accepted.
 const MAX_HEADER_BYTES: u32 = 16 * 1024;
+/// How long the audit events still queued at shutdown may take to reach the database.
+const AUDIT_FLUSH: Duration = Duration::from_secs(5);
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -287,7 +289,11 @@ impl Application {
             PURGE_BATCH,
             self.audit_retention_secs,
         ));
-        let audit_writer = tokio::spawn(self.audit_writer.run());
+        let (flush_audit, audit_stop) = oneshot::channel::<()>();
+        let mut audit_writer = tokio::spawn(self.audit_writer.run(async {
+            // A send or a dropped sender: either way, time to flush.
+            let _ = audit_stop.await;
+        }));
         let token_refresher = tokio::spawn(upkeep::refresh_access_tokens(
             self.platform.clone(),
             self.access_token_check,
@@ -361,10 +367,18 @@ impl Application {
         };
         follower.abort();
         purger.abort();
-        audit_writer.abort();
         token_refresher.abort();
         if let Some(reloader) = reloader {
             reloader.abort();
+        }
+        // The audit events still queued are written before the pool closes, within a bound.
+        let _ = flush_audit.send(());
+        if tokio::time::timeout(AUDIT_FLUSH, &mut audit_writer)
+            .await
+            .is_err()
+        {
+            warn!("the audit queue was not written within {AUDIT_FLUSH:?}; its events are lost");
+            audit_writer.abort();
         }
         self.store.close();
         served

@@ -4,7 +4,7 @@
 //! flood of bad requests costs the database one insert per batch, not one per request. If
 //! the queue is full the event is dropped and counted (`wxauth_audit_dropped_total`).
 
-use std::sync::Arc;
+use std::{pin::pin, sync::Arc};
 
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -74,17 +74,38 @@ impl AuditLog {
 }
 
 impl AuditWriter {
-    /// Writes queued events in batches until every [`AuditLog`] is dropped.
-    pub async fn run(mut self) {
+    /// Writes queued events in batches until `stop` completes (or every [`AuditLog`] is
+    /// dropped). Then it closes the queue, so a later event is dropped and counted, and
+    /// writes what is still in it: a refusal recorded just before a shutdown reaches the
+    /// database instead of going down with the process.
+    pub async fn run(mut self, stop: impl Future<Output = ()>) {
         let mut batch = Vec::with_capacity(BATCH);
-        while self.queue.recv_many(&mut batch, BATCH).await > 0 {
-            if let Err(err) = self.store.record_audit_events(&batch).await {
-                warn!(error = %err, events = batch.len(), "cannot write audit events; dropped");
-                for _ in 0..batch.len() {
-                    self.metrics.audit_dropped();
+        let mut stop = pin!(stop);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut stop => break,
+                received = self.queue.recv_many(&mut batch, BATCH) => {
+                    if received == 0 {
+                        return;
+                    }
+                    self.write(&mut batch).await;
                 }
             }
-            batch.clear();
         }
+        self.queue.close();
+        while self.queue.recv_many(&mut batch, BATCH).await > 0 {
+            self.write(&mut batch).await;
+        }
+    }
+
+    async fn write(&self, batch: &mut Vec<NewAuditEvent>) {
+        if let Err(err) = self.store.record_audit_events(batch).await {
+            warn!(error = %err, events = batch.len(), "cannot write audit events; dropped");
+            for _ in 0..batch.len() {
+                self.metrics.audit_dropped();
+            }
+        }
+        batch.clear();
     }
 }

@@ -10,6 +10,7 @@
     unreachable_pub
 )]
 
+mod audit;
 mod flows;
 mod health;
 mod rotation;

@@ -35,6 +35,8 @@ pub struct TestApp {
     pub db: TestDb,
     /// Where the service listens.
     pub addr: SocketAddr,
+    /// Where its metrics and `/readyz` are served.
+    pub metrics_addr: SocketAddr,
     /// The gateway's key (`login`), an internal service's (`validate`), an operator's.
     pub keys: [String; 3],
     /// The settings the service was started with, to start a replica.
@@ -116,6 +118,7 @@ impl TestApp {
             .await
             .unwrap();
         let addr = app.grpc_addr();
+        let metrics_addr = app.metrics_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = tokio::spawn(async move {
             app.run(async {
@@ -129,6 +132,7 @@ impl TestApp {
             sim,
             db,
             addr,
+            metrics_addr,
             keys,
             args,
             stop: Some(stop),
@@ -196,6 +200,13 @@ impl TestApp {
     /// A store on the service's database, for looking at what it wrote.
     pub fn store(&self) -> PgStore {
         PgStore::connect_lazy(&self.db.url, 2, std::time::Duration::from_secs(5)).unwrap()
+    }
+
+    /// Asks the service to stop, without waiting.
+    pub fn begin_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 
     /// Asks the service to stop and waits until it has.
