@@ -9,11 +9,8 @@
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, RwLock};
-use tonic::{Status, service::interceptor::InterceptedService, transport::Channel};
-use wxauth_proto::{
-    v1::{GetJwksRequest, auth_service_client::AuthServiceClient},
-    wire::CallerKey,
-};
+use tonic::Status;
+use wxauth_proto::v1::GetJwksRequest;
 use wxauth_token::{Jwks, Verifier};
 
 use crate::AuthFailure;
@@ -72,7 +69,7 @@ impl Keys {
     /// there, a failed fetch is logged and the old keys stay; without any, it is an error.
     pub(crate) async fn refresh(
         &self,
-        client: &AuthServiceClient<InterceptedService<Channel, CallerKey>>,
+        client: &crate::AuthClient,
         why: Why,
     ) -> Result<(), AuthFailure> {
         let mut fetching = self.fetching.lock().await;
@@ -121,9 +118,7 @@ impl Keys {
     }
 }
 
-async fn fetch(
-    client: &AuthServiceClient<InterceptedService<Channel, CallerKey>>,
-) -> Result<Jwks, Status> {
+async fn fetch(client: &crate::AuthClient) -> Result<Jwks, Status> {
     let call = || {
         let mut request = tonic::Request::new(GetJwksRequest {});
         request.set_timeout(JWKS_FETCH_TIMEOUT);
