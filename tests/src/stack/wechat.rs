@@ -63,16 +63,9 @@ impl Stack {
 
     /// How many times the simulator was asked to exchange a code.
     pub async fn exchanges(&self) -> u64 {
-        let stats: Value = self
-            .http
-            .get(format!("{}/sim/stats", self.sim.url()))
-            .send()
-            .await
-            .expect("the simulator answers")
-            .json()
-            .await
-            .expect("stats are json");
-        stats["exchanges"].as_u64().expect("exchanges is a number")
+        self.sim_stats().await["exchanges"]
+            .as_u64()
+            .expect("exchanges is a number")
     }
 
     /// The simulator's counters: `exchanges`, `token_fetches` and `tokens_issued` (per
@@ -102,18 +95,11 @@ impl Stack {
 
     /// Ends an app's access_tokens at WeChat: `expire` (42001) or `invalidate` (40001).
     pub async fn end_access_tokens(&self, appid: &str, action: &str) {
-        let status = self
-            .http
-            .post(format!("{}/sim/access_token", self.sim.url()))
-            .json(&json!({ "appid": appid, "action": action }))
-            .send()
-            .await
-            .expect("the simulator answers")
-            .status();
-        assert!(
-            status.is_success(),
-            "the simulator took the control: {status}"
-        );
+        self.sim_post(
+            "/sim/access_token",
+            json!({ "appid": appid, "action": action }),
+        )
+        .await;
     }
 
     /// The user's live session_key, as WeChat (the simulator) knows it.
