@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
-use wxauth_client::{connect::ClientTls, frames::EndsWithMessage};
+use wxauth_client::connect::ClientTls;
 use wxauth_proto::{
     REQUEST_ID_HEADER,
     v1::auth_service_client::AuthServiceClient,
@@ -17,7 +17,7 @@ use crate::request_id::RequestId;
 /// and the gateway's caller key, the one secret it holds (it grants only the `login` scope).
 #[derive(Clone)]
 pub struct AppState {
-    pub(crate) auth: AuthServiceClient<InterceptedService<EndsWithMessage<Channel>, CallerKey>>,
+    pub(crate) auth: AuthServiceClient<InterceptedService<Channel, CallerKey>>,
     /// Each call's deadline, sent as `grpc-timeout` so the auth-service stops working on a
     /// call nobody waits for any more.
     upstream_timeout: Duration,
@@ -56,7 +56,7 @@ impl AppState {
         .map_err(SetupError::AuthUrl)?;
         let caller_key = CallerKey::new(caller_key).map_err(|_| SetupError::CallerKey)?;
         Ok(Self {
-            auth: AuthServiceClient::with_interceptor(EndsWithMessage::new(channel), caller_key),
+            auth: AuthServiceClient::with_interceptor(channel, caller_key),
             upstream_timeout: timeout,
         })
     }

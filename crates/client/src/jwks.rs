@@ -9,8 +9,11 @@
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, RwLock};
-use tonic::Status;
-use wxauth_proto::v1::GetJwksRequest;
+use tonic::{Status, service::interceptor::InterceptedService, transport::Channel};
+use wxauth_proto::{
+    v1::{GetJwksRequest, auth_service_client::AuthServiceClient},
+    wire::CallerKey,
+};
 use wxauth_token::{Jwks, Verifier};
 
 use crate::AuthFailure;
@@ -69,7 +72,7 @@ impl Keys {
     /// there, a failed fetch is logged and the old keys stay; without any, it is an error.
     pub(crate) async fn refresh(
         &self,
-        client: &crate::AuthClient,
+        client: &AuthServiceClient<InterceptedService<Channel, CallerKey>>,
         why: Why,
     ) -> Result<(), AuthFailure> {
         let mut fetching = self.fetching.lock().await;
@@ -118,7 +121,9 @@ impl Keys {
     }
 }
 
-async fn fetch(client: &crate::AuthClient) -> Result<Jwks, Status> {
+async fn fetch(
+    client: &AuthServiceClient<InterceptedService<Channel, CallerKey>>,
+) -> Result<Jwks, Status> {
     let call = || {
         let mut request = tonic::Request::new(GetJwksRequest {});
         request.set_timeout(JWKS_FETCH_TIMEOUT);

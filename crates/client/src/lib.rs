@@ -26,7 +26,6 @@
 //! ```
 
 pub mod connect;
-pub mod frames;
 mod jwks;
 mod layer;
 mod replicas;
@@ -40,11 +39,6 @@ use tonic::{Status, service::interceptor::InterceptedService, transport::Channel
 use tonic_types::StatusExt as _;
 use wxauth_proto::v1::{ValidateTokenRequest, auth_service_client::AuthServiceClient};
 use wxauth_token::TokenError;
-
-/// The auth-service client every call here goes through: the caller key on each call, and
-/// each request's message ending its stream ([`frames`]).
-pub(crate) type AuthClient =
-    AuthServiceClient<InterceptedService<frames::EndsWithMessage<Channel>, CallerKey>>;
 
 pub use jwks::{JWKS_FETCH_TIMEOUT, JWKS_MAX_AGE, JWKS_REFETCH_INTERVAL};
 use jwks::{Keys, Why};
@@ -126,7 +120,7 @@ pub enum Audience {
 pub const VALIDATE_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Inner {
-    client: AuthClient,
+    client: AuthServiceClient<InterceptedService<Channel, CallerKey>>,
     mode: Mode,
     keys: Keys,
     audience: Audience,
@@ -157,10 +151,7 @@ impl Authenticator {
         let key = CallerKey::new(caller_key)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                client: AuthServiceClient::with_interceptor(
-                    frames::EndsWithMessage::new(channel),
-                    key,
-                ),
+                client: AuthServiceClient::with_interceptor(channel, key),
                 mode,
                 keys: Keys::new(),
                 audience,
