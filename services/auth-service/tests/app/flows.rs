@@ -149,3 +149,42 @@ async fn a_session_replaced_on_another_replica_is_refused_as_unknown() {
         );
     }
 }
+
+#[tokio::test]
+async fn concurrent_exchanges_of_one_code_make_one_session_and_never_reach_wechat_twice() {
+    let app = TestApp::spawn(&[]).await;
+    let code = app.code("o-race");
+    let mut calls = Vec::new();
+    for _ in 0..16 {
+        let mut gateway = app.client(0).await;
+        let code = code.clone();
+        calls.push(tokio::spawn(async move {
+            gateway
+                .create_session(CreateSessionRequest {
+                    appid: APP.into(),
+                    code,
+                })
+                .await
+        }));
+    }
+    let (mut made, mut refused) = (0, Vec::new());
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(_) => made += 1,
+            Err(status) => refused.push(refusal(&status)),
+        }
+    }
+    assert_eq!(made, 1, "one session from one code");
+    // Refused by the claim, not by WeChat (which would be CODE_REJECTED, 40163).
+    assert_eq!(
+        refused,
+        vec![(Code::Unauthenticated, "CODE_ALREADY_USED".to_owned()); 15]
+    );
+    // Another user's code is still claimed on its own.
+    let mut gateway = app.client(0).await;
+    assert!(
+        session(&mut gateway, &app, "o-race-2")
+            .await
+            .starts_with("wxs_")
+    );
+}
