@@ -1,7 +1,6 @@
 //! Background work of a replica: reporting whether the database answers (gRPC health and
-//! `/readyz`),
-//! purging what has expired, in small batches, so tables do not grow without bound, and
-//! refreshing the apps' access_tokens ahead of expiry.
+//! `/readyz`), purging what has expired, in small batches, so tables do not grow without
+//! bound, and refreshing the apps' access_tokens ahead of expiry.
 
 use std::{sync::Arc, time::Duration};
 
