@@ -7,8 +7,9 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use wxauth_proto::v1::{
-    GetJwksRequest, GetMeRequest, LoginRequest, LogoutRequest, RefreshTokenRequest,
+use wxauth_proto::{
+    v1::{GetJwksRequest, GetMeRequest, LoginRequest, LogoutRequest, RefreshTokenRequest},
+    wire,
 };
 
 use crate::{
@@ -32,23 +33,15 @@ pub(crate) async fn body<T: serde::de::DeserializeOwned>(
     parse_any(&headers, &bytes)
 }
 
-/// The access token of `authorization: Bearer <token>`.
+/// The access token of the one `authorization: Bearer <token>` header.
 pub(crate) fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            let (scheme, token) = value.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| token.trim().to_owned())
-        })
-        .filter(|token| !token.is_empty())
+    wire::bearer_token(headers)
+        .map(str::to_owned)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 Code::TokenInvalid,
-                "send the access token as `authorization: Bearer <access_token>`",
+                "send the access token as one `authorization: Bearer <access_token>` header",
             )
         })
 }

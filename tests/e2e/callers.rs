@@ -11,6 +11,7 @@ use wxauth_proto::v1::{
     RefreshTokenRequest, ResetSessionKeyRequest, RevokeUserSessionsRequest, UpdateProfileRequest,
     ValidateTokenRequest,
 };
+use wxauth_proto::wire::CALLER_KEY_HEADER;
 
 /// Calls RPC number `rpc` with empty input; returns the status (Ok for success).
 async fn call(client: &mut Client, rpc: &str) -> Result<(), tonic::Status> {
@@ -149,5 +150,46 @@ async fn every_rpc_needs_a_known_caller_with_the_right_scope() {
             .check(tonic_health::pb::HealthCheckRequest::default())
             .await
             .is_ok()
+    );
+}
+
+/// Two caller keys on one call are refused, whichever comes first and even when one of them
+/// may make the call: the service never picks one of two credentials.
+#[tokio::test]
+async fn a_call_with_two_caller_keys_is_refused() {
+    let stack = Stack::start().await;
+    let mut anonymous = stack.grpc_as(None).await;
+    let service = stack.keys.service.as_str();
+    let stranger = "stranger-key-0123456789abcdef";
+    for keys in [[service, stranger], [stranger, service], [service, service]] {
+        let mut request = tonic::Request::new(ValidateTokenRequest::default());
+        for key in keys {
+            request
+                .metadata_mut()
+                .append(CALLER_KEY_HEADER, key.parse().unwrap());
+        }
+        let status = anonymous
+            .validate_token(request)
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), Code::Unauthenticated, "{keys:?}");
+        assert_eq!(
+            status.get_error_details().error_info().unwrap().reason,
+            "CALLER_UNAUTHENTICATED"
+        );
+        assert!(status.message().contains("one caller key"), "{status:?}");
+    }
+    // The same key once gets past the key check (and on to the empty token).
+    let mut request = tonic::Request::new(ValidateTokenRequest::default());
+    request
+        .metadata_mut()
+        .append(CALLER_KEY_HEADER, service.parse().unwrap());
+    let status = anonymous
+        .validate_token(request)
+        .await
+        .expect_err("empty token");
+    assert_ne!(
+        status.get_error_details().error_info().unwrap().reason,
+        "CALLER_UNAUTHENTICATED"
     );
 }

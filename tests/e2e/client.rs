@@ -29,15 +29,20 @@ fn start_whoami_at(stack: &Stack, name: &str, mode: &str, auth_url: &str) -> Pro
 }
 
 async fn who_am_i(service: &Proc, bearer: Option<&str>) -> Result<String, Code> {
+    who_am_i_presenting(service, bearer.as_slice()).await
+}
+
+/// Asks `service` who the caller is, with one `authorization` entry per token.
+async fn who_am_i_presenting(service: &Proc, bearers: &[&str]) -> Result<String, Code> {
     let channel = Endpoint::from_shared(service.url())
         .unwrap()
         .connect()
         .await
         .unwrap();
     let mut request = tonic::Request::new(WhoAmIRequest {});
-    if let Some(token) = bearer {
+    for token in bearers {
         let value: AsciiMetadataValue = format!("Bearer {token}").parse().unwrap();
-        request.metadata_mut().insert("authorization", value);
+        request.metadata_mut().append("authorization", value);
     }
     WhoAmIClient::new(channel)
         .who_am_i(request)
@@ -81,6 +86,17 @@ async fn the_example_service_knows_its_caller_offline_and_online() {
             who_am_i(service, Some("forged.token.value")).await,
             Err(Code::Unauthenticated)
         );
+        // Two tokens are ambiguous, in either order, even when one of them is good.
+        for bearers in [
+            [access, "forged.token.value"],
+            ["forged.token.value", access],
+        ] {
+            assert_eq!(
+                who_am_i_presenting(service, &bearers).await,
+                Err(Code::Unauthenticated),
+                "two authorization entries"
+            );
+        }
     }
 
     // After a logout, the online service refuses at once; the offline one only sees expiry

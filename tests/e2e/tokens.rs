@@ -168,6 +168,36 @@ async fn silent_login_refresh_me_and_logout_through_the_v1_routes() {
     }
 }
 
+/// Two `authorization` headers are refused by the gateway, in either order, even when one
+/// of them carries a good token; one of them alone is taken.
+#[tokio::test]
+async fn two_authorization_headers_are_refused() {
+    let stack = Stack::start().await;
+    let login = stack.v1_login(APP, "o-two-headers").await;
+    let good = format!("Bearer {}", login["access_token"].as_str().unwrap());
+    let me_with = |values: Vec<String>| {
+        let mut request = stack.http.get(format!("{}/v1/me", stack.gateway.url()));
+        for value in values {
+            request = request.header(reqwest::header::AUTHORIZATION, value);
+        }
+        async move { envelope(request.send().await.unwrap()).await }
+    };
+    for values in [
+        vec![good.clone(), "Bearer junk".to_owned()],
+        vec!["Bearer junk".to_owned(), good.clone()],
+    ] {
+        let (status, body) = me_with(values).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["code"], 10007, "{body}");
+        assert!(
+            body["msg"].as_str().unwrap().contains("one `authorization"),
+            "{body}"
+        );
+    }
+    let (status, body) = me_with(vec![good]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 #[tokio::test]
 async fn forged_expired_wrong_key_wrong_app_and_revoked_tokens_are_refused() {
     let stack = Stack::start().await;

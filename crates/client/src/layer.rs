@@ -6,6 +6,8 @@ use std::{
     task::{Context, Poll},
 };
 
+use wxauth_proto::wire;
+
 use crate::{AuthFailure, Authenticator};
 
 /// A tower layer that authenticates every request with an [`Authenticator`].
@@ -33,16 +35,7 @@ pub struct Authenticated<S> {
 }
 
 fn bearer<B>(request: &http::Request<B>) -> Option<String> {
-    let value = request
-        .headers()
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
-        .filter(|token| !token.is_empty())
+    wire::bearer_token(request.headers()).map(str::to_owned)
 }
 
 impl<S, B> tower_service::Service<http::Request<B>> for Authenticated<S>

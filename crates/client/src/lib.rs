@@ -76,8 +76,8 @@ pub enum Mode {
 /// Why a token was refused, or could not be checked.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthFailure {
-    /// No `authorization: Bearer` header.
-    #[error("send the access token as `authorization: Bearer <token>`")]
+    /// No `authorization: Bearer` header, or more than one.
+    #[error("send the access token as one `authorization: Bearer <token>` header")]
     Missing,
     /// The token has expired: the client should refresh it.
     #[error("access token has expired: refresh it")]

@@ -6,7 +6,11 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
-use tonic::{Request, Status, metadata::AsciiMetadataValue, service::Interceptor};
+use tonic::{
+    Request, Status,
+    metadata::{AsciiMetadataValue, MetadataMap},
+    service::Interceptor,
+};
 
 /// The gRPC metadata key a caller puts its caller key in.
 pub const CALLER_KEY_HEADER: &str = "x-wxauth-caller-key";
@@ -48,6 +52,42 @@ pub fn new_request_id() -> String {
         *PREFIX,
         COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff
     )
+}
+
+/// The access token of a request's one `authorization: Bearer <token>` header (the scheme
+/// in any case, the token trimmed). `None` without one, for another scheme or an empty
+/// token, and when the header comes more than once: two credentials are ambiguous (one of
+/// them may have been added on the way), so neither is taken. The gateway and
+/// `wxauth-client` both read tokens with this.
+pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    let value = only(headers.get_all(http::header::AUTHORIZATION).iter())?;
+    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Several caller keys on one call.
+#[derive(Debug, thiserror::Error)]
+#[error("a call carries several {CALLER_KEY_HEADER} entries")]
+pub struct SeveralCallerKeys;
+
+/// The caller key a call presents: `Ok(None)` without one (or with one that is not text),
+/// an error when it presents several, which the auth-service refuses rather than pick one.
+pub fn caller_key(metadata: &MetadataMap) -> Result<Option<&str>, SeveralCallerKeys> {
+    let mut keys = metadata.get_all(CALLER_KEY_HEADER).iter();
+    let Some(first) = keys.next() else {
+        return Ok(None);
+    };
+    if keys.next().is_some() {
+        return Err(SeveralCallerKeys);
+    }
+    Ok(first.to_str().ok())
+}
+
+/// The one item of `items`; `None` when there are none or several.
+fn only<T>(mut items: impl Iterator<Item = T>) -> Option<T> {
+    let first = items.next()?;
+    items.next().is_none().then_some(first)
 }
 
 /// Puts a caller key on every call to the auth-service: the interceptor every client of it
@@ -99,6 +139,49 @@ mod tests {
             assert!(!acceptable_request_id(bad), "{bad:?}");
         }
         assert!(acceptable_request_id("abc-DEF_1.2"));
+    }
+
+    fn headers(values: &[&str]) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        for value in values {
+            headers.append(http::header::AUTHORIZATION, value.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn a_bearer_token_is_taken_from_exactly_one_authorization_header() {
+        assert_eq!(bearer_token(&headers(&["Bearer abc.def"])), Some("abc.def"));
+        assert_eq!(bearer_token(&headers(&["bearer  abc "])), Some("abc"));
+        for refused in [
+            &[][..],
+            &["Basic dXNlcjpwYXNz"],
+            &["Bearer"],
+            &["Bearer    "],
+            &["abc.def"],
+            // Two credentials, whichever comes first, and even when they agree.
+            &["Bearer abc.def", "Bearer other"],
+            &["Bearer other", "Bearer abc.def"],
+            &["Bearer abc.def", "Bearer abc.def"],
+        ] {
+            assert_eq!(bearer_token(&headers(refused)), None, "{refused:?}");
+        }
+        let mut opaque = http::HeaderMap::new();
+        opaque.insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_bytes(b"Bearer \xff").unwrap(),
+        );
+        assert_eq!(bearer_token(&opaque), None);
+    }
+
+    #[test]
+    fn several_caller_keys_are_refused_not_picked_from() {
+        let mut metadata = MetadataMap::new();
+        assert_eq!(caller_key(&metadata).unwrap(), None);
+        metadata.insert(CALLER_KEY_HEADER, "k-one".parse().unwrap());
+        assert_eq!(caller_key(&metadata).unwrap(), Some("k-one"));
+        metadata.append(CALLER_KEY_HEADER, "k-two".parse().unwrap());
+        assert!(caller_key(&metadata).is_err());
     }
 
     #[test]

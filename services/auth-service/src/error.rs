@@ -104,9 +104,9 @@ pub enum AuthError {
     /// The access token has expired.
     #[error("access token has expired: refresh it")]
     TokenExpired,
-    /// The caller presented no key, or an unknown one.
+    /// The caller presented no key, an unknown one, or several.
     #[error(
-        "this call needs a caller key this deployment knows, in the x-wxauth-caller-key metadata"
+        "this call needs one caller key this deployment knows, in the x-wxauth-caller-key metadata"
     )]
     CallerUnauthenticated,
     /// The caller's key lacks the scope the RPC needs.

@@ -18,7 +18,7 @@ use std::{future::Future, net::IpAddr, sync::Arc, time::Instant};
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, info_span};
 use wxauth_proto::wire::{
-    CALLER_KEY_HEADER, CLIENT_ADDR_HEADER, REQUEST_ID_HEADER, acceptable_request_id, new_request_id,
+    CLIENT_ADDR_HEADER, REQUEST_ID_HEADER, acceptable_request_id, caller_key, new_request_id,
 };
 
 use crate::{
@@ -114,7 +114,10 @@ impl AuthApi {
         let request_id = text(REQUEST_ID_HEADER)
             .filter(|id| acceptable_request_id(id))
             .map_or_else(new_request_id, str::to_owned);
-        let caller_key = text(CALLER_KEY_HEADER).map(str::to_owned);
+        // Several keys on one call are refused, not picked from (with a certificate too).
+        let caller_key = caller_key(metadata)
+            .map(|key| key.map(str::to_owned))
+            .map_err(|_| AuthError::CallerUnauthenticated);
         let forwarded_client = text(CLIENT_ADDR_HEADER)
             .filter(|addr| addr.len() <= MAX_CLIENT_ADDR_LEN && addr.parse::<IpAddr>().is_ok())
             .map(str::to_owned);
@@ -130,12 +133,14 @@ impl AuthApi {
             request_id: request_id.clone(),
         };
         let result = async {
-            let authorized = match self.callers.authorize(
-                caller_key.as_deref(),
-                certificate.as_deref(),
-                rpc.method,
-                rpc.scope,
-            ) {
+            let authorized = match caller_key.and_then(|key| {
+                self.callers.authorize(
+                    key.as_deref(),
+                    certificate.as_deref(),
+                    rpc.method,
+                    rpc.scope,
+                )
+            }) {
                 Ok(authorized) => authorized,
                 Err(err) => {
                     self.audit
