@@ -11,7 +11,7 @@ use tonic_health::pb::{
 };
 use tonic_types::StatusExt as _;
 use wxauth_e2e::stack::{APP, Options, Stack, envelope};
-use wxauth_proto::v1::CreateSessionRequest;
+use wxauth_proto::v1::{CreateSessionRequest, ValidateTokenRequest};
 
 /// The outcome of one call, and when it ended.
 type Ended = (Result<(), (Code, String, bool)>, Instant);
@@ -218,5 +218,50 @@ async fn a_callers_deadline_is_honoured() {
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "answered at the caller's deadline, not when WeChat did"
+    );
+}
+
+/// A message over 64 KiB is refused with RESOURCE_EXHAUSTED (gRPC's code for it, not tonic's
+/// OUT_OF_RANGE) naming the limit, a header list over 16 KiB is refused (HTTP 431), and the
+/// service answers the next call as before; a message just under the limit is read and judged.
+#[tokio::test]
+async fn oversized_messages_and_headers_are_refused_and_the_service_carries_on() {
+    let stack = Stack::start().await;
+    let mut client = stack.grpc_as(Some(&stack.keys.service)).await;
+    let validate = |token: String| ValidateTokenRequest {
+        token,
+        appid: String::new(),
+    };
+
+    let refused = client
+        .validate_token(validate("t".repeat(70_000)))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("65536 bytes"), "{refused:?}");
+
+    let judged = client
+        .validate_token(validate("t".repeat(60_000)))
+        .await
+        .unwrap_err();
+    assert_eq!(judged.code(), Code::InvalidArgument, "{judged:?}");
+    assert!(judged.message().contains("token is longer"), "{judged:?}");
+
+    let mut request = tonic::Request::new(validate("x".into()));
+    request
+        .metadata_mut()
+        .insert("x-padding", "p".repeat(20 * 1024).parse().unwrap());
+    let refused = client.validate_token(request).await.unwrap_err();
+    assert!(refused.message().contains("431"), "{refused:?}");
+
+    let mut fresh = stack.grpc_as(Some(&stack.keys.service)).await;
+    let after = fresh
+        .validate_token(validate("x".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        after.get_error_details().error_info().unwrap().reason,
+        "TOKEN_INVALID",
+        "the service still answers: {after:?}"
     );
 }

@@ -1,7 +1,8 @@
 //! Bounded work at the gRPC edge: at most so many `AuthService` calls in flight; one more is
 //! refused at once (RESOURCE_EXHAUSTED, reason OVERLOADED, with a RetryInfo) instead of
 //! queueing until every caller times out. Health and reflection are outside the limit, so an
-//! orchestrator still sees a replica that is busy, not dead.
+//! orchestrator still sees a replica that is busy, not dead. A request message over
+//! [`MAX_MESSAGE_BYTES`] is refused with RESOURCE_EXHAUSTED too.
 
 use std::{
     convert::Infallible,
@@ -42,6 +43,28 @@ pub fn overloaded() -> Status {
         "the login service is at its limit of calls in flight: retry in a second",
         details,
     )
+}
+
+/// tonic refuses a request message over [`MAX_MESSAGE_BYTES`] with OUT_OF_RANGE; gRPC's
+/// status table says RESOURCE_EXHAUSTED (what grpc-go and grpc-java send, and what callers
+/// in other languages handle). No RPC of the service answers OUT_OF_RANGE itself, so an
+/// answer with that code is the codec's refusal, turned here into the conventional one with
+/// a message that names the limit.
+fn oversized_as_resource_exhausted(answer: http::Response<Body>) -> http::Response<Body> {
+    let out_of_range = answer
+        .headers()
+        .get("grpc-status")
+        .is_some_and(|code| code.as_bytes() == b"11");
+    if !out_of_range {
+        return answer;
+    }
+    Status::new(
+        Code::ResourceExhausted,
+        format!(
+            "the request message is larger than {MAX_MESSAGE_BYTES} bytes, the most a call may send"
+        ),
+    )
+    .into_http()
 }
 
 /// The API with its limits: messages of at most [`MAX_MESSAGE_BYTES`], and at most
@@ -98,7 +121,7 @@ where
                 Box::pin(async move {
                     let answer = answer.await;
                     drop(permit);
-                    answer
+                    answer.map(oversized_as_resource_exhausted)
                 })
             }
             Err(_) => {
