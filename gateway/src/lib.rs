@@ -20,7 +20,7 @@ use axum::{
     extract::DefaultBodyLimit,
     routing::{get, post},
 };
-pub use request_id::RequestId;
+pub use request_id::{ClientAddress, RequestId};
 pub use state::{AppState, SetupError};
 
 /// Who a request comes from and how much of the login routes it may use.
@@ -28,8 +28,8 @@ pub use state::{AppState, SetupError};
 pub struct Clients {
     /// The quota per client on the login routes.
     pub quota: quota::ClientQuota,
-    /// Whether the first `x-forwarded-for` hop names the client (behind a trusted proxy).
-    pub trust_forwarded_for: bool,
+    /// Where a client's address is learnt.
+    pub address: ClientAddress,
 }
 
 /// The gateway's routes, with the body limit, request ids, client quotas and metrics.
@@ -68,7 +68,7 @@ pub fn router(
         ))
         // Outermost: every answer, a refusal by the limits included, carries the request id.
         .layer(axum::middleware::from_fn_with_state(
-            (metrics, clients.trust_forwarded_for),
+            (metrics, clients.address),
             request_id::middleware,
         ))
         .with_state(state)

@@ -1,7 +1,9 @@
 //! `gateway`: reads its settings, prints `listening on <addr>` and serves the mini-program's
 //! REST calls until SIGTERM or Ctrl-C, finishing the requests in flight.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr, num::NonZeroU8, path::PathBuf, process::ExitCode, sync::Arc, time::Duration,
+};
 
 use clap::Parser;
 use tokio::net::TcpListener;
@@ -103,10 +105,17 @@ struct Settings {
     #[arg(long, env = "GATEWAY_LOGIN_BURST", default_value_t = 60)]
     login_burst: u32,
 
-    /// Whether the first `x-forwarded-for` hop is the client (only behind a proxy that sets
-    /// it; otherwise a client could name any address it likes).
+    /// Whether the gateway sits behind proxies that append the client's address to
+    /// `x-forwarded-for` (only then: without a proxy, a client could name any address).
     #[arg(long, env = "GATEWAY_TRUST_FORWARDED_FOR", action = clap::ArgAction::Set, default_value_t = false)]
     trust_forwarded_for: bool,
+
+    /// How many such proxies stand in front of the gateway, each appending the address it
+    /// was reached from (1: an ingress; 2: a CDN, then an ingress). The client is the
+    /// `x-forwarded-for` address that many places from the right; what stands left of it
+    /// was written by the client and is not believed.
+    #[arg(long, env = "GATEWAY_TRUSTED_PROXIES", default_value_t = NonZeroU8::MIN)]
+    trusted_proxies: NonZeroU8,
 }
 
 #[tokio::main]
@@ -197,7 +206,13 @@ async fn main() -> ExitCode {
     });
     let clients = gateway::Clients {
         quota,
-        trust_forwarded_for: settings.trust_forwarded_for,
+        address: if settings.trust_forwarded_for {
+            gateway::ClientAddress::Forwarded {
+                proxies: settings.trusted_proxies,
+            }
+        } else {
+            gateway::ClientAddress::Peer
+        },
     };
     let app = gateway::router(state, settings.body_limit_bytes, limits, clients, metrics);
     let connection_limits = wxauth_runtime::http::Limits {

@@ -1,8 +1,9 @@
 //! A quota per client on the login routes: a token bucket (governor) per client address, so
 //! one client cannot spend the app's WeChat quota or hammer the service. Over it: 429 with
 //! envelope 10006 and `retry-after`, and the auth-service is not called. The client is the
-//! peer address, or the first `x-forwarded-for` hop when the operator says the gateway sits
-//! behind a proxy that sets it (otherwise anyone could pick their own bucket).
+//! peer address, or, when the operator says the gateway sits behind proxies, the
+//! `x-forwarded-for` hop the nearest of them could vouch for
+//! ([`ClientAddress`](crate::ClientAddress)), never one the client wrote itself.
 
 use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 

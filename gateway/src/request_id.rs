@@ -5,6 +5,7 @@
 use std::{
     convert::Infallible,
     net::{IpAddr, SocketAddr},
+    num::NonZeroU8,
     time::Instant,
 };
 
@@ -45,7 +46,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 
 /// The middleware: assigns the id, opens the span, logs and counts the outcome.
 pub(crate) async fn middleware(
-    State((metrics, trust_forwarded_for)): State<(std::sync::Arc<Metrics>, bool)>,
+    State((metrics, client_from)): State<(std::sync::Arc<Metrics>, ClientAddress)>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -64,7 +65,7 @@ pub(crate) async fn middleware(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
-    let client = client_address(request.headers(), peer, trust_forwarded_for);
+    let client = client_address(request.headers(), peer, client_from);
     request.extensions_mut().insert(RequestId {
         id: id.clone(),
         client,
@@ -91,41 +92,115 @@ pub(crate) async fn middleware(
     .await
 }
 
-/// Who the client of a request is (for the audit trail and the login quota): the first `x-forwarded-for` hop when trusted and
-/// well-formed, else the peer.
+/// Where the gateway learns a client's address (for the audit trail and the login quota).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAddress {
+    /// The connection's peer: nothing stands in front of the gateway.
+    Peer,
+    /// `x-forwarded-for`, to which each of `proxies` proxies in front of the gateway appends
+    /// the address it was reached from. The client is the address that many places from the
+    /// right: whatever stands left of it was sent by the client itself, and believing it
+    /// would let anyone pick their own quota bucket and their own address in the audit trail.
+    Forwarded {
+        /// How many proxies append to the header (1 for one ingress).
+        proxies: NonZeroU8,
+    },
+}
+
+/// Who the client of a request is: see [`ClientAddress`]. The peer when the forwarded
+/// address is missing (fewer hops than proxies) or not an address.
 pub(crate) fn client_address(
     headers: &HeaderMap,
     peer: Option<IpAddr>,
-    trust_forwarded_for: bool,
+    how: ClientAddress,
 ) -> Option<IpAddr> {
-    if trust_forwarded_for {
-        let first = headers
-            .get("x-forwarded-for")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(',').next())
-            .and_then(|hop| hop.trim().parse().ok());
-        if first.is_some() {
-            return first;
+    let ClientAddress::Forwarded { proxies } = how else {
+        return peer;
+    };
+    // Header lines in order, each a comma-separated list; counted from the right.
+    let mut remaining = proxies.get();
+    for line in headers.get_all("x-forwarded-for").iter().rev() {
+        let Ok(line) = line.to_str() else {
+            return peer;
+        };
+        for hop in line.rsplit(',') {
+            remaining -= 1;
+            if remaining == 0 {
+                return hop_address(hop.trim()).or(peer);
+            }
         }
     }
     peer
+}
+
+/// An address as proxies write it: bare, or with a port (`203.0.113.7:41234`, `[2001:db8::1]:443`).
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    hop.parse()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_forwarded_address_counts_only_when_trusted() {
+    fn forwarded(lines: &[&str], proxies: u8) -> Option<IpAddr> {
         let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", "203.0.113.7, 10.0.0.1".parse().unwrap());
-        let peer: IpAddr = "10.0.0.9".parse().unwrap();
-        assert_eq!(client_address(&headers, Some(peer), false), Some(peer));
+        for line in lines {
+            headers.append("x-forwarded-for", line.parse().unwrap());
+        }
+        let how = ClientAddress::Forwarded {
+            proxies: NonZeroU8::new(proxies).unwrap(),
+        };
+        client_address(&headers, Some(PEER.parse().unwrap()), how)
+    }
+
+    const PEER: &str = "10.0.0.9";
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    #[test]
+    fn without_a_proxy_the_header_is_ignored() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "203.0.113.7".parse().unwrap());
+        let peer = ip(PEER);
+        assert_eq!(client_address(&headers, peer, ClientAddress::Peer), peer);
+    }
+
+    #[test]
+    fn the_client_is_the_hop_the_nearest_trusted_proxy_saw() {
+        // One proxy appended the address it saw; what the client sent stands left of it.
+        assert_eq!(forwarded(&["203.0.113.7"], 1), ip("203.0.113.7"));
         assert_eq!(
-            client_address(&headers, Some(peer), true),
-            Some("203.0.113.7".parse().unwrap())
+            forwarded(&["198.51.100.66, 203.0.113.7"], 1),
+            ip("203.0.113.7")
         );
-        headers.insert("x-forwarded-for", "not an address".parse().unwrap());
-        assert_eq!(client_address(&headers, Some(peer), true), Some(peer));
+        assert_eq!(
+            forwarded(&["198.51.100.66", "203.0.113.7"], 1),
+            ip("203.0.113.7")
+        );
+        // Two proxies (a CDN, then an ingress that appends the CDN's address).
+        assert_eq!(
+            forwarded(&["198.51.100.66, 203.0.113.7, 10.0.0.1"], 2),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            forwarded(&["198.51.100.66, 203.0.113.7", "10.0.0.1"], 2),
+            ip("203.0.113.7")
+        );
+        // Ports, and IPv6, as some proxies write them.
+        assert_eq!(forwarded(&["203.0.113.7:41234"], 1), ip("203.0.113.7"));
+        assert_eq!(forwarded(&["[2001:db8::7]:443"], 1), ip("2001:db8::7"));
+        assert_eq!(forwarded(&["2001:db8::7"], 1), ip("2001:db8::7"));
+    }
+
+    #[test]
+    fn a_missing_or_malformed_hop_falls_back_to_the_peer() {
+        assert_eq!(forwarded(&[], 1), ip(PEER));
+        assert_eq!(forwarded(&["203.0.113.7"], 2), ip(PEER));
+        assert_eq!(forwarded(&["not an address"], 1), ip(PEER));
+        assert_eq!(forwarded(&["203.0.113.7, "], 1), ip(PEER));
     }
 }

@@ -147,31 +147,71 @@ async fn a_client_over_its_login_quota_gets_429_and_others_do_not() {
     );
 }
 
-#[tokio::test]
-async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_quota() {
-    let stack = Stack::start_with(Options {
+/// A gateway whose login quota is one request per minute, behind `proxies` trusted proxies.
+async fn behind_proxies(proxies: &str) -> Stack {
+    Stack::start_with(Options {
         gateway_env: vec![
             ("GATEWAY_LOGIN_RATE_PER_MINUTE", "1".into()),
             ("GATEWAY_LOGIN_BURST", "1".into()),
             ("GATEWAY_TRUST_FORWARDED_FOR", "true".into()),
+            ("GATEWAY_TRUSTED_PROXIES", proxies.into()),
         ],
         ..Options::default()
     })
-    .await;
-    let first = "203.0.113.1, 10.0.0.1";
-    let (status, _) = envelope(get_session_key(&stack, "c", Some(first)).await).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = envelope(get_session_key(&stack, "c", Some(first)).await).await;
+    .await
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_quota() {
+    // One proxy: it appends the address it saw; the client may have written hops before it.
+    let stack = behind_proxies("1").await;
+    let status = |forwarded: &'static str| {
+        let stack = &stack;
+        async move {
+            envelope(get_session_key(stack, "c", Some(forwarded)).await)
+                .await
+                .0
+        }
+    };
+    assert_eq!(status("203.0.113.1").await, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        status,
+        status("203.0.113.1").await,
         StatusCode::TOO_MANY_REQUESTS,
         "the same client again"
     );
-    let (status, _) =
-        envelope(get_session_key(&stack, "c", Some("203.0.113.2, 10.0.0.1")).await).await;
     assert_eq!(
-        status,
+        status("198.51.100.7, 203.0.113.1").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a hop the client wrote itself buys no new bucket"
+    );
+    assert_eq!(
+        status("203.0.113.2").await,
         StatusCode::UNAUTHORIZED,
         "another client behind the proxy"
+    );
+
+    // Two proxies: the client is the second hop from the right.
+    let stack = behind_proxies("2").await;
+    let status = |forwarded: &'static str| {
+        let stack = &stack;
+        async move {
+            envelope(get_session_key(stack, "c", Some(forwarded)).await)
+                .await
+                .0
+        }
+    };
+    assert_eq!(
+        status("203.0.113.1, 10.0.0.1").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status("198.51.100.7, 203.0.113.1, 10.0.0.1").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the same client, with a hop of its own"
+    );
+    assert_eq!(
+        status("203.0.113.2, 10.0.0.1").await,
+        StatusCode::UNAUTHORIZED,
+        "another client behind the same two proxies"
     );
 }
