@@ -156,6 +156,84 @@ async fn wechat_hanging_or_answering_garbage_is_a_clean_unavailable() {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// A loopback server that answers anything with what a followed redirect would make a
+/// success (WeChat-shaped JSON), and says whether anyone came.
+async fn redirect_trap() -> (String, Arc<AtomicBool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/elsewhere", listener.local_addr().unwrap());
+    let visited = Arc::new(AtomicBool::new(false));
+    let seen = visited.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            seen.store(true, Ordering::SeqCst);
+            let body = r#"{"openid":"o-trap","session_key":"AAAAAAAAAAAAAAAAAAAAAA==","access_token":"trap","expires_in":7200}"#;
+            let mut request = [0u8; 4096];
+            let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut request).await;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut socket, answer.as_bytes()).await;
+        }
+    });
+    (url, visited)
+}
+
+#[tokio::test]
+async fn a_redirect_in_place_of_wechats_answer_is_not_followed() {
+    let stack = Stack::start().await;
+    let (trap, visited) = redirect_trap().await;
+
+    // The code exchange (a GET carrying the code and the app secret).
+    stack
+        .sim_post(
+            "/sim/faults",
+            json!({"status": 302, "body": "", "location": trap}),
+        )
+        .await;
+    let code = stack.mint_code(APP, "o-redirect", None).await;
+    let (status, body) = stack
+        .get_session_key(&[("appid", APP), ("code", &code)])
+        .await;
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (StatusCode::BAD_GATEWAY, Some(10005)),
+        "{body}"
+    );
+    assert_eq!(stack.count("login_sessions").await, 0, "nothing written");
+
+    // The access_token fetch (a POST whose body holds the app secret; a 307 would resend it).
+    let login = stack.v1_login(APP, "o-redirect").await;
+    let token = login["access_token"].as_str().unwrap();
+    stack
+        .sim_post(
+            "/sim/faults",
+            json!({"endpoint": "stable_token", "status": 307, "body": "", "location": trap}),
+        )
+        .await;
+    let phone_code = stack
+        .mint_phone_code(APP, "o-redirect", "13800138000")
+        .await;
+    let (status, body) = envelope(
+        stack
+            .http
+            .post(format!("{}/v1/me/phone", stack.gateway.url()))
+            .bearer_auth(token)
+            .json(&json!({ "code": phone_code }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(status.is_server_error(), "{status} {body}");
+    assert_eq!(body["code"].as_i64(), Some(10005), "{body}");
+
+    assert!(
+        !visited.load(Ordering::SeqCst),
+        "a redirect was followed off WeChat"
+    );
+}
+
 #[tokio::test]
 async fn a_listener_killed_during_a_logout_elsewhere_lets_no_revoked_token_through() {
     let stack = Stack::start().await;

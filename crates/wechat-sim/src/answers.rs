@@ -3,7 +3,7 @@
 
 use axum::{
     Json,
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde_json::json;
@@ -15,9 +15,16 @@ use crate::{crypto, state::Sim};
 pub(crate) async fn injected(sim: &Sim, endpoint: &str) -> Option<Response> {
     let fault = sim.lock().take_fault(endpoint)?;
     tokio::time::sleep(fault.delay).await;
-    if let Some((status, body)) = fault.garbage {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-        return Some((status, body).into_response());
+    if let Some(garbage) = fault.garbage {
+        let status = StatusCode::from_u16(garbage.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        let mut answer = (status, garbage.body).into_response();
+        if let Some(location) = garbage
+            .location
+            .and_then(|location| HeaderValue::from_str(&location).ok())
+        {
+            answer.headers_mut().insert(header::LOCATION, location);
+        }
+        return Some(answer);
     }
     fault
         .errcode

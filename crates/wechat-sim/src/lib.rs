@@ -25,7 +25,7 @@
 //!   signature keyed by the session_key text (87009 when it does not match, 87008 for
 //!   another sig_method); a reset gives the user a new session_key at once.
 //! - Faults: answer the next calls of an endpoint with a chosen errcode, or slowly, or with
-//!   garbage.
+//!   garbage or a redirect.
 
 mod answers;
 mod crypto;

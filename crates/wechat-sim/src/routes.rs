@@ -16,7 +16,7 @@ use crate::{
     answers::{injected, sim_error, unknown_app, wechat_error},
     crypto,
     miniprogram::{self, MiniProgramError, Watermark},
-    state::{CODE_TTL, Fault, Sim},
+    state::{CODE_TTL, Fault, Garbage, Sim},
     wxa,
 };
 
@@ -232,6 +232,10 @@ struct FaultRequest {
     /// With `body`: the HTTP status (200 when absent).
     #[serde(default)]
     status: Option<u16>,
+    /// With `body`: a `location` header, as a proxy or portal redirecting the call would
+    /// send (with a 3xx `status`).
+    #[serde(default)]
+    location: Option<String>,
     /// Which endpoint: `jscode2session` when absent, or `stable_token`,
     /// `getuserphonenumber`, `checksession`, `resetusersessionkey`.
     #[serde(default)]
@@ -243,7 +247,11 @@ async fn queue_fault(State(sim): State<Sim>, Json(req): Json<FaultRequest>) -> R
         endpoint: req.endpoint.unwrap_or_else(|| "jscode2session".into()),
         errcode: req.errcode,
         delay: Duration::from_millis(req.delay_ms),
-        garbage: req.body.map(|body| (req.status.unwrap_or(200), body)),
+        garbage: req.body.map(|body| Garbage {
+            status: req.status.unwrap_or(200),
+            body,
+            location: req.location,
+        }),
     };
     let mut state = sim.lock();
     for _ in 0..req.times.unwrap_or(1) {

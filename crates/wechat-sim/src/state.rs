@@ -50,9 +50,20 @@ pub(crate) struct Fault {
     pub(crate) errcode: Option<i64>,
     /// Wait this long before answering.
     pub(crate) delay: Duration,
-    /// Answer with this body (and status) instead: not WeChat's JSON at all, as a broken
-    /// proxy or an outage page would.
-    pub(crate) garbage: Option<(u16, String)>,
+    /// Answer with this instead: not WeChat's JSON at all, as a broken proxy, an outage page
+    /// or a redirecting portal would.
+    pub(crate) garbage: Option<Garbage>,
+}
+
+/// An answer that is not WeChat's.
+#[derive(Debug, Clone)]
+pub(crate) struct Garbage {
+    /// The HTTP status.
+    pub(crate) status: u16,
+    /// The body.
+    pub(crate) body: String,
+    /// A `location` header, for a redirect.
+    pub(crate) location: Option<String>,
 }
 
 #[derive(Debug, Default)]

@@ -113,6 +113,11 @@ impl WeChatClient {
             .connect_timeout(timeout.min(Duration::from_secs(3)))
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
+            // WeChat's API never redirects. A redirect comes from something in between (an
+            // egress proxy, a captive portal, a hijacked name), and following one would send
+            // the code, the app secret (in stable_token's body, resent on a 307) or a
+            // session_key check to wherever it points: an answer that is not WeChat's JSON.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("wxauth/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|err| BuildError::Http(err.without_url()))?;
