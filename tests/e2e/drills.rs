@@ -112,7 +112,13 @@ async fn wechat_hanging_or_answering_garbage_is_a_clean_unavailable() {
         ..Options::default()
     })
     .await;
-    let cases: [(&str, Value, u16); 4] = [
+    // WeChat-shaped, and it would log a user in, but far longer than any answer of WeChat.
+    let endless = format!(
+        r#"{{"openid":"o-x","session_key":"AAAAAAAAAAAAAAAAAAAAAA==","pad":"{}"}}"#,
+        "x".repeat(200_000)
+    );
+    let cases: [(&str, Value, u16); 5] = [
+        ("an endless body", json!({ "body": endless }), 502),
         ("hangs", json!({"delay_ms": 3000}), 503),
         (
             "an html error page",

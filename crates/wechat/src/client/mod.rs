@@ -58,6 +58,9 @@ pub enum BuildError {
     Http(#[source] reqwest::Error),
 }
 
+/// The most of an answer that is read.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
 /// A client for WeChat's server API, cheap to clone (one connection pool inside).
 #[derive(Debug, Clone)]
 pub struct WeChatClient {
@@ -147,11 +150,7 @@ impl WeChatClient {
         request: reqwest::RequestBuilder,
         what: &'static str,
     ) -> Result<T, WeChatError> {
-        let response = request.send().await.map_err(|err| self.classify(err))?;
-        if !response.status().is_success() {
-            return Err(WeChatError::BadResponse("non-success http status"));
-        }
-        let body = response.bytes().await.map_err(|err| self.classify(err))?;
+        let body = self.answer(request).await?;
         let status: Status =
             serde_json::from_slice(&body).map_err(|_| WeChatError::BadResponse(what))?;
         if let Some(errcode) = status.errcode.filter(|&code| code != 0) {
@@ -172,22 +171,13 @@ impl WeChatClient {
         secret: &AppSecret,
         code: &JsCode,
     ) -> Result<Code2Session, WeChatError> {
-        let response = self
-            .http
-            .get(self.jscode2session.clone())
-            .query(&[
-                ("appid", appid.as_str()),
-                ("secret", secret.expose()),
-                ("js_code", code.as_str()),
-                ("grant_type", "authorization_code"),
-            ])
-            .send()
-            .await
-            .map_err(|err| self.classify(err))?;
-        if !response.status().is_success() {
-            return Err(WeChatError::BadResponse("non-success http status"));
-        }
-        let body = response.bytes().await.map_err(|err| self.classify(err))?;
+        let request = self.http.get(self.jscode2session.clone()).query(&[
+            ("appid", appid.as_str()),
+            ("secret", secret.expose()),
+            ("js_code", code.as_str()),
+            ("grant_type", "authorization_code"),
+        ]);
+        let body = self.answer(request).await?;
         let raw: RawCode2Session = serde_json::from_slice(&body)
             .map_err(|_| WeChatError::BadResponse("body is not jscode2session json"))?;
         if let Some(errcode) = raw.errcode.filter(|&code| code != 0) {
@@ -205,6 +195,24 @@ impl WeChatClient {
             }
             _ => Err(WeChatError::BadResponse("body lacks openid or session_key")),
         }
+    }
+
+    /// Sends `request` and reads the body of a successful answer, at most
+    /// [`MAX_ANSWER_BYTES`] of it: WeChat's answers are a few hundred bytes, and something
+    /// else answering in its place must not fill the memory within the timeout.
+    async fn answer(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, WeChatError> {
+        let mut response = request.send().await.map_err(|err| self.classify(err))?;
+        if !response.status().is_success() {
+            return Err(WeChatError::BadResponse("non-success http status"));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|err| self.classify(err))? {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(WeChatError::BadResponse("body too large"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     fn classify(&self, err: reqwest::Error) -> WeChatError {
