@@ -161,18 +161,19 @@ async fn behind_proxies(proxies: &str) -> Stack {
     .await
 }
 
+/// The status of a login request (with a code WeChat refuses) sent with `forwarded` as its
+/// `x-forwarded-for`.
+async fn forwarded_status(stack: &Stack, forwarded: &str) -> StatusCode {
+    envelope(get_session_key(stack, "c", Some(forwarded)).await)
+        .await
+        .0
+}
+
 #[tokio::test]
 async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_quota() {
     // One proxy: it appends the address it saw; the client may have written hops before it.
     let stack = behind_proxies("1").await;
-    let status = |forwarded: &'static str| {
-        let stack = &stack;
-        async move {
-            envelope(get_session_key(stack, "c", Some(forwarded)).await)
-                .await
-                .0
-        }
-    };
+    let status = |forwarded| forwarded_status(&stack, forwarded);
     assert_eq!(status("203.0.113.1").await, StatusCode::UNAUTHORIZED);
     assert_eq!(
         status("203.0.113.1").await,
@@ -192,14 +193,7 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_quota() {
 
     // Two proxies: the client is the second hop from the right.
     let stack = behind_proxies("2").await;
-    let status = |forwarded: &'static str| {
-        let stack = &stack;
-        async move {
-            envelope(get_session_key(stack, "c", Some(forwarded)).await)
-                .await
-                .0
-        }
-    };
+    let status = |forwarded| forwarded_status(&stack, forwarded);
     assert_eq!(
         status("203.0.113.1, 10.0.0.1").await,
         StatusCode::UNAUTHORIZED
