@@ -60,7 +60,10 @@ pub fn new_request_id() -> String {
 /// them may have been added on the way), so neither is taken. The gateway and
 /// `wxauth-client` both read tokens with this.
 pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
-    let value = only(headers.get_all(http::header::AUTHORIZATION).iter())?;
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return None;
+    };
     let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
@@ -75,19 +78,11 @@ pub struct SeveralCallerKeys;
 /// an error when it presents several, which the auth-service refuses rather than pick one.
 pub fn caller_key(metadata: &MetadataMap) -> Result<Option<&str>, SeveralCallerKeys> {
     let mut keys = metadata.get_all(CALLER_KEY_HEADER).iter();
-    let Some(first) = keys.next() else {
-        return Ok(None);
-    };
-    if keys.next().is_some() {
-        return Err(SeveralCallerKeys);
+    match (keys.next(), keys.next()) {
+        (None, _) => Ok(None),
+        (Some(key), None) => Ok(key.to_str().ok()),
+        (Some(_), Some(_)) => Err(SeveralCallerKeys),
     }
-    Ok(first.to_str().ok())
-}
-
-/// The one item of `items`; `None` when there are none or several.
-fn only<T>(mut items: impl Iterator<Item = T>) -> Option<T> {
-    let first = items.next()?;
-    items.next().is_none().then_some(first)
 }
 
 /// Puts a caller key on every call to the auth-service: the interceptor every client of it
