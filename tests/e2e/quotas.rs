@@ -190,6 +190,18 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_quota() {
         StatusCode::UNAUTHORIZED,
         "another client behind the proxy"
     );
+    // An IPv6 client may take any address of its /64: one bucket holds the /64.
+    assert_eq!(status("2001:db8:1:2::1").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status("2001:db8:1:2::99").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "another address of the same /64"
+    );
+    assert_eq!(
+        status("2001:db8:1:3::1").await,
+        StatusCode::UNAUTHORIZED,
+        "another /64"
+    );
 
     // Two proxies: the client is the second hop from the right.
     let stack = behind_proxies("2").await;
