@@ -9,14 +9,11 @@
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, RwLock};
-use tonic::{Status, service::interceptor::InterceptedService, transport::Channel};
-use wxauth_proto::{
-    v1::{GetJwksRequest, auth_service_client::AuthServiceClient},
-    wire::CallerKey,
-};
+use tonic::Status;
+use wxauth_proto::v1::GetJwksRequest;
 use wxauth_token::{Jwks, Verifier};
 
-use crate::AuthFailure;
+use crate::{AuthClient, AuthFailure};
 
 /// The shortest time between two fetches triggered by unknown key ids, so tokens with
 /// made-up kids cannot make a service hammer the auth-service.
@@ -70,11 +67,7 @@ impl Keys {
 
     /// Fetches the keys when `why` calls for it and the backoff allows. With keys already
     /// there, a failed fetch is logged and the old keys stay; without any, it is an error.
-    pub(crate) async fn refresh(
-        &self,
-        client: &AuthServiceClient<InterceptedService<Channel, CallerKey>>,
-        why: Why,
-    ) -> Result<(), AuthFailure> {
+    pub(crate) async fn refresh(&self, client: &AuthClient, why: Why) -> Result<(), AuthFailure> {
         let mut fetching = self.fetching.lock().await;
         let have_keys = self.verifier.read().await.is_some();
         let now = Instant::now();
@@ -121,9 +114,7 @@ impl Keys {
     }
 }
 
-async fn fetch(
-    client: &AuthServiceClient<InterceptedService<Channel, CallerKey>>,
-) -> Result<Jwks, Status> {
+async fn fetch(client: &AuthClient) -> Result<Jwks, Status> {
     let call = || {
         let mut request = tonic::Request::new(GetJwksRequest {});
         request.set_timeout(JWKS_FETCH_TIMEOUT);

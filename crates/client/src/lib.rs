@@ -105,6 +105,9 @@ impl AuthFailure {
 pub use wxauth_proto::wire::BadCallerKey;
 use wxauth_proto::wire::CallerKey;
 
+/// The auth-service client every call here goes through, the caller key on each call.
+pub(crate) type AuthClient = AuthServiceClient<InterceptedService<Channel, CallerKey>>;
+
 /// Which tokens are accepted: a service says it, so that a token of another mini-program
 /// is never taken by accident.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +123,7 @@ pub enum Audience {
 pub const VALIDATE_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Inner {
-    client: AuthServiceClient<InterceptedService<Channel, CallerKey>>,
+    client: AuthClient,
     mode: Mode,
     keys: Keys,
     audience: Audience,
