@@ -1,5 +1,6 @@
 //! Revocation that cannot go stale: a replica whose listener is silenced (not closed) stops
-//! trusting its cache as soon as its heartbeat is missed.
+//! trusting its cache as soon as its heartbeat is missed, and a replica knows what it revoked
+//! itself without waiting for its listener.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use tonic_types::StatusExt;
 use wxauth_e2e::{
     db::with_address,
     eventually,
+    process::Proc,
     proxy::Proxy,
     stack::{APP, Stack},
 };
@@ -16,18 +18,7 @@ use wxauth_proto::v1::{RevokeUserSessionsRequest, ValidateTokenRequest};
 #[tokio::test]
 async fn a_silenced_listener_stops_the_cache_answering_and_a_revocation_elsewhere_holds() {
     let stack = Stack::start().await;
-    let upstream = stack
-        .db
-        .tcp_address()
-        .expect("this test needs DATABASE_URL over TCP");
-    let proxy = Proxy::start(upstream);
-    let replica = stack.spawn_replica_with(
-        "auth-behind-proxy",
-        &[
-            ("DATABASE_URL", with_address(&stack.db.url, proxy.addr)),
-            ("WXAUTH_REVOCATION_HEARTBEAT_MS", "200".into()),
-        ],
-    );
+    let (_proxy, replica) = replica_with_a_silenced_listener(&stack, "200").await;
     let login = stack.v1_login(APP, "o-silenced").await;
     let token = login["access_token"].as_str().unwrap().to_owned();
     let behind = stack.grpc_to(&replica, Some(&stack.keys.service)).await;
@@ -43,22 +34,6 @@ async fn a_silenced_listener_stops_the_cache_answering_and_a_revocation_elsewher
         }
     };
     assert!(validate(token.clone()).await.is_ok());
-
-    // The replica's LISTEN connection, as the database sees it: its client port is the
-    // proxy's upstream side.
-    let pool = stack.db.pool().await;
-    eventually("the replica listens", Duration::from_secs(10), || async {
-        sqlx::query_scalar::<_, i32>(
-            "select client_port from pg_stat_activity \
-             where datname = current_database() and query ilike 'listen%'",
-        )
-        .fetch_all(&pool)
-        .await
-        .unwrap()
-        .into_iter()
-        .any(|port| proxy.silence(port as u16))
-    })
-    .await;
 
     // The other replica revokes: its NOTIFY never reaches the silenced listener.
     stack
@@ -96,4 +71,89 @@ async fn a_silenced_listener_stops_the_cache_answering_and_a_revocation_elsewher
     .await;
     // And it keeps refusing.
     assert!(validate(token).await.is_err());
+}
+
+/// A replica whose database connections pass through a proxy, once its revocation cache is
+/// live, with its LISTEN connection silenced by the proxy: open, carrying nothing.
+async fn replica_with_a_silenced_listener(stack: &Stack, heartbeat_ms: &str) -> (Proxy, Proc) {
+    let upstream = stack
+        .db
+        .tcp_address()
+        .expect("this test needs DATABASE_URL over TCP");
+    let proxy = Proxy::start(upstream);
+    let replica = stack.spawn_replica_with(
+        "auth-behind-proxy",
+        &[
+            ("DATABASE_URL", with_address(&stack.db.url, proxy.addr)),
+            ("WXAUTH_REVOCATION_HEARTBEAT_MS", heartbeat_ms.into()),
+        ],
+    );
+    eventually(
+        "the replica's cache is live",
+        Duration::from_secs(10),
+        || async { replica.log().contains("revocation listener connected") },
+    )
+    .await;
+    // The replica's LISTEN connection, as the database sees it: its client port is the
+    // proxy's upstream side.
+    let pool = stack.db.pool().await;
+    eventually("the replica listens", Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, i32>(
+            "select client_port from pg_stat_activity \
+             where datname = current_database() and query ilike 'listen%'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .any(|port| proxy.silence(port as u16))
+    })
+    .await;
+    (proxy, replica)
+}
+
+#[tokio::test]
+async fn the_replica_that_revokes_a_user_refuses_the_tokens_at_once() {
+    let stack = Stack::start().await;
+    // A heartbeat far longer than the test: the cache stays trusted throughout and no
+    // notification arrives, so only what the replica knows of its own revocation can refuse.
+    let (_proxy, replica) = replica_with_a_silenced_listener(&stack, "600000").await;
+    let login = stack.v1_login(APP, "o-revoked-here").await;
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let mut ops = stack.grpc_to(&replica, Some(&stack.keys.ops)).await;
+    let request = || ValidateTokenRequest {
+        token: token.clone(),
+        appid: APP.into(),
+    };
+    assert!(
+        ops.validate_token(request()).await.is_ok(),
+        "valid before the revocation (and now in the replica's cache of verified tokens)"
+    );
+
+    let revoked = ops
+        .revoke_user_sessions(RevokeUserSessionsRequest {
+            user_id: login["user"]["user_id"].as_str().unwrap().into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .revoked;
+    assert_eq!(revoked, 1);
+
+    let refusal = ops
+        .validate_token(request())
+        .await
+        .expect_err("the replica that revoked the user must refuse its token straight away");
+    let reason = refusal
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone());
+    assert_eq!(
+        (refusal.code(), reason.as_deref()),
+        (Code::Unauthenticated, Some("TOKEN_INVALID"))
+    );
+    assert!(
+        !replica.log().contains("missed its heartbeat"),
+        "the cache was trusted all along: the refusal came from it, not from the database"
+    );
 }

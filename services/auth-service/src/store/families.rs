@@ -127,13 +127,13 @@ impl PgStore {
     }
 
     /// Revokes every live family of a user and ends their open login sessions, telling every
-    /// replica; `reason` says who asked. Returns how many families there were.
+    /// replica; `reason` says who asked. Returns the families revoked.
     pub async fn revoke_user(
         &self,
         user_id: i64,
         reason: &str,
         context: &CallContext,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Vec<i64>, StoreError> {
         let revoked = self
             .run(async |conn| {
                 sqlx::query(&revoke_sql("user_id = $1"))
@@ -147,7 +147,10 @@ impl PgStore {
                     .await
             })
             .await?;
-        Ok(revoked.len() as u64)
+        Ok(revoked
+            .iter()
+            .map(|row| row.try_get("family_id"))
+            .collect::<Result<_, _>>()?)
     }
 
     /// Families revoked in the last `window_secs` seconds: what a replica's cache must hold

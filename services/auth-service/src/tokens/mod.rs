@@ -274,7 +274,14 @@ impl Tokens {
             "revoked by {}",
             context.caller.as_deref().unwrap_or("an operator")
         );
-        let revoked = self.store.revoke_user(user.id, &reason, context).await?;
+        let families = self.store.revoke_user(user.id, &reason, context).await?;
+        // Known here at once, as a logout is: the notification reaches this replica's own
+        // listener a moment later (or, with the listener silenced, not before its heartbeat
+        // is missed), and the caller may validate a token of the user straight after.
+        for &family_id in &families {
+            self.revocations.insert(family_id);
+        }
+        let revoked = families.len() as u64;
         info!(user_id = user.id, revoked, "user sessions revoked");
         Ok(revoked)
     }
