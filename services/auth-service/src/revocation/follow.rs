@@ -61,7 +61,7 @@ pub async fn follow(store: PgStore, revocations: Arc<Revocations>, heartbeat: Du
 
 async fn listen(
     store: &PgStore,
-    revocations: &Revocations,
+    revocations: &Arc<Revocations>,
     window_secs: i64,
     heartbeat: Duration,
     channel: &str,
@@ -70,14 +70,26 @@ async fn listen(
         Ok(feed) => feed,
         Err(err) => return Ended::Failed(err),
     };
-    // The feed is read by a task of its own and handed over through a channel, so waiting
-    // on it beside a timer never drops a notice half-read.
-    let (notices, mut received) = mpsc::unbounded_channel();
+    // The feed is read by a task of its own, so waiting on it beside a timer never drops a
+    // notice half-read. The task records each revocation the moment it is heard: the watcher
+    // below can be waiting on the database for seconds (its heartbeat or a reload waiting for
+    // a free connection when every one is busy), and a revocation must not wait with it.
+    // Heartbeats and the end of the feed go to the watcher.
+    let (heard, mut received) = mpsc::unbounded_channel();
+    let cache = Arc::clone(revocations);
     let reader = tokio::spawn(async move {
         loop {
-            let next = feed.next().await;
+            let next = match feed.next().await {
+                Ok(Some(Notice::Revoked(family_id))) => {
+                    cache.insert(family_id);
+                    continue;
+                }
+                Ok(Some(Notice::Heartbeat(payload))) => Ok(Some(payload)),
+                Ok(None) => Ok(None),
+                Err(err) => Err(err),
+            };
             let end = !matches!(next, Ok(Some(_)));
-            if notices.send(next).is_err() || end {
+            if heard.send(next).is_err() || end {
                 break;
             }
         }
@@ -101,7 +113,7 @@ async fn watch(
     window_secs: i64,
     heartbeat: Duration,
     channel: &str,
-    received: &mut mpsc::UnboundedReceiver<Result<Option<Notice>, StoreError>>,
+    received: &mut mpsc::UnboundedReceiver<Result<Option<String>, StoreError>>,
 ) -> Ended {
     match store.recently_revoked(window_secs).await {
         Ok(recent) => revocations.reload(recent),
@@ -124,9 +136,8 @@ async fn watch(
         .min()
         .unwrap_or(next_beat);
         tokio::select! {
-            notice = received.recv() => match notice {
-                Some(Ok(Some(Notice::Revoked(family_id)))) => revocations.insert(family_id),
-                Some(Ok(Some(Notice::Heartbeat(payload)))) => {
+            beat = received.recv() => match beat {
+                Some(Ok(Some(payload))) => {
                     if awaited.as_ref().is_some_and(|(expected, _)| *expected == payload) {
                         awaited = None;
                     }

@@ -117,6 +117,11 @@ impl Pool {
         (status.size, status.available)
     }
 
+    /// How many callers are waiting for a connection now (every one is leased).
+    pub fn waiting(&self) -> usize {
+        self.inner.status().waiting
+    }
+
     /// Stops handing out connections and closes the idle ones.
     pub fn close(&self) {
         self.inner.close();
