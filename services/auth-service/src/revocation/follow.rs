@@ -5,7 +5,10 @@
 //! a heartbeat through the database every interval, on a channel of its own that the same
 //! connection listens to, and the moment one is not back within two intervals the cache is
 //! marked stale (validation asks the database) before anything else is tried. Every minute
-//! the recent revocations are also read again, in case one slipped between.
+//! the recent revocations are also read again, in case one slipped between. Heartbeats and
+//! reloads go through a connection of the listener's own, never the pool: a pool kept busy by
+//! logins must not make a healthy listener look dead, which would send every validation to
+//! that busy pool.
 
 use std::{
     sync::Arc,
@@ -17,7 +20,7 @@ use tracing::{info, warn};
 use wxauth_proto::wire::new_request_id;
 
 use super::Revocations;
-use crate::store::{Notice, PgStore, StoreError};
+use crate::store::{ListenerLink, Notice, PgStore, StoreError};
 
 /// How often the recent revocations are read again while the listener is live.
 const RELOAD_EVERY: Duration = Duration::from_secs(60);
@@ -66,15 +69,14 @@ async fn listen(
     heartbeat: Duration,
     channel: &str,
 ) -> Ended {
-    let mut feed = match store.listen_revocations(channel).await {
-        Ok(feed) => feed,
+    let (mut feed, link) = match store.listen_revocations(channel).await {
+        Ok(listening) => listening,
         Err(err) => return Ended::Failed(err),
     };
     // The feed is read by a task of its own, so waiting on it beside a timer never drops a
     // notice half-read. The task records each revocation the moment it is heard: the watcher
-    // below can be waiting on the database for seconds (its heartbeat or a reload waiting for
-    // a free connection when every one is busy), and a revocation must not wait with it.
-    // Heartbeats and the end of the feed go to the watcher.
+    // below may be waiting on the database (a heartbeat, a reload), and a revocation must not
+    // wait with it. Heartbeats and the end of the feed go to the watcher.
     let (heard, mut received) = mpsc::unbounded_channel();
     let cache = Arc::clone(revocations);
     let reader = tokio::spawn(async move {
@@ -95,7 +97,7 @@ async fn listen(
         }
     });
     let ended = watch(
-        store,
+        &link,
         revocations,
         window_secs,
         heartbeat,
@@ -104,18 +106,19 @@ async fn listen(
     )
     .await;
     reader.abort();
+    link.close().await;
     ended
 }
 
 async fn watch(
-    store: &PgStore,
+    link: &ListenerLink,
     revocations: &Revocations,
     window_secs: i64,
     heartbeat: Duration,
     channel: &str,
     received: &mut mpsc::UnboundedReceiver<Result<Option<String>, StoreError>>,
 ) -> Ended {
-    match store.recently_revoked(window_secs).await {
+    match link.recently_revoked(window_secs).await {
         Ok(recent) => revocations.reload(recent),
         Err(err) => return Ended::Failed(err),
     }
@@ -153,7 +156,7 @@ async fn watch(
                     return Ended::Silent;
                 }
                 if now >= next_reload {
-                    match store.recently_revoked(window_secs).await {
+                    match link.recently_revoked(window_secs).await {
                         Ok(recent) => revocations.reload(recent),
                         Err(err) => return Ended::Failed(err),
                     }
@@ -162,7 +165,7 @@ async fn watch(
                 if now >= next_beat && awaited.is_none() {
                     beats += 1;
                     let payload = beats.to_string();
-                    if let Err(err) = store.notify(channel, &payload).await {
+                    if let Err(err) = link.notify(channel, &payload).await {
                         return Ended::Failed(err);
                     }
                     awaited = Some((payload, now + 2 * heartbeat));

@@ -30,7 +30,7 @@ use sqlx::postgres::PgConnection;
 pub use families::{NewRefresh, REVOKED_CHANNEL, RefreshOutcome, Rotation};
 pub use logins::{Completion, IssuedLogin};
 pub use pool::{Pool, PoolFailure};
-pub use revocations::{Notice, RevocationFeed};
+pub use revocations::{ListenerLink, Notice, RevocationFeed};
 pub use sessions::NewSession;
 
 /// The embedded migrations, applied at start-up (sqlx takes an advisory lock, so replicas
