@@ -74,8 +74,8 @@ async fn a_silenced_listener_stops_the_cache_answering_and_a_revocation_elsewher
 }
 
 /// A replica whose database connections pass through a proxy, once its revocation cache is
-/// live, with its LISTEN connection silenced by the proxy: open, carrying nothing.
-async fn replica_with_a_silenced_listener(stack: &Stack, heartbeat_ms: &str) -> (Proxy, Proc) {
+/// live.
+async fn replica_behind_a_proxy(stack: &Stack, heartbeat_ms: &str) -> (Proxy, Proc) {
     let upstream = stack
         .db
         .tcp_address()
@@ -94,6 +94,12 @@ async fn replica_with_a_silenced_listener(stack: &Stack, heartbeat_ms: &str) -> 
         || async { replica.log().contains("revocation listener connected") },
     )
     .await;
+    (proxy, replica)
+}
+
+/// The same, with its LISTEN connection silenced by the proxy: open, carrying nothing.
+async fn replica_with_a_silenced_listener(stack: &Stack, heartbeat_ms: &str) -> (Proxy, Proc) {
+    let (proxy, replica) = replica_behind_a_proxy(stack, heartbeat_ms).await;
     // The replica's LISTEN connection, as the database sees it: its client port is the
     // proxy's upstream side.
     let pool = stack.db.pool().await;
@@ -155,5 +161,46 @@ async fn the_replica_that_revokes_a_user_refuses_the_tokens_at_once() {
     assert!(
         !replica.log().contains("missed its heartbeat"),
         "the cache was trusted all along: the refusal came from it, not from the database"
+    );
+}
+
+#[tokio::test]
+async fn a_replica_whose_every_connection_goes_silent_stops_trusting_its_cache() {
+    let stack = Stack::start().await;
+    let (proxy, replica) = replica_behind_a_proxy(&stack, "200").await;
+    let login = stack.v1_login(APP, "o-all-silent").await;
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let mut behind = stack.grpc_to(&replica, Some(&stack.keys.service)).await;
+    let request = || ValidateTokenRequest {
+        token: token.clone(),
+        appid: APP.into(),
+    };
+    assert!(behind.validate_token(request()).await.is_ok());
+
+    // Every connection of the replica to the database goes silent at once (a flushed NAT
+    // table, a failover): its heartbeat's own statement hangs with the rest, and must not
+    // hang the check.
+    proxy.silence_all();
+    eventually(
+        "the replica notices its heartbeat is gone",
+        Duration::from_secs(10),
+        || async { replica.log().contains("missed its heartbeat") },
+    )
+    .await;
+
+    // A revocation it cannot hear is not honoured from its cache.
+    stack
+        .grpc()
+        .await
+        .revoke_user_sessions(RevokeUserSessionsRequest {
+            user_id: login["user"]["user_id"].as_str().unwrap().into(),
+        })
+        .await
+        .unwrap();
+    let answer =
+        tokio::time::timeout(Duration::from_secs(10), behind.validate_token(request())).await;
+    assert!(
+        !matches!(answer, Ok(Ok(_))),
+        "a replica that hears nothing must not vouch for a revoked token"
     );
 }

@@ -64,6 +64,19 @@ impl Proxy {
         Self { addr, switches }
     }
 
+    /// Stops forwarding, both ways, on every connection made so far (later ones still flow):
+    /// what a flushed NAT table or a failover does to a client's connections at once.
+    pub fn silence_all(&self) {
+        for pause in self
+            .switches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            let _ = pause.send(true);
+        }
+    }
+
     /// Stops forwarding, both ways, on the connection whose upstream socket has local port
     /// `port`; the sockets stay open. Returns whether there was such a connection.
     pub fn silence(&self, port: u16) -> bool {

@@ -20,7 +20,7 @@ use tracing::{info, warn};
 use wxauth_proto::wire::new_request_id;
 
 use super::Revocations;
-use crate::store::{ListenerLink, Notice, PgStore, StoreError};
+use crate::store::{Notice, PgStore, StoreError};
 
 /// How often the recent revocations are read again while the listener is live.
 const RELOAD_EVERY: Duration = Duration::from_secs(60);
@@ -69,10 +69,11 @@ async fn listen(
     heartbeat: Duration,
     channel: &str,
 ) -> Ended {
-    let (mut feed, link) = match store.listen_revocations(channel).await {
-        Ok(listening) => listening,
+    let mut feed = match store.listen_revocations(channel).await {
+        Ok(feed) => feed,
         Err(err) => return Ended::Failed(err),
     };
+    let link = store.own_connection();
     // The feed is read by a task of its own, so waiting on it beside a timer never drops a
     // notice half-read. The task records each revocation the moment it is heard: the watcher
     // below may be waiting on the database (a heartbeat, a reload), and a revocation must not
@@ -106,21 +107,24 @@ async fn listen(
     )
     .await;
     reader.abort();
-    link.close().await;
     ended
 }
 
 async fn watch(
-    link: &ListenerLink,
+    link: &PgStore,
     revocations: &Revocations,
     window_secs: i64,
     heartbeat: Duration,
     channel: &str,
     received: &mut mpsc::UnboundedReceiver<Result<Option<String>, StoreError>>,
 ) -> Ended {
-    match link.recently_revoked(window_secs).await {
+    // Each statement of the watcher is bounded by two heartbeats: on a connection silenced
+    // without closing it would wait for the kernel to give up (many minutes), and the
+    // missed heartbeat would never be noticed meanwhile.
+    let bound = 2 * heartbeat;
+    match bounded(bound, link.recently_revoked(window_secs)).await {
         Ok(recent) => revocations.reload(recent),
-        Err(err) => return Ended::Failed(err),
+        Err(ended) => return ended,
     }
     revocations.set_live(true);
     info!("revocation listener connected");
@@ -156,17 +160,21 @@ async fn watch(
                     return Ended::Silent;
                 }
                 if now >= next_reload {
-                    match link.recently_revoked(window_secs).await {
+                    match bounded(bound, link.recently_revoked(window_secs)).await {
                         Ok(recent) => revocations.reload(recent),
-                        Err(err) => return Ended::Failed(err),
+                        Err(ended) => {
+                            revocations.set_live(false);
+                            return ended;
+                        }
                     }
                     next_reload = now + RELOAD_EVERY;
                 }
                 if now >= next_beat && awaited.is_none() {
                     beats += 1;
                     let payload = beats.to_string();
-                    if let Err(err) = link.notify(channel, &payload).await {
-                        return Ended::Failed(err);
+                    if let Err(ended) = bounded(bound, link.notify(channel, &payload)).await {
+                        revocations.set_live(false);
+                        return ended;
                     }
                     awaited = Some((payload, now + 2 * heartbeat));
                     next_beat = now + heartbeat;
@@ -175,5 +183,17 @@ async fn watch(
                 }
             }
         }
+    }
+}
+
+/// `work`, unless it takes longer than `bound`: then the database is as good as silent.
+async fn bounded<T>(
+    bound: Duration,
+    work: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, Ended> {
+    match tokio::time::timeout(bound, work).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(err)) => Err(Ended::Failed(err)),
+        Err(_) => Err(Ended::Silent),
     }
 }

@@ -153,6 +153,21 @@ impl PgStore {
             .collect::<Result<_, _>>()?)
     }
 
+    /// Families revoked in the last `window_secs` seconds: what a replica's cache must hold
+    /// (older ones only have expired access tokens left).
+    pub async fn recently_revoked(&self, window_secs: i64) -> Result<Vec<i64>, StoreError> {
+        self.run(async |conn| {
+            sqlx::query_scalar(
+                "select family_id from token_families \
+                 where revoked_at > now() - make_interval(secs => $1)",
+            )
+            .bind(window_secs as f64)
+            .fetch_all(conn)
+            .await
+        })
+        .await
+    }
+
     /// Whether a family is revoked, asked of the database itself: the fallback while a
     /// replica's revocation cache is not connected.
     pub async fn is_family_revoked(&self, family_id: i64) -> Result<bool, StoreError> {

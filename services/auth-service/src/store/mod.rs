@@ -30,7 +30,7 @@ use sqlx::postgres::PgConnection;
 pub use families::{NewRefresh, REVOKED_CHANNEL, RefreshOutcome, Rotation};
 pub use logins::{Completion, IssuedLogin};
 pub use pool::{Pool, PoolFailure};
-pub use revocations::{ListenerLink, Notice, RevocationFeed};
+pub use revocations::{Notice, RevocationFeed};
 pub use sessions::NewSession;
 
 /// The embedded migrations, applied at start-up (sqlx takes an advisory lock, so replicas
@@ -101,6 +101,16 @@ impl PgStore {
             format!("{}ms", statement_timeout.as_millis()),
         )]);
         Ok(Self::new(Pool::new(options, max_connections)))
+    }
+
+    /// A store of one connection of its own, to the same database with the same settings,
+    /// outside this store's pool: for the revocation listener's heartbeat and reloads. The
+    /// pool is what a burst of requests keeps busy, and a heartbeat queued behind them would
+    /// make a healthy listener look dead, which sends every validation to that busy pool.
+    /// Like the pool's, its connection is closed, not reused, when a statement on it is cut
+    /// short (a heartbeat that timed out on a silenced connection), so the next one is fresh.
+    pub fn own_connection(&self) -> Self {
+        Self::new(Pool::new(self.pool.options().clone(), 1))
     }
 
     /// The database host, when it is off this machine and reached without verifying its

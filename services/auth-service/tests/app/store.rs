@@ -160,7 +160,7 @@ async fn a_newer_session_replaces_the_older_and_only_a_live_one_completes() {
 async fn a_reused_refresh_token_revokes_its_family_and_every_replica_hears_it() {
     let app = TestApp::spawn(&[]).await;
     let store = app.store();
-    let (mut feed, _link) = store
+    let mut feed = store
         .listen_revocations("wxauth_heartbeat_test")
         .await
         .unwrap();
