@@ -48,21 +48,28 @@ impl Health {
 }
 
 /// Keeps gRPC health in step with the database: SERVING while it answers, NOT_SERVING while
-/// it does not.
+/// it does not. The ping has a connection of its own: a pool kept busy by logins is load, not
+/// an unreachable database, and saying otherwise would take every replica of a busy
+/// deployment out of service at once. While the database does not answer, the pool's idle
+/// connections are closed, so that once it is back no request is handed a dead one.
 pub async fn report_health(
     store: PgStore,
     health: Health,
     metrics: Arc<Metrics>,
     revocations: Arc<Revocations>,
 ) {
+    let own = store.own_connection();
     let mut serving = true;
     loop {
         let (size, idle) = store.pool_status();
         metrics.pool(size, idle);
         let answered = matches!(
-            tokio::time::timeout(PING_TIMEOUT, store.ping()).await,
+            tokio::time::timeout(PING_TIMEOUT, own.ping()).await,
             Ok(Ok(()))
         );
+        if !answered {
+            store.drop_idle_connections();
+        }
         metrics.liveness(answered, revocations.is_live());
         if answered != serving {
             serving = answered;

@@ -104,11 +104,13 @@ impl PgStore {
     }
 
     /// A store of one connection of its own, to the same database with the same settings,
-    /// outside this store's pool: for the revocation listener's heartbeat and reloads. The
-    /// pool is what a burst of requests keeps busy, and a heartbeat queued behind them would
-    /// make a healthy listener look dead, which sends every validation to that busy pool.
-    /// Like the pool's, its connection is closed, not reused, when a statement on it is cut
-    /// short (a heartbeat that timed out on a silenced connection), so the next one is fresh.
+    /// outside this store's pool: for the checks a replica makes of itself (the health ping,
+    /// the revocation listener's heartbeat and reloads). The pool is what a burst of requests
+    /// keeps busy, and a check queued behind them would report load as a failure: every
+    /// replica of a busy deployment taken out of service at once, or every validation sent
+    /// to the busy pool. Like the pool's, its connection is closed, not reused, when a
+    /// statement on it is cut short (a check that timed out on a silenced connection), so the
+    /// next check opens a fresh one.
     pub fn own_connection(&self) -> Self {
         Self::new(Pool::new(self.pool.options().clone(), 1))
     }
@@ -160,6 +162,11 @@ impl PgStore {
             migrated
         })
         .await
+    }
+
+    /// Closes the pool's idle connections (see [`Pool::drop_idle`]); returns how many.
+    pub fn drop_idle_connections(&self) -> usize {
+        self.pool.drop_idle()
     }
 
     /// Connections open now, and how many of them are idle.

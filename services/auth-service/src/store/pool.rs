@@ -117,6 +117,13 @@ impl Pool {
         (status.size, status.available)
     }
 
+    /// Closes every idle connection, and returns how many there were: the database was found
+    /// unreachable, and a restart or a failover ends every connection, so each may be dead and
+    /// would fail the request it is handed to next.
+    pub fn drop_idle(&self) -> usize {
+        self.inner.retain(|_, _| false).removed.len()
+    }
+
     /// How many callers are waiting for a connection now (every one is leased).
     pub fn waiting(&self) -> usize {
         self.inner.status().waiting

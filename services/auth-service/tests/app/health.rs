@@ -1,5 +1,14 @@
 //! gRPC health as an orchestrator watches it.
 
+use std::{sync::Arc, time::Duration};
+
+use auth_service::{
+    metrics::Metrics,
+    revocation::Revocations,
+    store::{PgStore, Pool},
+    upkeep::{Health, report_health},
+};
+use sqlx::postgres::PgConnectOptions;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -8,6 +17,8 @@ use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::TcpStream,
 };
+use wxauth_e2e::{db::TestDb, eventually};
+use wxauth_runtime::metrics::Readiness;
 
 use crate::support::TestApp;
 
@@ -56,4 +67,51 @@ async fn every_health_name_and_readyz_turn_not_ready_when_shutdown_starts() {
     // Readiness turns with gRPC health (before it, in fact), for an HTTP probe.
     assert_eq!(readyz(&app).await, "HTTP/1.1 503 Service Unavailable");
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_pool_with_no_connection_to_spare_is_load_not_an_unreachable_database() {
+    let db = TestDb::create().await;
+    let options: PgConnectOptions = db.url.parse().unwrap();
+    let pool = Pool::new(options, 1);
+    let store = PgStore::new(pool.clone());
+    store.migrate().await.unwrap();
+    let (reporter, _service) = tonic_health::server::health_reporter();
+    let readiness = Readiness::new();
+    let health = Health::new(reporter, readiness.clone());
+    health.set(tonic_health::ServingStatus::Serving).await;
+    let reporting = tokio::spawn(report_health(
+        store,
+        health,
+        Arc::new(Metrics::new().0),
+        Revocations::new(Duration::from_secs(900)),
+    ));
+
+    // Every connection of the pool busy (a burst of logins), for longer than a ping may take
+    // (2 s): pings still answered, on a connection of their own, after that.
+    let held = pool.lease().await.unwrap();
+    let observer = db.pool().await;
+    let held_at: f64 = sqlx::query_scalar("select extract(epoch from clock_timestamp())::float8")
+        .fetch_one(&observer)
+        .await
+        .unwrap();
+    eventually(
+        "a ping answered more than 2.5 s after the pool was exhausted",
+        Duration::from_secs(10),
+        || async {
+            sqlx::query_scalar::<_, bool>(
+                "select exists (select 1 from pg_stat_activity where datname = current_database() \
+                 and query = 'select 1' and state = 'idle' \
+                 and extract(epoch from state_change) > $1 + 2.5)",
+            )
+            .bind(held_at)
+            .fetch_one(&observer)
+            .await
+            .unwrap()
+        },
+    )
+    .await;
+    assert!(readiness.is_ready(), "a busy pool is not an outage");
+    drop(held);
+    reporting.abort();
 }
