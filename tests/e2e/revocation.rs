@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
 use tonic::Code;
 use tonic_types::StatusExt;
 use wxauth_e2e::{
@@ -15,49 +16,59 @@ use wxauth_e2e::{
 };
 use wxauth_proto::v1::{RevokeUserSessionsRequest, ValidateTokenRequest};
 
+/// ValidateToken of the access token a `/v1/login` answered.
+fn validation_of(login: &Value) -> ValidateTokenRequest {
+    ValidateTokenRequest {
+        token: login["access_token"].as_str().unwrap().into(),
+        appid: APP.into(),
+    }
+}
+
+/// RevokeUserSessions of the user a `/v1/login` answered.
+fn revocation_of(login: &Value) -> RevokeUserSessionsRequest {
+    RevokeUserSessionsRequest {
+        user_id: login["user"]["user_id"].as_str().unwrap().into(),
+    }
+}
+
+/// A refusal's code and reason.
+fn refusal(status: &tonic::Status) -> (Code, Option<String>) {
+    let reason = status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone());
+    (status.code(), reason)
+}
+
 #[tokio::test]
 async fn a_silenced_listener_stops_the_cache_answering_and_a_revocation_elsewhere_holds() {
     let stack = Stack::start().await;
     let (_proxy, replica) = replica_with_a_silenced_listener(&stack, "200").await;
     let login = stack.v1_login(APP, "o-silenced").await;
-    let token = login["access_token"].as_str().unwrap().to_owned();
     let behind = stack.grpc_to(&replica, Some(&stack.keys.service)).await;
-    let validate = |token: String| {
-        let mut client = behind.clone();
-        async move {
-            client
-                .validate_token(ValidateTokenRequest {
-                    token,
-                    appid: APP.into(),
-                })
-                .await
-        }
+    let validate = || {
+        let (mut client, request) = (behind.clone(), validation_of(&login));
+        async move { client.validate_token(request).await }
     };
-    assert!(validate(token.clone()).await.is_ok());
+    assert!(validate().await.is_ok());
 
     // The other replica revokes: its NOTIFY never reaches the silenced listener.
     stack
         .grpc()
         .await
-        .revoke_user_sessions(RevokeUserSessionsRequest {
-            user_id: login["user"]["user_id"].as_str().unwrap().into(),
-        })
+        .revoke_user_sessions(revocation_of(&login))
         .await
         .unwrap();
     eventually(
         "the replica behind the silenced listener refuses the revoked token",
         Duration::from_secs(5),
         || async {
-            match validate(token.clone()).await {
+            match validate().await {
                 Ok(_) => false,
                 Err(status) => {
-                    let reason = status
-                        .get_error_details()
-                        .error_info()
-                        .map(|info| info.reason.clone());
                     assert_eq!(
-                        (status.code(), reason.as_deref()),
-                        (Code::Unauthenticated, Some("TOKEN_INVALID"))
+                        refusal(&status),
+                        (Code::Unauthenticated, Some("TOKEN_INVALID".into()))
                     );
                     true
                 }
@@ -70,7 +81,7 @@ async fn a_silenced_listener_stops_the_cache_answering_and_a_revocation_elsewher
     })
     .await;
     // And it keeps refusing.
-    assert!(validate(token).await.is_err());
+    assert!(validate().await.is_err());
 }
 
 /// A replica whose database connections pass through a proxy, once its revocation cache is
@@ -125,38 +136,27 @@ async fn the_replica_that_revokes_a_user_refuses_the_tokens_at_once() {
     // notification arrives, so only what the replica knows of its own revocation can refuse.
     let (_proxy, replica) = replica_with_a_silenced_listener(&stack, "600000").await;
     let login = stack.v1_login(APP, "o-revoked-here").await;
-    let token = login["access_token"].as_str().unwrap().to_owned();
     let mut ops = stack.grpc_to(&replica, Some(&stack.keys.ops)).await;
-    let request = || ValidateTokenRequest {
-        token: token.clone(),
-        appid: APP.into(),
-    };
     assert!(
-        ops.validate_token(request()).await.is_ok(),
+        ops.validate_token(validation_of(&login)).await.is_ok(),
         "valid before the revocation (and now in the replica's cache of verified tokens)"
     );
 
     let revoked = ops
-        .revoke_user_sessions(RevokeUserSessionsRequest {
-            user_id: login["user"]["user_id"].as_str().unwrap().into(),
-        })
+        .revoke_user_sessions(revocation_of(&login))
         .await
         .unwrap()
         .into_inner()
         .revoked;
     assert_eq!(revoked, 1);
 
-    let refusal = ops
-        .validate_token(request())
+    let refused = ops
+        .validate_token(validation_of(&login))
         .await
         .expect_err("the replica that revoked the user must refuse its token straight away");
-    let reason = refusal
-        .get_error_details()
-        .error_info()
-        .map(|info| info.reason.clone());
     assert_eq!(
-        (refusal.code(), reason.as_deref()),
-        (Code::Unauthenticated, Some("TOKEN_INVALID"))
+        refusal(&refused),
+        (Code::Unauthenticated, Some("TOKEN_INVALID".into()))
     );
     assert!(
         !replica.log().contains("missed its heartbeat"),
@@ -169,13 +169,8 @@ async fn a_replica_whose_every_connection_goes_silent_stops_trusting_its_cache()
     let stack = Stack::start().await;
     let (proxy, replica) = replica_behind_a_proxy(&stack, "200").await;
     let login = stack.v1_login(APP, "o-all-silent").await;
-    let token = login["access_token"].as_str().unwrap().to_owned();
     let mut behind = stack.grpc_to(&replica, Some(&stack.keys.service)).await;
-    let request = || ValidateTokenRequest {
-        token: token.clone(),
-        appid: APP.into(),
-    };
-    assert!(behind.validate_token(request()).await.is_ok());
+    assert!(behind.validate_token(validation_of(&login)).await.is_ok());
 
     // Every connection of the replica to the database goes silent at once (a flushed NAT
     // table, a failover): its heartbeat's own statement hangs with the rest, and must not
@@ -192,13 +187,14 @@ async fn a_replica_whose_every_connection_goes_silent_stops_trusting_its_cache()
     stack
         .grpc()
         .await
-        .revoke_user_sessions(RevokeUserSessionsRequest {
-            user_id: login["user"]["user_id"].as_str().unwrap().into(),
-        })
+        .revoke_user_sessions(revocation_of(&login))
         .await
         .unwrap();
-    let answer =
-        tokio::time::timeout(Duration::from_secs(10), behind.validate_token(request())).await;
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        behind.validate_token(validation_of(&login)),
+    )
+    .await;
     assert!(
         !matches!(answer, Ok(Ok(_))),
         "a replica that hears nothing must not vouch for a revoked token"

@@ -5,10 +5,8 @@ use std::{sync::Arc, time::Duration};
 use auth_service::{
     metrics::Metrics,
     revocation::Revocations,
-    store::{PgStore, Pool},
     upkeep::{Health, report_health},
 };
-use sqlx::postgres::PgConnectOptions;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -17,10 +15,10 @@ use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::TcpStream,
 };
-use wxauth_e2e::{db::TestDb, eventually};
+use wxauth_e2e::eventually;
 use wxauth_runtime::metrics::Readiness;
 
-use crate::support::TestApp;
+use crate::support::{TestApp, store_of_one_connection};
 
 /// The status line of `GET /readyz` on the metrics listener (HTTP/1.1 by hand: one request).
 async fn readyz(app: &TestApp) -> String {
@@ -71,11 +69,7 @@ async fn every_health_name_and_readyz_turn_not_ready_when_shutdown_starts() {
 
 #[tokio::test]
 async fn a_pool_with_no_connection_to_spare_is_load_not_an_unreachable_database() {
-    let db = TestDb::create().await;
-    let options: PgConnectOptions = db.url.parse().unwrap();
-    let pool = Pool::new(options, 1);
-    let store = PgStore::new(pool.clone());
-    store.migrate().await.unwrap();
+    let (db, pool, store) = store_of_one_connection().await;
     let (reporter, _service) = tonic_health::server::health_reporter();
     let readiness = Readiness::new();
     let health = Health::new(reporter, readiness.clone());

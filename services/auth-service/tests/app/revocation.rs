@@ -3,15 +3,11 @@
 
 use std::time::Duration;
 
-use auth_service::{
-    revocation::{Revocations, follow},
-    store::{PgStore, Pool},
-};
-use sqlx::{
-    Connection as _, PgConnection,
-    postgres::{PgConnectOptions, PgListener},
-};
+use auth_service::revocation::{Revocations, follow};
+use sqlx::{Connection as _, PgConnection, postgres::PgListener};
 use wxauth_e2e::{db::TestDb, eventually};
+
+use crate::support::store_of_one_connection;
 
 /// The heartbeat channel of the one listener on `db`, from the `LISTEN` its connection ran
 /// (it is listening once the cache is live).
@@ -34,11 +30,7 @@ async fn heartbeat_channel(db: &TestDb) -> String {
 
 #[tokio::test]
 async fn a_pool_with_no_connection_to_spare_neither_stalls_nor_silences_the_listener() {
-    let db = TestDb::create().await;
-    let options: PgConnectOptions = db.url.parse().unwrap();
-    let pool = Pool::new(options, 1);
-    let store = PgStore::new(pool.clone());
-    store.migrate().await.unwrap();
+    let (db, pool, store) = store_of_one_connection().await;
     let revocations = Revocations::new(Duration::from_secs(900));
     let follower = tokio::spawn(follow(
         store,

@@ -6,11 +6,12 @@ use auth_service::{
     Application,
     clock::{Clock, ManualClock},
     settings::Settings,
-    store::PgStore,
+    store::{PgStore, Pool},
 };
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use clap::Parser;
 use serde_json::{Value, json};
+use sqlx::postgres::PgConnectOptions;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
 use wechat_sim::{App as SimApp, Sim, Watermark};
@@ -218,4 +219,15 @@ impl TestApp {
             serving.await.unwrap();
         }
     }
+}
+
+/// A fresh, migrated database and a store on a pool of one connection, which the test can
+/// take (`Pool::lease`) to leave the store none to spare.
+pub async fn store_of_one_connection() -> (TestDb, Pool, PgStore) {
+    let db = TestDb::create().await;
+    let options: PgConnectOptions = db.url.parse().unwrap();
+    let pool = Pool::new(options, 1);
+    let store = PgStore::new(pool.clone());
+    store.migrate().await.unwrap();
+    (db, pool, store)
 }
