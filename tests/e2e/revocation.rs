@@ -1,6 +1,7 @@
 //! Revocation that cannot go stale: a replica whose listener is silenced (not closed) stops
 //! trusting its cache as soon as its heartbeat is missed, and a replica knows what it revoked
-//! itself without waiting for its listener.
+//! itself without waiting for its listener. A replica whose database goes silent says so
+//! instead of holding its callers.
 
 use std::time::Duration;
 
@@ -86,19 +87,22 @@ async fn a_silenced_listener_stops_the_cache_answering_and_a_revocation_elsewher
 
 /// A replica whose database connections pass through a proxy, once its revocation cache is
 /// live.
-async fn replica_behind_a_proxy(stack: &Stack, heartbeat_ms: &str) -> (Proxy, Proc) {
+async fn replica_behind_a_proxy(
+    stack: &Stack,
+    heartbeat_ms: &str,
+    settings: &[(&'static str, String)],
+) -> (Proxy, Proc) {
     let upstream = stack
         .db
         .tcp_address()
         .expect("this test needs DATABASE_URL over TCP");
     let proxy = Proxy::start(upstream);
-    let replica = stack.spawn_replica_with(
-        "auth-behind-proxy",
-        &[
-            ("DATABASE_URL", with_address(&stack.db.url, proxy.addr)),
-            ("WXAUTH_REVOCATION_HEARTBEAT_MS", heartbeat_ms.into()),
-        ],
-    );
+    let mut changes = vec![
+        ("DATABASE_URL", with_address(&stack.db.url, proxy.addr)),
+        ("WXAUTH_REVOCATION_HEARTBEAT_MS", heartbeat_ms.into()),
+    ];
+    changes.extend_from_slice(settings);
+    let replica = stack.spawn_replica_with("auth-behind-proxy", &changes);
     eventually(
         "the replica's cache is live",
         Duration::from_secs(10),
@@ -110,7 +114,7 @@ async fn replica_behind_a_proxy(stack: &Stack, heartbeat_ms: &str) -> (Proxy, Pr
 
 /// The same, with its LISTEN connection silenced by the proxy: open, carrying nothing.
 async fn replica_with_a_silenced_listener(stack: &Stack, heartbeat_ms: &str) -> (Proxy, Proc) {
-    let (proxy, replica) = replica_behind_a_proxy(stack, heartbeat_ms).await;
+    let (proxy, replica) = replica_behind_a_proxy(stack, heartbeat_ms, &[]).await;
     // The replica's LISTEN connection, as the database sees it: its client port is the
     // proxy's upstream side.
     let pool = stack.db.pool().await;
@@ -167,7 +171,7 @@ async fn the_replica_that_revokes_a_user_refuses_the_tokens_at_once() {
 #[tokio::test]
 async fn a_replica_whose_every_connection_goes_silent_stops_trusting_its_cache() {
     let stack = Stack::start().await;
-    let (proxy, replica) = replica_behind_a_proxy(&stack, "200").await;
+    let (proxy, replica) = replica_behind_a_proxy(&stack, "200", &[]).await;
     let login = stack.v1_login(APP, "o-all-silent").await;
     let mut behind = stack.grpc_to(&replica, Some(&stack.keys.service)).await;
     assert!(behind.validate_token(validation_of(&login)).await.is_ok());
@@ -199,4 +203,51 @@ async fn a_replica_whose_every_connection_goes_silent_stops_trusting_its_cache()
         !matches!(answer, Ok(Ok(_))),
         "a replica that hears nothing must not vouch for a revoked token"
     );
+}
+
+#[tokio::test]
+async fn a_replica_whose_database_goes_silent_answers_unavailable_instead_of_hanging() {
+    let stack = Stack::start().await;
+    let (proxy, replica) = replica_behind_a_proxy(
+        &stack,
+        "200",
+        &[("WXAUTH_DB_STATEMENT_TIMEOUT_MS", "300".into())],
+    )
+    .await;
+    let (first, second) = (
+        stack.v1_login(APP, "o-silent-db-1").await,
+        stack.v1_login(APP, "o-silent-db-2").await,
+    );
+    let mut ops = stack.grpc_to(&replica, Some(&stack.keys.ops)).await;
+    // A write through the replica's pool, so its connection is in steady use (not one the
+    // pool would ping before handing it out).
+    ops.revoke_user_sessions(revocation_of(&first))
+        .await
+        .unwrap();
+
+    // Every connection goes silent: open, carrying nothing, as after a flushed NAT table.
+    proxy.silence_all();
+    // The server would have ended the statement at 300 ms; with no answer long after that,
+    // the replica says "unavailable" (a client can try another replica) instead of holding
+    // the caller until its deadline, here the service's own ceiling of 30 s.
+    let answer = tokio::time::timeout(
+        Duration::from_secs(20),
+        ops.revoke_user_sessions(revocation_of(&second)),
+    )
+    .await
+    .expect("an answer long before the caller's deadline");
+    let status = answer.expect_err("nothing was revoked");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+
+    // The silenced connection was closed, not handed to the next call: new connections
+    // flow, so the replica answers again.
+    eventually(
+        "the replica revokes again over a fresh connection",
+        Duration::from_secs(10),
+        || {
+            let (mut ops, request) = (ops.clone(), revocation_of(&second));
+            async move { ops.revoke_user_sessions(request).await.is_ok() }
+        },
+    )
+    .await;
 }

@@ -2,7 +2,9 @@
 
 use sqlx::Row as _;
 
-use super::{PgStore, StoreError, pool::Lease};
+use std::time::Duration;
+
+use super::{PgStore, StoreError, answered, pool::Lease};
 use crate::{domain::TokenStatus, secrets::Sealed};
 
 /// An app's stored token.
@@ -40,6 +42,8 @@ fn stored(row: &sqlx::postgres::PgRow) -> Result<StoredToken, sqlx::Error> {
 pub struct RefreshLock {
     lease: Lease,
     appid: String,
+    /// The store's bound on work the database leaves unanswered.
+    answer_within: Duration,
 }
 
 impl PgStore {
@@ -63,7 +67,7 @@ impl PgStore {
         appid: &str,
     ) -> Result<(RefreshLock, Option<StoredToken>), StoreError> {
         let mut lease = self.pool.lease().await?;
-        let locked = async {
+        let locked = answered(self.answer_within, async {
             sqlx::query("begin").execute(lease.conn()).await?;
             sqlx::query(
                 "select pg_advisory_xact_lock(hashtextextended('wxauth.access_token:' || $1, 0))",
@@ -75,8 +79,8 @@ impl PgStore {
                 .bind(appid)
                 .fetch_optional(lease.conn())
                 .await
-        }
-        .await;
+        })
+        .await?;
         // On failure the lease is dropped: its connection, mid-transaction, is closed.
         let row = locked?;
         let current = row.map(|row| stored(&row)).transpose()?;
@@ -84,6 +88,7 @@ impl PgStore {
             RefreshLock {
                 lease,
                 appid: appid.to_owned(),
+                answer_within: self.answer_within,
             },
             current,
         ))
@@ -160,7 +165,11 @@ impl PgStore {
 impl RefreshLock {
     /// Frees the lock without a change (another replica refreshed the token meanwhile).
     pub async fn release(mut self) -> Result<(), StoreError> {
-        let result = sqlx::query("commit").execute(self.lease.conn()).await;
+        let result = answered(
+            self.answer_within,
+            sqlx::query("commit").execute(self.lease.conn()),
+        )
+        .await?;
         Ok(self.lease.finish(result).map(drop)?)
     }
 
@@ -171,7 +180,7 @@ impl RefreshLock {
         digest: &[u8],
         expires_in: i64,
     ) -> Result<(), StoreError> {
-        let result = async {
+        let result = answered(self.answer_within, async {
             sqlx::query(
                 "insert into app_access_tokens as t (appid, token_kid, token_nonce, token_sealed, \
                    token_digest, expires_at, fetched_at, refreshes, last_attempt_at, last_outcome) \
@@ -191,15 +200,15 @@ impl RefreshLock {
             .execute(self.lease.conn())
             .await?;
             sqlx::query("commit").execute(self.lease.conn()).await
-        }
-        .await;
+        })
+        .await?;
         Ok(self.lease.finish(result).map(drop)?)
     }
 
     /// Records a failed fetch (`outcome`: what WeChat answered) and commits, freeing the
     /// lock; the stored token, if any, is kept.
     pub async fn failed(mut self, outcome: &str) -> Result<(), StoreError> {
-        let result = async {
+        let result = answered(self.answer_within, async {
             sqlx::query(
                 "insert into app_access_tokens as t (appid, last_attempt_at, last_outcome) \
                  values ($1, now(), $2) on conflict (appid) do update set \
@@ -210,8 +219,8 @@ impl RefreshLock {
             .execute(self.lease.conn())
             .await?;
             sqlx::query("commit").execute(self.lease.conn()).await
-        }
-        .await;
+        })
+        .await?;
         Ok(self.lease.finish(result).map(drop)?)
     }
 }

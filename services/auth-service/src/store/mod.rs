@@ -25,6 +25,8 @@ pub mod sessions;
 pub mod upkeep;
 pub mod users;
 
+use std::time::Duration;
+
 use sqlx::postgres::PgConnection;
 
 pub use families::{NewRefresh, REVOKED_CHANNEL, RefreshOutcome, Rotation};
@@ -47,6 +49,10 @@ pub enum StoreError {
     /// No connection could be had.
     #[error("database unavailable")]
     Pool(#[from] PoolFailure),
+    /// A unit of work had no answer long after the server would have ended it: the
+    /// database, or the network to it, is silent.
+    #[error("the database did not answer within {0:?}")]
+    NoAnswer(Duration),
 }
 
 impl StoreError {
@@ -54,7 +60,7 @@ impl StoreError {
     /// caller should retry later, and the answer is "unavailable", not "internal".
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Pool(_) => true,
+            Self::Pool(_) | Self::NoAnswer(_) => true,
             Self::Database(err) => match err {
                 sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
@@ -71,10 +77,16 @@ impl StoreError {
     }
 }
 
+/// How much longer than `statement_timeout` a unit of work may go unanswered: the round
+/// trips and the commit around its statements.
+const ANSWER_GRACE: Duration = Duration::from_secs(1);
+
 /// The Postgres store, cheap to clone (a pool inside).
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// How long a unit of work may wait for the database before it counts as silent.
+    answer_within: Duration,
 }
 
 /// The database URL does not parse.
@@ -83,9 +95,12 @@ pub struct PgStore {
 pub struct BadDatabaseUrl;
 
 impl PgStore {
-    /// A store over `pool`.
-    pub fn new(pool: Pool) -> Self {
-        Self { pool }
+    /// A store over `pool`, whose connections end a statement at `statement_timeout`.
+    pub fn new(pool: Pool, statement_timeout: Duration) -> Self {
+        Self {
+            pool,
+            answer_within: statement_timeout + ANSWER_GRACE,
+        }
     }
 
     /// A store of at most `max_connections` connections to `url`, opened as they are
@@ -93,14 +108,17 @@ impl PgStore {
     pub fn connect_lazy(
         url: &str,
         max_connections: usize,
-        statement_timeout: std::time::Duration,
+        statement_timeout: Duration,
     ) -> Result<Self, BadDatabaseUrl> {
         let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|_| BadDatabaseUrl)?;
         let options = options.options([(
             "statement_timeout",
             format!("{}ms", statement_timeout.as_millis()),
         )]);
-        Ok(Self::new(Pool::new(options, max_connections)))
+        Ok(Self::new(
+            Pool::new(options, max_connections),
+            statement_timeout,
+        ))
     }
 
     /// A store of one connection of its own, to the same database with the same settings,
@@ -112,7 +130,10 @@ impl PgStore {
     /// statement on it is cut short (a check that timed out on a silenced connection), so the
     /// next check opens a fresh one.
     pub fn own_connection(&self) -> Self {
-        Self::new(Pool::new(self.pool.options().clone(), 1))
+        Self {
+            pool: Pool::new(self.pool.options().clone(), 1),
+            answer_within: self.answer_within,
+        }
     }
 
     /// The database host, when it is off this machine and reached without verifying its
@@ -136,19 +157,28 @@ impl PgStore {
 
     /// Runs `work` on a connection of the pool, handing the connection back afterwards (or
     /// closing it when the connection itself failed, or `work` was cut short).
+    ///
+    /// The server ends a statement at `statement_timeout`; work still unanswered a second
+    /// later never reached the server or its answer never came back (a partition, a
+    /// failover, a flushed NAT table), and the kernel may keep such a socket for many
+    /// minutes. Waiting on it would hold the caller until its own deadline and the
+    /// connection far longer, so the work is cut short: the caller hears "unavailable" and
+    /// can try another replica, and the connection is closed.
     async fn run<T>(
         &self,
         work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
     ) -> Result<T, StoreError> {
         let mut lease = self.pool.lease().await?;
-        let result = work(lease.conn()).await;
+        let result = answered(self.answer_within, work(lease.conn())).await?;
         Ok(lease.finish(result)?)
     }
 
-    /// Applies the embedded migrations (without the statement timeout: a migration may
-    /// rewrite a large table).
+    /// Applies the embedded migrations, without the statement timeout or the bound of
+    /// [`Self::run`]: a migration may rewrite a large table.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        self.run(async |conn| {
+        let mut lease = self.pool.lease().await?;
+        let conn = lease.conn();
+        let result = async {
             sqlx::query("set statement_timeout = 0")
                 .execute(&mut *conn)
                 .await?;
@@ -160,8 +190,9 @@ impl PgStore {
                 .execute(&mut *conn)
                 .await?;
             migrated
-        })
-        .await
+        }
+        .await;
+        Ok(lease.finish(result)?)
     }
 
     /// Closes the pool's idle connections (see [`Pool::drop_idle`]); returns how many.
@@ -178,6 +209,17 @@ impl PgStore {
     pub fn close(&self) {
         self.pool.close();
     }
+}
+
+/// What `work` came to, unless the database left it unanswered past `within` (see
+/// [`PgStore::run`]); its lease must then be dropped, which closes the connection.
+async fn answered<T>(
+    within: Duration,
+    work: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<Result<T, sqlx::Error>, StoreError> {
+    tokio::time::timeout(within, work)
+        .await
+        .map_err(|_| StoreError::NoAnswer(within))
 }
 
 #[cfg(test)]

@@ -227,7 +227,7 @@ pub async fn store_of_one_connection() -> (TestDb, Pool, PgStore) {
     let db = TestDb::create().await;
     let options: PgConnectOptions = db.url.parse().unwrap();
     let pool = Pool::new(options, 1);
-    let store = PgStore::new(pool.clone());
+    let store = PgStore::new(pool.clone(), std::time::Duration::from_secs(5));
     store.migrate().await.unwrap();
     (db, pool, store)
 }
