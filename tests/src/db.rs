@@ -104,14 +104,19 @@ impl TestDb {
     /// Runs `sql` on the server's admin connection (`{db}` stands for the test database's
     /// name): to take the database away from the service, say.
     pub async fn admin(&self, sql: &str) {
-        let mut admin = PgConnection::connect(&self.admin_url)
-            .await
-            .expect("the admin connection works");
-        sqlx::query(&sql.replace("{db}", &self.name))
-            .execute(&mut admin)
+        self.try_admin(sql)
             .await
             .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    }
+
+    /// [`TestDb::admin`], for a statement the server may refuse.
+    pub async fn try_admin(&self, sql: &str) -> Result<(), sqlx::Error> {
+        let mut admin = PgConnection::connect(&self.admin_url).await?;
+        let done = sqlx::query(&sql.replace("{db}", &self.name))
+            .execute(&mut admin)
+            .await;
         let _ = admin.close().await;
+        done.map(drop)
     }
 
     /// A small pool on the test's database, to look at what the service wrote.

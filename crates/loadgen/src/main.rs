@@ -160,6 +160,9 @@ async fn flow_table(args: &Args, builds: &[Build], wechat: &FakeWeChat, http: &r
         let mut runs: Vec<Vec<Run>> = builds.iter().map(|_| Vec::new()).collect();
         for _ in 0..args.rounds.max(1) {
             for (build, runs) in builds.iter().zip(&mut runs) {
+                if let Err(err) = build.checkpoint().await {
+                    eprintln!("no checkpoint before the run ({err}): measured as it is");
+                }
                 runs.push(flow_run(args, build, wechat, http, clients).await);
             }
         }
