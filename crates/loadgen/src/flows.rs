@@ -1,6 +1,7 @@
 //! The seed's login as a mini-program does it: `wx.login()`, `GET /wxauth/getsessionkey`,
-//! `wx.getUserInfo()`, `POST /wxauth/wxsmallusersave`. Each flow is a new user with a fresh
-//! code and a profile encrypted under that user's session_key.
+//! `wx.getUserInfo()`, `POST /wxauth/wxsmallusersave`. Each flow has a fresh code and a
+//! profile encrypted under the session_key of its login; it is a new user, or one of a fixed
+//! set of users logging in again.
 
 use std::sync::{
     Arc,
@@ -25,6 +26,8 @@ pub struct Flow {
     pub tag: String,
     /// Counts flows for unique openids.
     pub counter: Arc<AtomicU64>,
+    /// How many users the flows cycle through; 0: each flow is a new user.
+    pub users: u64,
 }
 
 fn profile() -> serde_json::Map<String, Value> {
@@ -46,6 +49,7 @@ impl Flow {
     /// One whole login; true when both calls answered 10000.
     pub async fn run(self) -> bool {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let n = if self.users > 0 { n % self.users } else { n };
         let openid = format!("o-{}-{n}", self.tag);
         let code = self
             .sim

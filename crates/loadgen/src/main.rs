@@ -38,6 +38,10 @@ struct Args {
     /// Seconds of load before each run is measured.
     #[arg(long, default_value_t = 2)]
     warmup_seconds: u64,
+    /// Login runs cycle through this many users, each logging in again and again (as the
+    /// users of a live mini-program do); 0: every flow is a user's first login.
+    #[arg(long, default_value_t = 0)]
+    returning_users: u64,
     /// The PostgreSQL postmaster's pid, to count the server's CPU per flow.
     #[arg(long)]
     pg_pid: Option<u32>,
@@ -146,8 +150,14 @@ fn median(mut runs: Vec<Run>) -> (Run, f64, f64) {
 
 async fn flow_table(args: &Args, builds: &[Build], wechat: &FakeWeChat, http: &reqwest::Client) {
     println!(
-        "\n### Login flows (GET getsessionkey + POST wxsmallusersave), median of {} runs of {} s after {} s warm-up, builds alternating\n",
-        args.rounds, args.seconds, args.warmup_seconds
+        "\n### Login flows (GET getsessionkey + POST wxsmallusersave), {}, median of {} runs of {} s after {} s warm-up, builds alternating\n",
+        match args.returning_users {
+            0 => "each a new user".to_owned(),
+            users => format!("{users} users logging in again and again"),
+        },
+        args.rounds,
+        args.seconds,
+        args.warmup_seconds
     );
     println!(
         "| clients | build | flows/s | (range) | errors | p50 ms | p99 ms | p99.9 ms | CPU ms/flow: gateway | auth-service | postgres | load generator |"
@@ -214,6 +224,7 @@ async fn flow_run(
         gateway: build.gateway.url(),
         tag: format!("{}-{clients}-{}", build.name, random_hex(4)),
         counter: Arc::new(AtomicU64::new(0)),
+        users: args.returning_users,
     };
     load::closed_loop(
         clients,
