@@ -124,9 +124,7 @@ impl Build {
             db,
         }
     }
-}
 
-impl Build {
     /// Asks PostgreSQL for a checkpoint, so that every measured run starts from the same
     /// state. Left to itself the server starts one every half a gigabyte of WAL (about every
     /// fourth 64-client run here), partway through whichever run is going: that run alone pays

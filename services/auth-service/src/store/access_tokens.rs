@@ -1,8 +1,8 @@
 //! Each app's access_token row, and the lock that lets one replica at a time refresh it.
 
-use sqlx::Row as _;
-
 use std::time::Duration;
+
+use sqlx::Row as _;
 
 use super::{PgStore, StoreError, answered, pool::Lease};
 use crate::{domain::TokenStatus, secrets::Sealed};
