@@ -167,6 +167,13 @@ impl AuthError {
 /// A storage failure is "unavailable" when the database cannot be reached, else internal.
 impl From<crate::store::StoreError> for AuthError {
     fn from(err: crate::store::StoreError) -> Self {
+        Self::from(std::sync::Arc::new(err))
+    }
+}
+
+/// The same, for a failure shared by every caller that waited on one query.
+impl From<std::sync::Arc<crate::store::StoreError>> for AuthError {
+    fn from(err: std::sync::Arc<crate::store::StoreError>) -> Self {
         if err.is_unavailable() {
             Self::Unavailable(Box::new(err))
         } else {

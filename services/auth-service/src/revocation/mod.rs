@@ -24,6 +24,12 @@ use std::{
 
 use moka::sync::Cache;
 
+/// How long an answer of the database stands in for the listener: the listener's own
+/// promise, a revocation anywhere refused within a second.
+const ASKED_FOR: Duration = Duration::from_secs(1);
+/// The most families whose answer is remembered at once.
+const ASKED_ENTRIES: u64 = 50_000;
+
 /// The revoked families a replica knows of.
 #[derive(Debug)]
 pub struct Revocations {
@@ -34,6 +40,12 @@ pub struct Revocations {
     revoked: Cache<i64, ()>,
     /// True while the listener is connected and the cache is complete.
     live: AtomicBool,
+    /// While it is not: what the database said of each family asked about, for
+    /// [`ASKED_FOR`]. Every validation would otherwise be a query, on a database that is
+    /// likely struggling already (the listener fails with it), at the rate callers validate;
+    /// this way it is one query per family a second, and callers asking about one family at
+    /// once share it.
+    asked: moka::future::Cache<i64, bool>,
     /// How long a revocation matters: the access-token lifetime.
     pub(crate) window: Duration,
 }
@@ -44,16 +56,34 @@ impl Revocations {
         Arc::new(Self {
             revoked: Cache::builder().time_to_live(window).build(),
             live: AtomicBool::new(false),
+            asked: moka::future::Cache::builder()
+                .max_capacity(ASKED_ENTRIES)
+                .time_to_live(ASKED_FOR)
+                .build(),
             window,
         })
     }
 
-    /// `Some(revoked)` when the cache can answer, `None` when the database must.
+    /// `Some(revoked)` when the cache can answer, `None` when the database must. A family
+    /// this replica knows is revoked is revoked whether or not the cache is live.
     pub fn check(&self, family_id: i64) -> Option<bool> {
-        if !self.live.load(Ordering::Acquire) {
-            return None;
+        if self.revoked.contains_key(&family_id) {
+            return Some(true);
         }
-        Some(self.revoked.contains_key(&family_id))
+        self.live.load(Ordering::Acquire).then_some(false)
+    }
+
+    /// Whether `family_id` is revoked: [`Self::check`], or else `ask` (the database), whose
+    /// answer stands for a second and is shared by every caller asking meanwhile.
+    pub async fn is_revoked<E: Send + Sync + 'static>(
+        &self,
+        family_id: i64,
+        ask: impl Future<Output = Result<bool, E>>,
+    ) -> Result<bool, Arc<E>> {
+        match self.check(family_id) {
+            Some(revoked) => Ok(revoked),
+            None => self.asked.try_get_with(family_id, ask).await,
+        }
     }
 
     /// Whether the cache hears the other replicas' revocations now.
@@ -81,21 +111,83 @@ impl Revocations {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicUsize;
+
     use super::*;
 
     #[test]
-    fn a_cache_that_is_not_live_does_not_answer() {
+    fn a_cache_that_is_not_live_only_answers_for_what_it_knows_is_revoked() {
         let cache = Revocations::new(Duration::from_secs(900));
         cache.insert(1);
         assert_eq!(
-            cache.check(1),
-            None,
-            "not trusted before the listener is connected"
+            (cache.check(1), cache.check(2)),
+            (Some(true), None),
+            "a revocation is a fact; that nothing else was revoked is not known before the \
+             listener is connected"
         );
         cache.set_live(true);
         assert_eq!((cache.check(1), cache.check(2)), (Some(true), Some(false)));
         cache.set_live(false);
-        assert_eq!(cache.check(1), None);
+        assert_eq!((cache.check(1), cache.check(2)), (Some(true), None));
+    }
+
+    #[tokio::test]
+    async fn callers_asking_about_one_family_at_once_share_one_question() {
+        let cache = Revocations::new(Duration::from_secs(900));
+        let asked = Arc::new(AtomicUsize::new(0));
+        let (release, released) = tokio::sync::watch::channel(false);
+        let ask = || {
+            let (asked, mut released) = (asked.clone(), released.clone());
+            async move {
+                asked.fetch_add(1, Ordering::SeqCst);
+                // Held until the others have arrived, so that they wait on this question
+                // rather than find its answer.
+                let _ = released.wait_for(|go| *go).await;
+                Ok::<_, std::convert::Infallible>(false)
+            }
+        };
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let (cache, ask) = (cache.clone(), ask());
+            callers.spawn(async move { cache.is_revoked(7, ask).await });
+        }
+        // Every caller runs until it waits (one thread: they all run before this resumes).
+        tokio::task::yield_now().await;
+        assert_eq!(
+            asked.load(Ordering::SeqCst),
+            1,
+            "one question while it is open"
+        );
+        release.send(true).unwrap();
+        let answers = callers.join_all().await;
+        assert!(answers.into_iter().all(|answer| answer == Ok(false)));
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+
+        // Asked again at once: the answer stands.
+        assert_eq!(cache.is_revoked(7, ask()).await, Ok(false));
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn the_database_is_not_asked_about_a_family_known_to_be_revoked() {
+        let cache = Revocations::new(Duration::from_secs(900));
+        cache.insert(7);
+        let ask = async { panic!("asked the database about a family it knows is revoked") };
+        assert_eq!(
+            cache.is_revoked::<std::convert::Infallible>(7, ask).await,
+            Ok(true)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_question_is_not_remembered() {
+        let cache = Revocations::new(Duration::from_secs(900));
+        let failed = cache.is_revoked(7, async { Err("unreachable") }).await;
+        assert_eq!(failed.map_err(|err| *err), Err("unreachable"));
+        assert_eq!(
+            cache.is_revoked::<&str>(7, async { Ok(true) }).await,
+            Ok(true)
+        );
     }
 
     #[test]

@@ -186,10 +186,10 @@ impl Tokens {
                 _ => AuthError::TokenInvalid,
             })?;
         let family_id = family_of(&claims)?;
-        let revoked = match self.revocations.check(family_id) {
-            Some(revoked) => revoked,
-            None => self.store.is_family_revoked(family_id).await?,
-        };
+        let revoked = self
+            .revocations
+            .is_revoked(family_id, self.store.is_family_revoked(family_id))
+            .await?;
         if revoked {
             return Err(AuthError::TokenInvalid);
         }
