@@ -2,7 +2,12 @@
 //! REST calls until SIGTERM or Ctrl-C, finishing the requests in flight.
 
 use std::{
-    net::SocketAddr, num::NonZeroU8, path::PathBuf, process::ExitCode, sync::Arc, time::Duration,
+    net::SocketAddr,
+    num::{NonZeroU8, NonZeroU64, NonZeroUsize},
+    path::PathBuf,
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
 };
 
 use clap::Parser;
@@ -64,8 +69,8 @@ struct Settings {
     auth_tls_server_name: Option<String>,
 
     /// The largest request body accepted, in bytes; larger ones get 413.
-    #[arg(long, env = "GATEWAY_BODY_LIMIT_BYTES", default_value_t = 64 * 1024)]
-    body_limit_bytes: usize,
+    #[arg(long, env = "GATEWAY_BODY_LIMIT_BYTES", default_value = "65536")]
+    body_limit_bytes: NonZeroUsize,
 
     /// The gateway's own key for calling the auth-service (one of its WXAUTH_CALLERS, with
     /// the `login` scope). The only secret the gateway holds.
@@ -78,22 +83,22 @@ struct Settings {
 
     /// How long one call to the auth-service may take, in milliseconds (sent to it as the
     /// call's deadline). Keep it above the auth-service's WECHAT_TIMEOUT_MS.
-    #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT_MS", default_value_t = 10_000)]
-    upstream_timeout_ms: u64,
+    #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT_MS", default_value = "10000")]
+    upstream_timeout_ms: NonZeroU64,
 
     /// How long a whole request may take, body included, in milliseconds; past it the
     /// client gets 503. Keep it above GATEWAY_UPSTREAM_TIMEOUT_MS.
-    #[arg(long, env = "GATEWAY_REQUEST_TIMEOUT_MS", default_value_t = 15_000)]
-    request_timeout_ms: u64,
+    #[arg(long, env = "GATEWAY_REQUEST_TIMEOUT_MS", default_value = "15000")]
+    request_timeout_ms: NonZeroU64,
 
     /// How long a client may take to send the headers of a request, in milliseconds; a
     /// slower one (slowloris) is disconnected.
-    #[arg(long, env = "GATEWAY_HEADER_READ_TIMEOUT_MS", default_value_t = 5_000)]
-    header_read_timeout_ms: u64,
+    #[arg(long, env = "GATEWAY_HEADER_READ_TIMEOUT_MS", default_value = "5000")]
+    header_read_timeout_ms: NonZeroU64,
 
     /// The most requests in flight; one more is answered 503 with `retry-after` at once.
-    #[arg(long, env = "GATEWAY_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
-    max_concurrent_requests: usize,
+    #[arg(long, env = "GATEWAY_MAX_CONCURRENT_REQUESTS", default_value = "1024")]
+    max_concurrent_requests: NonZeroUsize,
 
     /// Requests to the login routes one client may make per minute (a token bucket per
     /// client address; 0: no limit). Over it: 429 with 10006 and `retry-after`. Clients
@@ -148,7 +153,7 @@ async fn main() -> ExitCode {
         tls.as_ref(),
         (settings.auth_grpc_resolve_secs > 0)
             .then(|| Duration::from_secs(settings.auth_grpc_resolve_secs)),
-        Duration::from_millis(settings.upstream_timeout_ms.max(1)),
+        Duration::from_millis(settings.upstream_timeout_ms.get()),
         &settings.auth_caller_key,
     ) {
         Ok(state) => state,
@@ -188,8 +193,8 @@ async fn main() -> ExitCode {
     println!("listening on {local}");
 
     let limits = gateway::limits::Limits::new(
-        settings.max_concurrent_requests,
-        Duration::from_millis(settings.request_timeout_ms.max(1)),
+        settings.max_concurrent_requests.get(),
+        Duration::from_millis(settings.request_timeout_ms.get()),
     );
     let metrics = Arc::new(metrics);
     let quota = gateway::quota::ClientQuota::new(
@@ -214,9 +219,15 @@ async fn main() -> ExitCode {
             gateway::ClientAddress::Peer
         },
     };
-    let app = gateway::router(state, settings.body_limit_bytes, limits, clients, metrics);
+    let app = gateway::router(
+        state,
+        settings.body_limit_bytes.get(),
+        limits,
+        clients,
+        metrics,
+    );
     let connection_limits = wxauth_runtime::http::Limits {
-        header_read_timeout: Duration::from_millis(settings.header_read_timeout_ms.max(1)),
+        header_read_timeout: Duration::from_millis(settings.header_read_timeout_ms.get()),
         ..wxauth_runtime::http::Limits::default()
     };
     // Requests in flight get `grace` to finish; past it the process stops anyway.

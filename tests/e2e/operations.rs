@@ -304,6 +304,26 @@ fn a_missing_or_malformed_setting_exits_64_naming_the_variable() {
     assert!(!stderr.contains("gateway-key-0123456789abcdef"), "{stderr}");
 }
 
+#[test]
+fn a_limit_of_zero_is_refused_rather_than_read_as_one_millisecond() {
+    // PostgreSQL and most HTTP clients read 0 as "no limit"; these services once read it as
+    // the smallest limit, and every statement (or WeChat call) then failed at run time.
+    for (bin, setting) in [
+        ("auth-service", "WXAUTH_DB_STATEMENT_TIMEOUT_MS"),
+        ("auth-service", "WECHAT_TIMEOUT_MS"),
+        ("auth-service", "WXAUTH_MAX_CONCURRENT_CALLS"),
+        ("gateway", "GATEWAY_UPSTREAM_TIMEOUT_MS"),
+        ("gateway", "GATEWAY_MAX_CONCURRENT_REQUESTS"),
+    ] {
+        let (code, stderr) = run_to_exit(bin, &[(setting, "0".into())]);
+        assert_eq!(code, Some(64), "{bin} with {setting}=0: {stderr}");
+        assert!(
+            stderr.contains(setting) && stderr.contains("zero"),
+            "{bin} names {setting} and says why: {stderr}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn replicas_starting_at_once_on_a_new_database_all_migrate_it_and_serve() {
     let stack = Stack::start().await;

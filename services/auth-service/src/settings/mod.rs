@@ -9,7 +9,12 @@
 pub mod config;
 mod parse;
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::SocketAddr,
+    num::{NonZeroU32, NonZeroU64, NonZeroUsize},
+    path::PathBuf,
+    time::Duration,
+};
 
 use clap::Parser;
 use secrecy::SecretString;
@@ -69,8 +74,8 @@ pub struct Settings {
     pub wechat_api_base: String,
 
     /// How long one WeChat call may take, in milliseconds, before it counts as unavailable.
-    #[arg(long, env = "WECHAT_TIMEOUT_MS", default_value_t = 5000)]
-    pub wechat_timeout_ms: u64,
+    #[arg(long, env = "WECHAT_TIMEOUT_MS", default_value = "5000")]
+    pub wechat_timeout_ms: NonZeroU64,
 
     /// Keys that encrypt WeChat session_keys at rest, as `kid:base64` pairs separated by
     /// commas, each key 32 random bytes (`head -c32 /dev/urandom | base64`). All of them
@@ -168,22 +173,22 @@ pub struct Settings {
     pub watermark_max_age_secs: u32,
 
     /// The most database connections this process opens.
-    #[arg(long, env = "WXAUTH_DB_MAX_CONNECTIONS", default_value_t = 10)]
-    pub db_max_connections: u32,
+    #[arg(long, env = "WXAUTH_DB_MAX_CONNECTIONS", default_value = "10")]
+    pub db_max_connections: NonZeroU32,
 
     /// The longest one SQL statement may run, in milliseconds (`statement_timeout`).
-    #[arg(long, env = "WXAUTH_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
-    pub db_statement_timeout_ms: u64,
+    #[arg(long, env = "WXAUTH_DB_STATEMENT_TIMEOUT_MS", default_value = "5000")]
+    pub db_statement_timeout_ms: NonZeroU64,
 
     /// The most AuthService calls in flight on this replica; one more is refused at once
     /// with RESOURCE_EXHAUSTED (reason OVERLOADED) and a one-second RetryInfo. Health and
     /// reflection are not counted.
-    #[arg(long, env = "WXAUTH_MAX_CONCURRENT_CALLS", default_value_t = 256)]
-    pub max_concurrent_calls: usize,
+    #[arg(long, env = "WXAUTH_MAX_CONCURRENT_CALLS", default_value = "256")]
+    pub max_concurrent_calls: NonZeroUsize,
 
     /// How often expired codes, sessions and tokens are purged, in seconds.
-    #[arg(long, env = "WXAUTH_PURGE_INTERVAL_SECS", default_value_t = 300)]
-    pub purge_interval_secs: u64,
+    #[arg(long, env = "WXAUTH_PURGE_INTERVAL_SECS", default_value = "300")]
+    pub purge_interval_secs: NonZeroU64,
 
     /// How long calls in flight may take to finish after SIGTERM, in seconds; past it the
     /// process stops anyway.
@@ -206,8 +211,8 @@ pub struct Settings {
     pub tls_client_ca: Option<PathBuf>,
 
     /// How often the certificate files are checked for a change, in seconds.
-    #[arg(long, env = "WXAUTH_TLS_RELOAD_SECS", default_value_t = 60)]
-    pub tls_reload_secs: u64,
+    #[arg(long, env = "WXAUTH_TLS_RELOAD_SECS", default_value = "60")]
+    pub tls_reload_secs: NonZeroU64,
 
     /// Serve gRPC server reflection (v1 and v1alpha), so grpcurl can list and describe the
     /// API; `false` to hide it.
@@ -361,7 +366,7 @@ impl Settings {
             metrics_addr: self.metrics_addr,
             apps: Apps::new(apps),
             wechat_api_base: self.wechat_api_base,
-            wechat_timeout: Duration::from_millis(self.wechat_timeout_ms.max(1)),
+            wechat_timeout: Duration::from_millis(self.wechat_timeout_ms.get()),
             keyring,
             throwaway_keys,
             session_ttl_secs: positive("WXAUTH_SESSION_TTL_SECS", self.session_ttl_secs)?,
@@ -381,9 +386,9 @@ impl Settings {
             })?,
             throwaway_token_keys,
             callers,
-            db_max_connections: self.db_max_connections.max(1),
-            db_statement_timeout: Duration::from_millis(self.db_statement_timeout_ms.max(1)),
-            max_concurrent_calls: self.max_concurrent_calls.max(1),
+            db_max_connections: self.db_max_connections.get(),
+            db_statement_timeout: Duration::from_millis(self.db_statement_timeout_ms.get()),
+            max_concurrent_calls: self.max_concurrent_calls.get(),
             token_cache_entries: self.token_cache_entries,
             reflection: self.reflection,
             tls: match (self.tls_cert, self.tls_key) {
@@ -391,7 +396,7 @@ impl Settings {
                     cert,
                     key,
                     client_ca: self.tls_client_ca,
-                    reload_every: Duration::from_secs(self.tls_reload_secs.max(1)),
+                    reload_every: Duration::from_secs(self.tls_reload_secs.get()),
                 }),
                 (None, None) if self.tls_client_ca.is_none() => None,
                 _ => {
@@ -417,7 +422,7 @@ impl Settings {
             wechat_calls_per_second: self.wechat_calls_per_second,
             wechat_calls_burst: self.wechat_calls_burst,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
-            purge_interval: Duration::from_secs(self.purge_interval_secs.max(1)),
+            purge_interval: Duration::from_secs(self.purge_interval_secs.get()),
         })
     }
 }

@@ -213,3 +213,32 @@ fn an_empty_app_list_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn limits_of_zero_are_refused() {
+    for flag in [
+        "--wechat-timeout-ms",
+        "--db-max-connections",
+        "--db-statement-timeout-ms",
+        "--max-concurrent-calls",
+        "--purge-interval-secs",
+        "--tls-reload-secs",
+    ] {
+        let parsed = Settings::try_parse_from([
+            "auth-service",
+            "--database-url",
+            "postgres://wx@db/wxauth",
+            flag,
+            "0",
+        ]);
+        assert!(parsed.is_err(), "{flag} 0 must be refused");
+        let one = Settings::try_parse_from([
+            "auth-service",
+            "--database-url",
+            "postgres://wx@db/wxauth",
+            flag,
+            "1",
+        ]);
+        assert!(one.is_ok(), "{flag} 1 is a limit");
+    }
+}
