@@ -69,7 +69,7 @@ struct Settings {
     auth_tls_server_name: Option<String>,
 
     /// The largest request body accepted, in bytes; larger ones get 413.
-    #[arg(long, env = "GATEWAY_BODY_LIMIT_BYTES", default_value = "65536")]
+    #[arg(long, env = "GATEWAY_BODY_LIMIT_BYTES", default_value = "65536", value_parser = config::at_least_one::<NonZeroUsize>)]
     body_limit_bytes: NonZeroUsize,
 
     /// The gateway's own key for calling the auth-service (one of its WXAUTH_CALLERS, with
@@ -83,21 +83,21 @@ struct Settings {
 
     /// How long one call to the auth-service may take, in milliseconds (sent to it as the
     /// call's deadline). Keep it above the auth-service's WECHAT_TIMEOUT_MS.
-    #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT_MS", default_value = "10000")]
+    #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT_MS", default_value = "10000", value_parser = config::at_least_one::<NonZeroU64>)]
     upstream_timeout_ms: NonZeroU64,
 
     /// How long a whole request may take, body included, in milliseconds; past it the
     /// client gets 503. Keep it above GATEWAY_UPSTREAM_TIMEOUT_MS.
-    #[arg(long, env = "GATEWAY_REQUEST_TIMEOUT_MS", default_value = "15000")]
+    #[arg(long, env = "GATEWAY_REQUEST_TIMEOUT_MS", default_value = "15000", value_parser = config::at_least_one::<NonZeroU64>)]
     request_timeout_ms: NonZeroU64,
 
     /// How long a client may take to send the headers of a request, in milliseconds; a
     /// slower one (slowloris) is disconnected.
-    #[arg(long, env = "GATEWAY_HEADER_READ_TIMEOUT_MS", default_value = "5000")]
+    #[arg(long, env = "GATEWAY_HEADER_READ_TIMEOUT_MS", default_value = "5000", value_parser = config::at_least_one::<NonZeroU64>)]
     header_read_timeout_ms: NonZeroU64,
 
     /// The most requests in flight; one more is answered 503 with `retry-after` at once.
-    #[arg(long, env = "GATEWAY_MAX_CONCURRENT_REQUESTS", default_value = "1024")]
+    #[arg(long, env = "GATEWAY_MAX_CONCURRENT_REQUESTS", default_value = "1024", value_parser = config::at_least_one::<NonZeroUsize>)]
     max_concurrent_requests: NonZeroUsize,
 
     /// Requests to the login routes one client may make per minute (a token bucket per

@@ -318,7 +318,7 @@ fn a_limit_of_zero_is_refused_rather_than_read_as_one_millisecond() {
         let (code, stderr) = run_to_exit(bin, &[(setting, "0".into())]);
         assert_eq!(code, Some(64), "{bin} with {setting}=0: {stderr}");
         assert!(
-            stderr.contains(setting) && stderr.contains("zero"),
+            stderr.contains(setting) && stderr.contains("must be at least 1"),
             "{bin} names {setting} and says why: {stderr}"
         );
     }

@@ -197,6 +197,22 @@ pub fn explain(command: &clap::Command, err: &clap::Error) -> String {
     }
 }
 
+/// Parses a limit that must be at least 1 (a timeout, a pool or concurrency limit, an
+/// interval) into `T` (`NonZeroU64`, say). PostgreSQL and most HTTP clients read 0 as "no
+/// limit"; here it is refused at start with a message saying so, rather than taken as the
+/// smallest limit there is.
+pub fn at_least_one<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    let text = text.trim();
+    match text.parse::<u64>() {
+        Ok(0) => Err("must be at least 1 (0 does not turn this limit off)".into()),
+        Ok(_) => text.parse().map_err(|_| "is too large".into()),
+        Err(_) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+            Err("is too large".into())
+        }
+        Err(_) => Err("must be a whole number, at least 1".into()),
+    }
+}
+
 fn config_path(args: &[OsString]) -> Option<PathBuf> {
     let mut iter = args.iter().filter_map(|arg| arg.to_str());
     while let Some(arg) = iter.next() {
@@ -333,5 +349,22 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn a_limit_is_at_least_one_and_says_so() {
+        use std::num::{NonZeroU32, NonZeroU64};
+        assert_eq!(
+            at_least_one::<NonZeroU64>(" 5000 ").ok(),
+            NonZeroU64::new(5000)
+        );
+        assert_eq!(at_least_one::<NonZeroU32>("1"), Ok(NonZeroU32::MIN));
+        let refused = |text| at_least_one::<NonZeroU32>(text).unwrap_err();
+        assert!(refused("0").contains("does not turn this limit off"));
+        assert!(refused("ten").contains("whole number"));
+        assert!(refused("-1").contains("whole number"));
+        assert!(refused("").contains("whole number"));
+        assert_eq!(refused("4294967296"), "is too large");
+        assert_eq!(refused("99999999999999999999999"), "is too large");
     }
 }

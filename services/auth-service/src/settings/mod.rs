@@ -74,7 +74,7 @@ pub struct Settings {
     pub wechat_api_base: String,
 
     /// How long one WeChat call may take, in milliseconds, before it counts as unavailable.
-    #[arg(long, env = "WECHAT_TIMEOUT_MS", default_value = "5000")]
+    #[arg(long, env = "WECHAT_TIMEOUT_MS", default_value = "5000", value_parser = wxauth_runtime::config::at_least_one::<NonZeroU64>)]
     pub wechat_timeout_ms: NonZeroU64,
 
     /// Keys that encrypt WeChat session_keys at rest, as `kid:base64` pairs separated by
@@ -173,21 +173,21 @@ pub struct Settings {
     pub watermark_max_age_secs: u32,
 
     /// The most database connections this process opens.
-    #[arg(long, env = "WXAUTH_DB_MAX_CONNECTIONS", default_value = "10")]
+    #[arg(long, env = "WXAUTH_DB_MAX_CONNECTIONS", default_value = "10", value_parser = wxauth_runtime::config::at_least_one::<NonZeroU32>)]
     pub db_max_connections: NonZeroU32,
 
     /// The longest one SQL statement may run, in milliseconds (`statement_timeout`).
-    #[arg(long, env = "WXAUTH_DB_STATEMENT_TIMEOUT_MS", default_value = "5000")]
+    #[arg(long, env = "WXAUTH_DB_STATEMENT_TIMEOUT_MS", default_value = "5000", value_parser = wxauth_runtime::config::at_least_one::<NonZeroU64>)]
     pub db_statement_timeout_ms: NonZeroU64,
 
     /// The most AuthService calls in flight on this replica; one more is refused at once
     /// with RESOURCE_EXHAUSTED (reason OVERLOADED) and a one-second RetryInfo. Health and
     /// reflection are not counted.
-    #[arg(long, env = "WXAUTH_MAX_CONCURRENT_CALLS", default_value = "256")]
+    #[arg(long, env = "WXAUTH_MAX_CONCURRENT_CALLS", default_value = "256", value_parser = wxauth_runtime::config::at_least_one::<NonZeroUsize>)]
     pub max_concurrent_calls: NonZeroUsize,
 
     /// How often expired codes, sessions and tokens are purged, in seconds.
-    #[arg(long, env = "WXAUTH_PURGE_INTERVAL_SECS", default_value = "300")]
+    #[arg(long, env = "WXAUTH_PURGE_INTERVAL_SECS", default_value = "300", value_parser = wxauth_runtime::config::at_least_one::<NonZeroU64>)]
     pub purge_interval_secs: NonZeroU64,
 
     /// How long calls in flight may take to finish after SIGTERM, in seconds; past it the
@@ -211,7 +211,7 @@ pub struct Settings {
     pub tls_client_ca: Option<PathBuf>,
 
     /// How often the certificate files are checked for a change, in seconds.
-    #[arg(long, env = "WXAUTH_TLS_RELOAD_SECS", default_value = "60")]
+    #[arg(long, env = "WXAUTH_TLS_RELOAD_SECS", default_value = "60", value_parser = wxauth_runtime::config::at_least_one::<NonZeroU64>)]
     pub tls_reload_secs: NonZeroU64,
 
     /// Serve gRPC server reflection (v1 and v1alpha), so grpcurl can list and describe the
