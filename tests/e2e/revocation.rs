@@ -32,6 +32,17 @@ fn revocation_of(login: &Value) -> RevokeUserSessionsRequest {
     }
 }
 
+/// RevokeUserSessions of the user of `login`, through the stack's own auth-service (not the
+/// replica under test).
+async fn revoke_on_the_other_replica(stack: &Stack, login: &Value) {
+    stack
+        .grpc()
+        .await
+        .revoke_user_sessions(revocation_of(login))
+        .await
+        .unwrap();
+}
+
 /// A refusal's code and reason.
 fn refusal(status: &tonic::Status) -> (Code, Option<String>) {
     let reason = status
@@ -54,12 +65,7 @@ async fn a_silenced_listener_stops_the_cache_answering_and_a_revocation_elsewher
     assert!(validate().await.is_ok());
 
     // The other replica revokes: its NOTIFY never reaches the silenced listener.
-    stack
-        .grpc()
-        .await
-        .revoke_user_sessions(revocation_of(&login))
-        .await
-        .unwrap();
+    revoke_on_the_other_replica(&stack, &login).await;
     eventually(
         "the replica behind the silenced listener refuses the revoked token",
         Duration::from_secs(5),
@@ -188,12 +194,7 @@ async fn a_replica_whose_every_connection_goes_silent_stops_trusting_its_cache()
     .await;
 
     // A revocation it cannot hear is not honoured from its cache.
-    stack
-        .grpc()
-        .await
-        .revoke_user_sessions(revocation_of(&login))
-        .await
-        .unwrap();
+    revoke_on_the_other_replica(&stack, &login).await;
     let answer = tokio::time::timeout(
         Duration::from_secs(10),
         behind.validate_token(validation_of(&login)),
