@@ -144,3 +144,20 @@ async fn a_profile_that_breaks_its_rules_is_refused_and_nothing_changes() {
 
     assert_eq!(me(&stack, token).await["nickname"], "Kept");
 }
+
+/// WeChat passes on whatever the user typed; PostgreSQL's text cannot hold a NUL. Before,
+/// such a nickname made every login of that user an internal error (500, 10500).
+#[tokio::test]
+async fn a_nul_in_wechats_profile_is_dropped_and_the_login_goes_through() {
+    let stack = Stack::start().await;
+    let data = stack
+        .login(
+            APP,
+            "o-nul",
+            json!({"nickName": "Ba\u{0}nd", "city": "\u{0}", "province": "Guangdong", "gender": 1}),
+        )
+        .await;
+    assert_eq!(data["user"]["nickname"], "Band", "{data}");
+    assert_eq!(data["user"]["city"], Value::Null, "{data}");
+    assert_eq!(data["user"]["province"], "Guangdong", "{data}");
+}

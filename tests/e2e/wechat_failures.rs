@@ -65,6 +65,24 @@ async fn each_wechat_errcode_gets_its_envelope_and_writes_no_session() {
     assert_eq!(stack.count("login_sessions").await, 0);
 }
 
+/// An openid or unionid that cannot be WeChat's (a NUL, a line break) is a malformed answer,
+/// not a user to store: before, the NUL made the session's insert fail as an internal error.
+#[tokio::test]
+async fn an_id_that_cannot_be_wechats_is_a_bad_answer_not_an_internal_error() {
+    let stack = Stack::start().await;
+    for (case, openid, unionid) in [
+        ("nul in the openid", "o-\u{0}", None),
+        ("line break in the unionid", "o-fine", Some("u-\n1")),
+    ] {
+        let login_code = stack.mint_code(APP, openid, unionid).await;
+        let answer = stack
+            .get_session_key(&[("appid", APP), ("code", &login_code)])
+            .await;
+        expect(case, answer, 502, 10005, None);
+    }
+    assert_eq!(stack.count("login_sessions").await, 0);
+}
+
 #[tokio::test]
 async fn a_code_is_never_sent_to_wechat_twice_even_after_wechat_failed() {
     let stack = Stack::start().await;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
-use crate::{AppId, SessionKey};
+use crate::{AppId, SessionKey, types::id_shaped};
 
 type Aes128CbcDec = cbc::Decryptor<Aes128>;
 
@@ -200,7 +200,13 @@ pub fn decrypt_user_info(
     let info: UserInfo =
         serde_json::from_slice(&plaintext).map_err(|_| DecryptError::Undecryptable)?;
     check_watermark(&info.watermark, appid, freshness)?;
-    if info.open_id != openid {
+    // A unionId that cannot be an id (a NUL, a line break) is not WeChat's.
+    if info.open_id != openid
+        || info
+            .union_id
+            .as_deref()
+            .is_some_and(|id| !id.is_empty() && !id_shaped(id))
+    {
         return Err(DecryptError::Undecryptable);
     }
     Ok(info)

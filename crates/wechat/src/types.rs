@@ -99,6 +99,15 @@ pub(crate) fn code_shaped(raw: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// Whether `raw` can be a user's openid or unionid as WeChat hands them out: 1 to 128 bytes
+/// and no control character. WeChat's ids are 28 characters of base64url today; the rule is
+/// loose on purpose, so that a new format at WeChat does not stop logins, and strict where it
+/// counts: PostgreSQL's text cannot hold a NUL (the login would fail as an internal error),
+/// and an id with a line break or a NUL in it is not WeChat's.
+pub(crate) fn id_shaped(raw: &str) -> bool {
+    !raw.is_empty() && raw.len() <= 128 && !raw.chars().any(char::is_control)
+}
+
 /// A `wx.login()` code. Only its shape is checked: 1 to 128 characters of `[0-9A-Za-z_-]`.
 ///
 /// A code with a quote or a space in it would end up in a URL; WxJava #3245 shows what a

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::{AppId, AppSecret, Errcode, JsCode, SessionKey};
+use crate::{AppId, AppSecret, Errcode, JsCode, SessionKey, types::id_shaped};
 
 mod access_token;
 mod phone;
@@ -185,16 +185,23 @@ impl WeChatClient {
                 errcode: Errcode::from_raw(errcode),
             });
         }
-        match (raw.openid, raw.session_key) {
-            (Some(openid), Some(session_key)) if !openid.is_empty() && !session_key.is_empty() => {
-                Ok(Code2Session {
-                    openid,
-                    unionid: raw.unionid.filter(|id| !id.is_empty()),
-                    session_key: SessionKey::new(session_key),
-                })
-            }
-            _ => Err(WeChatError::BadResponse("body lacks openid or session_key")),
+        let (Some(openid), Some(session_key)) = (raw.openid, raw.session_key) else {
+            return Err(WeChatError::BadResponse("body lacks openid or session_key"));
+        };
+        if openid.is_empty() || session_key.is_empty() {
+            return Err(WeChatError::BadResponse("body lacks openid or session_key"));
         }
+        let unionid = raw.unionid.filter(|id| !id.is_empty());
+        if !id_shaped(&openid) || unionid.as_deref().is_some_and(|id| !id_shaped(id)) {
+            return Err(WeChatError::BadResponse(
+                "body's openid or unionid is not an id",
+            ));
+        }
+        Ok(Code2Session {
+            openid,
+            unionid,
+            session_key: SessionKey::new(session_key),
+        })
     }
 
     /// Sends `request` and reads the body of a successful answer, at most

@@ -187,6 +187,31 @@ fn a_foreign_watermark_or_openid_is_the_uniform_error() {
 }
 
 #[test]
+fn a_union_id_that_cannot_be_an_id_is_the_uniform_error() {
+    let raw_key: [u8; 16] = STANDARD.decode(KEY).unwrap().try_into().unwrap();
+    let decrypt_with = |union_id: &str| {
+        let plaintext = PLAINTEXT.replace("ocMvos6NjeKLIBqg5Mr9QjxrP1FA", union_id);
+        let data = encrypt(&raw_key, &[1; 16], plaintext.as_bytes());
+        let iv = STANDARD.encode([1u8; 16]);
+        decrypt_user_info(&key(), &data, &iv, &appid(), OPENID, VECTOR_TIME)
+    };
+    for bad in ["oc\\u0000Mvos", "oc\\nMvos", &"u".repeat(129)] {
+        assert_eq!(decrypt_with(bad), Err(DecryptError::Undecryptable), "{bad}");
+    }
+    let fine = decrypt_with("ocMvos6NjeKLIBqg5Mr9QjxrP1FA").unwrap();
+    assert_eq!(
+        fine.union_id.as_deref(),
+        Some("ocMvos6NjeKLIBqg5Mr9QjxrP1FA")
+    );
+    let none = decrypt_with("").unwrap();
+    assert_eq!(
+        none.union_id.as_deref(),
+        Some(""),
+        "an empty one is no unionid, not an error"
+    );
+}
+
+#[test]
 fn valid_padding_over_non_json_is_the_uniform_error() {
     let raw_key: [u8; 16] = STANDARD.decode(KEY).unwrap().try_into().unwrap();
     let data = encrypt(&raw_key, &[1; 16], b"not json at all");

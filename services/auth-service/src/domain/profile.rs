@@ -48,9 +48,12 @@ pub struct UserUpdate {
     pub phone: Option<Phone>,
 }
 
+/// The text worth keeping: trimmed, without NUL characters, `None` when nothing is left.
+/// WeChat passes on whatever a user typed, and PostgreSQL's text cannot hold a NUL: kept,
+/// one would make the whole login fail.
 fn real(value: Option<String>) -> Option<String> {
     value
-        .map(|text| text.trim().to_owned())
+        .map(|text| text.replace('\0', "").trim().to_owned())
         .filter(|text| !text.is_empty())
 }
 
@@ -219,6 +222,32 @@ mod tests {
         payload.union_id = Some("from-data".into());
         let update = UserUpdate::from_user_info(payload, Some("from-session".into()));
         assert_eq!(update.unionid.as_deref(), Some("from-data"));
+    }
+
+    #[test]
+    fn nul_characters_are_dropped_and_a_field_of_nothing_else_is_not_written() {
+        let mut payload = info("a\0b\0", "https://a/\u{0}1", 1);
+        payload.city = Some("\0".into());
+        payload.language = Some(" \0zh_CN".into());
+        let update = UserUpdate::from_user_info(payload, None);
+        assert_eq!(update.profile.nickname.as_deref(), Some("ab"));
+        assert_eq!(update.profile.avatar_url.as_deref(), Some("https://a/1"));
+        assert_eq!(update.profile.city, None);
+        assert_eq!(update.profile.language.as_deref(), Some("zh_CN"));
+
+        let phone = UserUpdate::from_phone(
+            PhoneInfo {
+                phone_number: "+86 138\u{0}00138000".into(),
+                pure_phone_number: "\0".into(),
+                country_code: "86\0".into(),
+                watermark: Watermark {
+                    appid: "wx".into(),
+                    timestamp: 0,
+                },
+            },
+            None,
+        );
+        assert_eq!(phone.phone, None, "a number with nothing left is no number");
     }
 
     #[test]
