@@ -12,6 +12,7 @@ mod client;
 mod drills;
 mod envelope;
 mod grpc;
+mod grpc_input;
 mod limits;
 mod login;
 mod miniprogram;
