@@ -117,7 +117,7 @@ async fn wechat_hanging_or_answering_garbage_is_a_clean_unavailable() {
         r#"{{"openid":"o-x","session_key":"AAAAAAAAAAAAAAAAAAAAAA==","pad":"{}"}}"#,
         "x".repeat(200_000)
     );
-    let cases: [(&str, Value, u16); 5] = [
+    let cases: [(&str, Value, u16); 6] = [
         ("an endless body", json!({ "body": endless }), 502),
         ("hangs", json!({"delay_ms": 3000}), 503),
         (
@@ -128,6 +128,13 @@ async fn wechat_hanging_or_answering_garbage_is_a_clean_unavailable() {
         (
             "json that is not WeChat's",
             json!({"body": "{\"hello\": \"world\"}"}),
+            502,
+        ),
+        (
+            // Kept, it would have failed every decryption of the user's data as an
+            // internal error.
+            "a session_key that is not 16 bytes",
+            json!({"body": "{\"openid\": \"o-x\", \"session_key\": \"c2hvcnQ=\"}"}),
             502,
         ),
         (

@@ -151,6 +151,15 @@ impl SessionKey {
         Self(SecretString::from(base64))
     }
 
+    /// Takes the session_key of a WeChat answer, if it is one: base64 of the 16 bytes of an
+    /// AES-128 key. Anything else, kept, would fail every later decryption of the user's
+    /// data as an internal error; refused here, it is WeChat's malformed answer, at once.
+    pub(crate) fn from_wechat(base64: String) -> Option<Self> {
+        use base64::{Engine as _, engine::general_purpose::STANDARD};
+        let decoded = STANDARD.decode(&base64).ok()?;
+        (decoded.len() == 16).then(|| Self::new(base64))
+    }
+
     /// The base64 string, for the rawData signature and for sealing at rest.
     pub fn expose_base64(&self) -> &str {
         self.0.expose_secret()
@@ -166,6 +175,24 @@ impl fmt::Debug for SessionKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_key_from_wechat_is_base64_of_sixteen_bytes() {
+        let key = SessionKey::from_wechat("tiihtNczf5v6AKRyjwEUhQ==".into());
+        assert_eq!(
+            key.map(|key| key.expose_base64().to_owned()).as_deref(),
+            Some("tiihtNczf5v6AKRyjwEUhQ==")
+        );
+        for bad in [
+            "",
+            "c2hvcnQ=",
+            "tiihtNczf5v6AKRyjwEUhQ",
+            "tiihtNczf5v6AKRyjwEUhQ==tiihtNczf5v6AKRyjwEUhQ==",
+            "tiihtNczf5v6AKRyjwEU h==",
+        ] {
+            assert!(SessionKey::from_wechat(bad.into()).is_none(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn appid_accepts_only_the_wechat_shape() {

@@ -197,10 +197,13 @@ impl WeChatClient {
                 "body's openid or unionid is not an id",
             ));
         }
+        let session_key = SessionKey::from_wechat(session_key).ok_or(WeChatError::BadResponse(
+            "body's session_key is not base64 of 16 bytes",
+        ))?;
         Ok(Code2Session {
             openid,
             unionid,
-            session_key: SessionKey::new(session_key),
+            session_key,
         })
     }
 

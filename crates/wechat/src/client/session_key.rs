@@ -58,7 +58,9 @@ impl WeChatClient {
             )
             .await?;
         match reset.session_key {
-            Some(key) if !key.is_empty() => Ok(SessionKey::new(key)),
+            Some(key) if !key.is_empty() => SessionKey::from_wechat(key).ok_or(
+                WeChatError::BadResponse("body's session_key is not base64 of 16 bytes"),
+            ),
             _ => Err(WeChatError::BadResponse("body lacks session_key")),
         }
     }
