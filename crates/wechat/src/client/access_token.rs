@@ -7,6 +7,12 @@ use serde_json::json;
 use super::{WeChatClient, WeChatError};
 use crate::{AccessToken, AppId, AppSecret, StableToken};
 
+/// The longest lifetime WeChat gives a token, in seconds. A longer one is not believed (it
+/// would be kept past WeChat's own expiry, or overflow the database's interval): the token
+/// is used for at most this long, then fetched again, which `stable_token` answers with the
+/// same token while it lives.
+const MAX_EXPIRES_IN: i64 = 7200;
+
 #[derive(Deserialize)]
 struct RawStableToken {
     access_token: Option<String>,
@@ -38,7 +44,7 @@ impl WeChatClient {
             (Some(token), Some(expires_in)) if !token.is_empty() && expires_in > 0 => {
                 Ok(StableToken {
                     token: AccessToken::new(token),
-                    expires_in,
+                    expires_in: expires_in.min(MAX_EXPIRES_IN),
                 })
             }
             _ => Err(WeChatError::BadResponse(
