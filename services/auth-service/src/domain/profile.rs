@@ -13,7 +13,7 @@ pub struct Profile {
     pub nickname: Option<String>,
     /// Avatar URL.
     pub avatar_url: Option<String>,
-    /// 1 male, 2 female (0, unknown, is never stored).
+    /// 1 male, 2 female (0, unknown, and values WeChat does not use are never stored).
     pub gender: Option<i32>,
     /// Language, for example `zh_CN`.
     pub language: Option<String>,
@@ -77,7 +77,9 @@ impl UserUpdate {
             profile: Profile {
                 nickname: keep_if_real(info.nick_name),
                 avatar_url: keep_if_real(info.avatar_url),
-                gender: info.gender.filter(|gender| !anonymous && *gender != 0),
+                gender: info
+                    .gender
+                    .filter(|gender| !anonymous && matches!(gender, 1 | 2)),
                 language: real(info.language),
                 city: real(info.city),
                 province: real(info.province),
@@ -225,12 +227,17 @@ mod tests {
     }
 
     #[test]
-    fn nul_characters_are_dropped_and_a_field_of_nothing_else_is_not_written() {
+    fn nuls_are_dropped_and_only_wechats_genders_are_kept() {
         let mut payload = info("a\0b\0", "https://a/\u{0}1", 1);
         payload.city = Some("\0".into());
         payload.language = Some(" \0zh_CN".into());
         let update = UserUpdate::from_user_info(payload, None);
         assert_eq!(update.profile.nickname.as_deref(), Some("ab"));
+        assert_eq!(update.profile.gender, Some(1));
+        for odd in [-1, 3, i32::MAX] {
+            let update = UserUpdate::from_user_info(info("Band", "https://a/1", odd), None);
+            assert_eq!(update.profile.gender, None, "gender {odd} is not WeChat's");
+        }
         assert_eq!(update.profile.avatar_url.as_deref(), Some("https://a/1"));
         assert_eq!(update.profile.city, None);
         assert_eq!(update.profile.language.as_deref(), Some("zh_CN"));
