@@ -355,3 +355,37 @@ async fn replicas_starting_at_once_on_a_new_database_all_migrate_it_and_serve() 
     .count();
     assert_eq!(applied, files as i64, "each migration applied once");
 }
+
+/// A rollback, or a replica of the old release restarting in the middle of a rollout: the
+/// database already holds a migration of a newer release. Migrations are additive, so the
+/// older build starts on it, says so, and serves what was there.
+#[tokio::test]
+async fn an_older_release_starts_on_a_schema_a_newer_one_migrated() {
+    let stack = Stack::start().await;
+    let login = stack.v1_login(APP, "o-rollback").await;
+    stack
+        .execute(
+            "insert into _sqlx_migrations (version, description, success, checksum, execution_time) \
+             values (9999, 'from a newer release', true, '\\x00', 0)",
+        )
+        .await;
+
+    let older = stack.spawn_replica("auth-older");
+    let answer = stack
+        .grpc_to(&older, Some(&stack.keys.ops))
+        .await
+        .validate_token(ValidateTokenRequest {
+            token: login["access_token"].as_str().unwrap().into(),
+            appid: APP.into(),
+        })
+        .await
+        .expect("the older build serves the tokens it finds");
+    assert_eq!(answer.into_inner().appid, APP);
+    let log = older.log();
+    assert!(
+        log.contains("WARN") && log.contains("9999"),
+        "the newer schema is named in a warning: {log}"
+    );
+    // Its own migrations were not run again, nor the newer one taken for its own.
+    assert_eq!(stack.count("_sqlx_migrations").await, 6);
+}

@@ -148,7 +148,13 @@ impl Application {
             );
         }
         store.ping().await.map_err(StartError::Database)?;
-        store.migrate().await.map_err(StartError::Migrate)?;
+        if let Some(newer) = store.migrate().await.map_err(StartError::Migrate)? {
+            warn!(
+                newest_migration = newer,
+                "the database schema is newer than this build (a newer release migrated it): \
+                 running on it, as migrations only ever add"
+            );
+        }
         let wechat = WeChatClient::new(&config.wechat_api_base, config.wechat_timeout)
             .map_err(StartError::WeChat)?;
         let tls = config

@@ -25,9 +25,9 @@ pub mod sessions;
 pub mod upkeep;
 pub mod users;
 
-use std::time::Duration;
+use std::{sync::LazyLock, time::Duration};
 
-use sqlx::postgres::PgConnection;
+use sqlx::{migrate::Migrator, postgres::PgConnection};
 
 pub use families::{NewRefresh, REVOKED_CHANNEL, RefreshOutcome, Rotation};
 pub use logins::{Completion, IssuedLogin};
@@ -37,7 +37,15 @@ pub use sessions::NewSession;
 
 /// The embedded migrations, applied at start-up (sqlx takes an advisory lock, so replicas
 /// starting together do not race).
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+///
+/// Migrations of a newer release found applied are not an error: they are additive (this
+/// project's rule), so this build runs on the newer schema. Without that, a rollback, or a
+/// replica of the old release restarting in the middle of a rollout, could not start.
+pub static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator
+});
 
 /// A storage failure. Its `Display` may name tables and Postgres codes, never values: it is
 /// for the logs, and the transport never sends it to a client.
@@ -174,8 +182,9 @@ impl PgStore {
     }
 
     /// Applies the embedded migrations, without the statement timeout or the bound of
-    /// [`Self::run`]: a migration may rewrite a large table.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    /// [`Self::run`]: a migration may rewrite a large table. Returns the newest migration
+    /// applied by a newer release, when there is one (see [`MIGRATOR`]).
+    pub async fn migrate(&self) -> Result<Option<i64>, StoreError> {
         let mut lease = self.pool.lease().await?;
         let conn = lease.conn();
         let result = async {
@@ -189,7 +198,13 @@ impl PgStore {
             sqlx::query("reset statement_timeout")
                 .execute(&mut *conn)
                 .await?;
-            migrated
+            migrated?;
+            let newest: Option<i64> =
+                sqlx::query_scalar("select max(version) from _sqlx_migrations where success")
+                    .fetch_one(&mut *conn)
+                    .await?;
+            let known = MIGRATOR.iter().map(|migration| migration.version).max();
+            Ok(newest.filter(|&newest| Some(newest) > known))
         }
         .await;
         Ok(lease.finish(result)?)
