@@ -370,6 +370,7 @@ async fn an_older_release_starts_on_a_schema_a_newer_one_migrated() {
         )
         .await;
 
+    let migrations = stack.count("_sqlx_migrations").await;
     let older = stack.spawn_replica("auth-older");
     let answer = stack
         .grpc_to(&older, Some(&stack.keys.ops))
@@ -386,6 +387,22 @@ async fn an_older_release_starts_on_a_schema_a_newer_one_migrated() {
         log.contains("WARN") && log.contains("9999"),
         "the newer schema is named in a warning: {log}"
     );
-    // Its own migrations were not run again, nor the newer one taken for its own.
-    assert_eq!(stack.count("_sqlx_migrations").await, 6);
+    // Nothing was migrated again, and the newer migration is left as it was.
+    assert_eq!(stack.count("_sqlx_migrations").await, migrations);
+
+    // And a release from before accounts (migration 5) writes users without an account id:
+    // each gets an account of their own, as a user without a unionid does here.
+    stack
+        .execute(&format!(
+            "insert into users (appid, openid) values ('{APP}', 'o-old-1'), ('{APP}', 'o-old-2')"
+        ))
+        .await;
+    let accounts: Vec<i64> = sqlx::query_scalar(
+        "select account_id from users where openid in ('o-old-1', 'o-old-2', 'o-rollback')",
+    )
+    .fetch_all(&stack.db.pool().await)
+    .await
+    .unwrap();
+    let distinct: std::collections::HashSet<_> = accounts.iter().collect();
+    assert_eq!((accounts.len(), distinct.len()), (3, 3), "{accounts:?}");
 }

@@ -193,10 +193,10 @@ async fn an_upgrade_from_the_previous_schema_keeps_users_sessions_and_tokens() {
     // Back to the schema before migration 4, with its data, as an older release left it.
     stack.auth.terminate();
     stack
-        .execute("drop table app_access_tokens, user_session_keys, accounts")
+        .execute("alter table users drop column account_id")
         .await;
     stack
-        .execute("alter table users drop column account_id")
+        .execute("drop table app_access_tokens, user_session_keys, accounts")
         .await;
     stack
         .execute("delete from _sqlx_migrations where version >= 4")
