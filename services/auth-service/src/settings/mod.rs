@@ -360,6 +360,19 @@ impl Settings {
                 Ok(i64::from(value))
             }
         };
+        // A family's record, and with it the mark that it was revoked, is purged once its
+        // refresh tokens have expired; its access tokens must be gone by then, or a replica
+        // starting later would not know to refuse them.
+        if self.access_ttl_secs > self.refresh_ttl_secs {
+            return Err(SettingsError::Malformed {
+                setting: "WXAUTH_ACCESS_TTL_SECS",
+                rule: format!(
+                    "must not exceed WXAUTH_REFRESH_TTL_SECS ({}): an access token may not \
+                     outlive the refresh token issued with it",
+                    self.refresh_ttl_secs
+                ),
+            });
+        }
         Ok(Config {
             database_url: SecretString::from(self.database_url),
             grpc_addr: self.grpc_addr,

@@ -242,3 +242,23 @@ fn limits_of_zero_are_refused() {
         assert!(one.is_ok(), "{flag} 1 is a limit");
     }
 }
+
+#[test]
+fn an_access_token_may_not_outlive_its_refresh_token() {
+    let parse = |access: &str, refresh: &str| {
+        settings(&[
+            "--dev",
+            "--access-ttl-secs",
+            access,
+            "--refresh-ttl-secs",
+            refresh,
+        ])
+    };
+    let err = parse("86400", "3600").unwrap_err().to_string();
+    assert!(
+        err.starts_with("WXAUTH_ACCESS_TTL_SECS") && err.contains("WXAUTH_REFRESH_TTL_SECS (3600)"),
+        "{err}"
+    );
+    assert!(parse("3600", "3600").is_ok());
+    assert!(parse("900", "2592000").is_ok());
+}
