@@ -154,6 +154,7 @@ impl SessionKey {
     /// Takes the session_key of a WeChat answer, if it is one: base64 of the 16 bytes of an
     /// AES-128 key. Anything else, kept, would fail every later decryption of the user's
     /// data as an internal error; refused here, it is WeChat's malformed answer, at once.
+    #[cfg(feature = "client")]
     pub(crate) fn from_wechat(base64: String) -> Option<Self> {
         use base64::{Engine as _, engine::general_purpose::STANDARD};
         let decoded = STANDARD.decode(&base64).ok()?;
@@ -176,6 +177,7 @@ impl fmt::Debug for SessionKey {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "client")]
     #[test]
     fn a_session_key_from_wechat_is_base64_of_sixteen_bytes() {
         let key = SessionKey::from_wechat("tiihtNczf5v6AKRyjwEUhQ==".into());

@@ -185,12 +185,12 @@ impl WeChatClient {
                 errcode: Errcode::from_raw(errcode),
             });
         }
-        let (Some(openid), Some(session_key)) = (raw.openid, raw.session_key) else {
+        let (Some(openid), Some(session_key)) = (
+            raw.openid.filter(|id| !id.is_empty()),
+            raw.session_key.filter(|key| !key.is_empty()),
+        ) else {
             return Err(WeChatError::BadResponse("body lacks openid or session_key"));
         };
-        if openid.is_empty() || session_key.is_empty() {
-            return Err(WeChatError::BadResponse("body lacks openid or session_key"));
-        }
         let unionid = raw.unionid.filter(|id| !id.is_empty());
         if !id_shaped(&openid) || unionid.as_deref().is_some_and(|id| !id_shaped(id)) {
             return Err(WeChatError::BadResponse(
