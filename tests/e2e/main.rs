@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod access_tokens;
 mod accounts;
 mod audit;
 mod bad_input;

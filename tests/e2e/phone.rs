@@ -294,30 +294,3 @@ async fn replicas_fetch_one_token_per_expiry_and_drop_one_wechat_refused() {
     );
     drop(replica);
 }
-
-/// A token said to live longer than WeChat's two hours is kept for two hours at most. Before,
-/// a lifetime past the database's interval range made the call an internal error.
-#[tokio::test]
-async fn a_token_lifetime_longer_than_wechats_is_not_believed() {
-    let stack = Stack::start().await;
-    let login = stack.v1_login(APP, "o-phone-long").await;
-    let token = login["access_token"].as_str().unwrap();
-    stack
-        .sim_post(
-            "/sim/faults",
-            json!({"endpoint": "stable_token",
-                   "body": format!(r#"{{"access_token":"not-the-sims","expires_in":{}}}"#, i64::MAX)}),
-        )
-        .await;
-    // The token is not one the simulator issued: WeChat's 40001 makes the service fetch a
-    // real one and call again, so the bind goes through.
-    let code = stack
-        .mint_phone_code(APP, "o-phone-long", "13800138000")
-        .await;
-    let (status, body) = bind(&stack, Some(token), json!({ "code": code })).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    // The long-lived one was kept and used (WeChat refused it once), then a real one fetched.
-    let stats = stack.sim_stats().await;
-    assert_eq!(stats["token_refusals"], 1, "{stats}");
-    assert_eq!(count(&stats, "token_fetches", APP), 1, "{stats}");
-}

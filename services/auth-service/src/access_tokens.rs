@@ -4,11 +4,19 @@
 //! and read from the database by every call, so a token one replica replaced is never used
 //! again by another. `jscode2session` never depends on it.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
 
 use sha2::{Digest as _, Sha256};
+use tokio::sync::Mutex;
 use tracing::{info, warn};
-use wxauth_wechat::{AccessToken, AppId, WeChatClient, WeChatError};
+use wxauth_wechat::{AccessToken, AppId, AppSecret, Errcode, WeChatClient, WeChatError};
 
 use crate::{
     apps::Apps,
@@ -43,6 +51,30 @@ pub struct AccessTokens {
     keyring: Arc<Keyring>,
     metrics: Arc<Metrics>,
     quota: Arc<WeChatQuota>,
+    /// Each app's turn to refresh on this replica.
+    turns: HashMap<AppId, Turn>,
+}
+
+/// One app's turn to refresh on this replica (see [`AccessTokens::refresh`]).
+#[derive(Debug, Default)]
+struct Turn {
+    /// Refreshes finished, so that a call can tell one finished while it waited.
+    finished: AtomicU64,
+    /// Held while a refresh is under way; how the last one ended.
+    last: Mutex<LastRefresh>,
+}
+
+/// How an app's last refresh on this replica ended.
+#[derive(Debug, Default, Clone, Copy)]
+enum LastRefresh {
+    /// A token was stored or found (or the refresh failed short of WeChat).
+    #[default]
+    Done,
+    /// WeChat gave no token.
+    WeChatFailed {
+        /// WeChat's answer, when it was an errcode.
+        errcode: Option<Errcode>,
+    },
 }
 
 impl AccessTokens {
@@ -55,6 +87,10 @@ impl AccessTokens {
         metrics: Arc<Metrics>,
         quota: Arc<WeChatQuota>,
     ) -> Self {
+        let turns = apps
+            .appids()
+            .map(|appid| (appid.clone(), Turn::default()))
+            .collect();
         Self {
             apps,
             wechat,
@@ -62,6 +98,7 @@ impl AccessTokens {
             keyring,
             metrics,
             quota,
+            turns,
         }
     }
 
@@ -119,10 +156,39 @@ impl AccessTokens {
         }
     }
 
-    /// Refreshes the app's token under its lock, unless another replica did while this one
-    /// waited for the lock.
+    /// Refreshes the app's token, one call at a time per app on this replica and under the
+    /// database's lock across replicas, unless another call or replica did while this one
+    /// waited. The calls waiting here hold no database connection: waiting for the
+    /// database's lock instead, each on a connection of its own, a burst of them emptied the
+    /// pool under the logins while WeChat was slow. When WeChat failed the refresh they
+    /// waited for, they fail with it rather than ask WeChat again one after another.
     async fn refresh(&self, appid: &AppId) -> Result<Current, AuthError> {
         let secret = self.apps.secret(appid)?;
+        let turn = self.turns.get(appid).ok_or(AuthError::UnknownApp)?;
+        let seen = turn.finished.load(Ordering::Acquire);
+        let mut last = turn.last.lock().await;
+        if let LastRefresh::WeChatFailed { errcode } = *last
+            && turn.finished.load(Ordering::Acquire) != seen
+        {
+            return Err(AuthError::WeChatApiUnavailable {
+                errcode,
+                what: "no access_token could be had",
+            });
+        }
+        *last = LastRefresh::Done;
+        let refreshed = self.refresh_locked(appid, secret, &mut last).await;
+        turn.finished.fetch_add(1, Ordering::Release);
+        refreshed
+    }
+
+    /// [`Self::refresh`] on this replica's turn: under the database's lock, unless the
+    /// token another replica stored meanwhile will do.
+    async fn refresh_locked(
+        &self,
+        appid: &AppId,
+        secret: &AppSecret,
+        last: &mut LastRefresh,
+    ) -> Result<Current, AuthError> {
         let (lock, stored) = self.store.lock_access_token(appid.as_str()).await?;
         if let Some(stored) = stored.filter(|stored| stored.expires_in > REFRESH_AHEAD_SECS) {
             lock.release().await?;
@@ -158,6 +224,12 @@ impl AccessTokens {
                 })
             }
             Err(err) => {
+                *last = LastRefresh::WeChatFailed {
+                    errcode: match &err {
+                        WeChatError::Api { errcode } => Some(*errcode),
+                        _ => None,
+                    },
+                };
                 lock.failed(&outcome(&err)).await?;
                 self.metrics.access_token_refresh(appid.as_str(), false);
                 warn!(%appid, error = %err, "access_token refresh failed");

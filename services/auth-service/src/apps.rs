@@ -33,6 +33,11 @@ impl Apps {
         self.secret(appid).map(drop)
     }
 
+    /// The appids served.
+    pub fn appids(&self) -> impl Iterator<Item = &AppId> {
+        self.0.keys()
+    }
+
     /// How many apps are served.
     pub fn len(&self) -> usize {
         self.0.len()
