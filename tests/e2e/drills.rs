@@ -18,7 +18,7 @@ use wxauth_e2e::{
     pg::Cluster,
     stack::{APP, Options, Stack, envelope, save_body},
 };
-use wxauth_proto::v1::ValidateTokenRequest;
+use wxauth_proto::v1::{CreateSessionRequest, ValidateTokenRequest};
 
 /// One seed login through the gateway: the envelope of `wxsmallusersave`, or of the
 /// `getsessionkey` that failed.
@@ -305,4 +305,47 @@ async fn a_listener_killed_during_a_logout_elsewhere_lets_no_revoked_token_throu
         validate(&mut on_replica, token).await,
         Err(Code::Unauthenticated)
     );
+}
+
+/// A statement the database ends at the statement timeout (a lock held by a migration, a
+/// vacuum or an operator's transaction) means the database is slow: UNAVAILABLE, which a
+/// client retries, not an internal error. Before, it answered INTERNAL.
+#[tokio::test]
+async fn a_statement_ended_at_the_statement_timeout_is_unavailable_not_internal() {
+    let stack = Stack::start().await;
+    let replica = stack.spawn_replica_with(
+        "auth-impatient",
+        &[("WXAUTH_DB_STATEMENT_TIMEOUT_MS", "300".into())],
+    );
+    // An operator's transaction holds the table every code exchange writes first.
+    let pool = stack.db.pool().await;
+    let mut operator = pool.begin().await.unwrap();
+    sqlx::query("lock table used_codes in exclusive mode")
+        .execute(&mut *operator)
+        .await
+        .unwrap();
+    let code = stack.mint_code(APP, "o-locked-out", None).await;
+    let status = stack
+        .grpc_to(&replica, Some(&stack.keys.gateway))
+        .await
+        .create_session(CreateSessionRequest {
+            appid: APP.into(),
+            code: code.clone(),
+        })
+        .await
+        .expect_err("the claim cannot be written while the table is locked");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("retry"), "{status:?}");
+    operator.rollback().await.unwrap();
+
+    // Nothing reached WeChat, so the same code logs the user in once the lock is gone.
+    stack
+        .grpc_to(&replica, Some(&stack.keys.gateway))
+        .await
+        .create_session(CreateSessionRequest {
+            appid: APP.into(),
+            code,
+        })
+        .await
+        .expect("the code still works");
 }

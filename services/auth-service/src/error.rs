@@ -120,8 +120,9 @@ pub enum AuthError {
     /// No user has that id.
     #[error("no user has that id")]
     UserNotFound,
-    /// The database cannot be reached; the source is logged, never sent.
-    #[error("the login service cannot reach its database right now: retry later")]
+    /// The database cannot be reached, or cannot do the work just now (a statement ended at
+    /// the statement timeout); the source is logged, never sent.
+    #[error("the login service's database cannot be reached or is too slow right now: retry later")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Something inside failed; the source is logged, never sent.
     #[error("internal error")]

@@ -64,8 +64,9 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether the database could not be reached (as opposed to refusing a statement): the
-    /// caller should retry later, and the answer is "unavailable", not "internal".
+    /// Whether the database could not be reached or could not do the work just now (as
+    /// opposed to refusing a statement): the caller should retry later, and the answer is
+    /// "unavailable", not "internal".
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Pool(_) | Self::NoAnswer(_) => true,
@@ -75,9 +76,16 @@ impl StoreError {
                 | sqlx::Error::Io(_)
                 | sqlx::Error::Tls(_) => true,
                 // 08: connection exceptions; 57P0x: the server is shutting down or starting;
-                // 55000: the database does not accept connections now.
+                // 55000: the database does not accept connections now; 57014: the statement
+                // was ended at the statement timeout (a lock held elsewhere, an overloaded
+                // server) or cancelled by an operator; 53: out of connections, memory or
+                // disk; 40001, 40P01: a serialization failure or a deadlock, which a retry
+                // gets past.
                 sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-                    code.starts_with("08") || code.starts_with("57P0") || code == "55000"
+                    code.starts_with("08")
+                        || code.starts_with("57P0")
+                        || code.starts_with("53")
+                        || matches!(&*code, "55000" | "57014" | "40001" | "40P01")
                 }),
                 _ => false,
             },
