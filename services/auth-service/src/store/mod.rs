@@ -247,12 +247,41 @@ async fn answered<T>(
 
 #[cfg(test)]
 mod tests {
-    use super::PgStore;
+    use super::{MIGRATOR, PgStore};
 
     fn unverified(url: &str) -> Option<String> {
         PgStore::connect_lazy(url, 1, std::time::Duration::from_secs(1))
             .unwrap()
             .unverified_remote_host()
+    }
+
+    /// The migrations of past releases, as deployed databases hold them (the start of each
+    /// SHA-384 that sqlx keeps). Edit one and every deployed service refuses to start
+    /// ("migration N was previously applied but has been modified"): add a migration
+    /// instead. New migrations need no entry here.
+    const RELEASED: [(i64, &str); 6] = [
+        (1, "00f7d28705481b4c575255ba"),
+        (2, "fd69cb29a63abbb12be03ca4"),
+        (3, "cc9cdbcaff3a76576ede2266"),
+        (4, "05370cbbf30d3692fa570249"),
+        (5, "b7d7013ac402e5d4bf1258c3"),
+        (6, "f9b4f4d277acf0d465f824fd"),
+    ];
+
+    #[test]
+    fn released_migrations_are_never_edited_only_added_to() {
+        for (version, checksum) in RELEASED {
+            let migration = MIGRATOR
+                .iter()
+                .find(|migration| migration.version == version)
+                .unwrap_or_else(|| panic!("migration {version} is gone: never remove one"));
+            assert!(
+                hex::encode(&migration.checksum).starts_with(checksum),
+                "migration {version} ({}) was edited after release: revert it and add a new \
+                 migration instead",
+                migration.description
+            );
+        }
     }
 
     #[test]
