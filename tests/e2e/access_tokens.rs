@@ -5,32 +5,16 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use wxauth_e2e::{
     eventually,
     process::Proc,
-    stack::{APP, CallerKey, Stack, channel_to, envelope},
+    stack::{APP, CallerKey, Stack, channel_to, sim_count},
 };
 use wxauth_proto::v1::{
     BindPhoneNumberRequest, BindPhoneNumberResponse, CreateSessionRequest,
     auth_service_client::AuthServiceClient,
 };
-
-async fn bind(stack: &Stack, token: &str, code: &str) -> (StatusCode, Value) {
-    let response = stack
-        .http
-        .post(format!("{}/v1/me/phone", stack.gateway.url()))
-        .bearer_auth(token)
-        .json(&json!({ "code": code }))
-        .send()
-        .await
-        .unwrap();
-    envelope(response).await
-}
-
-fn count(stats: &Value, counter: &str, appid: &str) -> u64 {
-    stats[counter][appid].as_u64().unwrap_or(0)
-}
 
 /// A token said to live longer than WeChat's two hours is kept for two hours at most. Before,
 /// a lifetime past the database's interval range made the call an internal error.
@@ -51,12 +35,12 @@ async fn a_token_lifetime_longer_than_wechats_is_not_believed() {
     let code = stack
         .mint_phone_code(APP, "o-phone-long", "13800138000")
         .await;
-    let (status, body) = bind(&stack, token, &code).await;
+    let (status, body) = stack.bind_phone(Some(token), json!({ "code": code })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // The long-lived one was kept and used (WeChat refused it once), then a real one fetched.
     let stats = stack.sim_stats().await;
     assert_eq!(stats["token_refusals"], 1, "{stats}");
-    assert_eq!(count(&stats, "token_fetches", APP), 1, "{stats}");
+    assert_eq!(sim_count(&stats, "token_fetches", APP), 1, "{stats}");
 }
 
 /// A replica whose calls to WeChat are watched, with `changes` to its settings, a user's
@@ -163,7 +147,7 @@ async fn calls_waiting_for_a_token_share_one_refresh_and_leave_the_pool_to_login
         );
     }
     let stats = stack.sim_stats().await;
-    assert_eq!(count(&stats, "token_fetches", APP), 1, "{stats}");
+    assert_eq!(sim_count(&stats, "token_fetches", APP), 1, "{stats}");
 }
 
 /// When WeChat fails the refresh that calls were waiting for, they fail with it (503, retry

@@ -3,23 +3,8 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use wxauth_e2e::stack::{APP, APP2, Options, Stack, envelope};
+use wxauth_e2e::stack::{APP, APP2, Options, Stack, sim_count};
 use wxauth_proto::v1::{BindPhoneNumberRequest, ListAppAccessTokensRequest};
-
-async fn bind(stack: &Stack, token: Option<&str>, body: Value) -> (StatusCode, Value) {
-    let mut request = stack
-        .http
-        .post(format!("{}/v1/me/phone", stack.gateway.url()))
-        .json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    envelope(request.send().await.unwrap()).await
-}
-
-fn count(stats: &Value, counter: &str, appid: &str) -> u64 {
-    stats[counter][appid].as_u64().unwrap_or(0)
-}
 
 #[tokio::test]
 async fn a_phone_number_is_bound_with_the_buttons_code_once() {
@@ -28,14 +13,14 @@ async fn a_phone_number_is_bound_with_the_buttons_code_once() {
     let token = login["access_token"].as_str().unwrap();
 
     let code = stack.mint_phone_code(APP, "o-phone", "13800138000").await;
-    let (status, body) = bind(&stack, Some(token), json!({ "code": code })).await;
+    let (status, body) = stack.bind_phone(Some(token), json!({ "code": code })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["phone_number"], "13800138000");
     assert_eq!(body["data"]["pure_phone_number"], "13800138000");
     assert_eq!(body["data"]["phone_country_code"], "86");
 
     // The code works once: WeChat's 40029, its own envelope code, nothing changed.
-    let (status, body) = bind(&stack, Some(token), json!({ "code": code })).await;
+    let (status, body) = stack.bind_phone(Some(token), json!({ "code": code })).await;
     assert_eq!(
         (status, body["code"].as_i64(), body["errcode"].as_i64()),
         (StatusCode::BAD_REQUEST, Some(10010), Some(40029)),
@@ -51,13 +36,15 @@ async fn a_phone_number_is_bound_with_the_buttons_code_once() {
                    "country_code_as_number": true}),
         )
         .await;
-    let (status, body) = bind(&stack, Some(token), json!({ "code": numeric["code"] })).await;
+    let (status, body) = stack
+        .bind_phone(Some(token), json!({ "code": numeric["code"] }))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["phone_country_code"], "852");
 
     // One token served both calls.
     let stats = stack.sim_stats().await;
-    assert_eq!(count(&stats, "token_fetches", APP), 1, "{stats}");
+    assert_eq!(sim_count(&stats, "token_fetches", APP), 1, "{stats}");
 
     // Operators see the token's state, never the token.
     let listed = stack
@@ -102,7 +89,9 @@ async fn phone_refusals_get_their_codes_and_write_nothing() {
     let fresh = stack
         .mint_phone_code(APP, "o-phone-bad", "13700000000")
         .await;
-    let (status, body) = bind(&stack, Some(token), json!({ "code": fresh })).await;
+    let (status, body) = stack
+        .bind_phone(Some(token), json!({ "code": fresh }))
+        .await;
     assert_eq!(
         (status, body["code"].as_i64()),
         (StatusCode::SERVICE_UNAVAILABLE, Some(10005)),
@@ -135,7 +124,7 @@ async fn phone_refusals_get_their_codes_and_write_nothing() {
             json!({"endpoint": "getuserphonenumber", "errcode": -1}),
         )
         .await;
-    let (status, body) = bind(&stack, Some(token), json!({ "code": busy })).await;
+    let (status, body) = stack.bind_phone(Some(token), json!({ "code": busy })).await;
     assert_eq!(
         (status, body["code"].as_i64(), body["errcode"].as_i64()),
         (StatusCode::SERVICE_UNAVAILABLE, Some(10005), Some(-1)),
@@ -147,7 +136,9 @@ async fn phone_refusals_get_their_codes_and_write_nothing() {
             json!({"endpoint": "getuserphonenumber", "errcode": 45011}),
         )
         .await;
-    let (status, body) = bind(&stack, Some(token), json!({ "code": limited })).await;
+    let (status, body) = stack
+        .bind_phone(Some(token), json!({ "code": limited }))
+        .await;
     assert_eq!(
         (status, body["code"].as_i64(), body["errcode"].as_i64()),
         (StatusCode::TOO_MANY_REQUESTS, Some(10006), Some(45011)),
@@ -194,7 +185,7 @@ async fn phone_refusals_get_their_codes_and_write_nothing() {
         ),
     ];
     for (case, bearer, body, status, code) in cases {
-        let (got, answer) = bind(&stack, bearer, body).await;
+        let (got, answer) = stack.bind_phone(bearer, body).await;
         assert_eq!(
             (got.as_u16(), answer["code"].as_i64()),
             (status, Some(code)),
@@ -245,10 +236,10 @@ async fn replicas_fetch_one_token_per_expiry_and_drop_one_wechat_refused() {
     a.unwrap();
     b.unwrap();
     let stats = stack.sim_stats().await;
-    assert!(count(&stats, "token_fetches", APP) >= 1, "{stats}");
+    assert!(sim_count(&stats, "token_fetches", APP) >= 1, "{stats}");
     assert_eq!(
-        count(&stats, "token_fetches", APP),
-        count(&stats, "tokens_issued", APP),
+        sim_count(&stats, "token_fetches", APP),
+        sim_count(&stats, "tokens_issued", APP),
         "the replica that waited for the lock read the token instead of fetching it: {stats}"
     );
 
@@ -279,17 +270,17 @@ async fn replicas_fetch_one_token_per_expiry_and_drop_one_wechat_refused() {
     // Expired tokens are refreshed ahead of time by one replica: a few refresh rounds
     // later, every fetch brought a new token (a fetch by the second replica would have
     // brought the same one back).
-    let rounds = count(&after, "token_fetches", APP) + 2;
+    let rounds = sim_count(&after, "token_fetches", APP) + 2;
     wxauth_e2e::eventually(
         "two more refreshes ahead of expiry",
         std::time::Duration::from_secs(30),
-        || async { count(&stack.sim_stats().await, "token_fetches", APP) >= rounds },
+        || async { sim_count(&stack.sim_stats().await, "token_fetches", APP) >= rounds },
     )
     .await;
     let stats = stack.sim_stats().await;
     assert_eq!(
-        count(&stats, "token_fetches", APP),
-        count(&stats, "tokens_issued", APP),
+        sim_count(&stats, "token_fetches", APP),
+        sim_count(&stats, "tokens_issued", APP),
         "one fetch per expiry across both replicas: {stats}"
     );
     drop(replica);

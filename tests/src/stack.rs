@@ -14,6 +14,8 @@ use crate::{db::TestDb, process::Proc, random_hex};
 
 mod wechat;
 
+pub use wechat::sim_count;
+
 /// The main test app (the appid of WeChat's official vector).
 pub const APP: &str = "wx4f4bc4dec97d474b";
 /// A second app served by the same deployment.
@@ -371,6 +373,19 @@ impl Stack {
             .await;
         assert_eq!(status, StatusCode::OK, "{saved}");
         saved["data"].clone()
+    }
+
+    /// `POST /v1/me/phone` with `body`, bearing `token` when there is one; returns status
+    /// and envelope.
+    pub async fn bind_phone(&self, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}/v1/me/phone", self.gateway.url()))
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        envelope(request.send().await.expect("the gateway answers")).await
     }
 
     /// `POST /v1/token/refresh` with `refresh_token` (anything JSON: a string, or a value of

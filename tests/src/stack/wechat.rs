@@ -120,3 +120,8 @@ impl Stack {
             .to_owned()
     }
 }
+
+/// One app's figure of a per-appid counter of [`Stack::sim_stats`] (0 when absent).
+pub fn sim_count(stats: &Value, counter: &str, appid: &str) -> u64 {
+    stats[counter][appid].as_u64().unwrap_or(0)
+}
