@@ -41,7 +41,7 @@ enum Ended {
 /// loads what was revoked recently (so nothing falls in between), checks the listener with a
 /// heartbeat every `heartbeat`, and starts over after any failure.
 pub async fn follow(store: PgStore, revocations: Arc<Revocations>, heartbeat: Duration) {
-    let window_secs = i64::try_from(revocations.window.as_secs()).unwrap_or(i64::MAX) + 60;
+    let window_secs = i64::try_from(revocations.window.as_secs()).unwrap_or(i64::MAX);
     let channel = format!("wxauth_heartbeat_{}", new_request_id());
     loop {
         let ended = listen(&store, &revocations, window_secs, heartbeat, &channel).await;

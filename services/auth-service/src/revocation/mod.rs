@@ -29,6 +29,11 @@ use moka::sync::Cache;
 const ASKED_FOR: Duration = Duration::from_secs(1);
 /// The most families whose answer is remembered at once.
 const ASKED_ENTRIES: u64 = 50_000;
+/// How much longer than the access-token lifetime a revocation is kept: a replica whose
+/// clock runs behind the issuer's accepts a token until its `exp` by its own clock, so a
+/// revocation forgotten at exactly the lifetime would let that token through for the
+/// difference. Also covers the database's clock, which stamps `revoked_at`.
+const CLOCK_MARGIN: Duration = Duration::from_secs(60);
 
 /// The revoked families a replica knows of.
 #[derive(Debug)]
@@ -46,13 +51,14 @@ pub struct Revocations {
     /// this way it is one query per family a second, and callers asking about one family at
     /// once share it.
     asked: moka::future::Cache<i64, bool>,
-    /// How long a revocation matters: the access-token lifetime.
+    /// How long a revocation matters: the access-token lifetime and [`CLOCK_MARGIN`].
     pub(crate) window: Duration,
 }
 
 impl Revocations {
-    /// An empty, not-yet-live cache for access tokens living `window`.
-    pub fn new(window: Duration) -> Arc<Self> {
+    /// An empty, not-yet-live cache for access tokens living `access_ttl`.
+    pub fn new(access_ttl: Duration) -> Arc<Self> {
+        let window = access_ttl.saturating_add(CLOCK_MARGIN);
         Arc::new(Self {
             revoked: Cache::builder().time_to_live(window).build(),
             live: AtomicBool::new(false),
@@ -129,6 +135,17 @@ mod tests {
         assert_eq!((cache.check(1), cache.check(2)), (Some(true), Some(false)));
         cache.set_live(false);
         assert_eq!((cache.check(1), cache.check(2)), (Some(true), None));
+    }
+
+    #[test]
+    fn a_revocation_outlives_the_access_token_lifetime_by_the_clock_margin() {
+        // With tokens that live no time at all, the revocation must still be kept: a replica
+        // whose clock is behind accepts a token until its own clock reaches `exp`.
+        let cache = Revocations::new(Duration::ZERO);
+        cache.set_live(true);
+        cache.insert(1);
+        assert_eq!(cache.check(1), Some(true));
+        assert_eq!(cache.window, CLOCK_MARGIN);
     }
 
     #[tokio::test]
