@@ -18,10 +18,15 @@ pub mod views;
 use axum::{
     Router,
     extract::DefaultBodyLimit,
+    http::{
+        HeaderValue,
+        header::{CACHE_CONTROL, PRAGMA},
+    },
     routing::{get, post},
 };
 pub use request_id::{ClientAddress, RequestId};
 pub use state::{AppState, SetupError};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Who a request comes from and how much of the login routes it may use.
 #[derive(Debug, Clone)]
@@ -66,10 +71,22 @@ pub fn router(
             limits,
             limits::middleware,
         ))
-        // Outermost: every answer, a refusal by the limits included, carries the request id.
+        // Every answer, a refusal by the limits included, carries the request id.
         .layer(axum::middleware::from_fn_with_state(
             (metrics, clients.address),
             request_id::middleware,
+        ))
+        // Outermost: answers carry session ids, tokens and phone numbers, and a login's GET
+        // has its code in the URL, so no shared cache in front of the gateway (a CDN, a
+        // corporate proxy) may keep any answer (RFC 6749 5.1). A route that may be cached
+        // says so itself (the JWKS).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            PRAGMA,
+            HeaderValue::from_static("no-cache"),
         ))
         .with_state(state)
 }

@@ -100,3 +100,102 @@ async fn me_leaves_out_what_is_not_known() {
         assert!(!user.contains_key(unknown), "{unknown} is left out: {body}");
     }
 }
+
+/// No shared cache in front of the gateway may keep an answer: they carry session ids,
+/// tokens and phone numbers (RFC 6749 5.1). The public JWKS may be cached, briefly.
+#[tokio::test]
+async fn no_answer_may_be_stored_by_a_cache_but_the_jwks() {
+    let stack = Stack::start().await;
+    let gateway = stack.gateway.url();
+    let code = stack.mint_code(APP, "o-no-store", None).await;
+    let session = stack
+        .http
+        .get(format!("{gateway}/wxauth/getsessionkey"))
+        .query(&[("appid", APP), ("code", &code)])
+        .send()
+        .await
+        .unwrap();
+    let code = stack.mint_code(APP, "o-no-store", None).await;
+    let login = stack
+        .http
+        .post(format!("{gateway}/v1/login"))
+        .json(&serde_json::json!({"appid": APP, "code": code}))
+        .send()
+        .await
+        .unwrap();
+    let headers = |response: &reqwest::Response| {
+        (
+            response.headers().get("cache-control").cloned(),
+            response.headers().get("pragma").cloned(),
+        )
+    };
+    let answers = [
+        (
+            "a session id",
+            headers(&session),
+            session.status(),
+            StatusCode::OK,
+        ),
+        (
+            "a token pair",
+            headers(&login),
+            login.status(),
+            StatusCode::OK,
+        ),
+    ];
+    let tokens: serde_json::Value = login.json().await.unwrap();
+    let access = tokens["data"]["access_token"].as_str().unwrap();
+    let me = stack
+        .http
+        .get(format!("{gateway}/v1/me"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    let refused = stack
+        .http
+        .get(format!("{gateway}/v1/me"))
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    let unknown = stack
+        .http
+        .get(format!("{gateway}/nope"))
+        .send()
+        .await
+        .unwrap();
+    let answers = answers.into_iter().chain([
+        ("the profile", headers(&me), me.status(), StatusCode::OK),
+        (
+            "a refusal",
+            headers(&refused),
+            refused.status(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "no such route",
+            headers(&unknown),
+            unknown.status(),
+            StatusCode::NOT_FOUND,
+        ),
+    ]);
+    for (what, (cache_control, pragma), status, expected) in answers {
+        assert_eq!(status, expected, "{what}");
+        assert_eq!(
+            (
+                cache_control.as_ref().map(|v| v.to_str().unwrap()),
+                pragma.as_ref().map(|v| v.to_str().unwrap())
+            ),
+            (Some("no-store"), Some("no-cache")),
+            "{what} ({status})"
+        );
+    }
+    let jwks = stack
+        .http
+        .get(format!("{gateway}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jwks.headers()["cache-control"], "public, max-age=300");
+}
