@@ -20,7 +20,7 @@ use axum::{
     extract::DefaultBodyLimit,
     http::{
         HeaderValue,
-        header::{CACHE_CONTROL, PRAGMA},
+        header::{CACHE_CONTROL, PRAGMA, X_CONTENT_TYPE_OPTIONS},
     },
     routing::{get, post},
 };
@@ -87,6 +87,12 @@ pub fn router(
         .layer(SetResponseHeaderLayer::if_not_present(
             PRAGMA,
             HeaderValue::from_static("no-cache"),
+        ))
+        // A profile's text is the user's own (a nickname may hold markup): a browser that
+        // opens an answer reads it as the JSON it says it is, never as a page.
+        .layer(SetResponseHeaderLayer::overriding(
+            X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
         ))
         .with_state(state)
 }

@@ -102,7 +102,8 @@ async fn me_leaves_out_what_is_not_known() {
 }
 
 /// No shared cache in front of the gateway may keep an answer: they carry session ids,
-/// tokens and phone numbers (RFC 6749 5.1). The public JWKS may be cached, briefly.
+/// tokens and phone numbers (RFC 6749 5.1). The public JWKS may be cached, briefly. And no
+/// browser reads an answer as anything but what its content-type says.
 #[tokio::test]
 async fn no_answer_may_be_stored_by_a_cache_but_the_jwks() {
     let stack = Stack::start().await;
@@ -127,6 +128,7 @@ async fn no_answer_may_be_stored_by_a_cache_but_the_jwks() {
         (
             response.headers().get("cache-control").cloned(),
             response.headers().get("pragma").cloned(),
+            response.headers().get("x-content-type-options").cloned(),
         )
     };
     let answers = [
@@ -180,8 +182,9 @@ async fn no_answer_may_be_stored_by_a_cache_but_the_jwks() {
             StatusCode::NOT_FOUND,
         ),
     ]);
-    for (what, (cache_control, pragma), status, expected) in answers {
+    for (what, (cache_control, pragma, sniff), status, expected) in answers {
         assert_eq!(status, expected, "{what}");
+        assert_eq!(sniff.unwrap(), "nosniff", "{what}");
         assert_eq!(
             (
                 cache_control.as_ref().map(|v| v.to_str().unwrap()),
@@ -198,4 +201,5 @@ async fn no_answer_may_be_stored_by_a_cache_but_the_jwks() {
         .await
         .unwrap();
     assert_eq!(jwks.headers()["cache-control"], "public, max-age=300");
+    assert_eq!(jwks.headers()["x-content-type-options"], "nosniff");
 }
