@@ -105,7 +105,17 @@ pub struct ApiError {
     pub errcode: Option<i64>,
     /// Seconds the client should wait before trying again (sent as `retry-after`).
     pub retry_after: Option<u64>,
+    /// The `www-authenticate` challenge of a refused access token (RFC 6750 3).
+    pub challenge: Option<&'static str>,
 }
+
+/// The challenge when no access token was sent.
+pub const BEARER_MISSING: &str = "Bearer realm=\"wxauth\"";
+/// The challenge when the access token was refused: altered, revoked, another app's.
+const BEARER_INVALID: &str = "Bearer realm=\"wxauth\", error=\"invalid_token\"";
+/// The challenge when the access token expired: refresh it.
+const BEARER_EXPIRED: &str = "Bearer realm=\"wxauth\", error=\"invalid_token\", \
+    error_description=\"the access token expired\"";
 
 impl ApiError {
     /// A 400 with [`Code::BadRequest`].
@@ -121,6 +131,15 @@ impl ApiError {
             msg: msg.into(),
             errcode: None,
             retry_after: None,
+            challenge: None,
+        }
+    }
+
+    /// Answers with the `www-authenticate` challenge `challenge`.
+    pub fn challenge(self, challenge: &'static str) -> Self {
+        Self {
+            challenge: Some(challenge),
+            ..self
         }
     }
 
@@ -222,6 +241,11 @@ impl From<tonic::Status> for ApiError {
                 .retry_info()
                 .and_then(|retry| retry.retry_delay)
                 .map(|delay| delay.as_secs().max(1)),
+            challenge: match reason {
+                ErrorReason::TokenInvalid => Some(BEARER_INVALID),
+                ErrorReason::TokenExpired => Some(BEARER_EXPIRED),
+                _ => None,
+            },
         }
     }
 }
@@ -245,6 +269,12 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(wxauth_proto::wire::REQUEST_ID_HEADER, value);
+        }
+        if let Some(challenge) = self.challenge {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(challenge),
+            );
         }
         if let Some(secs) = self.retry_after {
             response

@@ -43,6 +43,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
                 Code::TokenInvalid,
                 "send the access token as one `authorization: Bearer <access_token>` header",
             )
+            .challenge(envelope::BEARER_MISSING)
         })
 }
 

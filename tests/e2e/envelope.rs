@@ -203,3 +203,58 @@ async fn no_answer_may_be_stored_by_a_cache_but_the_jwks() {
     assert_eq!(jwks.headers()["cache-control"], "public, max-age=300");
     assert_eq!(jwks.headers()["x-content-type-options"], "nosniff");
 }
+
+/// A refused access token is answered with the challenge of RFC 6750, which HTTP clients
+/// read to tell "send a token", "log in again" and "refresh" apart.
+#[tokio::test]
+async fn a_refused_access_token_gets_a_bearer_challenge() {
+    use base64::Engine as _;
+    let stack = Stack::start().await;
+    let login = stack.v1_login(APP, "o-challenge").await;
+    let good = login["access_token"].as_str().unwrap();
+    let payload = good.split('.').nth(1).unwrap();
+    let mut claims: wxauth_token::Claims = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims.exp = claims.iat - 60;
+    claims.iat -= 120;
+    let expired = stack.sign(&claims);
+    let cases = [
+        (None, "Bearer realm=\"wxauth\""),
+        (
+            Some("not-a-token"),
+            "Bearer realm=\"wxauth\", error=\"invalid_token\"",
+        ),
+        (
+            Some(expired.as_str()),
+            "Bearer realm=\"wxauth\", error=\"invalid_token\", error_description=\"the access token expired\"",
+        ),
+        (Some(good), ""),
+    ];
+    for (token, challenge) in cases {
+        let mut request = stack.http.get(format!("{}/v1/me", stack.gateway.url()));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let got = response
+            .headers()
+            .get("www-authenticate")
+            .map(|value| value.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let (status, body) = envelope(response).await;
+        assert_eq!(got, challenge, "{token:?}: {body}");
+        if challenge.is_empty() {
+            assert_eq!(status, StatusCode::OK, "{body}");
+        } else {
+            assert_eq!(
+                (status, body["code"].as_i64()),
+                (StatusCode::UNAUTHORIZED, Some(10007)),
+                "{token:?}: {body}"
+            );
+        }
+    }
+}
