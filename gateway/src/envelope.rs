@@ -143,6 +143,15 @@ impl ApiError {
         }
     }
 
+    /// Without a challenge: the credential refused was a refresh token, which no
+    /// `authorization` header carries.
+    pub fn without_challenge(self) -> Self {
+        Self {
+            challenge: None,
+            ..self
+        }
+    }
+
     /// Asks the client to wait `secs` seconds before trying again.
     pub fn retry_after(self, secs: u64) -> Self {
         Self {

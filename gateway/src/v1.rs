@@ -116,7 +116,8 @@ pub(crate) async fn refresh(
         .auth
         .clone()
         .refresh_token(state.upstream(message, &request_id))
-        .await?
+        .await
+        .map_err(|status| ApiError::from(status).without_challenge())?
         .into_inner();
     Ok(envelope::ok(TokenPairView::from(
         refreshed.tokens.unwrap_or_default(),
@@ -158,22 +159,32 @@ pub(crate) async fn logout(
         given.and_then(|given| given.refresh_token),
         input::MAX_TOKEN_CHARS,
     )?;
-    let message = match (access_token, refresh_token) {
-        (Ok(access_token), _) => LogoutRequest {
-            access_token,
-            refresh_token: String::new(),
-        },
-        (Err(_), Some(refresh_token)) => LogoutRequest {
-            access_token: String::new(),
-            refresh_token,
-        },
+    let (message, by_bearer) = match (access_token, refresh_token) {
+        (Ok(access_token), _) => (
+            LogoutRequest {
+                access_token,
+                refresh_token: String::new(),
+            },
+            true,
+        ),
+        (Err(_), Some(refresh_token)) => (
+            LogoutRequest {
+                access_token: String::new(),
+                refresh_token,
+            },
+            false,
+        ),
         (Err(no_bearer), None) => return Err(no_bearer),
     };
     state
         .auth
         .clone()
         .logout(state.upstream(message, &request_id))
-        .await?;
+        .await
+        .map_err(|status| match ApiError::from(status) {
+            refused if by_bearer => refused,
+            refused => refused.without_challenge(),
+        })?;
     Ok(envelope::ok(serde_json::Value::Null))
 }
 

@@ -257,4 +257,34 @@ async fn a_refused_access_token_gets_a_bearer_challenge() {
             );
         }
     }
+    // A refresh token is sent in the body, never in `authorization`: no challenge for it.
+    let gateway = stack.gateway.url();
+    let refused_refresh = [
+        stack
+            .http
+            .post(format!("{gateway}/v1/token/refresh"))
+            .json(&serde_json::json!({"refresh_token": "rt_not-a-token"})),
+        stack
+            .http
+            .post(format!("{gateway}/v1/logout"))
+            .json(&serde_json::json!({"refresh_token": "rt_not-a-token"})),
+    ];
+    for request in refused_refresh {
+        let response = request.send().await.unwrap();
+        let challenge = response.headers().get("www-authenticate").cloned();
+        let (status, body) = envelope(response).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(challenge, None, "{body}");
+    }
+    let response = stack
+        .http
+        .post(format!("{gateway}/v1/logout"))
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer realm=\"wxauth\", error=\"invalid_token\""
+    );
 }
