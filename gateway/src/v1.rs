@@ -159,23 +159,18 @@ pub(crate) async fn logout(
         given.and_then(|given| given.refresh_token),
         input::MAX_TOKEN_CHARS,
     )?;
-    let (message, by_bearer) = match (access_token, refresh_token) {
-        (Ok(access_token), _) => (
-            LogoutRequest {
-                access_token,
-                refresh_token: String::new(),
-            },
-            true,
-        ),
-        (Err(_), Some(refresh_token)) => (
-            LogoutRequest {
-                access_token: String::new(),
-                refresh_token,
-            },
-            false,
-        ),
+    let message = match (access_token, refresh_token) {
+        (Ok(access_token), _) => LogoutRequest {
+            access_token,
+            refresh_token: String::new(),
+        },
+        (Err(_), Some(refresh_token)) => LogoutRequest {
+            access_token: String::new(),
+            refresh_token,
+        },
         (Err(no_bearer), None) => return Err(no_bearer),
     };
+    let by_bearer = !message.access_token.is_empty();
     state
         .auth
         .clone()
