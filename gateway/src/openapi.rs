@@ -5,9 +5,10 @@ use axum::{Json, response::IntoResponse};
 use utoipa::{
     Modify, OpenApi,
     openapi::{
-        Ref,
+        Ref, RefOr,
+        header::HeaderBuilder,
         schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, SchemaType, Type},
-        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+        security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme},
     },
 };
 
@@ -33,7 +34,7 @@ use crate::{me, routes, v1};
         v1::jwks,
         openapi_json,
     ),
-    modifiers(&BearerAuth, &SignedRawData, &SomeProfileField),
+    modifiers(&BearerAuth, &SignedRawData, &SomeProfileField, &AnswerHeaders),
     tags(
         (name = "seed", description = "What the seed mini-program calls, unchanged"),
         (name = "v1", description = "The versioned API for new mini-programs"),
@@ -57,6 +58,53 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// The headers every answer carries (`lib.rs` sets them), and the challenge of a refused
+/// access token on the routes that take one.
+struct AnswerHeaders;
+
+impl Modify for AnswerHeaders {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let header = |description: &str| {
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::String))
+                .description(Some(description))
+                .build()
+        };
+        let bearer_requirement = SecurityRequirement::new("bearer", Vec::<String>::new());
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.post];
+            for operation in operations.into_iter().flatten() {
+                let bearer = operation
+                    .security
+                    .as_ref()
+                    .is_some_and(|security| security.contains(&bearer_requirement));
+                for (status, response) in &mut operation.responses.responses {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    response.headers.insert(
+                        "Cache-Control".into(),
+                        header("no-store: no cache may keep the answer (the JWK Set: public, max-age=300)"),
+                    );
+                    response
+                        .headers
+                        .insert("X-Content-Type-Options".into(), header("nosniff"));
+                    if bearer && status == "401" {
+                        response.headers.insert(
+                            "WWW-Authenticate".into(),
+                            header(
+                                "RFC 6750: Bearer realm=\"wxauth\" when no token was sent; with \
+                                 error=\"invalid_token\" when it was refused, and \
+                                 error_description=\"the access token expired\" when it expired",
+                            ),
+                        );
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -256,6 +256,18 @@ async fn the_openapi_document_describes_exactly_the_live_routes() {
         };
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
+        // The headers the document declares for this answer are the ones it carries.
+        let declared = &doc["paths"][path][method]["responses"][status.to_string()]["headers"];
+        let declared = declared
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path} {status}: no headers declared"));
+        assert!(declared.contains_key("Cache-Control"), "{method} {path}");
+        for name in declared.keys() {
+            assert!(
+                response.headers().contains_key(name.as_str()),
+                "{method} {path} {status} lacks {name}"
+            );
+        }
         let body: Value = response.json().await.unwrap_or(Value::Null);
         assert_ne!(status, 405, "{method} {path}");
         assert!(
