@@ -22,11 +22,15 @@ use axum::{
         HeaderValue,
         header::{CACHE_CONTROL, PRAGMA, X_CONTENT_TYPE_OPTIONS},
     },
+    response::Response,
     routing::{get, post},
 };
 pub use request_id::{ClientAddress, RequestId};
 pub use state::{AppState, SetupError};
 use tower_http::set_header::SetResponseHeaderLayer;
+
+/// What every answer but a cacheable one says.
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
 /// Who a request comes from and how much of the login routes it may use.
 #[derive(Debug, Clone)]
@@ -82,11 +86,16 @@ pub fn router(
         // says so itself (the JWKS).
         .layer(SetResponseHeaderLayer::if_not_present(
             CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
+            NO_STORE,
         ))
+        // HTTP/1.0's form of the same, only where nothing may be kept: some caches read a
+        // `Pragma: no-cache` as "never cache", which would undo the JWKS's `max-age`.
         .layer(SetResponseHeaderLayer::if_not_present(
             PRAGMA,
-            HeaderValue::from_static("no-cache"),
+            |answer: &Response| {
+                (answer.headers().get(CACHE_CONTROL) == Some(&NO_STORE))
+                    .then_some(HeaderValue::from_static("no-cache"))
+            },
         ))
         // A profile's text is the user's own (a nickname may hold markup): a browser that
         // opens an answer reads it as the JSON it says it is, never as a page.

@@ -202,6 +202,11 @@ async fn no_answer_may_be_stored_by_a_cache_but_the_jwks() {
         .unwrap();
     assert_eq!(jwks.headers()["cache-control"], "public, max-age=300");
     assert_eq!(jwks.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(
+        jwks.headers().get("pragma"),
+        None,
+        "some caches read `Pragma: no-cache` as never caching"
+    );
 }
 
 /// A refused access token is answered with the challenge of RFC 6750, which HTTP clients
