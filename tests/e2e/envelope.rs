@@ -147,20 +147,8 @@ async fn no_answer_may_be_stored_by_a_cache_but_the_jwks() {
     ];
     let tokens: serde_json::Value = login.json().await.unwrap();
     let access = tokens["data"]["access_token"].as_str().unwrap();
-    let me = stack
-        .http
-        .get(format!("{gateway}/v1/me"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap();
-    let refused = stack
-        .http
-        .get(format!("{gateway}/v1/me"))
-        .bearer_auth("not-a-token")
-        .send()
-        .await
-        .unwrap();
+    let me = stack.get_me(Some(access)).await;
+    let refused = stack.get_me(Some("not-a-token")).await;
     let unknown = stack
         .http
         .get(format!("{gateway}/nope"))
@@ -240,11 +228,7 @@ async fn a_refused_access_token_gets_a_bearer_challenge() {
         (Some(good), ""),
     ];
     for (token, challenge) in cases {
-        let mut request = stack.http.get(format!("{}/v1/me", stack.gateway.url()));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
+        let response = stack.get_me(token).await;
         let got = response
             .headers()
             .get("www-authenticate")

@@ -7,27 +7,11 @@ use wxauth_e2e::stack::{APP, Stack, envelope};
 use wxauth_proto::v1::UpdateProfileRequest;
 
 async fn fill_in(stack: &Stack, token: Option<&str>, body: Value) -> (StatusCode, Value) {
-    let mut request = stack
-        .http
-        .post(format!("{}/v1/me/profile", stack.gateway.url()))
-        .json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    envelope(request.send().await.unwrap()).await
+    stack.post_as("/v1/me/profile", body, token).await
 }
 
 async fn me(stack: &Stack, token: &str) -> Value {
-    let (status, body) = envelope(
-        stack
-            .http
-            .get(format!("{}/v1/me", stack.gateway.url()))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = envelope(stack.get_me(Some(token)).await).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["data"].clone()
 }

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use wxauth_e2e::stack::{APP, Options, Stack};
 
-use crate::tokens::{post, refused, validate};
+use crate::tokens::{refused, validate};
 
 #[tokio::test]
 async fn a_reused_refresh_token_revokes_its_whole_family() {
@@ -67,13 +67,9 @@ async fn a_retried_refresh_gets_the_same_successor_and_later_reuse_still_revokes
     let refresh = |token: Value| {
         let stack = &stack;
         async move {
-            post(
-                stack,
-                "/v1/token/refresh",
-                json!({"refresh_token": token}),
-                None,
-            )
-            .await
+            stack
+                .post_as("/v1/token/refresh", json!({"refresh_token": token}), None)
+                .await
         }
     };
     let (status, answered) = refresh(first.clone()).await;

@@ -11,33 +11,6 @@ use wxauth_e2e::stack::{APP, APP2, Client, Options, SIGNING_KID, Stack, envelope
 use wxauth_proto::v1::{RevokeUserSessionsRequest, ValidateTokenRequest};
 use wxauth_token::{Claims, Jwks, KeyPair, Verifier};
 
-pub(crate) async fn post(
-    stack: &Stack,
-    path: &str,
-    body: Value,
-    bearer: Option<&str>,
-) -> (StatusCode, Value) {
-    let mut request = stack
-        .http
-        .post(format!("{}{path}", stack.gateway.url()))
-        .json(&body);
-    if let Some(token) = bearer {
-        request = request.bearer_auth(token);
-    }
-    envelope(request.send().await.unwrap()).await
-}
-
-async fn me(stack: &Stack, token: &str) -> (StatusCode, Value) {
-    let response = stack
-        .http
-        .get(format!("{}/v1/me", stack.gateway.url()))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    envelope(response).await
-}
-
 pub(crate) async fn validate(client: &mut Client, token: &str, appid: &str) -> Validation {
     client
         .validate_token(ValidateTokenRequest {
@@ -71,7 +44,7 @@ async fn silent_login_refresh_me_and_logout_through_the_v1_routes() {
     let first = stack.v1_login(APP, "o-v1").await;
     assert_eq!(first["token_type"], "Bearer");
     let access = first["access_token"].as_str().unwrap();
-    let (status, user) = me(&stack, access).await;
+    let (status, user) = envelope(stack.get_me(Some(access)).await).await;
     assert_eq!(status, StatusCode::OK, "{user}");
     assert_eq!(user["data"]["user_id"], first["user"]["user_id"]);
 
@@ -84,15 +57,16 @@ async fn silent_login_refresh_me_and_logout_through_the_v1_routes() {
     );
     assert_ne!(second["access_token"], first["access_token"]);
 
-    let (status, body) = post(
-        &stack,
-        "/v1/logout",
-        json!({}),
-        second["access_token"].as_str(),
+    let (status, body) = stack
+        .post_as("/v1/logout", json!({}), second["access_token"].as_str())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = envelope(
+        stack
+            .get_me(Some(second["access_token"].as_str().unwrap()))
+            .await,
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = me(&stack, second["access_token"].as_str().unwrap()).await;
     assert_eq!(
         (status, body["code"].as_i64()),
         (StatusCode::UNAUTHORIZED, Some(10007)),
@@ -109,24 +83,26 @@ async fn silent_login_refresh_me_and_logout_through_the_v1_routes() {
     let cases: Vec<(&str, StatusCode, Value)> = vec![
         (
             "login without code",
-            post(&stack, "/v1/login", json!({"appid": APP}), None)
+            stack
+                .post_as("/v1/login", json!({"appid": APP}), None)
                 .await
                 .0,
             json!(400),
         ),
         (
             "refresh without token",
-            post(&stack, "/v1/token/refresh", json!({}), None).await.0,
+            stack.post_as("/v1/token/refresh", json!({}), None).await.0,
             json!(400),
         ),
         (
             "logout without anything",
-            post(&stack, "/v1/logout", json!({}), None).await.0,
+            stack.post_as("/v1/logout", json!({}), None).await.0,
             json!(401),
         ),
         (
             "logout with an empty refresh token",
-            post(&stack, "/v1/logout", json!({"refresh_token": ""}), None)
+            stack
+                .post_as("/v1/logout", json!({"refresh_token": ""}), None)
                 .await
                 .0,
             json!(400),
@@ -138,14 +114,10 @@ async fn silent_login_refresh_me_and_logout_through_the_v1_routes() {
         ),
         (
             "login with a code that cannot be WeChat's",
-            post(
-                &stack,
-                "/v1/login",
-                json!({"appid": APP, "code": "a code"}),
-                None,
-            )
-            .await
-            .0,
+            stack
+                .post_as("/v1/login", json!({"appid": APP, "code": "a code"}), None)
+                .await
+                .0,
             json!(400),
         ),
         (
@@ -278,13 +250,13 @@ async fn forged_expired_wrong_key_wrong_app_and_revoked_tokens_are_refused() {
 
     // Revoked: logout through the gateway, then the same token is refused, although it was
     // verified (and remembered) above.
-    let (status, _) = post(
-        &stack,
-        "/v1/logout",
-        json!({"refresh_token": login["refresh_token"]}),
-        None,
-    )
-    .await;
+    let (status, _) = stack
+        .post_as(
+            "/v1/logout",
+            json!({"refresh_token": login["refresh_token"]}),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         validate(&mut service, &good, APP).await,

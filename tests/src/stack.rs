@@ -12,6 +12,7 @@ use wxauth_token::KeyPair;
 
 use crate::{db::TestDb, process::Proc, random_hex};
 
+mod gateway;
 mod wechat;
 
 pub use wechat::sim_count;
@@ -334,92 +335,6 @@ pub async fn channel_to(auth: &Proc) -> Channel {
 }
 
 impl Stack {
-    /// `GET /wxauth/getsessionkey` with raw query pairs; returns status and envelope.
-    pub async fn get_session_key(&self, query: &[(&str, &str)]) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .get(format!("{}/wxauth/getsessionkey", self.gateway.url()))
-            .query(query)
-            .send()
-            .await
-            .expect("the gateway answers");
-        envelope(response).await
-    }
-
-    /// `POST /wxauth/wxsmallusersave` with a JSON body.
-    pub async fn save_user(&self, body: &Value) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .post(format!("{}/wxauth/wxsmallusersave", self.gateway.url()))
-            .json(body)
-            .send()
-            .await
-            .expect("the gateway answers");
-        envelope(response).await
-    }
-
-    /// The whole seed flow for (appid, openid): code, session, profile, token. Returns the
-    /// `data` of the final envelope.
-    pub async fn login(&self, appid: &str, openid: &str, profile: Value) -> Value {
-        let code = self.mint_code(appid, openid, None).await;
-        let (status, session) = self
-            .get_session_key(&[("appid", appid), ("code", &code)])
-            .await;
-        assert_eq!(status, StatusCode::OK, "{session}");
-        let uuid = session["data"].as_str().expect("data is the session id");
-        let data = self.user_info(appid, openid, profile).await;
-        let (status, saved) = self
-            .save_user(&save_body(appid, uuid, "userinfo", &data))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{saved}");
-        saved["data"].clone()
-    }
-
-    /// `POST /v1/me/phone` with `body`, bearing `token` when there is one; returns status
-    /// and envelope.
-    pub async fn bind_phone(&self, token: Option<&str>, body: Value) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .post(format!("{}/v1/me/phone", self.gateway.url()))
-            .json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        envelope(request.send().await.expect("the gateway answers")).await
-    }
-
-    /// `POST /v1/token/refresh` with `refresh_token` (anything JSON: a string, or a value of
-    /// a login's envelope); returns status and envelope.
-    pub async fn v1_refresh(
-        &self,
-        refresh_token: &(impl serde::Serialize + ?Sized),
-    ) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .post(format!("{}/v1/token/refresh", self.gateway.url()))
-            .json(&json!({ "refresh_token": refresh_token }))
-            .send()
-            .await
-            .expect("the gateway answers");
-        envelope(response).await
-    }
-
-    /// The silent login through `POST /v1/login`; returns the envelope's `data`.
-    pub async fn v1_login(&self, appid: &str, openid: &str) -> Value {
-        let unionid = format!("u-{openid}");
-        let code = self.mint_code(appid, openid, Some(&unionid)).await;
-        let response = self
-            .http
-            .post(format!("{}/v1/login", self.gateway.url()))
-            .json(&json!({"appid": appid, "code": code}))
-            .send()
-            .await
-            .expect("the gateway answers");
-        let (status, body) = envelope(response).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["data"].clone()
-    }
-
     /// Rows in a table of the test database.
     pub async fn count(&self, table: &str) -> i64 {
         let pool = self.db.pool().await;
