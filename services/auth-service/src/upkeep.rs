@@ -87,7 +87,8 @@ pub async fn report_health(
 
 /// Every `interval`: deletes expired rows, `batch` rows per statement, so no purge holds
 /// locks for long, and moves sessions sealed under an older key to the active one (a key
-/// rotation's last step). Several replicas may do both at once: it is harmless.
+/// rotation's last step). Several replicas may do both at once: their purges take disjoint
+/// rows, and a re-seal replaces a row only if it is still as it was read.
 pub async fn purge_expired(
     store: PgStore,
     sessions: Arc<Sessions>,

@@ -20,6 +20,12 @@ impl PgStore {
     /// - session families with no refresh token left (their access tokens expired long ago);
     /// - audit events older than `audit_retention_secs`;
     /// - users' latest session_keys not renewed by a login for 30 days.
+    ///
+    /// Every replica purges on its own timer, so two often purge at once, and a request may
+    /// hold a row a purge picks (a refresh presenting an expired token, say). Each batch
+    /// takes only rows no one else holds (`for update skip locked`): two purges split the work
+    /// instead of queueing on each other's row locks, and a purge never waits, so it cannot be
+    /// one side of a deadlock. A row skipped is taken by a later batch or interval.
     pub async fn purge_expired(
         &self,
         batch: i64,
@@ -27,21 +33,23 @@ impl PgStore {
     ) -> Result<u64, StoreError> {
         const STATEMENTS: [&str; 7] = [
             "delete from used_codes where (appid, code_hash) in (select appid, code_hash from used_codes \
-             where created_at < now() - interval '10 minutes' limit $1)",
+             where created_at < now() - interval '10 minutes' limit $1 for update skip locked)",
             "delete from login_sessions where id_hash in (select id_hash from login_sessions \
-             where expires_at < now() limit $1)",
+             where expires_at < now() limit $1 for update skip locked)",
             "delete from refresh_tokens where token_hash in (select token_hash from refresh_tokens \
-             where expires_at < now() limit $1)",
+             where expires_at < now() limit $1 for update skip locked)",
             "update refresh_tokens set successor_kid = null, successor_nonce = null, \
              successor_sealed = null where token_hash in (select token_hash from refresh_tokens \
-             where successor_sealed is not null and used_at < now() - interval '10 minutes' limit $1)",
+             where successor_sealed is not null and used_at < now() - interval '10 minutes' limit $1 \
+             for update skip locked)",
             "delete from token_families where family_id in (select f.family_id from token_families f \
              where not exists (select 1 from refresh_tokens r where r.family_id = f.family_id) \
-             and f.created_at < now() - interval '1 minute' limit $1)",
+             and f.created_at < now() - interval '1 minute' limit $1 for update of f skip locked)",
             "delete from audit_events where event_id in (select event_id from audit_events \
-             where at < now() - make_interval(secs => $2) limit $1)",
+             where at < now() - make_interval(secs => $2) limit $1 for update skip locked)",
             "delete from user_session_keys where (appid, openid) in (select appid, openid \
-             from user_session_keys where obtained_at < now() - interval '30 days' limit $1)",
+             from user_session_keys where obtained_at < now() - interval '30 days' limit $1 \
+             for update skip locked)",
         ];
         let mut purged = 0;
         for statement in STATEMENTS {

@@ -279,3 +279,48 @@ async fn purging_deletes_what_expired_and_keeps_what_lives() {
     // Purged, the expired session's digest is free again.
     assert_eq!(new_session(&store, 40, "o-p1", 600).await, gone);
 }
+
+/// Replicas purge on their own timers, and a request may hold a row a purge picks: a purge
+/// takes the rows no one holds and leaves the rest, instead of waiting on them (its statement
+/// timeout would end it) or deadlocking against another replica's purge.
+#[tokio::test]
+async fn a_purge_leaves_rows_another_transaction_holds_and_takes_the_rest() {
+    use sqlx::Connection as _;
+
+    // The service's own purge must not run during the test.
+    let app = TestApp::spawn(&["--purge-interval-secs=3600"]).await;
+    let store = app.store();
+    let held = new_session(&store, 50, "o-h1", -10).await;
+    new_session(&store, 51, "o-h2", -10).await;
+    let mut other = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    let mut holding = other.begin().await.unwrap();
+    sqlx::query("select 1 from login_sessions where id_hash = $1 for update")
+        .bind(&held)
+        .execute(&mut *holding)
+        .await
+        .unwrap();
+
+    let purged = store.purge_expired(10, 3600).await.unwrap();
+    assert!(purged >= 1, "{purged}");
+    let left: Vec<Vec<u8>> = sqlx::query_scalar("select id_hash from login_sessions")
+        .fetch_all(&mut *holding)
+        .await
+        .unwrap();
+    assert_eq!(
+        left,
+        [held.clone()],
+        "the free row purged, the held one left"
+    );
+
+    holding.rollback().await.unwrap();
+    assert_eq!(
+        store.purge_expired(10, 3600).await.unwrap(),
+        1,
+        "taken once free"
+    );
+    let left: i64 = sqlx::query_scalar("select count(*) from login_sessions")
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
