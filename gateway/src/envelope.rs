@@ -109,6 +109,10 @@ pub struct ApiError {
     pub challenge: Option<&'static str>,
 }
 
+/// How long a client answered 503 is asked to wait, in seconds, unless its cause said how
+/// long (the auth-service's `RetryInfo`).
+const RETRY_AFTER_SECS: u64 = 1;
+
 /// The challenge when no access token was sent.
 pub const BEARER_MISSING: &str = "Bearer realm=\"wxauth\"";
 /// The challenge when the access token was refused: altered, revoked, another app's.
@@ -285,7 +289,12 @@ impl ApiError {
                 axum::http::HeaderValue::from_static(challenge),
             );
         }
-        if let Some(secs) = self.retry_after {
+        // A 503 always passes, so it always says when to come back (RFC 9110 15.6.4), even
+        // when its cause named no delay (an auth-service of an older release, say).
+        let retry_after = self
+            .retry_after
+            .or((self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(RETRY_AFTER_SECS));
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, secs.into());
@@ -362,6 +371,34 @@ mod tests {
                 "{reason:?}"
             );
         }
+    }
+
+    /// `retry-after` of `err` once rendered.
+    fn retry_after_of(err: ApiError) -> Option<String> {
+        err.render("rid")
+            .headers()
+            .get(axum::http::header::RETRY_AFTER)
+            .map(|value| value.to_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn every_503_says_when_to_retry_and_a_named_delay_wins() {
+        let unreachable = ApiError::from(tonic::Status::unavailable("connect error"));
+        assert_eq!(retry_after_of(unreachable), Some("1".into()));
+        // An auth-service that names no delay (an older release) still gets one.
+        let unnamed = ApiError::from(status_with("SERVICE_UNAVAILABLE", None));
+        assert_eq!(retry_after_of(unnamed), Some("1".into()));
+        let mut details = ErrorDetails::with_error_info(
+            "RATE_LIMITED",
+            wxauth_proto::ERROR_DOMAIN,
+            HashMap::new(),
+        );
+        details.set_retry_info(Some(std::time::Duration::from_secs(60)));
+        let named =
+            tonic::Status::with_error_details(tonic::Code::ResourceExhausted, "slow down", details);
+        assert_eq!(retry_after_of(ApiError::from(named)), Some("60".into()));
+        let refused = ApiError::from(status_with("CODE_REJECTED", None));
+        assert_eq!(retry_after_of(refused), None, "a retry cannot cure it");
     }
 
     #[test]

@@ -22,9 +22,6 @@ pub const HEALTH_PATH: &str = "/healthz";
 /// HTTP layer reads request heads up to 64 KiB).
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 
-/// How long a refused client is asked to wait, in seconds.
-pub const RETRY_AFTER_SECS: u64 = 1;
-
 /// The limits, shared by every request.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -70,7 +67,6 @@ pub(crate) async fn middleware(
             Code::Internal,
             "the gateway is at its limit of requests in flight: retry in a second",
         )
-        .retry_after(RETRY_AFTER_SECS)
         .into_response();
     };
     match tokio::time::timeout(limits.request_timeout, next.run(request)).await {

@@ -61,8 +61,8 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The headers every answer carries (`lib.rs` sets them), and the challenge of a refused
-/// access token on the routes that take one.
+/// The headers every answer carries (`lib.rs` sets them), `Retry-After` on answers that
+/// pass (429, 503), and the challenge of a refused access token on the routes that take one.
 struct AnswerHeaders;
 
 impl Modify for AnswerHeaders {
@@ -92,6 +92,12 @@ impl Modify for AnswerHeaders {
                     response
                         .headers
                         .insert("X-Content-Type-Options".into(), header("nosniff"));
+                    if status == "429" || status == "503" {
+                        response.headers.insert(
+                            "Retry-After".into(),
+                            header("seconds to wait before trying again"),
+                        );
+                    }
                     if bearer && status == "401" {
                         response.headers.insert(
                             "WWW-Authenticate".into(),
@@ -283,6 +289,13 @@ mod tests {
                 assert!(
                     responses.get(status).is_some(),
                     "{method} {path} does not document {status}"
+                );
+            }
+            for status in ["429", "503"] {
+                let declared = &responses[status]["headers"]["Retry-After"];
+                assert!(
+                    responses.get(status).is_none() || declared.is_object(),
+                    "{method} {path} {status} does not declare Retry-After"
                 );
             }
         }

@@ -12,6 +12,7 @@ use std::{
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tonic::Code;
+use tonic_types::StatusExt as _;
 use wxauth_e2e::{
     db::TestDb,
     eventually,
@@ -336,6 +337,12 @@ async fn a_statement_ended_at_the_statement_timeout_is_unavailable_not_internal(
         .expect_err("the claim cannot be written while the table is locked");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert!(status.message().contains("retry"), "{status:?}");
+    // Told when, too: the gateway turns this into `retry-after`.
+    let retry_delay = status
+        .get_error_details()
+        .retry_info()
+        .and_then(|info| info.retry_delay);
+    assert_eq!(retry_delay, Some(Duration::from_secs(1)), "{status:?}");
     operator.rollback().await.unwrap();
 
     // Nothing reached WeChat, so the same code logs the user in once the lock is gone.

@@ -2,6 +2,8 @@
 //! may read: it says what to do and carries no internal detail. Internal causes travel in
 //! [`AuthError::Internal`] for the logs only.
 
+use std::time::Duration;
+
 use wxauth_wechat::Errcode;
 
 /// Why a login, validation or lookup failed.
@@ -129,6 +131,12 @@ pub enum AuthError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// How long a client should wait after a transient failure here or at WeChat: long enough
+/// not to hammer a struggling dependency, short enough that a user barely notices.
+const RETRY_SOON: Duration = Duration::from_secs(1);
+/// WeChat's frequency limit (45011) counts a user's calls per minute.
+const WECHAT_RATE_WINDOW: Duration = Duration::from_secs(60);
+
 impl AuthError {
     /// Wraps an internal failure.
     pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
@@ -160,6 +168,39 @@ impl AuthError {
             | Self::CallerForbidden { .. }
             | Self::UserNotFound
             | Self::Unavailable(_)
+            | Self::Internal(_) => None,
+        }
+    }
+
+    /// When trying again may succeed, for the errors that pass by themselves: sent as a
+    /// `google.rpc.RetryInfo`, and by the gateway as `retry-after`. `None` where retrying the
+    /// same call cannot help (a refused code, a bad token) or is the operator's to fix.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::QuotaExceeded { retry_after_secs } => {
+                Some(Duration::from_secs(*retry_after_secs))
+            }
+            Self::RateLimited { .. } => Some(WECHAT_RATE_WINDOW),
+            Self::WeChatUnavailable { .. }
+            | Self::WeChatApiUnavailable { .. }
+            | Self::WeChatFailed { .. }
+            | Self::Unavailable(_) => Some(RETRY_SOON),
+            Self::InvalidArgument(_)
+            | Self::UnknownApp
+            | Self::SessionNotFound
+            | Self::CodeRejected { .. }
+            | Self::CodeAlreadyUsed
+            | Self::LoginBlocked { .. }
+            | Self::WeChatMisconfigured { .. }
+            | Self::PhoneCodeRejected { .. }
+            | Self::SessionKeyInvalid
+            | Self::DecryptionFailed
+            | Self::SignatureMismatch
+            | Self::TokenInvalid
+            | Self::TokenExpired
+            | Self::CallerUnauthenticated
+            | Self::CallerForbidden { .. }
+            | Self::UserNotFound
             | Self::Internal(_) => None,
         }
     }

@@ -8,14 +8,18 @@ use super::{Stack, envelope, save_body};
 impl Stack {
     /// `GET /wxauth/getsessionkey` with raw query pairs; returns status and envelope.
     pub async fn get_session_key(&self, query: &[(&str, &str)]) -> (StatusCode, Value) {
-        let response = self
-            .http
+        envelope(self.get_session_key_answer(query).await).await
+    }
+
+    /// `GET /wxauth/getsessionkey` with raw query pairs; returns the whole answer, headers
+    /// included.
+    pub async fn get_session_key_answer(&self, query: &[(&str, &str)]) -> reqwest::Response {
+        self.http
             .get(format!("{}/wxauth/getsessionkey", self.gateway.url()))
             .query(query)
             .send()
             .await
-            .expect("the gateway answers");
-        envelope(response).await
+            .expect("the gateway answers")
     }
 
     /// `POST /wxauth/wxsmallusersave` with a JSON body.

@@ -73,8 +73,8 @@ pub fn to_status(err: AuthError, request_id: &str) -> Status {
         }
     };
     let mut details = ErrorDetails::with_error_info(reason.as_str_name(), ERROR_DOMAIN, metadata);
-    if let AuthError::QuotaExceeded { retry_after_secs } = &err {
-        details.set_retry_info(Some(std::time::Duration::from_secs(*retry_after_secs)));
+    if let Some(delay) = err.retry_after() {
+        details.set_retry_info(Some(delay));
     }
     Status::with_error_details(code, message, details)
 }
@@ -196,6 +196,48 @@ mod tests {
                 retry_after_secs: 1,
             },
         ]
+    }
+
+    /// A caller told "retry later" is told when: every UNAVAILABLE and every rate limit
+    /// carries a RetryInfo, and nothing a retry cannot cure does.
+    #[test]
+    fn every_transient_error_says_when_to_retry() {
+        for err in samples() {
+            let code = classify(&err).0;
+            let transient = matches!(err, AuthError::WeChatFailed { .. })
+                || matches!(code, Code::Unavailable | Code::ResourceExhausted);
+            let status = to_status(err, "rid");
+            let delay = status
+                .get_error_details()
+                .retry_info()
+                .and_then(|info| info.retry_delay);
+            assert_eq!(delay.is_some(), transient, "{status:?}");
+        }
+        let quota = to_status(
+            AuthError::QuotaExceeded {
+                retry_after_secs: 7,
+            },
+            "rid",
+        );
+        let wechat_limit = to_status(
+            AuthError::RateLimited {
+                errcode: Errcode::RateLimited,
+            },
+            "rid",
+        );
+        let delays = [quota, wechat_limit].map(|status| {
+            status
+                .get_error_details()
+                .retry_info()
+                .and_then(|info| info.retry_delay)
+        });
+        assert_eq!(
+            delays,
+            [
+                Some(std::time::Duration::from_secs(7)),
+                Some(std::time::Duration::from_secs(60))
+            ]
+        );
     }
 
     #[test]

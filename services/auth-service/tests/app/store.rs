@@ -306,11 +306,7 @@ async fn a_purge_leaves_rows_another_transaction_holds_and_takes_the_rest() {
         .fetch_all(&mut *holding)
         .await
         .unwrap();
-    assert_eq!(
-        left,
-        [held.clone()],
-        "the free row purged, the held one left"
-    );
+    assert_eq!(left, [held], "the free row purged, the held one left");
 
     holding.rollback().await.unwrap();
     assert_eq!(
