@@ -111,6 +111,15 @@ impl Keyring {
         &self.active
     }
 
+    /// The kids this keyring opens but no longer seals with: what a rotation re-seals.
+    pub fn retired_kids(&self) -> Vec<&str> {
+        self.ciphers
+            .keys()
+            .map(String::as_str)
+            .filter(|kid| *kid != self.active)
+            .collect()
+    }
+
     /// Seals `plaintext`, binding it to `context` (the row it belongs to), so a sealed value
     /// copied into another row does not open.
     pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Sealed, SealError> {

@@ -250,10 +250,18 @@ impl Sessions {
 
     /// Moves up to `batch` stored sessions sealed under an older key to the active one, so an
     /// old sealing key can be dropped once no session needs it. Returns how many moved.
+    ///
+    /// Only rows under a key this replica holds are read. A row under a key removed from
+    /// the keyring (at once, after a leak) cannot be opened: if those were read too, a batch
+    /// of them would come back at every pass, ahead of the rows that can move, and stall
+    /// the rotation for as long as they live.
     pub async fn reseal(&self, batch: i64) -> Result<u64, AuthError> {
-        let active = self.keyring.active_kid();
+        let retired = self.keyring.retired_kids();
+        if retired.is_empty() {
+            return Ok(0);
+        }
         let mut moved = 0;
-        for stored in self.store.user_keys_under_other_keys(active, batch).await? {
+        for stored in self.store.user_keys_sealed_under(&retired, batch).await? {
             let context = user_seal_context(&stored.appid, &stored.openid);
             let Some(sealed) = self.resealed(&stored.sealed, &context)? else {
                 continue;
@@ -266,7 +274,7 @@ impl Sessions {
                 moved += 1;
             }
         }
-        for (id_hash, session) in self.store.sealed_under_other_keys(active, batch).await? {
+        for (id_hash, session) in self.store.sessions_sealed_under(&retired, batch).await? {
             let context = seal_context(&id_hash, &session.appid, &session.openid);
             let Some(sealed) = self.resealed(&session.sealed_key, &context)? else {
                 continue;

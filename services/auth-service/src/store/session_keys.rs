@@ -84,19 +84,19 @@ impl PgStore {
         Ok(replaced.is_some())
     }
 
-    /// Stored user keys sealed under another key than `active_kid`, `limit` at a time.
-    pub async fn user_keys_under_other_keys(
+    /// Stored user keys sealed under one of `kids`, `limit` at a time.
+    pub async fn user_keys_sealed_under(
         &self,
-        active_kid: &str,
+        kids: &[&str],
         limit: i64,
     ) -> Result<Vec<StoredUserKey>, StoreError> {
         let rows = self
             .run(async |conn| {
                 sqlx::query(
                     "select appid, openid, session_key_kid, session_key_nonce, session_key_sealed \
-                     from user_session_keys where session_key_kid <> $1 limit $2",
+                     from user_session_keys where session_key_kid = any($1) limit $2",
                 )
-                .bind(active_kid)
+                .bind(kids)
                 .bind(limit)
                 .fetch_all(conn)
                 .await

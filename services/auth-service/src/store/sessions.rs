@@ -64,11 +64,10 @@ impl PgStore {
         .await
     }
 
-    /// Live sessions whose session_key is sealed under another key than `active_kid`: what a
-    /// rotation has left to re-seal, `limit` at a time.
-    pub async fn sealed_under_other_keys(
+    /// Live sessions whose session_key is sealed under one of `kids`, `limit` at a time.
+    pub async fn sessions_sealed_under(
         &self,
-        active_kid: &str,
+        kids: &[&str],
         limit: i64,
     ) -> Result<Vec<(Vec<u8>, LoginSession)>, StoreError> {
         let rows = self
@@ -76,9 +75,9 @@ impl PgStore {
                 sqlx::query(
                     "select id_hash, appid, openid, unionid, session_key_kid, session_key_nonce, \
                        session_key_sealed from login_sessions \
-                     where session_key_kid <> $1 and expires_at > now() limit $2",
+                     where session_key_kid = any($1) and expires_at > now() limit $2",
                 )
-                .bind(active_kid)
+                .bind(kids)
                 .bind(limit)
                 .fetch_all(conn)
                 .await
