@@ -6,8 +6,10 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 use wxauth_e2e::{
+    db::TestDb,
     eventually,
-    stack::{APP, Options, Stack},
+    pg::Cluster,
+    stack::{APP, Options, Stack, envelope},
 };
 
 async fn status(stack: &Stack, service: &str) -> i32 {
@@ -88,6 +90,63 @@ async fn health_is_not_serving_while_the_database_is_unreachable() {
         .get_session_key(&[("appid", APP), ("code", &code)])
         .await;
     assert_eq!(http_status.as_u16(), 200, "logins work again");
+}
+
+/// A database that answers but takes no writes (the old primary after a failover, or a
+/// managed server gone read-only with a full disk) cannot serve a login either. Before, the
+/// health ping (`select 1`) passed, so the replica stayed SERVING while every login failed,
+/// and each failure was a 500 "internal error" a client does not retry.
+#[tokio::test]
+async fn a_database_that_takes_no_writes_is_not_serving_and_logins_are_503() {
+    // Its own server: the setting is the whole server's, as a provider's would be.
+    let cluster = Cluster::start();
+    let stack = Stack::start_on(TestDb::create_on(cluster.url()).await, Options::default()).await;
+    stack
+        .db
+        .admin("alter system set default_transaction_read_only = on")
+        .await;
+    stack.db.admin("select pg_reload_conf()").await;
+    eventually(
+        "health says NOT_SERVING",
+        Duration::from_secs(15),
+        || async {
+            status(&stack, "wxauth.v1.AuthService").await == ServingStatus::NotServing as i32
+        },
+    )
+    .await;
+    assert_eq!(readyz(&stack).await, 503);
+    let code = stack.mint_code(APP, "o-read-only", None).await;
+    let response = stack
+        .get_session_key_answer(&[("appid", APP), ("code", &code)])
+        .await;
+    assert_eq!(
+        response.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let (http_status, body) = envelope(response).await;
+    assert_eq!(
+        (http_status.as_u16(), body["code"].as_i64()),
+        (503, Some(10500)),
+        "{body}"
+    );
+    assert!(body["msg"].as_str().unwrap().contains("retry"), "{body}");
+
+    stack
+        .db
+        .admin("alter system reset default_transaction_read_only")
+        .await;
+    stack.db.admin("select pg_reload_conf()").await;
+    eventually(
+        "health says SERVING again",
+        Duration::from_secs(15),
+        || async { status(&stack, "wxauth.v1.AuthService").await == ServingStatus::Serving as i32 },
+    )
+    .await;
+    // The code was refused before WeChat saw it (its claim could not be written): it works.
+    let (http_status, body) = stack
+        .get_session_key(&[("appid", APP), ("code", &code)])
+        .await;
+    assert_eq!(http_status.as_u16(), 200, "{body}");
 }
 
 #[tokio::test]

@@ -128,7 +128,7 @@ impl Metrics {
         );
         registry.register(
             "database_up",
-            "1 while the database answers the health ping (every second), else 0",
+            "1 while the database answers the health ping (every second) and takes writes, else 0",
             metrics.database_up.clone(),
         );
         registry.register(

@@ -47,8 +47,9 @@ impl Health {
     }
 }
 
-/// Keeps gRPC health in step with the database: SERVING while it answers, NOT_SERVING while
-/// it does not. The ping has a connection of its own: a pool kept busy by logins is load, not
+/// Keeps gRPC health in step with the database: SERVING while it answers and takes writes,
+/// NOT_SERVING while it does not answer or answers reads only (a standby after a failover,
+/// a server set read-only: every login would fail). The ping has a connection of its own: a pool kept busy by logins is load, not
 /// an unreachable database, and saying otherwise would take every replica of a busy
 /// deployment out of service at once. While the database does not answer, the pool's idle
 /// connections are closed, so that once it is back no request is handed a dead one.
@@ -63,21 +64,27 @@ pub async fn report_health(
     loop {
         let (size, idle) = store.pool_status();
         metrics.pool(size, idle);
-        let answered = matches!(
-            tokio::time::timeout(PING_TIMEOUT, own.ping()).await,
-            Ok(Ok(()))
-        );
-        if !answered {
+        let unusable = match tokio::time::timeout(PING_TIMEOUT, own.ping()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(err)) => Some(err.to_string()),
+            Err(_) => Some(format!("no answer within {PING_TIMEOUT:?}")),
+        };
+        let usable = unusable.is_none();
+        if !usable {
+            // After a failover a new connection may reach the new primary.
             store.drop_idle_connections();
         }
-        metrics.liveness(answered, revocations.is_live());
-        if answered != serving {
-            serving = answered;
+        metrics.liveness(usable, revocations.is_live());
+        if usable != serving {
+            serving = usable;
             if serving {
-                info!("database answers again: serving");
+                info!("database answers and takes writes again: serving");
                 health.set(ServingStatus::Serving).await;
             } else {
-                warn!("database does not answer: not serving");
+                warn!(
+                    cause = unusable.as_deref().unwrap_or_default(),
+                    "database cannot serve logins: not serving"
+                );
                 health.set(ServingStatus::NotServing).await;
             }
         }

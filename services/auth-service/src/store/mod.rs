@@ -61,6 +61,10 @@ pub enum StoreError {
     /// database, or the network to it, is silent.
     #[error("the database did not answer within {0:?}")]
     NoAnswer(Duration),
+    /// The server answers but takes no writes: a standby (the old primary after a
+    /// failover), or a server set read-only (as managed databases do when the disk fills).
+    #[error("the database accepts no writes (a standby, or set read-only)")]
+    ReadOnly,
 }
 
 impl StoreError {
@@ -69,7 +73,7 @@ impl StoreError {
     /// "unavailable", not "internal".
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Pool(_) | Self::NoAnswer(_) => true,
+            Self::Pool(_) | Self::NoAnswer(_) | Self::ReadOnly => true,
             Self::Database(err) => match err {
                 sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
@@ -80,12 +84,12 @@ impl StoreError {
                 // was ended at the statement timeout (a lock held elsewhere, an overloaded
                 // server) or cancelled by an operator; 53: out of connections, memory or
                 // disk; 40001, 40P01: a serialization failure or a deadlock, which a retry
-                // gets past.
+                // gets past; 25006: a write sent to a server that takes none ([`Self::ReadOnly`]).
                 sqlx::Error::Database(db) => db.code().is_some_and(|code| {
                     code.starts_with("08")
                         || code.starts_with("57P0")
                         || code.starts_with("53")
-                        || matches!(&*code, "55000" | "57014" | "40001" | "40P01")
+                        || matches!(&*code, "55000" | "57014" | "40001" | "40P01" | "25006")
                 }),
                 _ => false,
             },

@@ -4,10 +4,19 @@
 use super::{PgStore, StoreError};
 
 impl PgStore {
-    /// Whether the database answers.
+    /// Whether the database answers and takes writes: every login writes, so a server that
+    /// answers reads only ([`StoreError::ReadOnly`]) cannot serve one.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.run(async |conn| sqlx::query("select 1").execute(conn).await)
+        let read_only: bool = self
+            .run(async |conn| {
+                sqlx::query_scalar("select current_setting('transaction_read_only') = 'on'")
+                    .fetch_one(conn)
+                    .await
+            })
             .await?;
+        if read_only {
+            return Err(StoreError::ReadOnly);
+        }
         Ok(())
     }
 
