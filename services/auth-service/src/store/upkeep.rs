@@ -3,16 +3,16 @@
 
 use super::{PgStore, StoreError};
 
+/// The health ping: whether the server takes writes (`transaction_read_only` is on in a
+/// standby and in a server set read-only).
+pub const PING: &str = "select current_setting('transaction_read_only') = 'on'";
+
 impl PgStore {
     /// Whether the database answers and takes writes: every login writes, so a server that
     /// answers reads only ([`StoreError::ReadOnly`]) cannot serve one.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let read_only: bool = self
-            .run(async |conn| {
-                sqlx::query_scalar("select current_setting('transaction_read_only') = 'on'")
-                    .fetch_one(conn)
-                    .await
-            })
+            .run(async |conn| sqlx::query_scalar(PING).fetch_one(conn).await)
             .await?;
         if read_only {
             return Err(StoreError::ReadOnly);

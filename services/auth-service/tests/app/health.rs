@@ -95,10 +95,11 @@ async fn a_pool_with_no_connection_to_spare_is_load_not_an_unreachable_database(
         || async {
             sqlx::query_scalar::<_, bool>(
                 "select exists (select 1 from pg_stat_activity where datname = current_database() \
-                 and query = 'select 1' and state = 'idle' \
+                 and query = $2 and state = 'idle' \
                  and extract(epoch from state_change) > $1 + 2.5)",
             )
             .bind(held_at)
+            .bind(auth_service::store::upkeep::PING)
             .fetch_one(&observer)
             .await
             .unwrap()
