@@ -49,10 +49,11 @@ impl Health {
 
 /// Keeps gRPC health in step with the database: SERVING while it answers and takes writes,
 /// NOT_SERVING while it does not answer or answers reads only (a standby after a failover,
-/// a server set read-only: every login would fail). The ping has a connection of its own: a pool kept busy by logins is load, not
-/// an unreachable database, and saying otherwise would take every replica of a busy
-/// deployment out of service at once. While the database does not answer, the pool's idle
-/// connections are closed, so that once it is back no request is handed a dead one.
+/// a server set read-only: every login would fail). The ping has a connection of its own: a
+/// pool kept busy by logins is load, not an unreachable database, and saying otherwise would
+/// take every replica of a busy deployment out of service at once. While the database cannot
+/// serve, the pool's idle connections are closed, so that once it can, no request is handed
+/// one that died or still points at the old primary.
 pub async fn report_health(
     store: PgStore,
     health: Health,

@@ -33,8 +33,9 @@ impl PgStore {
     /// Every replica purges on its own timer, so two often purge at once, and a request may
     /// hold a row a purge picks (a refresh presenting an expired token, say). Each batch
     /// takes only rows no one else holds (`for update skip locked`): two purges split the work
-    /// instead of queueing on each other's row locks, and a purge never waits, so it cannot be
-    /// one side of a deadlock. A row skipped is taken by a later batch or interval.
+    /// instead of queueing on each other's row locks, and a purge never waits for a row
+    /// another holds, so it cannot be one side of a deadlock over rows. A row skipped is taken
+    /// by a later batch or interval.
     pub async fn purge_expired(
         &self,
         batch: i64,
