@@ -149,6 +149,48 @@ async fn a_database_that_takes_no_writes_is_not_serving_and_logins_are_503() {
     assert_eq!(http_status.as_u16(), 200, "{body}");
 }
 
+/// A failover as a replica sees it: the connections it holds reach the old primary, now
+/// read-only, and every new one reaches the writable new primary. It must let go of all of
+/// them, the health ping's own included, and serve again. Before, the ping kept its
+/// connection to the old primary, and the replica stayed NOT_SERVING for as long as that
+/// server lived.
+#[tokio::test]
+async fn after_a_failover_the_replica_reconnects_and_serves_again() {
+    let cluster = Cluster::start();
+    let stack = Stack::start_on(TestDb::create_on(cluster.url()).await, Options::default()).await;
+    // New connections are writable: a setting of the database, read when a session starts.
+    stack
+        .db
+        .admin("alter database {db} set default_transaction_read_only = off")
+        .await;
+    // Open ones turn read-only: the server's setting, read at a reload, which the database's
+    // setting outranks only in sessions that start after it.
+    stack
+        .db
+        .admin("alter system set default_transaction_read_only = on")
+        .await;
+    stack.db.admin("select pg_reload_conf()").await;
+    eventually(
+        "the replica saw the read-only server, then serves again",
+        Duration::from_secs(20),
+        || async {
+            let log = stack.auth.log();
+            log.find("database cannot serve logins")
+                .is_some_and(|at| log[at..].contains("takes writes again: serving"))
+        },
+    )
+    .await;
+    assert_eq!(
+        status(&stack, "wxauth.v1.AuthService").await,
+        ServingStatus::Serving as i32
+    );
+    let code = stack.mint_code(APP, "o-failed-over", None).await;
+    let (http_status, body) = stack
+        .get_session_key(&[("appid", APP), ("code", &code)])
+        .await;
+    assert_eq!(http_status.as_u16(), 200, "{body}");
+}
+
 #[tokio::test]
 async fn expired_rows_are_purged_and_live_ones_kept() {
     let stack = Stack::start_with(Options {

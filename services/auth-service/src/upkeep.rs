@@ -72,8 +72,11 @@ pub async fn report_health(
         };
         let usable = unusable.is_none();
         if !usable {
-            // After a failover a new connection may reach the new primary.
+            // After a failover the old connections may still reach the old primary, now a
+            // standby; a new one reaches the new primary. The ping's own included: kept, it
+            // would report the old primary's read-only state for as long as that lives.
             store.drop_idle_connections();
+            own.drop_idle_connections();
         }
         metrics.liveness(usable, revocations.is_live());
         if usable != serving {
