@@ -1,14 +1,18 @@
 //! Many replicas behind one gateway: calls are balanced across them, a replica that dies
-//! costs no read-only call (it is retried on another), and a restarted one takes traffic
-//! again.
+//! costs no read-only call (it is retried on another), a restarted one takes traffic again,
+//! and one that cannot use its database takes none while another can.
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 use wxauth_e2e::{
+    db::TestDb,
     eventually,
     process::Proc,
-    stack::{APP, Stack},
+    stack::{APP, Stack, channel_to},
 };
 
 fn free_port() -> u16 {
@@ -39,6 +43,26 @@ async fn me(stack: &Stack, gateway: &Proc, token: &str) -> StatusCode {
         .map_or(StatusCode::BAD_GATEWAY, |response| response.status())
 }
 
+/// A gateway balancing over the replicas listening on `ports`, with no login quota.
+fn balanced_gateway(stack: &Stack, ports: [u16; 2]) -> Proc {
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|port| format!("http://127.0.0.1:{port}"))
+        .collect();
+    Proc::spawn_named(
+        "gateway",
+        "gateway-balanced",
+        &[
+            ("GATEWAY_HTTP_ADDR", "127.0.0.1:0".into()),
+            ("GATEWAY_METRICS_ADDR", "127.0.0.1:0".into()),
+            ("AUTH_GRPC_URL", urls.join(",")),
+            ("AUTH_CALLER_KEY", stack.keys.gateway.clone()),
+            ("GATEWAY_LOGIN_RATE_PER_MINUTE", "0".into()),
+        ],
+        stack.dir(),
+    )
+}
+
 #[tokio::test]
 async fn a_gateway_balances_across_replicas_and_survives_one_dying() {
     let stack = Stack::start().await;
@@ -52,21 +76,7 @@ async fn a_gateway_balances_across_replicas_and_survives_one_dying() {
     };
     let a = replica("auth-a", port_a);
     let b = replica("auth-b", port_b);
-    let gateway = Proc::spawn_named(
-        "gateway",
-        "gateway-balanced",
-        &[
-            ("GATEWAY_HTTP_ADDR", "127.0.0.1:0".into()),
-            ("GATEWAY_METRICS_ADDR", "127.0.0.1:0".into()),
-            (
-                "AUTH_GRPC_URL",
-                format!("http://127.0.0.1:{port_a},http://127.0.0.1:{port_b}"),
-            ),
-            ("AUTH_CALLER_KEY", stack.keys.gateway.clone()),
-            ("GATEWAY_LOGIN_RATE_PER_MINUTE", "0".into()),
-        ],
-        stack.dir(),
-    );
+    let gateway = balanced_gateway(&stack, [port_a, port_b]);
 
     for _ in 0..60 {
         assert_eq!(me(&stack, &gateway, &token).await, StatusCode::OK);
@@ -150,4 +160,82 @@ async fn a_gateway_follows_the_addresses_of_a_dns_name() {
     for _ in 0..20 {
         assert_eq!(me(&stack, &gateway, &token).await, StatusCode::OK);
     }
+}
+
+/// A replica that cannot use its database says NOT_SERVING, and the gateway leaves it out
+/// while another serves: no login lands on it. Before, the balancer only checked that a
+/// replica accepted TCP connections, and every login sent to it failed with 503.
+#[tokio::test]
+async fn a_replica_that_cannot_use_its_database_takes_no_logins_while_another_serves() {
+    let stack = Stack::start().await;
+    let (port_a, port_b) = (free_port(), free_port());
+    // Replica a has a database of its own, which it is then cut off from.
+    let own = TestDb::create().await;
+    let a = stack.spawn_replica_with(
+        "auth-a",
+        &[
+            ("WXAUTH_GRPC_ADDR", format!("127.0.0.1:{port_a}")),
+            ("DATABASE_URL", own.url.clone()),
+        ],
+    );
+    let _b = stack.spawn_replica_with(
+        "auth-b",
+        &[("WXAUTH_GRPC_ADDR", format!("127.0.0.1:{port_b}"))],
+    );
+    let gateway = balanced_gateway(&stack, [port_a, port_b]);
+    own.admin("alter database {db} allow_connections false")
+        .await;
+    own.admin("select pg_terminate_backend(pid) from pg_stat_activity where datname = '{db}'")
+        .await;
+    let health = HealthClient::new(channel_to(&a).await);
+    eventually(
+        "replica a says NOT_SERVING",
+        Duration::from_secs(15),
+        || {
+            let mut health = health.clone();
+            async move {
+                health
+                    .check(HealthCheckRequest {
+                        service: "wxauth.v1.AuthService".into(),
+                    })
+                    .await
+                    .is_ok_and(|answer| {
+                        answer.into_inner().status == ServingStatus::NotServing as i32
+                    })
+            }
+        },
+    )
+    .await;
+
+    let login = |n: usize| {
+        let (stack, gateway) = (&stack, &gateway);
+        async move {
+            let code = stack.mint_code(APP, &format!("o-shunned-{n}"), None).await;
+            stack
+                .http
+                .get(format!("{}/wxauth/getsessionkey", gateway.url()))
+                .query(&[("appid", APP), ("code", code.as_str())])
+                .send()
+                .await
+                .map_or(StatusCode::BAD_GATEWAY, |response| response.status())
+        }
+    };
+    let mut n = 0;
+    eventually(
+        "ten logins in a row land on the replica that serves",
+        Duration::from_secs(20),
+        || {
+            n += 10;
+            let first = n;
+            async move {
+                for n in first..first + 10 {
+                    if login(n).await != StatusCode::OK {
+                        return false;
+                    }
+                }
+                true
+            }
+        },
+    )
+    .await;
 }

@@ -1,9 +1,11 @@
 //! Several replicas behind one channel. tonic's balancer keeps an endpoint whose
 //! connection fails "ready" (its lazy reconnect reports the error on the call, not in
 //! readiness), so it would keep picking a dead replica. Here a watcher decides which
-//! replicas are in: every interval, and at once when a call was not answered, it probes each
-//! candidate (a TCP connect) and adds or removes endpoints through tonic's discovery
-//! channel. When none answers, all stay in, so calls fail fast instead of waiting.
+//! replicas are in: every interval, and at once when a call was not answered, it asks each
+//! candidate's gRPC health, and adds or removes endpoints through tonic's discovery
+//! channel. A replica is in while it says SERVING: one that cannot use its database (or is
+//! shutting down) says NOT_SERVING and would fail every login, so it is left out while
+//! others serve. When none serves, all stay in, so calls fail fast instead of waiting.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -13,6 +15,10 @@ use std::{
 
 use tokio::sync::Notify;
 use tonic::transport::{Channel, Endpoint, channel::Change};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use wxauth_proto::v1::auth_service_server::SERVICE_NAME;
 
 /// How often fixed replicas are probed.
 pub(crate) const RECHECK_EVERY: Duration = Duration::from_secs(1);
@@ -40,27 +46,13 @@ pub(crate) enum Source {
 }
 
 impl Source {
-    /// The candidates now: a key, the address to probe, the endpoint.
-    async fn candidates(&self) -> Vec<(String, Option<SocketAddr>, Endpoint)> {
+    /// The candidates now: a key and the endpoint.
+    async fn candidates(&self) -> Vec<(String, Endpoint)> {
         match self {
-            Self::Urls(endpoints) => {
-                let mut found = Vec::with_capacity(endpoints.len());
-                for endpoint in endpoints {
-                    let uri = endpoint.uri();
-                    let port = uri.port_u16().unwrap_or(80);
-                    let address = match uri.host() {
-                        Some(host) => {
-                            tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
-                                .await
-                                .ok()
-                                .and_then(|mut addresses| addresses.next())
-                        }
-                        None => None,
-                    };
-                    found.push((uri.to_string(), address, endpoint.clone()));
-                }
-                found
-            }
+            Self::Urls(endpoints) => endpoints
+                .iter()
+                .map(|endpoint| (endpoint.uri().to_string(), endpoint.clone()))
+                .collect(),
             Self::Name {
                 host,
                 port,
@@ -68,8 +60,7 @@ impl Source {
             } => match tokio::net::lookup_host((host.as_str(), *port)).await {
                 Ok(addresses) => addresses
                     .filter_map(|address| {
-                        replica(address)
-                            .map(|endpoint| (address.to_string(), Some(address), endpoint))
+                        replica(address).map(|endpoint| (address.to_string(), endpoint))
                     })
                     .collect(),
                 Err(_) => Vec::new(),
@@ -78,14 +69,18 @@ impl Source {
     }
 }
 
-async fn answers(address: Option<SocketAddr>) -> bool {
-    let Some(address) = address else {
-        return false;
-    };
-    matches!(
-        tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(address)).await,
-        Ok(Ok(_))
-    )
+/// Whether the replica behind `probe` should take calls: it says SERVING for the
+/// AuthService. A server without the health service is taken at its word that it answers.
+async fn serving(probe: Channel) -> bool {
+    let mut health = HealthClient::new(probe);
+    let check = health.check(HealthCheckRequest {
+        service: SERVICE_NAME.into(),
+    });
+    match tokio::time::timeout(PROBE_TIMEOUT, check).await {
+        Ok(Ok(answer)) => answer.into_inner().status == ServingStatus::Serving as i32,
+        Ok(Err(status)) => status.code() == tonic::Code::Unimplemented,
+        Err(_) => false,
+    }
 }
 
 /// A channel balanced over the replicas of `source`, looked at every `every` and whenever a
@@ -94,12 +89,19 @@ pub(crate) fn balanced(source: Source, every: Duration) -> Channel {
     let (channel, changes) = Channel::balance_channel::<String>(64);
     tokio::spawn(async move {
         let mut inside: HashSet<String> = HashSet::new();
+        // One connection per candidate for its health, kept between rounds.
+        let mut probes_of: HashMap<String, Channel> = HashMap::new();
         loop {
             let candidates = source.candidates().await;
+            probes_of.retain(|key, _| candidates.iter().any(|(candidate, _)| candidate == key));
             let mut probes = tokio::task::JoinSet::new();
-            for (key, address, _) in &candidates {
-                let (key, address) = (key.clone(), *address);
-                probes.spawn(async move { (key, answers(address).await) });
+            for (key, endpoint) in &candidates {
+                let probe = probes_of
+                    .entry(key.clone())
+                    .or_insert_with(|| endpoint.connect_lazy())
+                    .clone();
+                let key = key.clone();
+                probes.spawn(async move { (key, serving(probe).await) });
             }
             let answering: HashSet<String> = probes
                 .join_all()
@@ -107,10 +109,7 @@ pub(crate) fn balanced(source: Source, every: Duration) -> Channel {
                 .into_iter()
                 .filter_map(|(key, up)| up.then_some(key))
                 .collect();
-            let mut endpoints: HashMap<String, Endpoint> = candidates
-                .into_iter()
-                .map(|(key, _, endpoint)| (key, endpoint))
-                .collect();
+            let mut endpoints: HashMap<String, Endpoint> = candidates.into_iter().collect();
             let keep: HashSet<String> = if answering.is_empty() {
                 endpoints.keys().cloned().collect()
             } else {
