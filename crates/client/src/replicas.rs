@@ -103,17 +103,17 @@ pub(crate) fn balanced(source: Source, every: Duration) -> Channel {
                 let key = key.clone();
                 probes.spawn(async move { (key, serving(probe).await) });
             }
-            let answering: HashSet<String> = probes
+            let in_service: HashSet<String> = probes
                 .join_all()
                 .await
                 .into_iter()
                 .filter_map(|(key, up)| up.then_some(key))
                 .collect();
             let mut endpoints: HashMap<String, Endpoint> = candidates.into_iter().collect();
-            let keep: HashSet<String> = if answering.is_empty() {
+            let keep: HashSet<String> = if in_service.is_empty() {
                 endpoints.keys().cloned().collect()
             } else {
-                answering
+                in_service
             };
             for gone in inside.difference(&keep) {
                 if changes.send(Change::Remove(gone.clone())).await.is_err() {
