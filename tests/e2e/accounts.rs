@@ -8,17 +8,7 @@ use wxauth_proto::v1::{GetUserRequest, ListAccountUsersRequest, ValidateTokenReq
 
 /// The silent login with (or without) a unionid; returns the envelope's data.
 async fn login(stack: &Stack, appid: &str, openid: &str, unionid: Option<&str>) -> Value {
-    let code = stack.mint_code(appid, openid, unionid).await;
-    let response = stack
-        .http
-        .post(format!("{}/v1/login", stack.gateway.url()))
-        .json(&json!({"appid": appid, "code": code}))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = envelope(response).await;
-    assert_eq!(status, 200, "{body}");
-    body["data"].clone()
+    stack.v1_login_with(appid, openid, unionid).await
 }
 
 fn account(login: &Value) -> String {

@@ -35,6 +35,35 @@ async fn readyz(stack: &Stack) -> u16 {
         .as_u16()
 }
 
+/// Waits until the AuthService's health says `want`.
+async fn until_health(stack: &Stack, want: ServingStatus) {
+    eventually(
+        &format!("health says {want:?}"),
+        Duration::from_secs(15),
+        || async { status(stack, "wxauth.v1.AuthService").await == want as i32 },
+    )
+    .await;
+}
+
+/// Sets the whole server's `default_transaction_read_only` (`None`: back to its default)
+/// and has every session read it again, as a provider gone read-only does.
+async fn set_server_read_only(stack: &Stack, read_only: Option<bool>) {
+    let statement = match read_only {
+        Some(on) => format!("alter system set default_transaction_read_only = {on}"),
+        None => "alter system reset default_transaction_read_only".to_owned(),
+    };
+    stack.db.admin(&statement).await;
+    stack.db.admin("select pg_reload_conf()").await;
+}
+
+/// A seed login's first call for a fresh code of `openid`: status and envelope.
+async fn fresh_login(stack: &Stack, openid: &str) -> (reqwest::StatusCode, serde_json::Value) {
+    let code = stack.mint_code(APP, openid, None).await;
+    stack
+        .get_session_key(&[("appid", APP), ("code", &code)])
+        .await
+}
+
 #[tokio::test]
 async fn health_is_not_serving_while_the_database_is_unreachable() {
     let stack = Stack::start().await;
@@ -64,10 +93,7 @@ async fn health_is_not_serving_while_the_database_is_unreachable() {
     // The plain-HTTP readiness says the same (it is set together with gRPC health).
     assert_eq!(readyz(&stack).await, 503);
     // Meanwhile a login is answered 503, not 500.
-    let code = stack.mint_code(APP, "o-outage", None).await;
-    let (http_status, body) = stack
-        .get_session_key(&[("appid", APP), ("code", &code)])
-        .await;
+    let (http_status, body) = fresh_login(&stack, "o-outage").await;
     assert_eq!(
         (http_status.as_u16(), body["code"].as_i64()),
         (503, Some(10500)),
@@ -78,17 +104,9 @@ async fn health_is_not_serving_while_the_database_is_unreachable() {
         .db
         .admin("alter database {db} allow_connections true")
         .await;
-    eventually(
-        "health says SERVING again",
-        Duration::from_secs(15),
-        || async { status(&stack, "wxauth.v1.AuthService").await == ServingStatus::Serving as i32 },
-    )
-    .await;
+    until_health(&stack, ServingStatus::Serving).await;
     assert_eq!(readyz(&stack).await, 200);
-    let code = stack.mint_code(APP, "o-outage", None).await;
-    let (http_status, _) = stack
-        .get_session_key(&[("appid", APP), ("code", &code)])
-        .await;
+    let (http_status, _) = fresh_login(&stack, "o-outage").await;
     assert_eq!(http_status.as_u16(), 200, "logins work again");
 }
 
@@ -101,19 +119,8 @@ async fn a_database_that_takes_no_writes_is_not_serving_and_logins_are_503() {
     // Its own server: the setting is the whole server's, as a provider's would be.
     let cluster = Cluster::start();
     let stack = Stack::start_on(TestDb::create_on(cluster.url()).await, Options::default()).await;
-    stack
-        .db
-        .admin("alter system set default_transaction_read_only = on")
-        .await;
-    stack.db.admin("select pg_reload_conf()").await;
-    eventually(
-        "health says NOT_SERVING",
-        Duration::from_secs(15),
-        || async {
-            status(&stack, "wxauth.v1.AuthService").await == ServingStatus::NotServing as i32
-        },
-    )
-    .await;
+    set_server_read_only(&stack, Some(true)).await;
+    until_health(&stack, ServingStatus::NotServing).await;
     assert_eq!(readyz(&stack).await, 503);
     let code = stack.mint_code(APP, "o-read-only", None).await;
     let response = stack
@@ -131,17 +138,8 @@ async fn a_database_that_takes_no_writes_is_not_serving_and_logins_are_503() {
     );
     assert!(body["msg"].as_str().unwrap().contains("retry"), "{body}");
 
-    stack
-        .db
-        .admin("alter system reset default_transaction_read_only")
-        .await;
-    stack.db.admin("select pg_reload_conf()").await;
-    eventually(
-        "health says SERVING again",
-        Duration::from_secs(15),
-        || async { status(&stack, "wxauth.v1.AuthService").await == ServingStatus::Serving as i32 },
-    )
-    .await;
+    set_server_read_only(&stack, None).await;
+    until_health(&stack, ServingStatus::Serving).await;
     // The code was refused before WeChat saw it (its claim could not be written): it works.
     let (http_status, body) = stack
         .get_session_key(&[("appid", APP), ("code", &code)])
@@ -165,11 +163,7 @@ async fn after_a_failover_the_replica_reconnects_and_serves_again() {
         .await;
     // Open ones turn read-only: the server's setting, read at a reload, which the database's
     // setting outranks only in sessions that start after it.
-    stack
-        .db
-        .admin("alter system set default_transaction_read_only = on")
-        .await;
-    stack.db.admin("select pg_reload_conf()").await;
+    set_server_read_only(&stack, Some(true)).await;
     eventually(
         "the replica saw the read-only server, then serves again",
         Duration::from_secs(20),
@@ -184,10 +178,7 @@ async fn after_a_failover_the_replica_reconnects_and_serves_again() {
         status(&stack, "wxauth.v1.AuthService").await,
         ServingStatus::Serving as i32
     );
-    let code = stack.mint_code(APP, "o-failed-over", None).await;
-    let (http_status, body) = stack
-        .get_session_key(&[("appid", APP), ("code", &code)])
-        .await;
+    let (http_status, body) = fresh_login(&stack, "o-failed-over").await;
     assert_eq!(http_status.as_u16(), 200, "{body}");
 }
 

@@ -101,10 +101,17 @@ impl Stack {
         envelope(response).await
     }
 
-    /// The silent login through `POST /v1/login`; returns the envelope's `data`.
+    /// The silent login through `POST /v1/login`, the user bound to unionid `u-<openid>`;
+    /// returns the envelope's `data`.
     pub async fn v1_login(&self, appid: &str, openid: &str) -> Value {
         let unionid = format!("u-{openid}");
-        let code = self.mint_code(appid, openid, Some(&unionid)).await;
+        self.v1_login_with(appid, openid, Some(&unionid)).await
+    }
+
+    /// The silent login through `POST /v1/login` with (or without) a unionid; returns the
+    /// envelope's `data`.
+    pub async fn v1_login_with(&self, appid: &str, openid: &str, unionid: Option<&str>) -> Value {
+        let code = self.mint_code(appid, openid, unionid).await;
         let response = self
             .http
             .post(format!("{}/v1/login", self.gateway.url()))
