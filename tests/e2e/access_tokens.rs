@@ -43,6 +43,53 @@ async fn a_token_lifetime_longer_than_wechats_is_not_believed() {
     assert_eq!(sim_count(&stats, "token_fetches", APP), 1, "{stats}");
 }
 
+/// WeChat refusing the app's token again right after a fresh one was fetched is an outage
+/// that passes, not an unknown error: UNAVAILABLE with a retry delay, 503 and `retry-after`
+/// at the gateway, and the phone code is not spent.
+#[tokio::test]
+async fn a_token_refused_again_after_a_fresh_fetch_is_unavailable_with_a_retry_delay() {
+    let stack = Stack::start().await;
+    let login = stack.v1_login(APP, "o-phone-refused").await;
+    let token = login["access_token"].as_str().unwrap();
+    stack
+        .sim_post(
+            "/sim/faults",
+            json!({"endpoint": "getuserphonenumber", "errcode": 40001, "times": 2}),
+        )
+        .await;
+    let code = stack
+        .mint_phone_code(APP, "o-phone-refused", "13800138000")
+        .await;
+    let response = stack
+        .http
+        .post(format!("{}/v1/me/phone", stack.gateway.url()))
+        .bearer_auth(token)
+        .json(&json!({ "code": code }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let retry_after = response.headers().get("retry-after").cloned();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        (status, body["code"].as_i64(), body["errcode"].as_i64()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some(10005), Some(40001)),
+        "{body}"
+    );
+    assert!(retry_after.is_some(), "503 says when to retry");
+    let stats = stack.sim_stats().await;
+    assert_eq!(
+        stats["token_refusals"], 0,
+        "the refusals were the queued ones: {stats}"
+    );
+    // Both faults were spent: the next bind goes through.
+    let code = stack
+        .mint_phone_code(APP, "o-phone-refused", "13800138000")
+        .await;
+    let (status, body) = stack.bind_phone(Some(token), json!({ "code": code })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 /// A replica whose calls to WeChat are watched, with `changes` to its settings, a user's
 /// access token, and `n` fresh phone codes of that user.
 async fn replica_with_codes(

@@ -317,6 +317,29 @@ fn a_missing_or_malformed_setting_exits_64_naming_the_variable() {
 }
 
 #[test]
+fn a_caller_key_listed_under_two_callers_stops_the_start_naming_both() {
+    let key = "shared-key-0123456789abcdef";
+    let (code, stderr) = run_to_exit(
+        "auth-service",
+        &[
+            ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none".into()),
+            ("WXAUTH_DEV", "1".into()),
+            ("WXAUTH_APPS", "wx4f4bc4dec97d474b:secret".into()),
+            (
+                "WXAUTH_CALLERS",
+                format!("gateway:login:{key},ops2:admin:{key}"),
+            ),
+        ],
+    );
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains("WXAUTH_CALLERS") && stderr.contains("gateway") && stderr.contains("ops2"),
+        "names the setting and both callers: {stderr}"
+    );
+    assert!(!stderr.contains(key), "never the key: {stderr}");
+}
+
+#[test]
 fn a_limit_of_zero_is_refused_rather_than_read_as_one_millisecond() {
     // PostgreSQL and most HTTP clients read 0 as "no limit"; these services once read it as
     // the smallest limit, and every statement (or WeChat call) then failed at run time.

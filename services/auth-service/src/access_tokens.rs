@@ -127,9 +127,19 @@ impl AccessTokens {
                 warn!(%appid, api, %errcode, expired, "wechat refused the access_token; using a current one");
                 let current = self.current(appid).await?;
                 self.quota.take(appid)?;
-                self.timed(api, &work, current.token)
-                    .await
-                    .map_err(AuthError::from_platform_call)
+                match self.timed(api, &work, current.token).await {
+                    // Refused again, a token fetched or found current a moment ago: WeChat
+                    // is not honouring the app's tokens just now (its side of a rotation,
+                    // or an outage), which passes; the caller is asked to come back.
+                    Err(WeChatError::Api { errcode }) if errcode.rejects_access_token() => {
+                        warn!(%appid, api, %errcode, "wechat refused the access_token again");
+                        Err(AuthError::WeChatApiUnavailable {
+                            errcode: Some(errcode),
+                            what: "it refused the app's access_token twice",
+                        })
+                    }
+                    done => done.map_err(AuthError::from_platform_call),
+                }
             }
             done => done.map_err(AuthError::from_platform_call),
         }

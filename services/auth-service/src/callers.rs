@@ -76,6 +76,25 @@ struct Caller {
     credential: Credential,
 }
 
+/// Why `WXAUTH_CALLERS` cannot be used. Never holds a key: only caller names and rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallersError {
+    /// An entry breaks a rule of the format.
+    #[error("{0}")]
+    Malformed(&'static str),
+    /// Two entries name the same key or client certificate: whichever is found last would
+    /// silently decide the scopes, and the other entry would be dead.
+    #[error("callers {first} and {second} have the same {credential}: give each caller its own")]
+    SameCredential {
+        /// The entry listed first.
+        first: String,
+        /// The entry listed later.
+        second: String,
+        /// `key` or `client certificate`.
+        credential: &'static str,
+    },
+}
+
 /// The known callers.
 pub struct Callers {
     callers: Vec<Caller>,
@@ -97,8 +116,9 @@ impl Callers {
     /// characters (`head -c24 /dev/urandom | base64` makes one). Instead of a key, an entry
     /// may name a client certificate, `cert-sha256:<64 hex digits>` (the SHA-256 of its DER:
     /// `openssl x509 -in client.pem -outform der | sha256sum`), when the server runs mutual
-    /// TLS. The error names the rule, never the value.
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+    /// TLS. The error names the rule and the callers, never a key.
+    pub fn parse(raw: &str) -> Result<Self, CallersError> {
+        let malformed = CallersError::Malformed;
         let mut callers: Vec<Caller> = Vec::new();
         for entry in raw
             .split(',')
@@ -108,7 +128,7 @@ impl Callers {
             let mut parts = entry.splitn(3, ':');
             let (Some(name), Some(scopes), Some(key)) = (parts.next(), parts.next(), parts.next())
             else {
-                return Err("each entry must be name:scope+scope:key");
+                return Err(malformed("each entry must be name:scope+scope:key"));
             };
             let name_ok = !name.is_empty()
                 && name.len() <= 64
@@ -116,28 +136,47 @@ impl Callers {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
             if !name_ok {
-                return Err("a caller name must be 1 to 64 letters, digits, '-', '_' or '.'");
+                return Err(malformed(
+                    "a caller name must be 1 to 64 letters, digits, '-', '_' or '.'",
+                ));
             }
             let scopes = scopes
                 .split('+')
                 .map(Scope::parse)
                 .collect::<Option<Vec<_>>>()
                 .filter(|scopes| !scopes.is_empty())
-                .ok_or("scopes must be login, validate or admin, joined by '+'")?;
+                .ok_or(malformed(
+                    "scopes must be login, validate or admin, joined by '+'",
+                ))?;
             let credential = match key.strip_prefix(CERT_PREFIX) {
                 Some(fingerprint) => Credential::Certificate(
                     hex::decode(fingerprint)
                         .ok()
                         .and_then(|bytes| bytes.try_into().ok())
-                        .ok_or("a cert-sha256: credential must be 64 hex digits")?,
+                        .ok_or(malformed("a cert-sha256: credential must be 64 hex digits"))?,
                 ),
                 None if key.len() < 24 || !key.bytes().all(|b| b.is_ascii_graphic()) => {
-                    return Err("a caller key must be at least 24 printable characters");
+                    return Err(malformed(
+                        "a caller key must be at least 24 printable characters",
+                    ));
                 }
                 None => Credential::Key(Sha256::digest(key.as_bytes()).into()),
             };
             if callers.iter().any(|caller| caller.name == name) {
-                return Err("a caller name is listed twice");
+                return Err(malformed("a caller name is listed twice"));
+            }
+            if let Some(first) = callers
+                .iter()
+                .find(|caller| caller.credential == credential)
+            {
+                return Err(CallersError::SameCredential {
+                    first: first.name.clone(),
+                    second: name.to_owned(),
+                    credential: match credential {
+                        Credential::Key(_) => "key",
+                        Credential::Certificate(_) => "client certificate",
+                    },
+                });
             }
             callers.push(Caller {
                 name: name.to_owned(),
@@ -146,7 +185,7 @@ impl Callers {
             });
         }
         if callers.is_empty() {
-            return Err("no caller is listed");
+            return Err(malformed("no caller is listed"));
         }
         Ok(Self { callers })
     }
@@ -295,13 +334,51 @@ mod tests {
         ] {
             let err = Callers::parse(raw)
                 .err()
-                .unwrap_or_else(|| panic!("{raw:?} accepted"));
+                .unwrap_or_else(|| panic!("{raw:?} accepted"))
+                .to_string();
             assert!(!err.contains("0123456789"), "{err}");
         }
         let printed = format!("{:?}", callers());
         assert!(
             printed.contains("ops:admin+validate") && !printed.contains(OPS),
             "{printed}"
+        );
+    }
+
+    #[test]
+    fn one_key_or_certificate_listed_under_two_callers_is_refused_naming_both() {
+        let fingerprint = hex::encode(Sha256::digest(b"a certificate"));
+        for (raw, credential) in [
+            (
+                format!("gateway:login:{GATEWAY},ops2:admin:{GATEWAY}"),
+                "key",
+            ),
+            (
+                format!("a:validate:cert-sha256:{fingerprint},b:admin:cert-sha256:{fingerprint}"),
+                "client certificate",
+            ),
+        ] {
+            let err = Callers::parse(&raw).expect_err("a shared credential is refused");
+            assert_eq!(
+                err,
+                CallersError::SameCredential {
+                    first: if credential == "key" { "gateway" } else { "a" }.into(),
+                    second: if credential == "key" { "ops2" } else { "b" }.into(),
+                    credential,
+                }
+            );
+            let message = err.to_string();
+            assert!(
+                !message.contains("0123456789") && !message.contains(&fingerprint),
+                "{message}"
+            );
+        }
+        // The same key text as a key and as a fingerprint are different credentials.
+        assert!(
+            Callers::parse(&format!(
+                "a:validate:cert-sha256:{fingerprint},b:admin:{GATEWAY}"
+            ))
+            .is_ok()
         );
     }
 }

@@ -324,7 +324,7 @@ impl Settings {
             } else {
                 SettingsError::Malformed {
                     setting: "WXAUTH_CALLERS",
-                    rule: rule.to_owned(),
+                    rule: rule.to_string(),
                 }
             }
         })?;
