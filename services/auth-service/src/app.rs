@@ -138,6 +138,7 @@ impl Application {
             config.database_url(),
             config.db_max_connections as usize,
             config.db_statement_timeout,
+            clock.clone(),
         )
         .map_err(|_| StartError::DatabaseUrl)?;
         if let Some(host) = store.unverified_remote_host() {

@@ -6,6 +6,7 @@ pub mod app_token;
 pub mod audit;
 pub mod bearer;
 pub mod profile;
+pub mod rotation;
 pub mod session;
 pub mod user;
 

@@ -421,6 +421,7 @@ impl Settings {
             },
             refresh_rules: RefreshRules {
                 grace_secs: i64::from(self.refresh_grace_secs),
+                idle_secs: positive("WXAUTH_REFRESH_TTL_SECS", self.refresh_ttl_secs)?,
                 family_max_age_secs: positive(
                     "WXAUTH_FAMILY_MAX_AGE_SECS",
                     self.family_max_age_secs,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use sqlx::Row as _;
 
 use super::{PgStore, StoreError, answered, pool::Lease};
-use crate::{domain::TokenStatus, secrets::Sealed};
+use crate::{clock::SharedClock, domain::TokenStatus, secrets::Sealed};
 
 /// An app's stored token.
 #[derive(Debug)]
@@ -19,7 +19,7 @@ pub struct StoredToken {
 }
 
 const SELECT_TOKEN: &str = "select token_kid, token_nonce, token_sealed, token_digest, \
-    extract(epoch from expires_at - now())::bigint as expires_in \
+    extract(epoch from expires_at - $2)::bigint as expires_in \
     from app_access_tokens where appid = $1 and token_sealed is not null";
 
 fn stored(row: &sqlx::postgres::PgRow) -> Result<StoredToken, sqlx::Error> {
@@ -44,15 +44,19 @@ pub struct RefreshLock {
     appid: String,
     /// The store's bound on work the database leaves unanswered.
     answer_within: Duration,
+    /// The store's clock, which stamps what is written under the lock.
+    clock: SharedClock,
 }
 
 impl PgStore {
     /// The stored token of `appid`, if there is one.
     pub async fn access_token(&self, appid: &str) -> Result<Option<StoredToken>, StoreError> {
+        let now = self.now();
         let row = self
             .run(async |conn| {
                 sqlx::query(SELECT_TOKEN)
                     .bind(appid)
+                    .bind(now)
                     .fetch_optional(conn)
                     .await
             })
@@ -67,6 +71,7 @@ impl PgStore {
         appid: &str,
     ) -> Result<(RefreshLock, Option<StoredToken>), StoreError> {
         let mut lease = self.pool.lease().await?;
+        let now = self.now();
         let locked = answered(self.answer_within, async {
             sqlx::query("begin").execute(lease.conn()).await?;
             sqlx::query(
@@ -77,6 +82,7 @@ impl PgStore {
             .await?;
             sqlx::query(SELECT_TOKEN)
                 .bind(appid)
+                .bind(now)
                 .fetch_optional(lease.conn())
                 .await
         })
@@ -89,6 +95,7 @@ impl PgStore {
                 lease,
                 appid: appid.to_owned(),
                 answer_within: self.answer_within,
+                clock: self.clock.clone(),
             },
             current,
         ))
@@ -102,14 +109,16 @@ impl PgStore {
         appid: &str,
         digest: &[u8],
     ) -> Result<bool, StoreError> {
+        let now = self.now();
         let done = self
             .run(async |conn| {
                 sqlx::query(
-                    "update app_access_tokens set expires_at = now() \
-                     where appid = $1 and token_digest = $2 and expires_at > now()",
+                    "update app_access_tokens set expires_at = $3 \
+                     where appid = $1 and token_digest = $2 and expires_at > $3",
                 )
                 .bind(appid)
                 .bind(digest)
+                .bind(now)
                 .execute(conn)
                 .await
             })
@@ -119,13 +128,13 @@ impl PgStore {
 
     /// Apps whose token expires within `secs` (or has), to refresh ahead of time.
     pub async fn access_tokens_expiring(&self, secs: i64) -> Result<Vec<String>, StoreError> {
+        let before = self.now().plus_secs(secs);
         self.run(async |conn| {
             sqlx::query_scalar(
                 "select appid from app_access_tokens \
-                 where token_sealed is not null \
-                   and expires_at < now() + make_interval(secs => $1)",
+                 where token_sealed is not null and expires_at < $1",
             )
-            .bind(secs as f64)
+            .bind(before)
             .fetch_all(conn)
             .await
         })
@@ -180,11 +189,12 @@ impl RefreshLock {
         digest: &[u8],
         expires_in: i64,
     ) -> Result<(), StoreError> {
+        let now = self.clock.timestamp();
         let result = answered(self.answer_within, async {
             sqlx::query(
                 "insert into app_access_tokens as t (appid, token_kid, token_nonce, token_sealed, \
                    token_digest, expires_at, fetched_at, refreshes, last_attempt_at, last_outcome) \
-                 values ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), now(), 1, now(), 'ok') \
+                 values ($1, $2, $3, $4, $5, $6, $7, 1, $7, 'ok') \
                  on conflict (appid) do update set token_kid = excluded.token_kid, \
                    token_nonce = excluded.token_nonce, token_sealed = excluded.token_sealed, \
                    token_digest = excluded.token_digest, expires_at = excluded.expires_at, \
@@ -196,7 +206,8 @@ impl RefreshLock {
             .bind(&sealed.nonce)
             .bind(&sealed.ciphertext)
             .bind(digest)
-            .bind(expires_in as f64)
+            .bind(now.plus_secs(expires_in))
+            .bind(now)
             .execute(self.lease.conn())
             .await?;
             sqlx::query("commit").execute(self.lease.conn()).await
@@ -208,14 +219,16 @@ impl RefreshLock {
     /// Records a failed fetch (`outcome`: what WeChat answered) and commits, freeing the
     /// lock; the stored token, if any, is kept.
     pub async fn failed(mut self, outcome: &str) -> Result<(), StoreError> {
+        let now = self.clock.timestamp();
         let result = answered(self.answer_within, async {
             sqlx::query(
                 "insert into app_access_tokens as t (appid, last_attempt_at, last_outcome) \
-                 values ($1, now(), $2) on conflict (appid) do update set \
+                 values ($1, $3, $2) on conflict (appid) do update set \
                    last_attempt_at = excluded.last_attempt_at, last_outcome = excluded.last_outcome",
             )
             .bind(&self.appid)
             .bind(outcome)
+            .bind(now)
             .execute(self.lease.conn())
             .await?;
             sqlx::query("commit").execute(self.lease.conn()).await

@@ -4,19 +4,23 @@
 use sqlx::{Row as _, postgres::PgConnection};
 
 use super::{PgStore, StoreError};
-use crate::domain::{AuditEvent, NewAuditEvent};
+use crate::{
+    clock::Timestamp,
+    domain::{AuditEvent, NewAuditEvent},
+};
 
 /// The columns an audit insert fills from a call's context, as `$n` parameters in a `with`
 /// clause: see [`context_params`].
-pub(super) const AUDIT_INSERT: &str = "insert into audit_events (kind, outcome, appid, user_id, openid_digest, family_id, actor, client_addr, request_id)";
+pub(super) const AUDIT_INSERT: &str = "insert into audit_events (at, kind, outcome, appid, user_id, openid_digest, family_id, actor, client_addr, request_id)";
 
-/// Writes one event on `conn` (inside the caller's transaction).
+/// Writes one event that happened at `at` on `conn` (inside the caller's transaction).
 pub(super) async fn record(
     conn: &mut PgConnection,
     event: &NewAuditEvent,
+    at: Timestamp,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
-        "{AUDIT_INSERT} values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        "{AUDIT_INSERT} values ($10, $1, $2, $3, $4, $5, $6, $7, $8, $9)"
     ))
     .bind(event.kind.name())
     .bind(&event.outcome)
@@ -27,6 +31,7 @@ pub(super) async fn record(
     .bind(&event.context.caller)
     .bind(&event.context.client_addr)
     .bind(&event.context.request_id)
+    .bind(at)
     .execute(conn)
     .await?;
     Ok(())
@@ -51,9 +56,10 @@ impl PgStore {
         let families: Vec<Option<i64>> = events.iter().map(|e| e.family_id).collect();
         let digests: Vec<Option<Vec<u8>>> =
             events.iter().map(|e| e.openid_digest.clone()).collect();
+        let now = self.now();
         self.run(async |conn| {
             sqlx::query(&format!(
-                "{AUDIT_INSERT} select * from unnest($1::text[], $2::text[], $3::text[], \
+                "{AUDIT_INSERT} select $10, * from unnest($1::text[], $2::text[], $3::text[], \
                  $4::bigint[], $5::bytea[], $6::bigint[], $7::text[], $8::text[], $9::text[])"
             ))
             .bind(&kinds)
@@ -65,6 +71,7 @@ impl PgStore {
             .bind(&actors)
             .bind(&addrs)
             .bind(&request_ids)
+            .bind(now)
             .execute(conn)
             .await
         })

@@ -12,15 +12,17 @@ impl PgStore {
     /// client on its strength. A database crash in the next fraction of a second could forget
     /// it, and then a resent code reaches WeChat, which answers 40163: the same "log in again".
     pub async fn claim_code(&self, appid: &str, code_hash: &[u8]) -> Result<bool, StoreError> {
+        let now = self.now();
         let inserted = self
             .run(async |conn| {
                 sqlx::query(
-                    "insert into used_codes (appid, code_hash) \
-                     select $1, $2 from (select set_config('synchronous_commit', 'off', true)) as relaxed \
+                    "insert into used_codes (appid, code_hash, created_at) \
+                     select $1, $2, $3 from (select set_config('synchronous_commit', 'off', true)) as relaxed \
                      on conflict do nothing",
                 )
                 .bind(appid)
                 .bind(code_hash)
+                .bind(now)
                 .execute(conn)
                 .await
             })

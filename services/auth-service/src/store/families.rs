@@ -11,7 +11,11 @@ use super::{
     logins::{IssuedLogin, USER_BY_ID, user_from_row},
 };
 use crate::{
-    domain::{AuditKind, CallContext, NewAuditEvent},
+    clock::Timestamp,
+    domain::{
+        AuditKind, CallContext, NewAuditEvent, User,
+        rotation::{self, Decision, Presented, RefreshRules, Refusal, Successor},
+    },
     secrets::Sealed,
 };
 
@@ -30,14 +34,12 @@ pub struct NewRefresh<'a> {
 /// A rotation: the successor, and the rules it is judged by.
 #[derive(Debug, Clone, Copy)]
 pub struct Rotation<'a> {
-    /// The new refresh token.
-    pub new: NewRefresh<'a>,
+    /// SHA-256 of the new refresh token.
+    pub new_hash: &'a [u8],
     /// The new refresh token, sealed (bound to the old one's digest), kept for the grace.
     pub successor: &'a Sealed,
-    /// How long after a rotation the old token still yields the same successor, seconds.
-    pub grace_secs: i64,
-    /// The longest a family lives, however often it is refreshed, seconds.
-    pub family_max_age_secs: i64,
+    /// How refresh tokens age.
+    pub rules: RefreshRules,
 }
 
 /// What presenting a refresh token did.
@@ -57,21 +59,26 @@ pub enum RefreshOutcome {
         /// The revoked family.
         family_id: i64,
     },
-    /// Unknown, expired, of a family too old, or its family was already revoked.
-    Invalid,
+    /// Refused, and nothing changed: unknown, expired, of a family too old or revoked.
+    Refused {
+        /// Why.
+        why: Refusal,
+        /// The family and its user and app, when the token is on record.
+        family: Option<(i64, i64, String)>,
+    },
 }
 
 /// Revokes the families that `which` selects (a `where` over `token_families`, with `$1`),
 /// ends their users' open login sessions, tells every replica, and audits each family as
-/// `$2` (kind) with `$3` (reason), `$4`..`$6` the call. Returns the families revoked.
+/// `$2` (kind) with `$3` (reason), `$4`..`$6` the call, at `$7`. Returns the families revoked.
 fn revoke_sql(which: &str) -> String {
     format!(
-        "with revoked as (update token_families set revoked_at = now(), revoke_reason = $3 \
+        "with revoked as (update token_families set revoked_at = $7, revoke_reason = $3 \
            where {which} and revoked_at is null returning family_id, user_id, appid), \
          ended as (delete from login_sessions s using users u \
            where u.user_id in (select user_id from token_families where {which}) \
            and s.appid = u.appid and s.openid = u.openid), \
-         audited as ({AUDIT_INSERT} select $2, $3, appid, user_id, null, family_id, $4, $5, $6 \
+         audited as ({AUDIT_INSERT} select $7, $2, $3, appid, user_id, null, family_id, $4, $5, $6 \
            from revoked) \
          select family_id, pg_notify('{REVOKED_CHANNEL}', family_id::text)::text as notified \
          from revoked"
@@ -88,7 +95,8 @@ impl PgStore {
         rotation: Rotation<'_>,
         context: &CallContext,
     ) -> Result<RefreshOutcome, StoreError> {
-        self.run(async |conn| rotate(conn, old_hash, rotation, context).await)
+        let now = self.now();
+        self.run(async |conn| rotate(conn, old_hash, rotation, now, context).await)
             .await
     }
 
@@ -99,6 +107,7 @@ impl PgStore {
         family_id: i64,
         context: &CallContext,
     ) -> Result<bool, StoreError> {
+        let now = self.now();
         let revoked = self
             .run(async |conn| {
                 sqlx::query(&revoke_sql("family_id = $1"))
@@ -108,6 +117,7 @@ impl PgStore {
                     .bind(&context.caller)
                     .bind(&context.client_addr)
                     .bind(&context.request_id)
+                    .bind(now)
                     .fetch_all(conn)
                     .await
             })
@@ -134,6 +144,7 @@ impl PgStore {
         reason: &str,
         context: &CallContext,
     ) -> Result<Vec<i64>, StoreError> {
+        let now = self.now();
         let revoked = self
             .run(async |conn| {
                 sqlx::query(&revoke_sql("user_id = $1"))
@@ -143,6 +154,7 @@ impl PgStore {
                     .bind(&context.caller)
                     .bind(&context.client_addr)
                     .bind(&context.request_id)
+                    .bind(now)
                     .fetch_all(conn)
                     .await
             })
@@ -156,14 +168,12 @@ impl PgStore {
     /// Families revoked in the last `window_secs` seconds: what a replica's cache must hold
     /// (older ones only have expired access tokens left).
     pub async fn recently_revoked(&self, window_secs: i64) -> Result<Vec<i64>, StoreError> {
+        let since = self.now().plus_secs(-window_secs);
         self.run(async |conn| {
-            sqlx::query_scalar(
-                "select family_id from token_families \
-                 where revoked_at > now() - make_interval(secs => $1)",
-            )
-            .bind(window_secs as f64)
-            .fetch_all(conn)
-            .await
+            sqlx::query_scalar("select family_id from token_families where revoked_at > $1")
+                .bind(since)
+                .fetch_all(conn)
+                .await
         })
         .await
     }
@@ -205,153 +215,198 @@ fn event(
     }
 }
 
-/// The rotation, as one transaction on `conn`.
-async fn rotate(
-    conn: &mut PgConnection,
+/// The presented token under lock: what [`rotation::decide`] judges, and what the writes
+/// of its decision need.
+struct Locked {
+    family_id: i64,
+    user_id: i64,
+    appid: String,
+    presented: Presented,
+    successor_sealed: Option<Sealed>,
+}
+
+/// Reads the presented token, its family and its successor, the first two locked: a
+/// concurrent rotation of the same token waits here, and then reads the rows as that one
+/// left them.
+async fn lock_presented(
+    tx: &mut PgConnection,
     old_hash: &[u8],
-    rotation: Rotation<'_>,
-    context: &CallContext,
-) -> Result<RefreshOutcome, sqlx::Error> {
-    let mut tx = conn.begin().await?;
-    // Locked first: a concurrent rotation of the same token waits here, and then reads the
-    // row as that one left it.
-    let row = sqlx::query(
-        "select r.family_id, f.user_id, f.appid, r.used_at is not null as used, \
-                r.used_at > now() - make_interval(secs => $2) as in_grace, \
-                r.expires_at <= now() as expired, f.revoked_at is not null as revoked, \
-                f.created_at <= now() - make_interval(secs => $3) as too_old, \
-                r.successor_hash, r.successor_kid, r.successor_nonce, r.successor_sealed \
+) -> Result<Option<Locked>, sqlx::Error> {
+    let Some(row) = sqlx::query(
+        "select r.family_id, f.user_id, f.appid, r.used_at, r.expires_at, f.created_at, \
+                f.revoked_at is not null as revoked, r.successor_hash, r.successor_kid, \
+                r.successor_nonce, r.successor_sealed \
          from refresh_tokens r join token_families f on f.family_id = r.family_id \
          where r.token_hash = $1 for update of r, f",
     )
     .bind(old_hash)
-    .bind(rotation.grace_secs as f64)
-    .bind(rotation.family_max_age_secs as f64)
     .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = row else {
-        return Ok(RefreshOutcome::Invalid);
+    .await?
+    else {
+        return Ok(None);
     };
-    let family_id: i64 = row.try_get("family_id")?;
-    let user_id: i64 = row.try_get("user_id")?;
-    let appid: String = row.try_get("appid")?;
-    let flag = |name: &str| -> Result<bool, sqlx::Error> {
-        Ok(row.try_get::<Option<bool>, _>(name)?.unwrap_or(false))
+    let successor_sealed = match (
+        row.try_get::<Option<String>, _>("successor_kid")?,
+        row.try_get::<Option<Vec<u8>>, _>("successor_nonce")?,
+        row.try_get::<Option<Vec<u8>>, _>("successor_sealed")?,
+    ) {
+        (Some(kid), Some(nonce), Some(ciphertext)) => Some(Sealed {
+            kid,
+            nonce,
+            ciphertext,
+        }),
+        _ => None,
     };
-    if flag("revoked")? || flag("expired")? || flag("too_old")? {
-        return Ok(RefreshOutcome::Invalid);
-    }
-    if flag("used")? {
-        let successor: Option<Sealed> = match (
-            row.try_get::<Option<String>, _>("successor_kid")?,
-            row.try_get::<Option<Vec<u8>>, _>("successor_nonce")?,
-            row.try_get::<Option<Vec<u8>>, _>("successor_sealed")?,
-        ) {
-            (Some(kid), Some(nonce), Some(ciphertext)) => Some(Sealed {
-                kid,
-                nonce,
-                ciphertext,
-            }),
-            _ => None,
-        };
-        // The successor as it is now (a new statement sees what committed since the lock).
-        let successor_hash: Option<Vec<u8>> = row.try_get("successor_hash")?;
-        let successor_live: Option<(bool, i64)> = match &successor_hash {
-            Some(hash) => {
-                sqlx::query_as(
-                    "select used_at is null and expires_at > now(), \
-                       extract(epoch from expires_at)::bigint \
-                     from refresh_tokens where token_hash = $1",
-                )
-                .bind(hash)
-                .fetch_optional(&mut *tx)
-                .await?
-            }
-            None => None,
-        };
-        if let (true, Some((true, refresh_expires_at)), Some(successor)) =
-            (flag("in_grace")?, successor_live, successor)
-        {
-            let user = user_from_row(
-                &sqlx::query(&USER_BY_ID)
-                    .bind(user_id)
-                    .fetch_one(&mut *tx)
-                    .await?,
-            )?;
-            audit::record(
-                &mut tx,
-                &event(
-                    AuditKind::RefreshReplayed,
-                    "ok",
-                    family_id,
-                    user_id,
-                    appid,
-                    context,
-                ),
+    // The successor as it is now: a statement of its own sees what committed while this
+    // one waited for the lock, which the locking statement's join would not.
+    let successor_hash: Option<Vec<u8>> = row.try_get("successor_hash")?;
+    let successor = match &successor_hash {
+        Some(hash) => sqlx::query_as::<_, (bool, Timestamp)>(
+            "select used_at is not null, expires_at from refresh_tokens where token_hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|(used, expires_at)| Successor {
+            used,
+            expires_at,
+            sealed_kept: successor_sealed.is_some(),
+        }),
+        None => None,
+    };
+    Ok(Some(Locked {
+        family_id: row.try_get("family_id")?,
+        user_id: row.try_get("user_id")?,
+        appid: row.try_get("appid")?,
+        presented: Presented {
+            used_at: row.try_get("used_at")?,
+            expires_at: row.try_get("expires_at")?,
+            family_created_at: row.try_get("created_at")?,
+            family_revoked: row.try_get("revoked")?,
+            successor,
+        },
+        successor_sealed,
+    }))
+}
+
+/// The rotation, as one transaction on `conn`: read under lock, decide, write the decision.
+/// Every way out that does not commit rolls back before it returns, so the connection goes
+/// back to the pool with no transaction open and no lock held.
+async fn rotate(
+    conn: &mut PgConnection,
+    old_hash: &[u8],
+    rotation: Rotation<'_>,
+    now: Timestamp,
+    context: &CallContext,
+) -> Result<RefreshOutcome, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    let locked = lock_presented(&mut tx, old_hash).await?;
+    let decision = rotation::decide(
+        locked.as_ref().map(|locked| &locked.presented),
+        now,
+        rotation.rules,
+    );
+    let locked = match (locked, decision) {
+        (Some(locked), Decision::Rotate { .. } | Decision::Replay | Decision::Reuse) => locked,
+        (locked, refused) => {
+            tx.rollback().await?;
+            let why = match refused {
+                Decision::Refuse(why) => why,
+                _ => Refusal::Unknown,
+            };
+            return Ok(RefreshOutcome::Refused {
+                why,
+                family: locked.map(|locked| (locked.family_id, locked.user_id, locked.appid)),
+            });
+        }
+    };
+    let (family_id, user_id) = (locked.family_id, locked.user_id);
+    let audited = |kind| {
+        event(
+            kind,
+            "ok",
+            family_id,
+            user_id,
+            locked.appid.clone(),
+            context,
+        )
+    };
+    match (
+        decision,
+        locked.successor_sealed,
+        locked.presented.successor,
+    ) {
+        (
+            Decision::Rotate {
+                successor_expires_at,
+            },
+            _,
+            _,
+        ) => {
+            sqlx::query(
+                "with used as (update refresh_tokens set used_at = $6, successor_hash = $2, \
+                   successor_kid = $3, successor_nonce = $4, successor_sealed = $5 \
+                   where token_hash = $1) \
+                 insert into refresh_tokens (token_hash, family_id, created_at, expires_at) \
+                 values ($2, $7, $6, $8)",
             )
+            .bind(old_hash)
+            .bind(rotation.new_hash)
+            .bind(&rotation.successor.kid)
+            .bind(&rotation.successor.nonce)
+            .bind(&rotation.successor.ciphertext)
+            .bind(now)
+            .bind(family_id)
+            .bind(successor_expires_at)
+            .execute(&mut *tx)
             .await?;
+            let user = user_of(&mut tx, user_id).await?;
+            audit::record(&mut tx, &audited(AuditKind::Refresh), now).await?;
             tx.commit().await?;
-            return Ok(RefreshOutcome::Replayed {
+            Ok(RefreshOutcome::Rotated(Box::new(IssuedLogin {
+                user,
+                family_id,
+                refresh_expires_at: successor_expires_at.secs(),
+            })))
+        }
+        (Decision::Replay, Some(successor), Some(standing)) => {
+            let user = user_of(&mut tx, user_id).await?;
+            audit::record(&mut tx, &audited(AuditKind::RefreshReplayed), now).await?;
+            tx.commit().await?;
+            Ok(RefreshOutcome::Replayed {
                 issued: Box::new(IssuedLogin {
                     user,
                     family_id,
-                    refresh_expires_at,
+                    refresh_expires_at: standing.expires_at.secs(),
                 }),
                 successor,
-            });
+            })
         }
-        sqlx::query(&revoke_sql("family_id = $1"))
-            .bind(family_id)
-            .bind(AuditKind::RefreshReused.name())
-            .bind("refresh token reused")
-            .bind(&context.caller)
-            .bind(&context.client_addr)
-            .bind(&context.request_id)
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        return Ok(RefreshOutcome::Reused { family_id });
+        // Reuse, or a replay whose successor is not there to hand out (the rule only
+        // replays one that is): the family is revoked.
+        _ => {
+            sqlx::query(&revoke_sql("family_id = $1"))
+                .bind(family_id)
+                .bind(AuditKind::RefreshReused.name())
+                .bind("refresh token reused")
+                .bind(&context.caller)
+                .bind(&context.client_addr)
+                .bind(&context.request_id)
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(RefreshOutcome::Reused { family_id })
+        }
     }
-    sqlx::query(
-        "update refresh_tokens set used_at = now(), successor_hash = $2, successor_kid = $3, \
-           successor_nonce = $4, successor_sealed = $5 where token_hash = $1",
-    )
-    .bind(old_hash)
-    .bind(rotation.new.hash)
-    .bind(&rotation.successor.kid)
-    .bind(&rotation.successor.nonce)
-    .bind(&rotation.successor.ciphertext)
-    .execute(&mut *tx)
-    .await?;
-    // The idle limit from now, but never past the family's absolute lifetime.
-    let refresh_expires_at: i64 = sqlx::query_scalar(
-        "insert into refresh_tokens (token_hash, family_id, expires_at) \
-         select $1, $2, least(now() + make_interval(secs => $3), \
-                              f.created_at + make_interval(secs => $4)) \
-         from token_families f where f.family_id = $2 \
-         returning extract(epoch from expires_at)::bigint",
-    )
-    .bind(rotation.new.hash)
-    .bind(family_id)
-    .bind(rotation.new.ttl_secs as f64)
-    .bind(rotation.family_max_age_secs as f64)
-    .fetch_one(&mut *tx)
-    .await?;
-    let user = user_from_row(
+}
+
+/// The user by id, inside the transaction.
+async fn user_of(tx: &mut PgConnection, user_id: i64) -> Result<User, sqlx::Error> {
+    user_from_row(
         &sqlx::query(&USER_BY_ID)
             .bind(user_id)
             .fetch_one(&mut *tx)
             .await?,
-    )?;
-    audit::record(
-        &mut tx,
-        &event(AuditKind::Refresh, "ok", family_id, user_id, appid, context),
     )
-    .await?;
-    tx.commit().await?;
-    Ok(RefreshOutcome::Rotated(Box::new(IssuedLogin {
-        user,
-        family_id,
-        refresh_expires_at,
-    })))
 }

@@ -65,9 +65,9 @@ pub(super) static USER_BY_ID: LazyLock<String> =
 /// event audited, all or nothing.
 fn complete_login_sql(consume: bool) -> String {
     let live = if consume {
-        "delete from login_sessions where id_hash = $16 and expires_at > now() returning 1"
+        "delete from login_sessions where id_hash = $16 and expires_at > $21 returning 1"
     } else {
-        "select 1 from login_sessions where id_hash = $16 and expires_at > now()"
+        "select 1 from login_sessions where id_hash = $16 and expires_at > $21"
     };
     // The account: with a unionid, the account of that unionid (made with the user's own
     // account id when it is new); without one, the user's own. A known account is only read.
@@ -79,9 +79,9 @@ fn complete_login_sql(consume: bool) -> String {
          prior as (select account_id from users where appid = $1 and openid = $2), \
          known as (select account_id from accounts where unionid = $3), \
          claimed as ( \
-           insert into accounts as a (account_id, unionid) \
+           insert into accounts as a (account_id, unionid, created_at) \
            select coalesce((select account_id from prior), \
-                           nextval(pg_get_serial_sequence('accounts', 'account_id'))), $3 \
+                           nextval(pg_get_serial_sequence('accounts', 'account_id'))), $3, $21 \
            from live where $3 is not null and not exists (select 1 from known) \
            on conflict (unionid) do update set unionid = excluded.unionid \
            returning account_id), \
@@ -89,10 +89,11 @@ fn complete_login_sql(consume: bool) -> String {
          u as ( \
            insert into users as u (appid, openid, unionid, nickname, avatar_url, gender, language, \
               city, province, country, phone_number, pure_phone_number, phone_country_code, \
-              account_id) \
+              account_id, created_at, updated_at) \
            select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
               coalesce((select account_id from acct), (select account_id from prior), \
-                       nextval(pg_get_serial_sequence('accounts', 'account_id'))) from live \
+                       nextval(pg_get_serial_sequence('accounts', 'account_id'))), $21, $21 \
+           from live \
            on conflict (appid, openid) do update set \
               account_id = coalesce((select account_id from acct), u.account_id), \
               unionid = coalesce(excluded.unionid, u.unionid), \
@@ -106,14 +107,14 @@ fn complete_login_sql(consume: bool) -> String {
               phone_number = coalesce(excluded.phone_number, u.phone_number), \
               pure_phone_number = coalesce(excluded.pure_phone_number, u.pure_phone_number), \
               phone_country_code = coalesce(excluded.phone_country_code, u.phone_country_code), \
-              updated_at = now() \
+              updated_at = $21 \
            returning *), \
-         f as (insert into token_families (user_id, appid) select user_id, appid from u \
-           returning family_id), \
-         r as (insert into refresh_tokens (token_hash, family_id, expires_at) \
-           select $14, family_id, now() + make_interval(secs => $15) from f \
+         f as (insert into token_families (user_id, appid, created_at) \
+           select user_id, appid, $21 from u returning family_id), \
+         r as (insert into refresh_tokens (token_hash, family_id, created_at, expires_at) \
+           select $14, family_id, $21, $15 from f \
            returning extract(epoch from expires_at)::bigint as refresh_expires_at), \
-         a as ({AUDIT_INSERT} select $17, 'ok', u.appid, u.user_id, null, f.family_id, $18, $19, $20 \
+         a as ({AUDIT_INSERT} select $21, $17, 'ok', u.appid, u.user_id, null, f.family_id, $18, $19, $20 \
            from u, f) \
          select {USER_COLUMNS}, f.family_id, r.refresh_expires_at from u, f, r"
     )
@@ -156,6 +157,7 @@ impl PgStore {
             Completion::UsesUpSession => (&*COMPLETE_LOGIN, AuditKind::Login),
             Completion::KeepsSession => (&*SILENT_LOGIN, AuditKind::SilentLogin),
         };
+        let now = self.now();
         let row = self
             .run(async |conn| {
                 let (profile, phone) = (&update.profile, update.phone.as_ref());
@@ -174,12 +176,13 @@ impl PgStore {
                     .bind(phone.map(|phone| &phone.pure_number))
                     .bind(phone.and_then(|phone| phone.country_code.as_ref()))
                     .bind(refresh.hash)
-                    .bind(refresh.ttl_secs as f64)
+                    .bind(now.plus_secs(refresh.ttl_secs))
                     .bind(session_hash)
                     .bind(kind.name())
                     .bind(&context.caller)
                     .bind(&context.client_addr)
                     .bind(&context.request_id)
+                    .bind(now)
                     .fetch_optional(conn)
                     .await
             })

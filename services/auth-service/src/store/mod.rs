@@ -22,12 +22,15 @@ pub mod pool;
 pub mod revocations;
 pub mod session_keys;
 pub mod sessions;
+mod time;
 pub mod upkeep;
 pub mod users;
 
 use std::{sync::LazyLock, time::Duration};
 
 use sqlx::{migrate::Migrator, postgres::PgConnection};
+
+use crate::clock::{SharedClock, Timestamp};
 
 pub use families::{NewRefresh, REVOKED_CHANNEL, RefreshOutcome, Rotation};
 pub use logins::{Completion, IssuedLogin};
@@ -107,6 +110,9 @@ pub struct PgStore {
     pool: Pool,
     /// How long a unit of work may wait for the database before it counts as silent.
     answer_within: Duration,
+    /// The service's clock: every statement is given the time by it, so the rows are stamped
+    /// and judged by the same clock as the tokens, and a test moves it instead of waiting.
+    clock: SharedClock,
 }
 
 /// The database URL does not parse.
@@ -115,12 +121,19 @@ pub struct PgStore {
 pub struct BadDatabaseUrl;
 
 impl PgStore {
-    /// A store over `pool`, whose connections end a statement at `statement_timeout`.
-    pub fn new(pool: Pool, statement_timeout: Duration) -> Self {
+    /// A store over `pool`, whose connections end a statement at `statement_timeout`,
+    /// telling time by `clock`.
+    pub fn new(pool: Pool, statement_timeout: Duration, clock: SharedClock) -> Self {
         Self {
             pool,
             answer_within: statement_timeout + ANSWER_GRACE,
+            clock,
         }
+    }
+
+    /// The time every statement of one unit of work is given.
+    fn now(&self) -> Timestamp {
+        self.clock.timestamp()
     }
 
     /// A store of at most `max_connections` connections to `url`, opened as they are
@@ -129,6 +142,7 @@ impl PgStore {
         url: &str,
         max_connections: usize,
         statement_timeout: Duration,
+        clock: SharedClock,
     ) -> Result<Self, BadDatabaseUrl> {
         let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|_| BadDatabaseUrl)?;
         let options = options.options([(
@@ -138,6 +152,7 @@ impl PgStore {
         Ok(Self::new(
             Pool::new(options, max_connections),
             statement_timeout,
+            clock,
         ))
     }
 
@@ -153,6 +168,7 @@ impl PgStore {
         Self {
             pool: Pool::new(self.pool.options().clone(), 1),
             answer_within: self.answer_within,
+            clock: self.clock.clone(),
         }
     }
 
@@ -254,9 +270,14 @@ mod tests {
     use super::{MIGRATOR, PgStore};
 
     fn unverified(url: &str) -> Option<String> {
-        PgStore::connect_lazy(url, 1, std::time::Duration::from_secs(1))
-            .unwrap()
-            .unverified_remote_host()
+        PgStore::connect_lazy(
+            url,
+            1,
+            std::time::Duration::from_secs(1),
+            std::sync::Arc::new(crate::clock::SystemClock),
+        )
+        .unwrap()
+        .unverified_remote_host()
     }
 
     /// The migrations of past releases, as deployed databases hold them (the start of each

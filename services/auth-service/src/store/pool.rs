@@ -8,7 +8,13 @@
 //!
 //! A connection whose statement was cut short (the caller's future dropped mid-way, or the
 //! socket failed) is not put back: it is closed, so the server ends whatever it was doing and
-//! the next caller never inherits a half-read answer or an open transaction.
+//! the next caller never inherits a half-read answer or an open transaction. Nor is one
+//! handed back with a transaction still open: begun and not ended, or ended only by a
+//! rollback sqlx queued when the transaction was dropped and sends with the connection's next
+//! statement. Kept, such a connection sits `idle in transaction` in the pool, holding its
+//! row locks until someone happens to use it; closed, the server rolls back and frees them
+//! at once. Every path of the store ends its transactions itself; this is the guard for the
+//! one that forgets.
 
 use std::time::Duration;
 
@@ -152,15 +158,30 @@ impl Lease {
     /// connection itself failed.
     pub fn finish<T>(mut self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
         if let Some(conn) = self.0.take() {
-            match &result {
-                Err(sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_)) => {
-                    drop(Object::take(conn));
-                }
-                _ => drop(conn),
+            let failed = matches!(
+                &result,
+                Err(sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_))
+            );
+            if failed {
+                drop(Object::take(conn));
+            } else if left_in_transaction(&conn) {
+                tracing::warn!(
+                    "a database connection came back with a transaction open; closed instead of reused"
+                );
+                drop(Object::take(conn));
+            } else {
+                drop(conn);
             }
         }
         result
     }
+}
+
+/// Whether `conn` still has a transaction: one begun and not ended, or one whose rollback is
+/// only queued (a dropped `sqlx::Transaction` queues it, and it is sent with the next
+/// statement, so until then the server holds the transaction open).
+fn left_in_transaction(conn: &PgConnection) -> bool {
+    conn.is_in_transaction() || conn.should_flush()
 }
 
 impl Drop for Lease {

@@ -32,19 +32,20 @@ impl PgStore {
     /// One statement, so one round trip and one commit: the delete runs in a data-modifying
     /// `with`, which Postgres always runs to completion in the same transaction.
     pub async fn create_session(&self, session: NewSession<'_>) -> Result<i64, StoreError> {
+        let now = self.now();
         self.run(async |conn| {
             sqlx::query_scalar(
                 "with superseded as (delete from login_sessions where appid = $2 and openid = $3), \
                  latest as (insert into user_session_keys as k (appid, openid, session_key_kid, \
                      session_key_nonce, session_key_sealed, obtained_at) \
-                   values ($2, $3, $9, $10, $11, now()) on conflict (appid, openid) do update set \
+                   values ($2, $3, $9, $10, $11, $12) on conflict (appid, openid) do update set \
                      session_key_kid = excluded.session_key_kid, \
                      session_key_nonce = excluded.session_key_nonce, \
                      session_key_sealed = excluded.session_key_sealed, \
                      obtained_at = excluded.obtained_at) \
                  insert into login_sessions \
-                   (id_hash, appid, openid, unionid, session_key_kid, session_key_nonce, session_key_sealed, expires_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8)) \
+                   (id_hash, appid, openid, unionid, session_key_kid, session_key_nonce, session_key_sealed, created_at, expires_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $12, $8) \
                  returning extract(epoch from expires_at)::bigint",
             )
             .bind(session.id_hash)
@@ -54,10 +55,11 @@ impl PgStore {
             .bind(&session.sealed_key.kid)
             .bind(&session.sealed_key.nonce)
             .bind(&session.sealed_key.ciphertext)
-            .bind(session.ttl_secs as f64)
+            .bind(now.plus_secs(session.ttl_secs))
             .bind(&session.user_key.kid)
             .bind(&session.user_key.nonce)
             .bind(&session.user_key.ciphertext)
+            .bind(now)
             .fetch_one(conn)
             .await
         })
@@ -70,15 +72,17 @@ impl PgStore {
         kids: &[&str],
         limit: i64,
     ) -> Result<Vec<(Vec<u8>, LoginSession)>, StoreError> {
+        let now = self.now();
         let rows = self
             .run(async |conn| {
                 sqlx::query(
                     "select id_hash, appid, openid, unionid, session_key_kid, session_key_nonce, \
                        session_key_sealed from login_sessions \
-                     where session_key_kid = any($1) and expires_at > now() limit $2",
+                     where session_key_kid = any($1) and expires_at > $3 limit $2",
                 )
                 .bind(kids)
                 .bind(limit)
+                .bind(now)
                 .fetch_all(conn)
                 .await
             })
@@ -117,13 +121,15 @@ impl PgStore {
 
     /// The live session with this id digest, if any.
     pub async fn find_session(&self, id_hash: &[u8]) -> Result<Option<LoginSession>, StoreError> {
+        let now = self.now();
         let row = self
             .run(async |conn| {
                 sqlx::query(
                     "select appid, openid, unionid, session_key_kid, session_key_nonce, session_key_sealed \
-                     from login_sessions where id_hash = $1 and expires_at > now()",
+                     from login_sessions where id_hash = $1 and expires_at > $2",
                 )
                 .bind(id_hash)
+                .bind(now)
                 .fetch_optional(conn)
                 .await
             })

@@ -2,6 +2,7 @@
 //! what expired.
 
 use super::{PgStore, StoreError};
+use crate::clock::Timestamp;
 
 /// The health ping: whether the server takes writes (`transaction_read_only` is on in a
 /// standby and in a server set read-only).
@@ -41,39 +42,60 @@ impl PgStore {
         batch: i64,
         audit_retention_secs: i64,
     ) -> Result<u64, StoreError> {
-        const STATEMENTS: [&str; 7] = [
-            "delete from used_codes where (appid, code_hash) in (select appid, code_hash from used_codes \
-             where created_at < now() - interval '10 minutes' limit $1 for update skip locked)",
-            "delete from login_sessions where id_hash in (select id_hash from login_sessions \
-             where expires_at < now() limit $1 for update skip locked)",
-            "delete from refresh_tokens where token_hash in (select token_hash from refresh_tokens \
-             where expires_at < now() limit $1 for update skip locked)",
-            "update refresh_tokens set successor_kid = null, successor_nonce = null, \
-             successor_sealed = null where token_hash in (select token_hash from refresh_tokens \
-             where successor_sealed is not null and used_at < now() - interval '10 minutes' limit $1 \
-             for update skip locked)",
-            "delete from token_families where family_id in (select f.family_id from token_families f \
-             where not exists (select 1 from refresh_tokens r where r.family_id = f.family_id) \
-             and f.created_at < now() - interval '1 minute' limit $1 for update of f skip locked)",
-            "delete from audit_events where event_id in (select event_id from audit_events \
-             where at < now() - make_interval(secs => $2) limit $1 for update skip locked)",
-            "delete from user_session_keys where (appid, openid) in (select appid, openid \
-             from user_session_keys where obtained_at < now() - interval '30 days' limit $1 \
-             for update skip locked)",
+        const MINUTE: i64 = 60;
+        let now = self.now();
+        // Each statement with the time before which its rows are gone (`$2`).
+        let statements: [(&str, Timestamp); 7] = [
+            (
+                "delete from used_codes where (appid, code_hash) in (select appid, code_hash \
+                 from used_codes where created_at < $2 limit $1 for update skip locked)",
+                now.plus_secs(-10 * MINUTE),
+            ),
+            (
+                "delete from login_sessions where id_hash in (select id_hash from login_sessions \
+                 where expires_at < $2 limit $1 for update skip locked)",
+                now,
+            ),
+            (
+                "delete from refresh_tokens where token_hash in (select token_hash \
+                 from refresh_tokens where expires_at < $2 limit $1 for update skip locked)",
+                now,
+            ),
+            (
+                "update refresh_tokens set successor_kid = null, successor_nonce = null, \
+                 successor_sealed = null where token_hash in (select token_hash from refresh_tokens \
+                 where successor_sealed is not null and used_at < $2 limit $1 \
+                 for update skip locked)",
+                now.plus_secs(-10 * MINUTE),
+            ),
+            (
+                "delete from token_families where family_id in (select f.family_id \
+                 from token_families f where not exists \
+                 (select 1 from refresh_tokens r where r.family_id = f.family_id) \
+                 and f.created_at < $2 limit $1 for update of f skip locked)",
+                now.plus_secs(-MINUTE),
+            ),
+            (
+                "delete from audit_events where event_id in (select event_id from audit_events \
+                 where at < $2 limit $1 for update skip locked)",
+                now.plus_secs(-audit_retention_secs),
+            ),
+            (
+                "delete from user_session_keys where (appid, openid) in (select appid, openid \
+                 from user_session_keys where obtained_at < $2 limit $1 for update skip locked)",
+                now.plus_secs(-30 * 24 * 60 * MINUTE),
+            ),
         ];
         let mut purged = 0;
-        for statement in STATEMENTS {
+        for (statement, before) in statements {
             loop {
                 let deleted = self
                     .run(async |conn| {
-                        let query = sqlx::query(statement).bind(batch);
-                        // Only the audit statement has a retention to bind.
-                        let query = if statement.contains("$2") {
-                            query.bind(audit_retention_secs as f64)
-                        } else {
-                            query
-                        };
-                        query.execute(conn).await
+                        sqlx::query(statement)
+                            .bind(batch)
+                            .bind(before)
+                            .execute(conn)
+                            .await
                     })
                     .await?
                     .rows_affected();

@@ -12,7 +12,7 @@ use crate::domain::{FilledProfile, Phone, User};
 static UPDATE_PROFILE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "update users as u set nickname = coalesce($2, u.nickname), \
-           avatar_url = coalesce($3, u.avatar_url), updated_at = now() \
+           avatar_url = coalesce($3, u.avatar_url), updated_at = $4 \
          where u.user_id = $1 returning {USER_COLUMNS}"
     )
 });
@@ -21,7 +21,7 @@ static UPDATE_PROFILE: LazyLock<String> = LazyLock::new(|| {
 static SET_PHONE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "update users as u set phone_number = $2, pure_phone_number = $3, \
-           phone_country_code = $4, updated_at = now() \
+           phone_country_code = $4, updated_at = $5 \
          where u.user_id = $1 returning {USER_COLUMNS}"
     )
 });
@@ -50,6 +50,7 @@ impl PgStore {
 
     /// Stores the user's phone; `None` when there is no such user.
     pub async fn set_phone(&self, user_id: i64, phone: &Phone) -> Result<Option<User>, StoreError> {
+        let now = self.now();
         let row = self
             .run(async |conn| {
                 sqlx::query(&SET_PHONE)
@@ -57,6 +58,7 @@ impl PgStore {
                     .bind(&phone.number)
                     .bind(&phone.pure_number)
                     .bind(phone.country_code.as_deref())
+                    .bind(now)
                     .fetch_optional(conn)
                     .await
             })
@@ -70,12 +72,14 @@ impl PgStore {
         user_id: i64,
         filled: &FilledProfile,
     ) -> Result<Option<User>, StoreError> {
+        let now = self.now();
         let row = self
             .run(async |conn| {
                 sqlx::query(&UPDATE_PROFILE)
                     .bind(user_id)
                     .bind(filled.nickname.as_deref())
                     .bind(filled.avatar_url.as_deref())
+                    .bind(now)
                     .fetch_optional(conn)
                     .await
             })

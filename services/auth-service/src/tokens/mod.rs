@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 use wxauth_token::{Claims, Jwks, TokenError};
 
+pub use crate::domain::rotation::RefreshRules;
 use crate::{
     clock::SharedClock,
     domain::{Bearer, CallContext, User},
@@ -86,15 +87,6 @@ pub enum LogoutBy {
     AccessToken(Bearer),
     /// A refresh token of the family, once the access token has expired.
     RefreshToken(Bearer),
-}
-
-/// How refresh tokens age.
-#[derive(Debug, Clone, Copy)]
-pub struct RefreshRules {
-    /// How long after a rotation the old token still yields the same successor, seconds.
-    pub grace_secs: i64,
-    /// The longest a session family lives, however often it is refreshed, seconds.
-    pub family_max_age_secs: i64,
 }
 
 /// The token service.
@@ -211,10 +203,9 @@ impl Tokens {
             .seal(refresh.token.as_bytes(), &old_hash)
             .map_err(AuthError::internal)?;
         let rotation = Rotation {
-            new: refresh.stored(),
+            new_hash: &refresh.hash,
             successor: &successor,
-            grace_secs: self.rules.grace_secs,
-            family_max_age_secs: self.rules.family_max_age_secs,
+            rules: self.rules,
         };
         match self
             .store
@@ -247,7 +238,10 @@ impl Tokens {
                 );
                 Err(AuthError::TokenInvalid)
             }
-            RefreshOutcome::Invalid => Err(AuthError::TokenInvalid),
+            RefreshOutcome::Refused { why, .. } => {
+                info!(why = why.name(), "refresh refused");
+                Err(AuthError::TokenInvalid)
+            }
         }
     }
 

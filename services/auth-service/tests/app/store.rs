@@ -1,7 +1,10 @@
 //! The store against a real database: each statement's guarantee, seen from outside.
 
 use auth_service::{
-    domain::{CallContext, Profile, UserUpdate},
+    domain::{
+        CallContext, Profile, UserUpdate,
+        rotation::{RefreshRules, Refusal},
+    },
     secrets::Sealed,
     store::{
         Completion, IssuedLogin, NewRefresh, NewSession, Notice, PgStore, RefreshOutcome, Rotation,
@@ -78,13 +81,13 @@ async fn rotate(store: &PgStore, old: u8, new: u8, grace_secs: i64) -> RefreshOu
         .rotate_refresh(
             &refresh(old),
             Rotation {
-                new: NewRefresh {
-                    hash: &refresh(new),
-                    ttl_secs: 60,
-                },
+                new_hash: &refresh(new),
                 successor: &sealed(),
-                grace_secs,
-                family_max_age_secs: 3600,
+                rules: RefreshRules {
+                    grace_secs,
+                    idle_secs: 60,
+                    family_max_age_secs: 3600,
+                },
             },
             &context(),
         )
@@ -182,13 +185,81 @@ async fn a_reused_refresh_token_revokes_its_family_and_every_replica_hears_it() 
     );
     assert!(store.is_family_revoked(login.family_id).await.unwrap());
     assert!(
-        matches!(rotate(&store, 11, 13, 0).await, RefreshOutcome::Invalid),
+        matches!(
+            rotate(&store, 11, 13, 0).await,
+            RefreshOutcome::Refused {
+                why: Refusal::Revoked,
+                ..
+            }
+        ),
         "the whole family is over"
     );
     assert!(matches!(
         rotate(&store, 99, 14, 0).await,
-        RefreshOutcome::Invalid
+        RefreshOutcome::Refused {
+            why: Refusal::Unknown,
+            family: None
+        }
     ));
+}
+
+/// Transactions open on the test's database that nothing is running in.
+async fn idle_in_transaction(url: &str) -> i64 {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query_scalar(
+        "select count(*) from pg_stat_activity \
+         where datname = current_database() and state like 'idle in transaction%'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap()
+}
+
+/// Each way a refresh is refused with its rows locked ends the transaction before the
+/// connection goes back: nothing stays `idle in transaction` holding the family's locks, so
+/// the family's other token, and an operator revoking the user, are answered at once.
+#[tokio::test]
+async fn a_refused_refresh_leaves_no_transaction_and_no_lock_behind() {
+    let app = TestApp::spawn(&["--purge-interval-secs=3600"]).await;
+    let store = app.store();
+    let session = new_session(&store, 7, "o-x", 600).await;
+    let login = complete(&store, &session, "o-x", &named("X"), 60)
+        .await
+        .unwrap();
+    assert!(matches!(
+        rotate(&store, 60, 61, 0).await,
+        RefreshOutcome::Rotated(_)
+    ));
+    // Token 61 is the family's live one; 60 was used. Move past 61's idle limit of 60 s.
+    app.clock.advance(61);
+    for (presented, why) in [(61, Refusal::Expired), (99, Refusal::Unknown)] {
+        let outcome = rotate(&store, presented, 62, 0).await;
+        assert!(
+            matches!(outcome, RefreshOutcome::Refused { why: got, .. } if got == why),
+            "{presented}: {outcome:?}"
+        );
+        assert_eq!(idle_in_transaction(&app.db.url).await, 0, "after {why:?}");
+    }
+    let context = context();
+    let revoke = store.revoke_user(login.user.id, "test", &context);
+    let revoked = tokio::time::timeout(std::time::Duration::from_secs(2), revoke)
+        .await
+        .expect("no lock left to wait for")
+        .unwrap();
+    assert_eq!(revoked, [login.family_id]);
+    let refused = rotate(&store, 60, 63, 0).await;
+    assert!(
+        matches!(
+            refused,
+            RefreshOutcome::Refused {
+                why: Refusal::Revoked,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(idle_in_transaction(&app.db.url).await, 0);
 }
 
 #[tokio::test]

@@ -200,7 +200,13 @@ impl TestApp {
 
     /// A store on the service's database, for looking at what it wrote.
     pub fn store(&self) -> PgStore {
-        PgStore::connect_lazy(&self.db.url, 2, std::time::Duration::from_secs(5)).unwrap()
+        PgStore::connect_lazy(
+            &self.db.url,
+            2,
+            std::time::Duration::from_secs(5),
+            std::sync::Arc::new(self.clock.clone()),
+        )
+        .unwrap()
     }
 
     /// Asks the service to stop, without waiting.
@@ -227,7 +233,11 @@ pub async fn store_of_one_connection() -> (TestDb, Pool, PgStore) {
     let db = TestDb::create().await;
     let options: PgConnectOptions = db.url.parse().unwrap();
     let pool = Pool::new(options, 1);
-    let store = PgStore::new(pool.clone(), std::time::Duration::from_secs(5));
+    let store = PgStore::new(
+        pool.clone(),
+        std::time::Duration::from_secs(5),
+        std::sync::Arc::new(auth_service::clock::SystemClock),
+    );
     store.migrate().await.unwrap();
     (db, pool, store)
 }
