@@ -428,3 +428,84 @@ async fn a_login_session_issues_tokens_once_and_revocation_ends_open_sessions() 
     );
     assert_eq!(stack.count("token_families").await, 1);
 }
+
+/// Many silent logins of one user at once, across two replicas, each with its own code: the
+/// codes are spent at WeChat, so every one ends in tokens of its own family. A login that
+/// supersedes another's session does not take its tokens away.
+#[tokio::test]
+async fn concurrent_silent_logins_of_one_user_all_succeed_across_replicas() {
+    use wxauth_e2e::stack::{CallerKey, channel_to};
+    use wxauth_proto::v1::{
+        CheckSessionKeyRequest, LoginRequest, SessionKeyState,
+        auth_service_client::AuthServiceClient,
+    };
+
+    const LOGINS: usize = 80;
+    let stack = Stack::start().await;
+    let replica = stack.spawn_replica("auth-2");
+    let channels = [channel_to(&stack.auth).await, channel_to(&replica).await];
+    let mut codes = Vec::new();
+    for _ in 0..LOGINS {
+        codes.push(stack.mint_code(APP, "o-burst", Some("u-burst")).await);
+    }
+    // Every call is ready before any is sent, so they reach the replicas together.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(LOGINS));
+    let calls = codes.into_iter().enumerate().map(|(n, code)| {
+        let mut client = AuthServiceClient::with_interceptor(
+            channels[n % 2].clone(),
+            CallerKey::new(&stack.keys.gateway).unwrap(),
+        );
+        let start = start.clone();
+        tokio::spawn(async move {
+            start.wait().await;
+            client
+                .login(LoginRequest {
+                    appid: APP.into(),
+                    code,
+                })
+                .await
+                .map(tonic::Response::into_inner)
+        })
+    });
+    let mut users = std::collections::BTreeSet::new();
+    let mut families = std::collections::BTreeSet::new();
+    let mut failures = Vec::new();
+    for call in calls.collect::<Vec<_>>() {
+        match call.await.unwrap() {
+            Ok(login) => {
+                let user = login.user.unwrap();
+                users.insert(user.user_id);
+                let tokens = login.tokens.unwrap();
+                let claims = wxauth_e2e::jwt_claims(&tokens.access_token);
+                families.insert(claims["sid"].as_str().unwrap().to_owned());
+            }
+            Err(status) => failures.push(format!("{:?}: {}", status.code(), status.message())),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failed: {failures:?}",
+        failures.len()
+    );
+    assert_eq!(users.len(), 1, "one user");
+    assert_eq!(families.len(), LOGINS, "each login has its own family");
+
+    // The kept session_key is one WeChat gave; the next login's is WeChat's current one.
+    let user_id = users.into_iter().next().unwrap();
+    let after = stack.v1_login_with(APP, "o-burst", Some("u-burst")).await;
+    assert_eq!(after["user"]["user_id"], user_id.as_str());
+    let state = stack
+        .grpc_as(Some(&stack.keys.service))
+        .await
+        .check_session_key(CheckSessionKeyRequest { user_id })
+        .await
+        .unwrap()
+        .into_inner()
+        .state();
+    assert_eq!(state, SessionKeyState::Current);
+    assert_eq!(
+        stack.count("login_sessions").await,
+        1,
+        "only the newest session"
+    );
+}

@@ -39,3 +39,13 @@ pub fn random_hex(bytes: usize) -> String {
     getrandom::fill(&mut buf).expect("the os random source works");
     hex::encode(buf)
 }
+
+/// The claims of a JWT, read without checking anything: for asserting what a token says.
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("the payload is base64url");
+    serde_json::from_slice(&bytes).expect("the payload is JSON")
+}

@@ -64,10 +64,14 @@ pub(super) static USER_BY_ID: LazyLock<String> =
 /// `consume`), the user upserted, a family and its first refresh token started, and the
 /// event audited, all or nothing.
 fn complete_login_sql(consume: bool) -> String {
+    // A silent login needs no live session: the code exchange it just made is its right to
+    // tokens. Its session may already be superseded by a concurrent login of the same user
+    // (the user's session is only the newest one), and the login must still end in tokens,
+    // since the code is spent at WeChat.
     let live = if consume {
         "delete from login_sessions where id_hash = $16 and expires_at > $21 returning 1"
     } else {
-        "select 1 from login_sessions where id_hash = $16 and expires_at > $21"
+        "select 1 where $16::bytea is not null"
     };
     // The account: with a unionid, the account of that unionid (made with the user's own
     // account id when it is new); without one, the user's own. A known account is only read.
@@ -128,16 +132,17 @@ static SILENT_LOGIN: LazyLock<String> = LazyLock::new(|| complete_login_sql(fals
 pub enum Completion {
     /// With encrypted data: the session is used up, so it issues tokens once.
     UsesUpSession,
-    /// Silently, at the exchange: the session stays for encrypted data sent later.
+    /// Silently, at the exchange: the session stays for encrypted data sent later, and is
+    /// not checked (a concurrent login of the same user may have superseded it already).
     KeepsSession,
 }
 
 impl PgStore {
     /// Creates or updates the user of (appid, openid), and starts a session family with its
-    /// first refresh token, if the login session `session_hash` is still live (and uses it
-    /// up, for a completion with encrypted data). Fields of `update` that are `None` keep
-    /// their stored value. `None` when the session is gone (expired, used, or replaced by a
-    /// newer login).
+    /// first refresh token. A completion with encrypted data needs its login session
+    /// `session_hash` live and uses it up: `None` when it is gone (expired, used, or replaced
+    /// by a newer login). A silent login always completes. Fields of `update` that are `None`
+    /// keep their stored value.
     ///
     /// One statement (one round trip, one commit): the check of the session, the user, the
     /// family and the refresh token are written together or not at all, and the user comes

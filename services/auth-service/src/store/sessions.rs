@@ -29,24 +29,35 @@ impl PgStore {
     /// session_key is no longer WeChat's live one), and keeps the key as the user's latest.
     /// Returns the expiry in Unix seconds.
     ///
+    /// WeChat keeps one live session_key per user: the one its latest exchange gave. Logins of
+    /// one user may land here out of order (two at once, on two replicas), so the key and the
+    /// session are stamped with the time the exchange came back, and an older one never
+    /// replaces a newer: the kept key is overwritten only by a newer one, only older sessions
+    /// are dropped, and a session that arrives after a newer one is not stored at all (its id
+    /// answers "unknown session", as a superseded one does).
+    ///
     /// One statement, so one round trip and one commit: the delete runs in a data-modifying
     /// `with`, which Postgres always runs to completion in the same transaction.
     pub async fn create_session(&self, session: NewSession<'_>) -> Result<i64, StoreError> {
         let now = self.now();
+        let expires_at = now.plus_secs(session.ttl_secs);
         self.run(async |conn| {
-            sqlx::query_scalar(
-                "with superseded as (delete from login_sessions where appid = $2 and openid = $3), \
+            sqlx::query(
+                "with superseded as (delete from login_sessions \
+                   where appid = $2 and openid = $3 and created_at <= $12), \
                  latest as (insert into user_session_keys as k (appid, openid, session_key_kid, \
                      session_key_nonce, session_key_sealed, obtained_at) \
                    values ($2, $3, $9, $10, $11, $12) on conflict (appid, openid) do update set \
                      session_key_kid = excluded.session_key_kid, \
                      session_key_nonce = excluded.session_key_nonce, \
                      session_key_sealed = excluded.session_key_sealed, \
-                     obtained_at = excluded.obtained_at) \
-                 insert into login_sessions \
-                   (id_hash, appid, openid, unionid, session_key_kid, session_key_nonce, session_key_sealed, created_at, expires_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $12, $8) \
-                 returning extract(epoch from expires_at)::bigint",
+                     obtained_at = excluded.obtained_at \
+                   where k.obtained_at <= excluded.obtained_at) \
+                 insert into login_sessions (id_hash, appid, openid, unionid, session_key_kid, \
+                   session_key_nonce, session_key_sealed, created_at, expires_at) \
+                 select $1, $2, $3, $4, $5, $6, $7, $12, $8 \
+                 where not exists (select 1 from login_sessions \
+                   where appid = $2 and openid = $3 and created_at > $12)",
             )
             .bind(session.id_hash)
             .bind(session.appid)
@@ -55,15 +66,16 @@ impl PgStore {
             .bind(&session.sealed_key.kid)
             .bind(&session.sealed_key.nonce)
             .bind(&session.sealed_key.ciphertext)
-            .bind(now.plus_secs(session.ttl_secs))
+            .bind(expires_at)
             .bind(&session.user_key.kid)
             .bind(&session.user_key.nonce)
             .bind(&session.user_key.ciphertext)
             .bind(now)
-            .fetch_one(conn)
+            .execute(conn)
             .await
         })
-        .await
+        .await?;
+        Ok(expires_at.secs())
     }
 
     /// Live sessions whose session_key is sealed under one of `kids`, `limit` at a time.

@@ -159,6 +159,64 @@ async fn a_newer_session_replaces_the_older_and_only_a_live_one_completes() {
     assert!(store.find_session(&expired).await.unwrap().is_none());
 }
 
+/// Two exchanges of one user can reach the store out of order (two logins at once): the one
+/// that came back from WeChat last keeps its session_key and its session, whichever is
+/// stored last.
+#[tokio::test]
+async fn an_exchange_stored_after_a_newer_one_replaces_nothing() {
+    use auth_service::clock::ManualClock;
+
+    let app = TestApp::spawn(&[]).await;
+    let earlier = app.store_with_clock(ManualClock::new());
+    app.clock.advance(5);
+    let later = app.store();
+    let key = |nonce: u8| Sealed {
+        kid: "k1".into(),
+        nonce: vec![nonce; 12],
+        ciphertext: vec![nonce],
+    };
+    let store_session = async |store: &PgStore, id: u8| {
+        let id_hash = vec![id; 32];
+        store
+            .create_session(NewSession {
+                id_hash: &id_hash,
+                appid: APP,
+                openid: "o-order",
+                unionid: None,
+                sealed_key: &key(id),
+                user_key: &key(id),
+                ttl_secs: 600,
+            })
+            .await
+            .unwrap();
+        id_hash
+    };
+    let newer = store_session(&later, 1).await;
+    let older = store_session(&earlier, 2).await;
+    let kept = later
+        .user_session_key(APP, "o-order")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.sealed, key(1), "the newer key stays");
+    assert!(later.find_session(&newer).await.unwrap().is_some());
+    assert!(
+        later.find_session(&older).await.unwrap().is_none(),
+        "the older session is not stored"
+    );
+    // A newer exchange still replaces both.
+    app.clock.advance(5);
+    let newest = store_session(&later, 3).await;
+    let kept = later
+        .user_session_key(APP, "o-order")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.sealed, key(3));
+    assert!(later.find_session(&newer).await.unwrap().is_none());
+    assert!(later.find_session(&newest).await.unwrap().is_some());
+}
+
 #[tokio::test]
 async fn a_reused_refresh_token_revokes_its_family_and_every_replica_hears_it() {
     let app = TestApp::spawn(&[]).await;

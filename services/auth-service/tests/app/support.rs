@@ -198,6 +198,18 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A store on the service's database that tells time by `clock` (a replica whose clock
+    /// differs, or a statement that ran at another moment).
+    pub fn store_with_clock(&self, clock: ManualClock) -> PgStore {
+        PgStore::connect_lazy(
+            &self.db.url,
+            2,
+            std::time::Duration::from_secs(5),
+            std::sync::Arc::new(clock),
+        )
+        .unwrap()
+    }
+
     /// A store on the service's database, for looking at what it wrote.
     pub fn store(&self) -> PgStore {
         PgStore::connect_lazy(
