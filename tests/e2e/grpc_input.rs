@@ -242,14 +242,25 @@ async fn odd_text_in_any_field_is_refused_by_name_never_internal() {
                 user_id: odd.clone()
             }
         );
+        if !odd.is_empty() {
+            // An empty user_id lists every user's events.
+            call!(
+                admin_calls,
+                list_audit_events,
+                &case,
+                ListAuditEventsRequest {
+                    user_id: odd.clone(),
+                    ..ListAuditEventsRequest::default()
+                }
+            );
+        }
         call!(
             admin_calls,
             list_audit_events,
             &case,
             ListAuditEventsRequest {
-                user_id: odd.clone(),
-                limit: 0,
-                before_event_id: 0
+                kinds: vec![odd.clone()],
+                ..ListAuditEventsRequest::default()
             }
         );
         call!(

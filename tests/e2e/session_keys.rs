@@ -199,6 +199,13 @@ async fn an_upgrade_from_the_previous_schema_keeps_users_sessions_and_tokens() {
         .execute("drop table app_access_tokens, user_session_keys, accounts")
         .await;
     stack
+        .execute(
+            "alter table audit_events drop column count, drop column client_request_id, \
+             drop column account_id",
+        )
+        .await;
+    stack.execute("drop index audit_events_kind").await;
+    stack
         .execute("delete from _sqlx_migrations where version >= 4")
         .await;
 

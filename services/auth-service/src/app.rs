@@ -25,7 +25,7 @@ use crate::{
     settings::Config,
     store::{PgStore, StoreError},
     tls::Tls,
-    tokens::Tokens,
+    tokens::{TokenSettings, Tokens},
     transport::{self, AuthApi},
     upkeep,
     users::Users,
@@ -188,14 +188,18 @@ impl Application {
         let revocations = Revocations::new(Duration::from_secs(
             u64::try_from(config.tokens.access_ttl_secs).unwrap_or(0),
         ));
+        let (audit, audit_writer) = AuditLog::new(store.clone(), clock.clone(), metrics.clone());
         let tokens = Arc::new(Tokens::new(
-            config.tokens,
-            config.token_cache_entries,
+            TokenSettings {
+                keys: config.tokens,
+                remembered: config.token_cache_entries,
+                rules: config.refresh_rules,
+            },
             revocations.clone(),
             store.clone(),
             clock.clone(),
             keyring.clone(),
-            config.refresh_rules,
+            audit.clone(),
         ));
         let quota = Arc::new(WeChatQuota::new(
             config.wechat_calls_per_second,
@@ -220,7 +224,6 @@ impl Application {
             clock,
             config.watermark_max_age_secs,
         ));
-        let (audit, audit_writer) = AuditLog::new(store.clone(), metrics.clone());
         let users = Arc::new(Users::new(store.clone(), tokens.clone(), audit.clone()));
         let (apps, wechat, keyring) = platform_parts;
         let platform = Arc::new(Platform::new(
@@ -236,7 +239,6 @@ impl Application {
             users.clone(),
             sessions.clone(),
             store.clone(),
-            audit.clone(),
         ));
         let api = AuthApi::new(
             logins,
@@ -384,7 +386,9 @@ impl Application {
             .await
             .is_err()
         {
-            warn!("the audit queue was not written within {AUDIT_FLUSH:?}; its events are lost");
+            warn!(
+                "the audit tallies were not written within {AUDIT_FLUSH:?}; their counts go with the process"
+            );
             audit_writer.abort();
         }
         self.store.close();

@@ -50,7 +50,7 @@ pub struct Metrics {
     wechat_calls: Family<WeChatLabels, Counter>,
     wechat_duration: Histogram,
     pool_connections: Family<PoolLabels, Gauge>,
-    audit_dropped: Counter,
+    audit_unwritten: Gauge,
     shed: Counter,
     wechat_quota_refused: Family<AppLabels, Counter>,
     database_up: Gauge,
@@ -83,7 +83,7 @@ impl Metrics {
             wechat_calls: Family::default(),
             wechat_duration: wxauth_runtime::metrics::latency_histogram(),
             pool_connections: Family::default(),
-            audit_dropped: Counter::default(),
+            audit_unwritten: Gauge::default(),
             shed: Counter::default(),
             wechat_quota_refused: Family::default(),
             database_up: Gauge::default(),
@@ -142,9 +142,9 @@ impl Metrics {
             metrics.access_token_refreshes.clone(),
         );
         registry.register(
-            "audit_dropped",
-            "audit events dropped because the writer could not keep up or the database refused them",
-            metrics.audit_dropped.clone(),
+            "audit_unwritten",
+            "refusals and reads counted for the audit trail but not yet in the database (it grows while the database refuses them; none is dropped)",
+            metrics.audit_unwritten.clone(),
         );
         (metrics, registry)
     }
@@ -180,9 +180,9 @@ impl Metrics {
         self.shed.inc();
     }
 
-    /// Counts an audit event that was not written.
-    pub fn audit_dropped(&self) {
-        self.audit_dropped.inc();
+    /// Moves the count of audit events not yet written by `by`.
+    pub fn audit_unwritten(&self, by: i64) {
+        self.audit_unwritten.inc_by(by);
     }
 
     /// Counts a finished RPC.

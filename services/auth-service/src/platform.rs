@@ -10,8 +10,7 @@ use tracing::info;
 
 use crate::{
     access_tokens::AccessTokens,
-    audit::AuditLog,
-    domain::{AuditKind, Bearer, CallContext, NewAuditEvent, TokenStatus, User, UserUpdate},
+    domain::{Bearer, CallContext, TokenStatus, User, UserUpdate},
     error::AuthError,
     session::Sessions,
     store::{PgStore, StoreError},
@@ -37,7 +36,6 @@ pub struct Platform {
     users: Arc<Users>,
     sessions: Arc<Sessions>,
     store: PgStore,
-    audit: AuditLog,
 }
 
 impl Platform {
@@ -48,7 +46,6 @@ impl Platform {
         users: Arc<Users>,
         sessions: Arc<Sessions>,
         store: PgStore,
-        audit: AuditLog,
     ) -> Self {
         Self {
             access,
@@ -56,20 +53,7 @@ impl Platform {
             users,
             sessions,
             store,
-            audit,
         }
-    }
-
-    fn audited(&self, kind: AuditKind, user: &User, context: &CallContext) {
-        self.audit.record(NewAuditEvent {
-            kind,
-            outcome: "ok".into(),
-            appid: Some(user.appid.clone()),
-            user_id: Some(user.id),
-            openid_digest: None,
-            family_id: None,
-            context: context.clone(),
-        });
     }
 
     /// Binds the phone number behind `code` to the holder of `token`. WeChat is asked to
@@ -95,13 +79,10 @@ impl Platform {
         let phone = UserUpdate::from_phone(info, None)
             .phone
             .ok_or(AuthError::WeChatFailed { errcode: None })?;
-        let user = self
-            .store
-            .set_phone(user.id, &phone)
+        self.store
+            .set_phone(user.id, &phone, context)
             .await?
-            .ok_or(AuthError::UserNotFound)?;
-        self.audited(AuditKind::PhoneBound, &user, context);
-        Ok(user)
+            .ok_or(AuthError::UserNotFound)
     }
 
     /// Whether the session_key kept for a user is still WeChat's current one.
@@ -148,10 +129,9 @@ impl Platform {
             .await?;
         let replaced = self
             .sessions
-            .replace_key(&user.appid, &user.openid, &sealed, &new)
+            .replace_key(&user.appid, &user.openid, &sealed, &new, context)
             .await?;
         info!(%appid, user_id, replaced, "session_key reset");
-        self.audited(AuditKind::SessionKeyReset, &user, context);
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::{
     audit::AuditLog,
-    domain::{AuditEvent, Bearer, CallContext, FilledProfile, User},
+    domain::{AuditEvent, AuditFilter, Bearer, CallContext, FilledProfile, User},
     error::AuthError,
     store::PgStore,
     tokens::Tokens,
@@ -29,15 +29,12 @@ impl Users {
         }
     }
 
-    /// A user's audit trail, newest first.
-    pub async fn audit_trail(
-        &self,
-        user_id: i64,
-        before: Option<i64>,
-        limit: i64,
-    ) -> Result<Vec<AuditEvent>, AuthError> {
-        self.get(user_id).await?;
-        self.audit.of_user(user_id, before, limit).await
+    /// Audit events, newest first: one user's (who must exist) or everyone's.
+    pub async fn audit_trail(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, AuthError> {
+        if let Some(user_id) = filter.user_id {
+            self.get(user_id).await?;
+        }
+        self.audit.list(filter).await
     }
 
     /// A user by id.
@@ -64,16 +61,17 @@ impl Users {
         self.get(user_id).await
     }
 
-    /// Stores what the holder of `token` filled in of their profile.
+    /// Stores what the holder of `token` filled in of their profile, and audits it.
     pub async fn update_profile(
         &self,
         token: &Bearer,
         filled: &FilledProfile,
+        context: &CallContext,
     ) -> Result<User, AuthError> {
         let claims = self.tokens.validate(token, None).await?;
         let user_id = claims.sub.parse().map_err(|_| AuthError::TokenInvalid)?;
         self.store
-            .update_profile(user_id, filled)
+            .update_profile(user_id, filled, context)
             .await?
             .ok_or(AuthError::UserNotFound)
     }

@@ -8,12 +8,15 @@ pub struct CallContext {
     pub caller: Option<String>,
     /// The end client's address: the mini-program's as the gateway saw it, or the caller's.
     pub client_addr: Option<String>,
-    /// The request id, to find the logs.
+    /// The id this service gave the call, which its logs carry.
     pub request_id: String,
+    /// The id the caller sent, when it sent an acceptable one. A client may write anything
+    /// there, so it is kept apart from the service's own.
+    pub client_request_id: Option<String>,
 }
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuditKind {
     /// A login completed with encrypted data (`wxsmallusersave`, CompleteLogin).
     Login,
@@ -38,6 +41,14 @@ pub enum AuditKind {
     PhoneBound,
     /// An operator had WeChat replace a user's session_key.
     SessionKeyReset,
+    /// The user filled in their nickname or avatar.
+    ProfileUpdated,
+    /// A refresh token was refused (unknown, expired, of a revoked or too old family).
+    RefreshRefused,
+    /// A phone number bind was refused (WeChat refused the code, a bad token...).
+    PhoneBindRefused,
+    /// An operator read a user's data (`outcome` names the RPC).
+    AdminRead,
 }
 
 impl AuditKind {
@@ -55,7 +66,35 @@ impl AuditKind {
             Self::CallerRefused => "caller_refused",
             Self::PhoneBound => "phone_bound",
             Self::SessionKeyReset => "session_key_reset",
+            Self::ProfileUpdated => "profile_updated",
+            Self::RefreshRefused => "refresh_refused",
+            Self::PhoneBindRefused => "phone_bind_refused",
+            Self::AdminRead => "admin_read",
         }
+    }
+
+    /// Every kind, for the list a filter is checked against.
+    pub const ALL: [Self; 15] = [
+        Self::Login,
+        Self::SilentLogin,
+        Self::LoginRefused,
+        Self::Refresh,
+        Self::RefreshReplayed,
+        Self::RefreshReused,
+        Self::Logout,
+        Self::Revoked,
+        Self::CallerRefused,
+        Self::PhoneBound,
+        Self::SessionKeyReset,
+        Self::ProfileUpdated,
+        Self::RefreshRefused,
+        Self::PhoneBindRefused,
+        Self::AdminRead,
+    ];
+
+    /// The kind of a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
     }
 }
 
@@ -74,6 +113,8 @@ pub struct NewAuditEvent {
     pub openid_digest: Option<Vec<u8>>,
     /// The session family, when one is concerned.
     pub family_id: Option<i64>,
+    /// The account, when one was read or changed as a whole.
+    pub account_id: Option<i64>,
     /// The call.
     pub context: CallContext,
 }
@@ -99,6 +140,48 @@ pub struct AuditEvent {
     pub actor: Option<String>,
     /// From where.
     pub client_addr: Option<String>,
-    /// The request id.
+    /// The id the service gave the call (the first of them, for a row that stands for
+    /// several).
     pub request_id: Option<String>,
+    /// The id the caller sent.
+    pub client_request_id: Option<String>,
+    /// The account concerned as a whole.
+    pub account_id: Option<i64>,
+    /// How many events the row stands for: 1, or the refusals or reads of one minute that
+    /// differ only in their time.
+    pub count: i64,
+}
+
+/// Which events a listing returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// One user's, or every event.
+    pub user_id: Option<i64>,
+    /// Only these kinds; every kind when empty.
+    pub kinds: Vec<AuditKind>,
+    /// Only events at or after this time.
+    pub since: Option<crate::clock::Timestamp>,
+    /// Only events before this time.
+    pub until: Option<crate::clock::Timestamp>,
+    /// Only events older than this one (paging).
+    pub before: Option<i64>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_listed_once_and_parses_back() {
+        let mut names: Vec<&str> = AuditKind::ALL.iter().map(|kind| kind.name()).collect();
+        for kind in AuditKind::ALL {
+            assert_eq!(AuditKind::parse(kind.name()), Some(kind));
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), AuditKind::ALL.len());
+        assert_eq!(AuditKind::parse("nope"), None);
+    }
 }

@@ -11,7 +11,7 @@ pub mod session;
 pub mod user;
 
 pub use app_token::TokenStatus;
-pub use audit::{AuditEvent, AuditKind, CallContext, NewAuditEvent};
+pub use audit::{AuditEvent, AuditFilter, AuditKind, CallContext, NewAuditEvent};
 pub use bearer::{Bearer, InvalidBearer};
 pub use profile::{
     FilledProfile, InvalidProfile, PLACEHOLDER_NICKNAME, Phone, Profile, UserUpdate,

@@ -12,7 +12,7 @@ use wxauth_wechat::{AppId, JsCode, SessionKey, WeChatClient};
 
 use crate::{
     apps::Apps,
-    domain::{Bearer, LoginSession},
+    domain::{Bearer, CallContext, LoginSession},
     error::AuthError,
     metrics::Metrics,
     quotas::WeChatQuota,
@@ -333,6 +333,7 @@ impl Sessions {
         openid: &str,
         old: &Sealed,
         new: &SessionKey,
+        context: &CallContext,
     ) -> Result<bool, AuthError> {
         let sealed = self
             .keyring
@@ -343,7 +344,7 @@ impl Sessions {
             .map_err(AuthError::internal)?;
         Ok(self
             .store
-            .replace_user_session_key(appid, openid, old, &sealed)
+            .replace_user_session_key(appid, openid, old, &sealed, context)
             .await?)
     }
 

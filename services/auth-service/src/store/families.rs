@@ -70,7 +70,8 @@ pub enum RefreshOutcome {
 
 /// Revokes the families that `which` selects (a `where` over `token_families`, with `$1`),
 /// ends their users' open login sessions, tells every replica, and audits each family as
-/// `$2` (kind) with `$3` (reason), `$4`..`$6` the call, at `$7`. Returns the families revoked.
+/// `$2` (kind) with `$3` (reason), `$4`..`$6` and `$8` the call, at `$7`. Returns the families
+/// revoked.
 fn revoke_sql(which: &str) -> String {
     format!(
         "with revoked as (update token_families set revoked_at = $7, revoke_reason = $3 \
@@ -78,8 +79,8 @@ fn revoke_sql(which: &str) -> String {
          ended as (delete from login_sessions s using users u \
            where u.user_id in (select user_id from token_families where {which}) \
            and s.appid = u.appid and s.openid = u.openid), \
-         audited as ({AUDIT_INSERT} select $7, $2, $3, appid, user_id, null, family_id, $4, $5, $6 \
-           from revoked) \
+         audited as ({AUDIT_INSERT} select $7, $2, $3, appid, user_id, null, family_id, $4, $5, \
+           $6, $8 from revoked) \
          select family_id, pg_notify('{REVOKED_CHANNEL}', family_id::text)::text as notified \
          from revoked"
     )
@@ -118,6 +119,7 @@ impl PgStore {
                     .bind(&context.client_addr)
                     .bind(&context.request_id)
                     .bind(now)
+                    .bind(&context.client_request_id)
                     .fetch_all(conn)
                     .await
             })
@@ -155,6 +157,7 @@ impl PgStore {
                     .bind(&context.client_addr)
                     .bind(&context.request_id)
                     .bind(now)
+                    .bind(&context.client_request_id)
                     .fetch_all(conn)
                     .await
             })
@@ -211,6 +214,7 @@ fn event(
         user_id: Some(user_id),
         openid_digest: None,
         family_id: Some(family_id),
+        account_id: None,
         context: context.clone(),
     }
 }
@@ -393,6 +397,7 @@ async fn rotate(
                 .bind(&context.client_addr)
                 .bind(&context.request_id)
                 .bind(now)
+                .bind(&context.client_request_id)
                 .fetch_all(&mut *tx)
                 .await?;
             tx.commit().await?;

@@ -118,8 +118,8 @@ fn complete_login_sql(consume: bool) -> String {
          r as (insert into refresh_tokens (token_hash, family_id, created_at, expires_at) \
            select $14, family_id, $21, $15 from f \
            returning extract(epoch from expires_at)::bigint as refresh_expires_at), \
-         a as ({AUDIT_INSERT} select $21, $17, 'ok', u.appid, u.user_id, null, f.family_id, $18, $19, $20 \
-           from u, f) \
+         a as ({AUDIT_INSERT} select $21, $17, 'ok', u.appid, u.user_id, null, f.family_id, $18, $19, \
+           $20, $22 from u, f) \
          select {USER_COLUMNS}, f.family_id, r.refresh_expires_at from u, f, r"
     )
 }
@@ -188,6 +188,7 @@ impl PgStore {
                     .bind(&context.client_addr)
                     .bind(&context.request_id)
                     .bind(now)
+                    .bind(&context.client_request_id)
                     .fetch_optional(conn)
                     .await
             })

@@ -3,8 +3,11 @@
 
 use sqlx::Row as _;
 
-use super::{PgStore, StoreError};
-use crate::secrets::Sealed;
+use super::{PgStore, StoreError, audit::AUDIT_INSERT};
+use crate::{
+    domain::{AuditKind, CallContext},
+    secrets::Sealed,
+};
 
 /// A user's stored key, as sealed.
 #[derive(Debug)]
@@ -52,31 +55,42 @@ impl PgStore {
     }
 
     /// Stores the key a reset gave, if the stored one is still the one the reset was signed
-    /// with (`old`), and ends the user's open login sessions (their key no longer works).
-    /// One statement. Returns whether it was stored.
+    /// with (`old`), ends the user's open login sessions (their key no longer works) and
+    /// audits the reset. One statement. Returns whether it was stored.
     pub async fn replace_user_session_key(
         &self,
         appid: &str,
         openid: &str,
         old: &Sealed,
         new: &Sealed,
+        context: &CallContext,
     ) -> Result<bool, StoreError> {
+        let now = self.now();
         let replaced: Option<i32> = self
             .run(async |conn| {
-                sqlx::query_scalar(
+                sqlx::query_scalar(&format!(
                     "with k as (update user_session_keys set session_key_kid = $4, \
                        session_key_nonce = $5, session_key_sealed = $6 \
                        where appid = $1 and openid = $2 and session_key_nonce = $3 returning 1), \
                      ended as (delete from login_sessions where appid = $1 and openid = $2 \
-                       and exists (select 1 from k)) \
+                       and exists (select 1 from k)), \
+                     a as ({AUDIT_INSERT} select $7, '{kind}', 'ok', u.appid, u.user_id, null, \
+                       null, $8, $9, $10, $11 from users u \
+                       where u.appid = $1 and u.openid = $2 and exists (select 1 from k)) \
                      select 1 from k",
-                )
+                    kind = AuditKind::SessionKeyReset.name()
+                ))
                 .bind(appid)
                 .bind(openid)
                 .bind(&old.nonce)
                 .bind(&new.kid)
                 .bind(&new.nonce)
                 .bind(&new.ciphertext)
+                .bind(now)
+                .bind(&context.caller)
+                .bind(&context.client_addr)
+                .bind(&context.request_id)
+                .bind(&context.client_request_id)
                 .fetch_optional(conn)
                 .await
             })

@@ -4,25 +4,48 @@ use std::sync::LazyLock;
 
 use super::{
     PgStore, StoreError,
+    audit::AUDIT_INSERT,
     logins::{USER_COLUMNS, user_from_row},
 };
-use crate::domain::{FilledProfile, Phone, User};
+use crate::domain::{AuditKind, CallContext, FilledProfile, Phone, User};
 
-/// Writes the fields given and keeps the others; returns the user as stored.
-static UPDATE_PROFILE: LazyLock<String> = LazyLock::new(|| {
+/// `update`, a `returning {USER_COLUMNS}` update of one user, with its audit event of `kind`
+/// in the same statement; the call's context and time are `$n`..`$n+4` (time, caller, client
+/// address, request id, client's request id).
+fn audited_update(update: &str, kind: AuditKind, n: usize) -> String {
+    let (at, actor, addr, rid, crid) = (n, n + 1, n + 2, n + 3, n + 4);
     format!(
-        "update users as u set nickname = coalesce($2, u.nickname), \
-           avatar_url = coalesce($3, u.avatar_url), updated_at = $4 \
-         where u.user_id = $1 returning {USER_COLUMNS}"
+        "with u as ({update}), \
+         a as ({AUDIT_INSERT} select ${at}, '{kind}', 'ok', u.appid, u.user_id, null, null, \
+           ${actor}, ${addr}, ${rid}, ${crid} from u) \
+         select * from u",
+        kind = kind.name()
+    )
+}
+
+/// Writes the fields given and keeps the others, and audits it; returns the user as stored.
+static UPDATE_PROFILE: LazyLock<String> = LazyLock::new(|| {
+    audited_update(
+        &format!(
+            "update users as u set nickname = coalesce($2, u.nickname), \
+               avatar_url = coalesce($3, u.avatar_url), updated_at = $4 \
+             where u.user_id = $1 returning {USER_COLUMNS}"
+        ),
+        AuditKind::ProfileUpdated,
+        4,
     )
 });
 
-/// Writes the phone and keeps the rest; returns the user as stored.
+/// Writes the phone and keeps the rest, and audits it; returns the user as stored.
 static SET_PHONE: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "update users as u set phone_number = $2, pure_phone_number = $3, \
-           phone_country_code = $4, updated_at = $5 \
-         where u.user_id = $1 returning {USER_COLUMNS}"
+    audited_update(
+        &format!(
+            "update users as u set phone_number = $2, pure_phone_number = $3, \
+               phone_country_code = $4, updated_at = $5 \
+             where u.user_id = $1 returning {USER_COLUMNS}"
+        ),
+        AuditKind::PhoneBound,
+        5,
     )
 });
 
@@ -48,8 +71,14 @@ impl PgStore {
             .map_err(StoreError::from)
     }
 
-    /// Stores the user's phone; `None` when there is no such user.
-    pub async fn set_phone(&self, user_id: i64, phone: &Phone) -> Result<Option<User>, StoreError> {
+    /// Stores the user's phone, audited in the same statement; `None` when there is no such
+    /// user.
+    pub async fn set_phone(
+        &self,
+        user_id: i64,
+        phone: &Phone,
+        context: &CallContext,
+    ) -> Result<Option<User>, StoreError> {
         let now = self.now();
         let row = self
             .run(async |conn| {
@@ -59,6 +88,10 @@ impl PgStore {
                     .bind(&phone.pure_number)
                     .bind(phone.country_code.as_deref())
                     .bind(now)
+                    .bind(&context.caller)
+                    .bind(&context.client_addr)
+                    .bind(&context.request_id)
+                    .bind(&context.client_request_id)
                     .fetch_optional(conn)
                     .await
             })
@@ -66,11 +99,13 @@ impl PgStore {
         Ok(row.map(|row| user_from_row(&row)).transpose()?)
     }
 
-    /// Stores what the user filled in; `None` when there is no such user.
+    /// Stores what the user filled in, audited in the same statement; `None` when there is
+    /// no such user.
     pub async fn update_profile(
         &self,
         user_id: i64,
         filled: &FilledProfile,
+        context: &CallContext,
     ) -> Result<Option<User>, StoreError> {
         let now = self.now();
         let row = self
@@ -80,6 +115,10 @@ impl PgStore {
                     .bind(filled.nickname.as_deref())
                     .bind(filled.avatar_url.as_deref())
                     .bind(now)
+                    .bind(&context.caller)
+                    .bind(&context.client_addr)
+                    .bind(&context.request_id)
+                    .bind(&context.client_request_id)
                     .fetch_optional(conn)
                     .await
             })

@@ -14,8 +14,9 @@ use wxauth_token::{Claims, Jwks, TokenError};
 
 pub use crate::domain::rotation::RefreshRules;
 use crate::{
+    audit::AuditLog,
     clock::SharedClock,
-    domain::{Bearer, CallContext, User},
+    domain::{AuditKind, Bearer, CallContext, NewAuditEvent, User},
     error::AuthError,
     revocation::Revocations,
     secrets::{self, Keyring},
@@ -100,20 +101,36 @@ pub struct Tokens {
     /// Seals a rotation's successor for the grace period.
     keyring: Arc<Keyring>,
     rules: RefreshRules,
+    /// Where refused refreshes are tallied.
+    audit: AuditLog,
+}
+
+/// How tokens are made and judged: the settings of [`Tokens`].
+#[derive(Debug)]
+pub struct TokenSettings {
+    /// The signing keys and lifetimes.
+    pub keys: TokenKeys,
+    /// How many verified access tokens to remember at most.
+    pub remembered: u64,
+    /// How refresh tokens age.
+    pub rules: RefreshRules,
 }
 
 impl Tokens {
-    /// The service over its keys, the replica's revocation cache and the store;
-    /// `remembered` verified tokens at most.
+    /// The service over its settings, the replica's revocation cache and the store.
     pub fn new(
-        keys: TokenKeys,
-        remembered: u64,
+        settings: TokenSettings,
         revocations: Arc<Revocations>,
         store: PgStore,
         clock: SharedClock,
         keyring: Arc<Keyring>,
-        rules: RefreshRules,
+        audit: AuditLog,
     ) -> Self {
+        let TokenSettings {
+            keys,
+            remembered,
+            rules,
+        } = settings;
         Self {
             keys,
             verified: VerifiedTokens::new(remembered, clock.clone()),
@@ -122,6 +139,7 @@ impl Tokens {
             clock,
             keyring,
             rules,
+            audit,
         }
     }
 
@@ -238,8 +256,24 @@ impl Tokens {
                 );
                 Err(AuthError::TokenInvalid)
             }
-            RefreshOutcome::Refused { why, .. } => {
+            RefreshOutcome::Refused { why, family } => {
                 info!(why = why.name(), "refresh refused");
+                let (family_id, user_id, appid) = match family {
+                    Some((family_id, user_id, appid)) => {
+                        (Some(family_id), Some(user_id), Some(appid))
+                    }
+                    None => (None, None, None),
+                };
+                self.audit.tally(NewAuditEvent {
+                    kind: AuditKind::RefreshRefused,
+                    outcome: why.name().to_owned(),
+                    appid,
+                    user_id,
+                    openid_digest: None,
+                    family_id,
+                    account_id: None,
+                    context: context.clone(),
+                });
                 Err(AuthError::TokenInvalid)
             }
         }

@@ -8,7 +8,7 @@ use wxauth_proto::{
 use wxauth_wechat::{AppId, JsCode};
 
 use crate::{
-    domain::{AuditEvent, Bearer, TokenStatus, User},
+    domain::{AuditEvent, AuditFilter, AuditKind, Bearer, TokenStatus, User},
     error::AuthError,
     login::{CompleteRequest, DataKind, SignedRawData},
     platform::KeyState,
@@ -128,19 +128,8 @@ pub fn logout(req: LogoutRequest) -> Result<LogoutBy, AuthError> {
     }
 }
 
-/// One page of a user's audit trail, as asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuditPage {
-    /// The user.
-    pub user_id: i64,
-    /// Older than this event, when given.
-    pub before: Option<i64>,
-    /// At most this many.
-    pub limit: i64,
-}
-
-/// The page a `ListAuditEvents` asks for.
-pub fn audit_page(req: &ListAuditEventsRequest) -> Result<AuditPage, AuthError> {
+/// The events a `ListAuditEvents` asks for.
+pub fn audit_filter(req: &ListAuditEventsRequest) -> Result<AuditFilter, AuthError> {
     let limit = match req.limit {
         0 => 50,
         1..=500 => i64::from(req.limit),
@@ -155,11 +144,61 @@ pub fn audit_page(req: &ListAuditEventsRequest) -> Result<AuditPage, AuthError> 
             "before_event_id must not be negative".into(),
         ));
     }
-    Ok(AuditPage {
-        user_id: user_id(&req.user_id)?,
+    let kinds = req
+        .kinds
+        .iter()
+        .map(|name| {
+            AuditKind::parse(name).ok_or_else(|| {
+                AuthError::InvalidArgument(format!(
+                    "kinds: {name:?} is not a kind of event; the kinds are {}",
+                    AuditKind::ALL.map(AuditKind::name).join(", ")
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let since = req
+        .since
+        .as_ref()
+        .map(|at| instant("since", at))
+        .transpose()?;
+    let until = req
+        .until
+        .as_ref()
+        .map(|at| instant("until", at))
+        .transpose()?;
+    if let (Some(since), Some(until)) = (since, until)
+        && since >= until
+    {
+        return Err(AuthError::InvalidArgument(
+            "since must be before until".into(),
+        ));
+    }
+    Ok(AuditFilter {
+        user_id: if req.user_id.is_empty() {
+            None
+        } else {
+            Some(user_id(&req.user_id)?)
+        },
+        kinds,
+        since,
+        until,
         before: (req.before_event_id > 0).then_some(req.before_event_id),
         limit,
     })
+}
+
+/// A protobuf timestamp as the service's time; `field` names it in the error.
+fn instant(field: &str, at: &Timestamp) -> Result<crate::clock::Timestamp, AuthError> {
+    if !(0..1_000_000_000).contains(&at.nanos) || at.seconds < 0 {
+        return Err(AuthError::InvalidArgument(format!(
+            "{field} must be a time after 1970 with nanos from 0 to 999999999"
+        )));
+    }
+    Ok(
+        crate::clock::Timestamp::from_secs(at.seconds).plus(std::time::Duration::from_nanos(
+            u64::try_from(at.nanos).unwrap_or(0),
+        )),
+    )
 }
 
 /// An audit event as the API shows it.
@@ -175,6 +214,12 @@ pub fn audit_event(event: AuditEvent) -> v1::AuditEvent {
         actor: event.actor.unwrap_or_default(),
         client_addr: event.client_addr.unwrap_or_default(),
         request_id: event.request_id.unwrap_or_default(),
+        count: event.count,
+        client_request_id: event.client_request_id.unwrap_or_default(),
+        account_id: event
+            .account_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
     }
 }
 

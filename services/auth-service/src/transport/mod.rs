@@ -45,12 +45,13 @@ pub struct AuthApi {
     metrics: Arc<Metrics>,
 }
 
-/// How an RPC is called: its name, the scope it needs, and, for the login RPCs, where its
-/// appid is (a refused login is audited).
+/// How an RPC is called: its name, the scope it needs, and whether a refusal of it by the
+/// client's fault is audited (as `refused`), with where its appid is.
 struct Rpc<T> {
     method: &'static str,
     scope: Option<Scope>,
-    login_appid: Option<fn(&T) -> &str>,
+    refused: Option<AuditKind>,
+    appid: Option<fn(&T) -> &str>,
 }
 
 impl<T> Rpc<T> {
@@ -58,15 +59,28 @@ impl<T> Rpc<T> {
         Self {
             method,
             scope,
-            login_appid: None,
+            refused: None,
+            appid: None,
         }
     }
 
+    /// A login RPC: a refused login is audited with its appid.
     const fn login(method: &'static str, appid: fn(&T) -> &str) -> Self {
         Self {
             method,
             scope: Some(Scope::Login),
-            login_appid: Some(appid),
+            refused: Some(AuditKind::LoginRefused),
+            appid: Some(appid),
+        }
+    }
+
+    /// An RPC whose refusals are audited as `kind`.
+    const fn audited(method: &'static str, scope: Scope, kind: AuditKind) -> Self {
+        Self {
+            method,
+            scope: Some(scope),
+            refused: Some(kind),
+            appid: None,
         }
     }
 }
@@ -111,9 +125,12 @@ impl AuthApi {
     {
         let metadata = request.metadata();
         let text = |name: &str| metadata.get(name).and_then(|value| value.to_str().ok());
-        let request_id = text(REQUEST_ID_HEADER)
+        // The service's own id for the call, which its logs and the audit trail carry; the
+        // caller's id beside it, as the caller wrote it.
+        let request_id = new_request_id();
+        let client_request_id = text(REQUEST_ID_HEADER)
             .filter(|id| acceptable_request_id(id))
-            .map_or_else(new_request_id, str::to_owned);
+            .map(str::to_owned);
         // Several keys on one call are refused, not picked from (with a certificate too).
         let caller_key = caller_key(metadata)
             .map(|key| key.map(str::to_owned))
@@ -125,12 +142,19 @@ impl AuthApi {
         let certificate = request
             .peer_certs()
             .and_then(|certs| certs.first().map(|cert| cert.to_vec()));
-        let span = info_span!("rpc", method = rpc.method, request_id = %request_id, caller = tracing::field::Empty);
+        let span = info_span!(
+            "rpc",
+            method = rpc.method,
+            request_id = %request_id,
+            client_request_id = client_request_id.as_deref(),
+            caller = tracing::field::Empty
+        );
         let started = Instant::now();
         let mut context = CallContext {
             caller: None,
             client_addr: peer,
             request_id: request_id.clone(),
+            client_request_id,
         };
         let result = async {
             let authorized = match caller_key.and_then(|key| {
@@ -144,7 +168,7 @@ impl AuthApi {
                 Ok(authorized) => authorized,
                 Err(err) => {
                     self.audit
-                        .record(refusal(AuditKind::CallerRefused, &err, None, &context));
+                        .tally(refusal(AuditKind::CallerRefused, &err, None, &context));
                     return Err(err);
                 }
             };
@@ -154,13 +178,12 @@ impl AuthApi {
                 context.client_addr = forwarded_client.or(context.client_addr);
             }
             let message = request.into_inner();
-            let appid = rpc.login_appid.map(|appid| appid(&message).to_owned());
+            let appid = rpc.appid.map(|appid| appid(&message).to_owned());
             let result = body(message, context.clone()).await;
-            if let (Err(err), Some(appid)) = (&result, appid)
+            if let (Err(err), Some(kind)) = (&result, rpc.refused)
                 && refused_by_the_client(err)
             {
-                self.audit
-                    .record(refusal(AuditKind::LoginRefused, err, Some(appid), &context));
+                self.audit.tally(refusal(kind, err, appid, &context));
             }
             result
         }
@@ -198,6 +221,7 @@ fn refusal(
         user_id: None,
         openid_digest: None,
         family_id: None,
+        account_id: None,
         context: context.clone(),
     }
 }

@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     callers::Scope,
-    domain::{Bearer, FilledProfile},
+    domain::{AuditKind, Bearer, FilledProfile},
     error::AuthError,
 };
 
@@ -137,12 +137,12 @@ impl AuthService for AuthApi {
         request: Request<UpdateProfileRequest>,
     ) -> Result<Response<UpdateProfileResponse>, Status> {
         let rpc = Rpc::new("UpdateProfile", Some(Scope::Login));
-        self.call(request, rpc, |req, _| async move {
+        self.call(request, rpc, |req, context| async move {
             let token = Bearer::parse("access_token", req.access_token)?;
             let filled = FilledProfile::parse(req.nickname, req.avatar_url)?;
             Ok(UpdateProfileResponse {
                 user: Some(user_message(
-                    self.users.update_profile(&token, &filled).await?,
+                    self.users.update_profile(&token, &filled, &context).await?,
                 )),
             })
         })
@@ -153,7 +153,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<BindPhoneNumberRequest>,
     ) -> Result<Response<BindPhoneNumberResponse>, Status> {
-        let rpc = Rpc::new("BindPhoneNumber", Some(Scope::Login));
+        let rpc = Rpc::audited("BindPhoneNumber", Scope::Login, AuditKind::PhoneBindRefused);
         self.call(request, rpc, |req, context| async move {
             let token = Bearer::parse("access_token", req.access_token)?;
             let code = PhoneCode::parse("code", &req.code)?;
@@ -218,11 +218,11 @@ impl AuthService for AuthApi {
         request: Request<ListAccountUsersRequest>,
     ) -> Result<Response<ListAccountUsersResponse>, Status> {
         let rpc = Rpc::new("ListAccountUsers", Some(Scope::Admin));
-        self.call(request, rpc, |req, _| async move {
-            let users = self
-                .users
-                .of_account(convert::account_id(&req.account_id)?)
-                .await?;
+        self.call(request, rpc, |req, context| async move {
+            let account_id = convert::account_id(&req.account_id)?;
+            let users = self.users.of_account(account_id).await?;
+            self.audit
+                .read("ListAccountUsers", None, Some(account_id), &context);
             Ok(ListAccountUsersResponse {
                 users: users.into_iter().map(user_message).collect(),
             })
@@ -277,8 +277,9 @@ impl AuthService for AuthApi {
         request: Request<GetUserRequest>,
     ) -> Result<Response<GetUserResponse>, Status> {
         let rpc = Rpc::new("GetUser", Some(Scope::Admin));
-        self.call(request, rpc, |req, _| async move {
+        self.call(request, rpc, |req, context| async move {
             let user = self.users.get(convert::user_id(&req.user_id)?).await?;
+            self.audit.read("GetUser", Some(user.id), None, &context);
             Ok(GetUserResponse {
                 user: Some(user_message(user)),
             })
@@ -313,13 +314,12 @@ impl AuthService for AuthApi {
         self.call(
             request,
             Rpc::new("ListAuditEvents", Some(Scope::Admin)),
-            |req, _| async move {
-                let page = convert::audit_page(&req)?;
-                let events = self
-                    .users
-                    .audit_trail(page.user_id, page.before, page.limit)
-                    .await?;
-                let next_before_event_id = if events.len() as i64 == page.limit {
+            |req, context| async move {
+                let filter = convert::audit_filter(&req)?;
+                let events = self.users.audit_trail(&filter).await?;
+                self.audit
+                    .read("ListAuditEvents", filter.user_id, None, &context);
+                let next_before_event_id = if events.len() as i64 == filter.limit {
                     events.last().map_or(0, |event| event.id)
                 } else {
                     0

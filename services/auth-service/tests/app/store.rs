@@ -47,6 +47,7 @@ fn context() -> CallContext {
         caller: Some("test".into()),
         client_addr: Some("192.0.2.1".into()),
         request_id: "rid-store".into(),
+        client_request_id: None,
     }
 }
 
