@@ -116,9 +116,9 @@ const RETRY_AFTER_SECS: u64 = 1;
 /// The challenge when no access token was sent.
 pub const BEARER_MISSING: &str = "Bearer realm=\"wxauth\"";
 /// The challenge when the access token was refused: altered, revoked, another app's.
-const BEARER_INVALID: &str = "Bearer realm=\"wxauth\", error=\"invalid_token\"";
+pub const BEARER_INVALID: &str = "Bearer realm=\"wxauth\", error=\"invalid_token\"";
 /// The challenge when the access token expired: refresh it.
-const BEARER_EXPIRED: &str = "Bearer realm=\"wxauth\", error=\"invalid_token\", \
+pub const BEARER_EXPIRED: &str = "Bearer realm=\"wxauth\", error=\"invalid_token\", \
     error_description=\"the access token expired\"";
 
 impl ApiError {

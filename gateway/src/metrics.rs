@@ -1,5 +1,5 @@
-//! What the gateway counts, for Prometheus: requests by route and status, latency, and
-//! login requests refused by the client quota.
+//! What the gateway counts, for Prometheus: requests by route and status, latency, login
+//! requests refused by the client quota, and connections.
 
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, histogram::Histogram},
     registry::Registry,
 };
+use wxauth_runtime::http::ConnectionCounters;
 
 /// A route and the HTTP status it answered.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -31,6 +32,8 @@ pub struct Metrics {
     requests: Family<RouteStatus, Counter>,
     duration: Family<Route, Histogram, fn() -> Histogram>,
     rate_limited: Family<Route, Counter>,
+    /// What the HTTP server counts of its connections.
+    pub connections: ConnectionCounters,
 }
 
 impl Metrics {
@@ -40,6 +43,7 @@ impl Metrics {
             requests: Family::default(),
             duration: Family::new_with_constructor(wxauth_runtime::metrics::latency_histogram),
             rate_limited: Family::default(),
+            connections: ConnectionCounters::default(),
         };
         let mut registry = Registry::with_prefix("wxauth_gateway");
         registry.register(
@@ -56,6 +60,21 @@ impl Metrics {
             "rate_limited",
             "login requests refused (429) because their client was over its quota",
             metrics.rate_limited.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "HTTP connections open now",
+            metrics.connections.open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "connections closed as soon as accepted: their client held GATEWAY_MAX_CONNECTIONS_PER_CLIENT already",
+            metrics.connections.refused.clone(),
+        );
+        registry.register(
+            "connections_timed_out",
+            "connections closed for sending no complete request head within GATEWAY_HEADER_READ_TIMEOUT_MS, or for idling past GATEWAY_IDLE_TIMEOUT_MS",
+            metrics.connections.timed_out.clone(),
         );
         (metrics, registry)
     }

@@ -5,14 +5,14 @@ use axum::{Json, response::IntoResponse};
 use utoipa::{
     Modify, OpenApi,
     openapi::{
-        Ref, RefOr,
+        ContentBuilder, Ref, RefOr, ResponseBuilder,
         header::HeaderBuilder,
         schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, SchemaType, Type},
         security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme},
     },
 };
 
-use crate::{me, routes, v1};
+use crate::routes::{me, ops, seed, tokens};
 
 /// The document.
 #[derive(OpenApi)]
@@ -22,19 +22,19 @@ use crate::{me, routes, v1};
         description = "WeChat Mini Program login: the seed-compatible routes and the /v1 API. Every answer except the JWK Set is an envelope {code, msg, data}; code 10000 is success."
     ),
     paths(
-        routes::get_session_key,
-        routes::save_user,
-        routes::healthz,
-        v1::login,
-        v1::refresh,
-        v1::logout,
-        v1::me,
+        seed::get_session_key,
+        seed::save_user,
+        ops::healthz,
+        tokens::login,
+        tokens::refresh,
+        tokens::logout,
+        me::me,
         me::update_profile,
         me::bind_phone,
-        v1::jwks,
+        ops::jwks,
         openapi_json,
     ),
-    modifiers(&BearerAuth, &SignedRawData, &SomeProfileField, &AnswerHeaders),
+    modifiers(&BearerAuth, &SignedRawData, &SomeProfileField, &LimitAnswers, &AnswerHeaders),
     tags(
         (name = "seed", description = "What the seed mini-program calls, unchanged"),
         (name = "v1", description = "The versioned API for new mini-programs"),
@@ -58,6 +58,61 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// The answers of the limits every route but `/healthz` is under (`limits.rs`, `body.rs`):
+/// 429 for a client with too many requests in flight, 503 for a gateway with too many, and
+/// 408 for a body that does not arrive in time.
+struct LimitAnswers;
+
+impl Modify for LimitAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let answer = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in &mut openapi.paths.paths {
+            if path == crate::limits::HEALTH_PATH {
+                continue;
+            }
+            let operations = [&mut item.get, &mut item.post];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                let has_body = operation.request_body.is_some();
+                match responses.get_mut("429") {
+                    Some(RefOr::T(limited)) => limited
+                        .description
+                        .push_str("; or this client has too many requests in flight"),
+                    Some(RefOr::Ref(_)) => {}
+                    None => {
+                        responses.insert(
+                            "429".into(),
+                            answer(
+                                "10006: this client has too many requests in flight (retry-after)",
+                            )
+                            .into(),
+                        );
+                    }
+                }
+                responses.entry("503".into()).or_insert_with(|| {
+                    answer("10500: the gateway has too many requests in flight (retry-after)")
+                        .into()
+                });
+                if has_body {
+                    responses.entry("408".into()).or_insert_with(|| {
+                        answer("10001: the body did not arrive in time after the headers").into()
+                    });
+                }
+            }
+        }
     }
 }
 

@@ -5,12 +5,7 @@
 //! `x-forwarded-for` hop the nearest of them could vouch for
 //! ([`ClientAddress`](crate::ClientAddress)), never one the client wrote itself.
 
-use std::{
-    net::{IpAddr, Ipv6Addr},
-    num::NonZeroU32,
-    sync::Arc,
-    time::Duration,
-};
+use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
 use axum::{
     extract::{MatchedPath, Request, State},
@@ -23,6 +18,8 @@ use governor::{
     clock::{Clock as _, DefaultClock},
     state::keyed::DefaultKeyedStateStore,
 };
+
+use wxauth_runtime::http::client_bucket;
 
 use crate::{
     envelope::{ApiError, Code},
@@ -61,19 +58,6 @@ impl ClientQuota {
     }
 }
 
-/// The bucket of a client address. An IPv6 client is given a whole /64 by its network and
-/// can take any address in it, so one bucket holds the /64 (as one holds an IPv4 address);
-/// an IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is that IPv4 address.
-fn bucket(client: IpAddr) -> IpAddr {
-    match client {
-        IpAddr::V4(_) => client,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
-        },
-    }
-}
-
 /// The middleware, on the login routes.
 pub(crate) async fn middleware(
     State(quota): State<ClientQuota>,
@@ -85,7 +69,7 @@ pub(crate) async fn middleware(
         .get::<RequestId>()
         .and_then(|id| id.client);
     if let (Some(limiter), Some(client)) = (&quota.limiter, client)
-        && let Err(not_until) = limiter.check_key(&bucket(client))
+        && let Err(not_until) = limiter.check_key(&client_bucket(client))
     {
         let route = request
             .extensions()
@@ -107,24 +91,4 @@ pub(crate) async fn middleware(
         .into_response();
     }
     next.run(request).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn bucket_of(address: &str) -> IpAddr {
-        bucket(address.parse().unwrap())
-    }
-
-    #[test]
-    fn an_ipv6_client_has_one_bucket_for_its_whole_slash_64() {
-        assert_eq!(
-            bucket_of("2001:db8:1:2::1"),
-            bucket_of("2001:db8:1:2:ffff::9")
-        );
-        assert_ne!(bucket_of("2001:db8:1:2::1"), bucket_of("2001:db8:1:3::1"));
-        assert_eq!(bucket_of("::ffff:203.0.113.7"), bucket_of("203.0.113.7"));
-        assert_ne!(bucket_of("203.0.113.7"), bucket_of("203.0.113.8"));
-    }
 }

@@ -1,24 +1,19 @@
-//! Gives every request an id: the caller's `x-request-id` when it is sane, a new one
-//! otherwise. The id goes into the span of every log line of the request, to the
+//! Who a request is and who sent it: its id (the caller's `x-request-id` when it is sane, a
+//! new one otherwise) and the client's address, as [`observe`](crate::observe) learns them
+//! for every request. The id goes into the span of every log line of the request, to the
 //! auth-service as gRPC metadata, into the response header, and into failure envelopes.
 
 use std::{
     convert::Infallible,
     net::{IpAddr, SocketAddr},
     num::NonZeroU8,
-    time::Instant,
 };
 
 use axum::{
-    extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State},
-    http::{HeaderMap, HeaderValue, request::Parts},
-    middleware::Next,
-    response::Response,
+    extract::FromRequestParts,
+    http::{HeaderMap, request::Parts},
 };
-use tracing::{Instrument, info, info_span};
-use wxauth_proto::wire::{REQUEST_ID_HEADER, acceptable_request_id, new_request_id};
-
-use crate::{envelope::ApiError, metrics::Metrics};
+use wxauth_proto::wire::new_request_id;
 
 /// The id of the request being served, and where it came from.
 #[derive(Debug, Clone)]
@@ -42,54 +37,6 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
                 client: None,
             }))
     }
-}
-
-/// The middleware: assigns the id, opens the span, logs and counts the outcome.
-pub(crate) async fn middleware(
-    State((metrics, client_from)): State<(std::sync::Arc<Metrics>, ClientAddress)>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let id = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .filter(|id| acceptable_request_id(id))
-        .map_or_else(new_request_id, str::to_owned);
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
-    let client = client_address(request.headers(), peer, client_from);
-    request.extensions_mut().insert(RequestId {
-        id: id.clone(),
-        client,
-    });
-    let span = info_span!("http", request_id = %id, method = %request.method(), path = %request.uri().path());
-    async move {
-        let started = Instant::now();
-        let mut response = next.run(request).await;
-        if let Some(failure) = response.extensions_mut().remove::<ApiError>() {
-            response = failure.render(&id);
-        } else if let Ok(value) = HeaderValue::from_str(&id) {
-            response.headers_mut().insert(REQUEST_ID_HEADER, value);
-        }
-        let elapsed = started.elapsed();
-        metrics.request(&route, response.status().as_u16(), elapsed);
-        info!(
-            status = response.status().as_u16(),
-            elapsed_ms = elapsed.as_millis() as u64,
-            "request finished"
-        );
-        response
-    }
-    .instrument(span)
-    .await
 }
 
 /// Where the gateway learns a client's address (for the audit trail and the login quota).

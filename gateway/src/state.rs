@@ -1,10 +1,12 @@
 //! What every handler shares: the auth-service client, balanced over its replicas, with
-//! the gateway's caller key, and how a call to it is made.
+//! the gateway's caller key, how a call to it is made, and the public keys bearer tokens are
+//! checked against before a body is read.
 
 use std::time::Duration;
 
+use secrecy::{ExposeSecret as _, SecretString};
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
-use wxauth_client::connect::ClientTls;
+use wxauth_client::{Audience, Authenticator, Mode, connect::ClientTls};
 use wxauth_proto::{
     REQUEST_ID_HEADER,
     v1::auth_service_client::AuthServiceClient,
@@ -21,13 +23,31 @@ pub struct AppState {
     /// Each call's deadline, sent as `grpc-timeout` so the auth-service stops working on a
     /// call nobody waits for any more.
     upstream_timeout: Duration,
+    /// Checks bearer tokens against the public keys (fetched with `GetJwks`, kept).
+    verifier: Authenticator,
+    /// How long a request body may take to arrive.
+    body_timeout: Duration,
+}
+
+/// How to reach the auth-service.
+pub struct Upstream {
+    /// Its URL(s).
+    pub url: String,
+    /// TLS toward it, when `https://`.
+    pub tls: Option<ClientTls>,
+    /// How often to look its host up again, when it names several replicas.
+    pub resolve_every: Option<Duration>,
+    /// Each call's deadline.
+    pub timeout: Duration,
+    /// The gateway's caller key.
+    pub caller_key: SecretString,
 }
 
 /// Why the gateway could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     /// AUTH_GRPC_URL, or its TLS settings, cannot be used.
-    #[error("AUTH_GRPC_URL and AUTH_TLS_*: {0}")]
+    #[error("AUTH_GRPC_URL or AUTH_TLS_* cannot be used")]
     AuthUrl(#[source] wxauth_client::connect::ConnectError),
     /// AUTH_CALLER_KEY cannot travel as metadata.
     #[error("AUTH_CALLER_KEY must be printable ASCII")]
@@ -35,30 +55,43 @@ pub enum SetupError {
 }
 
 impl AppState {
-    /// A client for the auth-service at `url`. The connection is made on first use, so the
+    /// A client for the auth-service `upstream`. The connection is made on first use, so the
     /// gateway starts (and answers 503) while the auth-service is still coming up.
     ///
-    /// `url` may list several replicas, separated by commas; with `resolve_every`, the one
+    /// The URL may list several replicas, separated by commas; with `resolve_every`, the one
     /// URL's host is looked up again at that interval and every address it names is a
     /// replica (a Kubernetes headless Service). Calls are balanced across replicas.
-    pub fn connect_lazy(
-        url: &str,
-        tls: Option<&ClientTls>,
-        resolve_every: Option<Duration>,
-        timeout: Duration,
-        caller_key: &str,
-    ) -> Result<Self, SetupError> {
+    pub fn connect_lazy(upstream: &Upstream, body_timeout: Duration) -> Result<Self, SetupError> {
+        let timeout = upstream.timeout;
         let configure = move |endpoint: tonic::transport::Endpoint| endpoint.timeout(timeout);
-        let channel = match resolve_every {
-            Some(every) => wxauth_client::connect::resolving_channel(url, tls, every, configure),
-            None => wxauth_client::connect::channel(url, tls, configure),
+        let tls = upstream.tls.as_ref();
+        let channel = match upstream.resolve_every {
+            Some(every) => {
+                wxauth_client::connect::resolving_channel(&upstream.url, tls, every, configure)
+            }
+            None => wxauth_client::connect::channel(&upstream.url, tls, configure),
         }
         .map_err(SetupError::AuthUrl)?;
-        let caller_key = CallerKey::new(caller_key).map_err(|_| SetupError::CallerKey)?;
+        let key = upstream.caller_key.expose_secret();
+        let caller_key = CallerKey::new(key).map_err(|_| SetupError::CallerKey)?;
+        let verifier = Authenticator::new(channel.clone(), key, Mode::Offline, Audience::AnyApp)
+            .map_err(|_| SetupError::CallerKey)?;
         Ok(Self {
             auth: AuthServiceClient::with_interceptor(channel, caller_key),
             upstream_timeout: timeout,
+            verifier,
+            body_timeout,
         })
+    }
+
+    /// What checks bearer tokens before a body is read.
+    pub(crate) fn verifier(&self) -> &Authenticator {
+        &self.verifier
+    }
+
+    /// How long a request body may take to arrive.
+    pub(crate) fn body_timeout(&self) -> Duration {
+        self.body_timeout
     }
 
     /// Makes a call that changes nothing (the keys, a user) again while the service never

@@ -5,6 +5,7 @@
 
 mod access_tokens;
 mod accounts;
+mod attacks;
 mod audit;
 mod bad_input;
 mod balancing;

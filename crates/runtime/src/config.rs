@@ -133,7 +133,7 @@ pub fn parse<S: clap::Parser>(program: &str, file_env: &str) -> S {
     })
     .unwrap_or_else(|err| {
         eprintln!("{program}: invalid settings: {err}");
-        std::process::exit(64);
+        std::process::exit(i32::from(crate::exit::CONFIG));
     });
     match command
         .clone()
@@ -144,7 +144,7 @@ pub fn parse<S: clap::Parser>(program: &str, file_env: &str) -> S {
         Err(err) if !err.use_stderr() => err.exit(),
         Err(err) => {
             eprintln!("{program}: invalid settings: {}", explain(&command, &err));
-            std::process::exit(64);
+            std::process::exit(i32::from(crate::exit::CONFIG));
         }
     }
 }

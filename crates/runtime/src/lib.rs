@@ -3,9 +3,11 @@
 //! - [`logging`]: `tracing` to stderr, human-readable or JSON (`--log-format`);
 //! - [`metrics`]: a Prometheus `/metrics` endpoint on an address of its own;
 //! - [`config`]: settings from a TOML file, under flags and environment variables;
-//! - [`http`]: serving HTTP with the socket options every server needs.
+//! - [`exit`]: the exit codes of a failed start;
+//! - [`http`]: serving HTTP with the socket options and limits every server needs.
 
 pub mod config;
+pub mod exit;
 pub mod http;
 pub mod logging;
 pub mod metrics;

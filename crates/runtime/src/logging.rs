@@ -53,3 +53,46 @@ pub fn init(format: LogFormat, default_filter: &str) -> Flush {
     }
     Flush(guard)
 }
+
+/// An error and its causes, for a log line: each said once, separated by colons. Many
+/// errors repeat their cause in their own text (sqlx's do); a cause already said is left
+/// out, so a line reads "cannot connect to the database: connection refused", not the
+/// same words three times.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot start")]
+    struct Start(#[source] Connect);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("database error: {0}")]
+    struct Connect(#[source] Refused);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("connection refused")]
+    struct Refused;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        assert_eq!(
+            error_chain(&Start(Connect(Refused))),
+            "cannot start: database error: connection refused"
+        );
+    }
+}

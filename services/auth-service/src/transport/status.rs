@@ -79,17 +79,7 @@ pub fn to_status(err: AuthError, request_id: &str) -> Status {
     Status::with_error_details(code, message, details)
 }
 
-/// An error and its causes, for a log line.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use wxauth_runtime::logging::error_chain;
 
 #[cfg(test)]
 mod tests {

@@ -1,19 +1,48 @@
-//! What a logged-in user changes about themselves: `/v1/me/...` with their bearer token.
+//! `/v1/me`: what a logged-in user reads and changes about themselves, with their bearer
+//! token, which is checked before a body is read.
 
 use axum::{
     extract::{Request, State},
+    http::HeaderMap,
     response::Response,
 };
-use wxauth_proto::v1::{BindPhoneNumberRequest, UpdateProfileRequest};
+use wxauth_proto::v1::{BindPhoneNumberRequest, GetMeRequest, UpdateProfileRequest};
 
 use crate::{
+    bearer, body,
     envelope::{self, ApiError, Envelope, ErrorEnvelope},
     input,
     request_id::RequestId,
     state::AppState,
-    v1::{bearer, body},
     views::{PhoneBody, ProfileBody, UserView},
 };
+
+/// `GET /v1/me` with `authorization: Bearer <access_token>`: the user.
+#[utoipa::path(get, path = "/v1/me", tag = "v1",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the user", body = Envelope<UserView>),
+        (status = 401, description = "10007: no token, or an invalid or expired one", body = ErrorEnvelope),
+        (status = 503, description = "10500: the login service is unavailable or busy", body = ErrorEnvelope),
+    ))]
+pub(crate) async fn me(
+    State(state): State<AppState>,
+    request_id: RequestId,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let message = GetMeRequest {
+        access_token: bearer::checked(&state, &headers).await?,
+    };
+    let me = state
+        .read_only(|| {
+            let mut auth = state.auth.clone();
+            let request = state.upstream(message.clone(), &request_id);
+            async move { auth.get_me(request).await }
+        })
+        .await?
+        .into_inner();
+    Ok(envelope::ok(me.user.map(UserView::from)))
+}
 
 /// `POST /v1/me/profile` `{nickname?, avatar_url?}`: the user's own profile.
 #[utoipa::path(post, path = "/v1/me/profile", tag = "v1",
@@ -33,8 +62,8 @@ pub(crate) async fn update_profile(
     request_id: RequestId,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let access_token = bearer(request.headers())?;
-    let given: ProfileBody = body(&state, request).await?;
+    let access_token = bearer::checked(&state, request.headers()).await?;
+    let given: ProfileBody = body::parsed(&state, request).await?;
     let message = UpdateProfileRequest {
         access_token,
         nickname: given.nickname,
@@ -70,8 +99,8 @@ pub(crate) async fn bind_phone(
     request_id: RequestId,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let access_token = bearer(request.headers())?;
-    let given: PhoneBody = body(&state, request).await?;
+    let access_token = bearer::checked(&state, request.headers()).await?;
+    let given: PhoneBody = body::parsed(&state, request).await?;
     let message = BindPhoneNumberRequest {
         access_token,
         code: input::phone_code(given.code)?,

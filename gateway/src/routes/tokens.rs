@@ -1,51 +1,19 @@
-//! The versioned REST API for new mini-programs: silent login, refresh, logout, the current
-//! user, and the public keys that verify access tokens.
+//! `/v1` tokens: the silent login, refresh and logout.
 
 use axum::{
-    body::Bytes,
-    extract::{FromRequest, Request, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    extract::{Request, State},
+    response::Response,
 };
-use wxauth_proto::{
-    v1::{GetJwksRequest, GetMeRequest, LoginRequest, LogoutRequest, RefreshTokenRequest},
-    wire,
-};
+use wxauth_proto::v1::{LoginRequest, LogoutRequest, RefreshTokenRequest};
 
 use crate::{
-    envelope::{self, ApiError, Code, Envelope, ErrorEnvelope},
+    bearer, body,
+    envelope::{self, ApiError, Envelope, ErrorEnvelope},
     input,
     request_id::RequestId,
-    routes::{body_rejection, parse_any},
     state::AppState,
     views::{LoginBody, LogoutBody, RefreshBody, SilentLogin, TokenPairView, UserView},
 };
-
-/// The request's body, read (within the body limit) and parsed as JSON or a form.
-pub(crate) async fn body<T: serde::de::DeserializeOwned>(
-    state: &AppState,
-    request: Request,
-) -> Result<T, ApiError> {
-    let headers = request.headers().clone();
-    let bytes = Bytes::from_request(request, state)
-        .await
-        .map_err(body_rejection)?;
-    parse_any(&headers, &bytes)
-}
-
-/// The access token of the one `authorization: Bearer <token>` header.
-pub(crate) fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
-    wire::bearer_token(headers)
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                Code::TokenInvalid,
-                "send the access token as one `authorization: Bearer <access_token>` header",
-            )
-            .challenge(envelope::BEARER_MISSING)
-        })
-}
 
 /// `POST /v1/login` `{appid, code}`: a `wx.login()` code straight to a token pair.
 #[utoipa::path(post, path = "/v1/login", tag = "v1",
@@ -68,7 +36,7 @@ pub(crate) async fn login(
     request_id: RequestId,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let given: LoginBody = body(&state, request).await?;
+    let given: LoginBody = body::parsed(&state, request).await?;
     let message = LoginRequest {
         appid: input::appid(given.appid)?,
         code: input::code(given.code)?,
@@ -104,7 +72,7 @@ pub(crate) async fn refresh(
     request_id: RequestId,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let given: RefreshBody = body(&state, request).await?;
+    let given: RefreshBody = body::parsed(&state, request).await?;
     let message = RefreshTokenRequest {
         refresh_token: input::bounded(
             "refresh_token",
@@ -143,16 +111,18 @@ pub(crate) async fn logout(
     request_id: RequestId,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let access_token = bearer(request.headers());
-    let headers = request.headers().clone();
-    let bytes = Bytes::from_request(request, &state)
-        .await
-        .map_err(body_rejection)?;
+    // A bearer, when sent, is checked before the body is read; without one, the body's
+    // refresh token is the credential.
+    let access_token = match bearer::header(request.headers()) {
+        Ok(_) => Ok(bearer::checked(&state, request.headers()).await?),
+        Err(missing) => Err(missing),
+    };
+    let (headers, bytes) = body::read(&state, request).await?;
     // A body, when sent, must be the documented one, bearer or not (JSON `null` is none).
     let given: Option<LogoutBody> = if bytes.is_empty() {
         None
     } else {
-        parse_any(&headers, &bytes)?
+        body::parse(&headers, &bytes)?
     };
     let refresh_token = input::omissible(
         "refresh_token",
@@ -181,67 +151,4 @@ pub(crate) async fn logout(
             refused => refused.without_challenge(),
         })?;
     Ok(envelope::ok(serde_json::Value::Null))
-}
-
-/// `GET /v1/me` with `authorization: Bearer <access_token>`: the user.
-#[utoipa::path(get, path = "/v1/me", tag = "v1",
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "the user", body = Envelope<UserView>),
-        (status = 401, description = "10007: no token, or an invalid or expired one", body = ErrorEnvelope),
-        (status = 503, description = "10500: the login service is unavailable or busy", body = ErrorEnvelope),
-    ))]
-pub(crate) async fn me(
-    State(state): State<AppState>,
-    request_id: RequestId,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let message = GetMeRequest {
-        access_token: bearer(&headers)?,
-    };
-    let me = state
-        .read_only(|| {
-            let mut auth = state.auth.clone();
-            let request = state.upstream(message.clone(), &request_id);
-            async move { auth.get_me(request).await }
-        })
-        .await?
-        .into_inner();
-    Ok(envelope::ok(me.user.map(UserView::from)))
-}
-
-/// `GET /.well-known/jwks.json`: the public keys, as a plain JWK Set (no envelope: JWKS
-/// consumers expect the standard document).
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "v1",
-    description = "The public keys that verify access tokens, as a JWK Set (RFC 7517), without envelope.",
-    responses(
-        (status = 200, description = "the JWK Set", content_type = "application/jwk-set+json", body = Object),
-        (status = 503, description = "10500: the login service is unavailable", body = ErrorEnvelope),
-    ))]
-pub(crate) async fn jwks(
-    State(state): State<AppState>,
-    request_id: RequestId,
-) -> Result<Response, ApiError> {
-    let jwks = state
-        .read_only(|| {
-            let mut auth = state.auth.clone();
-            let request = state.upstream(GetJwksRequest {}, &request_id);
-            async move { auth.get_jwks(request).await }
-        })
-        .await?
-        .into_inner();
-    let mut response = (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/jwk-set+json"),
-        )],
-        jwks.jwks_json,
-    )
-        .into_response();
-    // Keys rotate rarely and verifiers refetch on an unknown kid: a short cache is safe.
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
-    Ok(response)
 }

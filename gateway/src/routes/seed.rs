@@ -1,16 +1,14 @@
-//! The seed-compatible routes. Each one only translates: parse the mini-program's request,
-//! call the auth-service, wrap the answer in the envelope.
+//! The seed-compatible routes: a code to a session id, then the encrypted data to tokens.
 
 use axum::{
-    body::Bytes,
-    extract::{FromRequest, Request, State, rejection::BytesRejection},
-    http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
+    extract::{Request, State},
     response::Response,
 };
 use wxauth_proto::v1::{CompleteLoginRequest, CreateSessionRequest, DataKind};
 
 use crate::{
-    envelope::{self, ApiError, Code, ErrorEnvelope},
+    body,
+    envelope::{self, ApiError, ErrorEnvelope},
     input,
     request_id::RequestId,
     state::AppState,
@@ -75,11 +73,7 @@ pub(crate) async fn save_user(
     request_id: RequestId,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let headers: HeaderMap = request.headers().clone();
-    let bytes = Bytes::from_request(request, &state)
-        .await
-        .map_err(body_rejection)?;
-    let body = parse_body(&headers, &bytes)?;
+    let body: SaveUserBody = body::parsed(&state, request).await?;
     let kind = match input::bounded("type", body.kind, 8)?.as_str() {
         "userinfo" => DataKind::UserInfo,
         "phone" => DataKind::Phone,
@@ -112,84 +106,4 @@ pub(crate) async fn save_user(
         refresh_token_expires_at: tokens.refresh_token_expires_at.map(|at| at.seconds),
         user: completed.user.map(UserView::from),
     }))
-}
-
-pub(crate) fn body_rejection(rejection: BytesRejection) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            Code::BadRequest,
-            "the request body is too large",
-        )
-    } else {
-        ApiError::bad_request("the request body could not be read")
-    }
-}
-
-/// JSON (the default of `wx.request`) or a form. A form is decoded properly, so a `+` sent
-/// as `%2B` stays a `+`; JSON is taken as it is, so base64 is never mangled.
-fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<SaveUserBody, ApiError> {
-    parse_any(headers, bytes)
-}
-
-/// Parses a JSON or form body into `T`.
-pub(crate) fn parse_any<T: serde::de::DeserializeOwned>(
-    headers: &HeaderMap,
-    bytes: &[u8],
-) -> Result<T, ApiError> {
-    let content_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("application/json")
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    match content_type.as_str() {
-        "application/json" | "text/json" => serde_json::from_slice(bytes).map_err(|err| {
-            ApiError::bad_request(format!(
-                "the body is not a JSON object of the documented string fields: error at line {} column {}",
-                err.line(),
-                err.column()
-            ))
-        }),
-        // curl -d and some clients send JSON labelled as a form; say so instead of
-        // answering that every field is missing.
-        "application/x-www-form-urlencoded"
-            if bytes.trim_ascii_start().first().is_some_and(|b| *b == b'{') =>
-        {
-            Err(ApiError::bad_request(
-                "the body is JSON but its content-type says a form: send content-type: application/json",
-            ))
-        }
-        "application/x-www-form-urlencoded" => serde_urlencoded::from_bytes(bytes)
-            .map_err(|_| ApiError::bad_request("the form body is malformed")),
-        _ => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Code::BadRequest,
-            "send the body as application/json or application/x-www-form-urlencoded",
-        )),
-    }
-}
-
-/// Any other path.
-pub(crate) async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, Code::BadRequest, "no such route")
-}
-
-/// `GET /healthz`: the gateway is up (it does not call the auth-service).
-#[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "the gateway is up", body = envelope::Envelope<Option<String>>)))]
-pub(crate) async fn healthz() -> Response {
-    envelope::ok(serde_json::Value::Null)
-}
-
-/// A known path with the wrong method.
-pub(crate) async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        Code::BadRequest,
-        "this route does not take that method",
-    )
 }
