@@ -188,3 +188,25 @@ async fn one_person_through_two_apps_of_one_open_platform_is_one_account() {
     assert_ne!(accounts[0].0, accounts[1].0, "an openid per app");
     assert_eq!(accounts[0].1, accounts[1].1, "one account");
 }
+
+/// An app moved to another Open Platform account gives its users a new unionid: the user
+/// leaves the old unionid's account for the new one's (made under a new id, since the old
+/// id is the old unionid's), and nothing fails.
+#[tokio::test]
+async fn a_user_whose_unionid_changes_moves_to_the_new_unionids_account() {
+    let stack = Stack::start().await;
+    let before = login(&stack, APP, "o-moved", Some("u-old")).await;
+    let after = login(&stack, APP, "o-moved", Some("u-new")).await;
+    assert_eq!(before["user"]["user_id"], after["user"]["user_id"]);
+    assert_ne!(account(&before), account(&after));
+    // Another app's user with the new unionid joins the same account.
+    let other = login(&stack, APP2, "o-moved-b", Some("u-new")).await;
+    assert_eq!(account(&other), account(&after));
+    assert_eq!(
+        users_of(&stack, &account(&after)).await,
+        [
+            (APP2.to_owned(), "o-moved-b".to_owned()),
+            (APP.to_owned(), "o-moved".to_owned())
+        ]
+    );
+}

@@ -1,7 +1,7 @@
 //! A login session: what a mini-program holds between `wx.login()` and sending its
 //! encrypted data (the "3rd_session").
 
-use crate::secrets::Sealed;
+use crate::{domain::merge::AccountState, secrets::Sealed};
 
 /// A live login session, as stored. The session_key in it is sealed.
 #[derive(Debug, Clone)]
@@ -14,4 +14,7 @@ pub struct LoginSession {
     pub unionid: Option<String>,
     /// The sealed session_key.
     pub sealed_key: Sealed,
+    /// What the account rule needs, as read when the session was stored; kept only by the
+    /// replica that stored it (a session read from the database has none).
+    pub account: Option<AccountState>,
 }

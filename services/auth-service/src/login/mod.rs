@@ -13,7 +13,7 @@ use wxauth_wechat::{AppId, JsCode};
 use crate::{
     apps::Apps,
     clock::SharedClock,
-    domain::{CallContext, UserUpdate},
+    domain::{CallContext, UserUpdate, merge::AccountState},
     error::AuthError,
     session::{CreatedSession, Sessions},
     store::{Completion, PgStore},
@@ -84,9 +84,9 @@ impl Logins {
             .issue(
                 &exchanged.session.id_hash,
                 Completion::KeepsSession,
-                appid,
-                &exchanged.openid,
+                (appid, &exchanged.openid),
                 &UserUpdate::unionid(exchanged.unionid),
+                Some(exchanged.account),
                 context,
             )
             .await?;
@@ -117,9 +117,9 @@ impl Logins {
                 self.issue(
                     &session.id_hash,
                     Completion::UsesUpSession,
-                    &req.appid,
-                    &session.openid,
+                    (&req.appid, &session.openid),
                     &update,
+                    session.account.clone(),
                     context,
                 )
                 .await
@@ -150,14 +150,15 @@ impl Logins {
     }
 
     /// Stores the user and starts a session family with a token pair, if the login session
-    /// is still live.
+    /// is still live (a silent login needs none). `known`: the account facts read as the
+    /// session was stored, when this replica has them.
     async fn issue(
         &self,
         session_hash: &[u8],
         completion: Completion,
-        appid: &AppId,
-        openid: &str,
+        (appid, openid): (&AppId, &str),
         update: &UserUpdate,
+        known: Option<AccountState>,
         context: &CallContext,
     ) -> Result<Issued, AuthError> {
         let refresh = self.tokens.new_refresh()?;
@@ -170,6 +171,7 @@ impl Logins {
                 openid,
                 update,
                 refresh.stored(),
+                known,
                 context,
             )
             .await?

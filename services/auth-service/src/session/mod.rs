@@ -12,7 +12,7 @@ use wxauth_wechat::{AppId, JsCode, SessionKey, WeChatClient};
 
 use crate::{
     apps::Apps,
-    domain::{Bearer, CallContext, LoginSession},
+    domain::{Bearer, CallContext, LoginSession, merge::AccountState},
     error::AuthError,
     metrics::Metrics,
     quotas::WeChatQuota,
@@ -55,6 +55,8 @@ pub struct Exchanged {
     pub unionid: Option<String>,
     /// The new session.
     pub session: CreatedSession,
+    /// What the account rule needs, read as the session was stored.
+    pub account: AccountState,
 }
 
 /// A live session, its session_key unsealed, ready to check what the client sent.
@@ -70,6 +72,9 @@ pub struct OpenedSession {
     pub session_key: SessionKey,
     /// Whether it came from this replica's memory (the database may have dropped it since).
     pub remembered: bool,
+    /// What the account rule needs, as read when the session was stored (only when
+    /// remembered).
+    pub account: Option<AccountState>,
 }
 
 /// The session service.
@@ -167,7 +172,7 @@ impl Sessions {
                 &user_seal_context(appid.as_str(), &exchanged.openid),
             )
             .map_err(AuthError::internal)?;
-        let expires_at = self
+        let (expires_at, account) = self
             .store
             .create_session(NewSession {
                 id_hash: &id_hash,
@@ -187,6 +192,7 @@ impl Sessions {
                 openid: exchanged.openid.clone(),
                 unionid: exchanged.unionid.clone(),
                 sealed_key,
+                account: Some(account.clone()),
             }),
         );
         info!(%appid, has_unionid, "session created");
@@ -199,6 +205,7 @@ impl Sessions {
                 expires_at,
                 has_unionid,
             },
+            account,
         })
     }
 
@@ -239,6 +246,7 @@ impl Sessions {
             unionid: session.unionid.clone(),
             session_key,
             remembered,
+            account: session.account.clone(),
         })
     }
 

@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use sqlx::{Row as _, postgres::PgRow};
 
 use super::{NewRefresh, PgStore, StoreError, audit::AUDIT_INSERT};
-use crate::domain::{AuditKind, CallContext, Phone, Profile, User, UserUpdate};
+use crate::domain::{AuditKind, CallContext, Phone, Profile, User, UserUpdate, merge};
 
 /// A login as stored: the user and the family its tokens belong to.
 #[derive(Debug)]
@@ -60,46 +60,88 @@ pub(super) fn user_from_row(row: &PgRow) -> Result<User, sqlx::Error> {
 pub(super) static USER_BY_ID: LazyLock<String> =
     LazyLock::new(|| format!("select {USER_COLUMNS} from users u where u.user_id = $1"));
 
-/// The statement that completes a login: the session checked (and used up, when
-/// `consume`), the user upserted, a family and its first refresh token started, and the
-/// event audited, all or nothing.
-fn complete_login_sql(consume: bool) -> String {
-    // A silent login needs no live session: the code exchange it just made is its right to
-    // tokens. Its session may already be superseded by a concurrent login of the same user
-    // (the user's session is only the newest one), and the login must still end in tokens,
-    // since the code is spent at WeChat.
-    let live = if consume {
-        "delete from login_sessions where id_hash = $16 and expires_at > $21 returning 1"
-    } else {
-        "select 1 where $16::bytea is not null"
-    };
-    // The account: with a unionid, the account of that unionid (made with the user's own
-    // account id when it is new); without one, the user's own. A known account is only read.
-    // A new one is claimed with `on conflict do update`, which returns the row another
-    // transaction committed meanwhile (the read in this statement would not see it), so two
-    // first logins of one person through two apps at once end in one account.
+/// A query that reads what the account rule needs of the user of (appid, openid) and of a
+/// unionid, given as the parameters numbered `appid`, `openid` and `unionid`: one row, in
+/// one snapshot, one index read of each table. The statement that stores a login session
+/// ends with it (see `store::sessions`), so a login usually needs no read of its own.
+pub(super) fn account_facts(appid: usize, openid: usize, unionid: usize) -> String {
     format!(
-        "with live as ({live}), \
-         prior as (select account_id from users where appid = $1 and openid = $2), \
-         known as (select account_id from accounts where unionid = $3), \
+        "select stored.account_id as stored_account, stored.unionid as stored_unionid, \
+           (select account_id from accounts where unionid = ${unionid}) as unionid_account \
+         from (select 1) as one left join users as stored \
+           on stored.appid = ${appid} and stored.openid = ${openid}"
+    )
+}
+
+/// The account facts of a row of [`account_facts`], read for `unionid`.
+pub(super) fn account_state(
+    row: &PgRow,
+    unionid: Option<&str>,
+) -> Result<merge::AccountState, sqlx::Error> {
+    let stored = row
+        .try_get::<Option<i64>, _>("stored_account")?
+        .map(|account_id| {
+            Ok::<_, sqlx::Error>(merge::StoredUser {
+                account_id,
+                unionid: row.try_get("stored_unionid")?,
+            })
+        })
+        .transpose()?;
+    Ok(merge::AccountState {
+        stored,
+        unionid: unionid.map(str::to_owned),
+        unionid_account: row.try_get("unionid_account")?,
+    })
+}
+
+/// Writes a login whose account [`merge::decide`] named, in one statement (one round trip,
+/// one commit): the session checked (and used up, with `consume`), the account claimed when
+/// the rule says so, the user upserted, a family and its first refresh token started, the
+/// event audited.
+///
+/// The decision was made on facts read before this statement, so it holds only if the user's
+/// account is still the one read (`$26`): the upsert checks that on the user's row, under
+/// its lock, and otherwise writes nothing (`upserted` is false), and the store reads the
+/// facts again and decides again. The session is used up only once the user is written, and
+/// by one statement only: of two completions of one session at once, the second finds it
+/// gone and starts no family.
+///
+/// A claim is an upsert on the unionid: when a concurrent login (the same person through
+/// another app) made the row first, it returns that row, so both end in one account.
+fn write_login_sql(consume: bool) -> String {
+    let (ready, used) = if consume {
+        (
+            "select 1 where exists (select 1 from login_sessions \
+               where id_hash = $25 and expires_at > $16)",
+            "delete from login_sessions where id_hash = $25 and exists (select 1 from u) \
+               returning 1",
+        )
+    } else {
+        // A silent login needs no live session: the code exchange it just made is its
+        // right to tokens. Its session may already be superseded by a concurrent login of
+        // the same user (only the newest one is kept), and the login must still end in
+        // tokens, since the code is spent at WeChat.
+        ("select 1 where $25::bytea is not null", "select 1 from u")
+    };
+    format!(
+        "with ready as ({ready}), \
          claimed as ( \
            insert into accounts as a (account_id, unionid, created_at) \
-           select coalesce((select account_id from prior), \
-                           nextval(pg_get_serial_sequence('accounts', 'account_id'))), $3, $21 \
-           from live where $3 is not null and not exists (select 1 from known) \
+           select coalesce($23, nextval(pg_get_serial_sequence('accounts', 'account_id'))), \
+             $3, $16 from ready where $22 \
            on conflict (unionid) do update set unionid = excluded.unionid \
            returning account_id), \
-         acct as (select account_id from known union all select account_id from claimed), \
+         target as (select coalesce((select account_id from claimed), $24) as account_id), \
          u as ( \
            insert into users as u (appid, openid, unionid, nickname, avatar_url, gender, language, \
               city, province, country, phone_number, pure_phone_number, phone_country_code, \
               account_id, created_at, updated_at) \
            select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-              coalesce((select account_id from acct), (select account_id from prior), \
-                       nextval(pg_get_serial_sequence('accounts', 'account_id'))), $21, $21 \
-           from live \
+              coalesce((select account_id from target), \
+                       nextval(pg_get_serial_sequence('accounts', 'account_id'))), $16, $16 \
+           from ready \
            on conflict (appid, openid) do update set \
-              account_id = coalesce((select account_id from acct), u.account_id), \
+              account_id = coalesce((select account_id from target), u.account_id), \
               unionid = coalesce(excluded.unionid, u.unionid), \
               nickname = coalesce(excluded.nickname, u.nickname), \
               avatar_url = coalesce(excluded.avatar_url, u.avatar_url), \
@@ -111,21 +153,30 @@ fn complete_login_sql(consume: bool) -> String {
               phone_number = coalesce(excluded.phone_number, u.phone_number), \
               pure_phone_number = coalesce(excluded.pure_phone_number, u.pure_phone_number), \
               phone_country_code = coalesce(excluded.phone_country_code, u.phone_country_code), \
-              updated_at = $21 \
+              updated_at = $16 \
+           where u.account_id is not distinct from $26 \
            returning *), \
+         used as ({used}), \
          f as (insert into token_families (user_id, appid, created_at) \
-           select user_id, appid, $21 from u returning family_id), \
+           select u.user_id, u.appid, $16 from u, used returning family_id), \
          r as (insert into refresh_tokens (token_hash, family_id, created_at, expires_at) \
-           select $14, family_id, $21, $15 from f \
+           select $14, family_id, $16, $15 from f \
            returning extract(epoch from expires_at)::bigint as refresh_expires_at), \
-         a as ({AUDIT_INSERT} select $21, $17, 'ok', u.appid, u.user_id, null, f.family_id, $18, $19, \
-           $20, $22 from u, f) \
-         select {USER_COLUMNS}, f.family_id, r.refresh_expires_at from u, f, r"
+         a as ({AUDIT_INSERT} select $16, $17, 'ok', u.appid, u.user_id, null, f.family_id, \
+           $18, $19, $20, $21 from u, f) \
+         select exists (select 1 from ready) as ready, exists (select 1 from u) as upserted, \
+           {USER_COLUMNS}, f.family_id, r.refresh_expires_at \
+         from (select 1) as one left join u on true left join f on true left join r on true"
     )
 }
 
-static COMPLETE_LOGIN: LazyLock<String> = LazyLock::new(|| complete_login_sql(true));
-static SILENT_LOGIN: LazyLock<String> = LazyLock::new(|| complete_login_sql(false));
+static COMPLETE_LOGIN: LazyLock<String> = LazyLock::new(|| write_login_sql(true));
+static SILENT_LOGIN: LazyLock<String> = LazyLock::new(|| write_login_sql(false));
+
+/// How often a login is decided again when the user's account changed under it (another
+/// login of the same person through another app, at the same moment) before the store
+/// gives up and answers "unavailable".
+const DECIDE_AGAIN: usize = 3;
 
 /// How a login is completed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,9 +195,9 @@ impl PgStore {
     /// by a newer login). A silent login always completes. Fields of `update` that are `None`
     /// keep their stored value.
     ///
-    /// One statement (one round trip, one commit): the check of the session, the user, the
-    /// family and the refresh token are written together or not at all, and the user comes
-    /// back as stored.
+    /// The account is [`merge::decide`]'s, on `known` facts when they were read for the
+    /// same unionid (by the statement that stored the session), else on facts read here;
+    /// see [`write_login_sql`] for how a decision made on stale facts is caught.
     #[allow(clippy::too_many_arguments)]
     pub async fn complete_login(
         &self,
@@ -156,49 +207,100 @@ impl PgStore {
         openid: &str,
         update: &UserUpdate,
         refresh: NewRefresh<'_>,
+        known: Option<merge::AccountState>,
         context: &CallContext,
     ) -> Result<Option<IssuedLogin>, StoreError> {
         let (sql, kind) = match completion {
             Completion::UsesUpSession => (&*COMPLETE_LOGIN, AuditKind::Login),
             Completion::KeepsSession => (&*SILENT_LOGIN, AuditKind::SilentLogin),
         };
-        let now = self.now();
+        let mut known = known.filter(|state| state.unionid == update.unionid);
+        for _ in 0..DECIDE_AGAIN {
+            let state = match known.take() {
+                Some(state) => state,
+                None => {
+                    self.account_state(appid, openid, update.unionid.as_deref())
+                        .await?
+                }
+            };
+            let now = self.now();
+            let (claim, claim_under, target) = match merge::decide(&state.facts()) {
+                merge::Account::Fresh => (false, None, None),
+                merge::Account::Keep(id) | merge::Account::Join(id) => (false, None, Some(id)),
+                merge::Account::Claim { under } => (true, under, None),
+            };
+            let row = self
+                .run(async |conn| {
+                    let (profile, phone) = (&update.profile, update.phone.as_ref());
+                    sqlx::query(sql)
+                        .bind(appid)
+                        .bind(openid)
+                        .bind(&update.unionid)
+                        .bind(&profile.nickname)
+                        .bind(&profile.avatar_url)
+                        .bind(profile.gender)
+                        .bind(&profile.language)
+                        .bind(&profile.city)
+                        .bind(&profile.province)
+                        .bind(&profile.country)
+                        .bind(phone.map(|phone| &phone.number))
+                        .bind(phone.map(|phone| &phone.pure_number))
+                        .bind(phone.and_then(|phone| phone.country_code.as_ref()))
+                        .bind(refresh.hash)
+                        .bind(now.plus_secs(refresh.ttl_secs))
+                        .bind(now)
+                        .bind(kind.name())
+                        .bind(&context.caller)
+                        .bind(&context.client_addr)
+                        .bind(&context.request_id)
+                        .bind(&context.client_request_id)
+                        .bind(claim)
+                        .bind(claim_under)
+                        .bind(target)
+                        .bind(session_hash)
+                        .bind(state.stored_account())
+                        .fetch_one(conn)
+                        .await
+                })
+                .await?;
+            if !row.try_get::<bool, _>("ready")? {
+                return Ok(None);
+            }
+            if !row.try_get::<bool, _>("upserted")? {
+                // The user's account changed since the facts were read: decide again.
+                continue;
+            }
+            let Some(family_id) = row.try_get::<Option<i64>, _>("family_id")? else {
+                // Another completion of this session used it up first.
+                return Ok(None);
+            };
+            return Ok(Some(IssuedLogin {
+                user: user_from_row(&row)?,
+                family_id,
+                refresh_expires_at: row.try_get("refresh_expires_at")?,
+            }));
+        }
+        Err(StoreError::Contended)
+    }
+
+    /// What the account rule needs of (appid, openid) and `unionid`, read now.
+    pub async fn account_state(
+        &self,
+        appid: &str,
+        openid: &str,
+        unionid: Option<&str>,
+    ) -> Result<merge::AccountState, StoreError> {
         let row = self
             .run(async |conn| {
-                let (profile, phone) = (&update.profile, update.phone.as_ref());
-                sqlx::query(sql)
+                sqlx::query(&account_facts(1, 2, 3))
                     .bind(appid)
                     .bind(openid)
-                    .bind(&update.unionid)
-                    .bind(&profile.nickname)
-                    .bind(&profile.avatar_url)
-                    .bind(profile.gender)
-                    .bind(&profile.language)
-                    .bind(&profile.city)
-                    .bind(&profile.province)
-                    .bind(&profile.country)
-                    .bind(phone.map(|phone| &phone.number))
-                    .bind(phone.map(|phone| &phone.pure_number))
-                    .bind(phone.and_then(|phone| phone.country_code.as_ref()))
-                    .bind(refresh.hash)
-                    .bind(now.plus_secs(refresh.ttl_secs))
-                    .bind(session_hash)
-                    .bind(kind.name())
-                    .bind(&context.caller)
-                    .bind(&context.client_addr)
-                    .bind(&context.request_id)
-                    .bind(now)
-                    .bind(&context.client_request_id)
-                    .fetch_optional(conn)
+                    .bind(unionid)
+                    .fetch_one(conn)
                     .await
             })
             .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(IssuedLogin {
-            user: user_from_row(&row)?,
-            family_id: row.try_get("family_id")?,
-            refresh_expires_at: row.try_get("refresh_expires_at")?,
-        }))
+        Ok(account_state(&row, unionid)?)
     }
 
     /// A user by id.

@@ -68,6 +68,10 @@ pub enum StoreError {
     /// failover), or a server set read-only (as managed databases do when the disk fills).
     #[error("the database accepts no writes (a standby, or set read-only)")]
     ReadOnly,
+    /// A write decided on rows that kept changing under it (concurrent logins of one
+    /// person), and was decided again as often as allowed.
+    #[error("the rows a write was decided on kept changing")]
+    Contended,
 }
 
 impl StoreError {
@@ -76,7 +80,7 @@ impl StoreError {
     /// "unavailable", not "internal".
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Pool(_) | Self::NoAnswer(_) | Self::ReadOnly => true,
+            Self::Pool(_) | Self::NoAnswer(_) | Self::ReadOnly | Self::Contended => true,
             Self::Database(err) => match err {
                 sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed

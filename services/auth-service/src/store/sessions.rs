@@ -3,8 +3,16 @@
 
 use sqlx::{Row as _, postgres::PgRow};
 
-use super::{PgStore, StoreError};
-use crate::{domain::LoginSession, secrets::Sealed};
+use std::sync::LazyLock;
+
+use super::{
+    PgStore, StoreError,
+    logins::{account_facts, account_state},
+};
+use crate::{
+    domain::{LoginSession, merge::AccountState},
+    secrets::Sealed,
+};
 
 /// A new login session.
 pub struct NewSession<'a> {
@@ -24,10 +32,35 @@ pub struct NewSession<'a> {
     pub ttl_secs: i64,
 }
 
+/// Stores a login session (see [`PgStore::create_session`]) and reads the account facts the
+/// login will be decided on, in the same snapshot.
+static CREATE_SESSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with superseded as (delete from login_sessions \
+           where appid = $2 and openid = $3 and created_at <= $12), \
+         latest as (insert into user_session_keys as k (appid, openid, session_key_kid, \
+             session_key_nonce, session_key_sealed, obtained_at) \
+           values ($2, $3, $9, $10, $11, $12) on conflict (appid, openid) do update set \
+             session_key_kid = excluded.session_key_kid, \
+             session_key_nonce = excluded.session_key_nonce, \
+             session_key_sealed = excluded.session_key_sealed, \
+             obtained_at = excluded.obtained_at \
+           where k.obtained_at <= excluded.obtained_at), \
+         stored as (insert into login_sessions (id_hash, appid, openid, unionid, session_key_kid, \
+           session_key_nonce, session_key_sealed, created_at, expires_at) \
+         select $1, $2, $3, $4, $5, $6, $7, $12, $8 \
+         where not exists (select 1 from login_sessions \
+           where appid = $2 and openid = $3 and created_at > $12)) \
+         {}",
+        account_facts(2, 3, 4)
+    )
+});
+
 impl PgStore {
     /// Stores a new session and drops the user's older sessions of the same app (their
     /// session_key is no longer WeChat's live one), and keeps the key as the user's latest.
-    /// Returns the expiry in Unix seconds.
+    /// Returns the expiry in Unix seconds, and what the account rule will need of the user
+    /// and their unionid, read in the same snapshot, so the login needs no read of its own.
     ///
     /// WeChat keeps one live session_key per user: the one its latest exchange gave. Logins of
     /// one user may land here out of order (two at once, on two replicas), so the key and the
@@ -38,46 +71,33 @@ impl PgStore {
     ///
     /// One statement, so one round trip and one commit: the delete runs in a data-modifying
     /// `with`, which Postgres always runs to completion in the same transaction.
-    pub async fn create_session(&self, session: NewSession<'_>) -> Result<i64, StoreError> {
+    pub async fn create_session(
+        &self,
+        session: NewSession<'_>,
+    ) -> Result<(i64, AccountState), StoreError> {
         let now = self.now();
         let expires_at = now.plus_secs(session.ttl_secs);
-        self.run(async |conn| {
-            sqlx::query(
-                "with superseded as (delete from login_sessions \
-                   where appid = $2 and openid = $3 and created_at <= $12), \
-                 latest as (insert into user_session_keys as k (appid, openid, session_key_kid, \
-                     session_key_nonce, session_key_sealed, obtained_at) \
-                   values ($2, $3, $9, $10, $11, $12) on conflict (appid, openid) do update set \
-                     session_key_kid = excluded.session_key_kid, \
-                     session_key_nonce = excluded.session_key_nonce, \
-                     session_key_sealed = excluded.session_key_sealed, \
-                     obtained_at = excluded.obtained_at \
-                   where k.obtained_at <= excluded.obtained_at) \
-                 insert into login_sessions (id_hash, appid, openid, unionid, session_key_kid, \
-                   session_key_nonce, session_key_sealed, created_at, expires_at) \
-                 select $1, $2, $3, $4, $5, $6, $7, $12, $8 \
-                 where not exists (select 1 from login_sessions \
-                   where appid = $2 and openid = $3 and created_at > $12)",
-            )
-            .bind(session.id_hash)
-            .bind(session.appid)
-            .bind(session.openid)
-            .bind(session.unionid)
-            .bind(&session.sealed_key.kid)
-            .bind(&session.sealed_key.nonce)
-            .bind(&session.sealed_key.ciphertext)
-            .bind(expires_at)
-            .bind(&session.user_key.kid)
-            .bind(&session.user_key.nonce)
-            .bind(&session.user_key.ciphertext)
-            .bind(now)
-            .execute(conn)
-            .await
-        })
-        .await?;
-        Ok(expires_at.secs())
+        let row = self
+            .run(async |conn| {
+                sqlx::query(&CREATE_SESSION)
+                    .bind(session.id_hash)
+                    .bind(session.appid)
+                    .bind(session.openid)
+                    .bind(session.unionid)
+                    .bind(&session.sealed_key.kid)
+                    .bind(&session.sealed_key.nonce)
+                    .bind(&session.sealed_key.ciphertext)
+                    .bind(expires_at)
+                    .bind(&session.user_key.kid)
+                    .bind(&session.user_key.nonce)
+                    .bind(&session.user_key.ciphertext)
+                    .bind(now)
+                    .fetch_one(conn)
+                    .await
+            })
+            .await?;
+        Ok((expires_at.secs(), account_state(&row, session.unionid)?))
     }
-
     /// Live sessions whose session_key is sealed under one of `kids`, `limit` at a time.
     pub async fn sessions_sealed_under(
         &self,
@@ -163,5 +183,6 @@ fn session_from_row(row: &PgRow) -> Result<LoginSession, sqlx::Error> {
             nonce: row.try_get("session_key_nonce")?,
             ciphertext: row.try_get("session_key_sealed")?,
         },
+        account: None,
     })
 }

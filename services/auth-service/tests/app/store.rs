@@ -70,6 +70,7 @@ async fn complete(
                 hash: &refresh(hash),
                 ttl_secs: 60,
             },
+            None,
             &context(),
         )
         .await
@@ -216,6 +217,54 @@ async fn an_exchange_stored_after_a_newer_one_replaces_nothing() {
     assert_eq!(kept.sealed, key(3));
     assert!(later.find_session(&newer).await.unwrap().is_none());
     assert!(later.find_session(&newest).await.unwrap().is_some());
+}
+
+/// A login decided on facts that went stale (the user joined another account meanwhile)
+/// writes nothing on them: the store reads the facts again and decides again.
+#[tokio::test]
+async fn a_login_decided_on_stale_account_facts_is_decided_again() {
+    use auth_service::domain::merge::{AccountState, StoredUser};
+
+    let app = TestApp::spawn(&[]).await;
+    let store = app.store();
+    let session = new_session(&store, 8, "o-stale", 600).await;
+    let first = complete(&store, &session, "o-stale", &named("S"), 70)
+        .await
+        .unwrap();
+    let again = new_session(&store, 9, "o-stale", 600).await;
+    let stale = AccountState {
+        stored: Some(StoredUser {
+            account_id: first.user.account_id + 1_000,
+            unionid: None,
+        }),
+        unionid: None,
+        unionid_account: None,
+    };
+    let second = store
+        .complete_login(
+            &again,
+            Completion::UsesUpSession,
+            APP,
+            "o-stale",
+            &UserUpdate::default(),
+            NewRefresh {
+                hash: &refresh(71),
+                ttl_secs: 60,
+            },
+            Some(stale),
+            &context(),
+        )
+        .await
+        .unwrap()
+        .expect("completed on fresh facts");
+    assert_eq!(
+        second.user.account_id, first.user.account_id,
+        "not the stale one"
+    );
+    assert!(
+        store.find_session(&again).await.unwrap().is_none(),
+        "used up once"
+    );
 }
 
 #[tokio::test]
