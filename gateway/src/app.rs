@@ -17,7 +17,7 @@ use axum::{
 use tokio::net::TcpListener;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::info;
-use wxauth_runtime::exit::StartFailure;
+use wxauth_process::exit::StartFailure;
 
 use crate::{
     limits::{self, Limits},
@@ -72,7 +72,7 @@ pub struct Application {
     metrics_addr: SocketAddr,
     router: Router,
     quota: ClientQuota,
-    connections: wxauth_runtime::http::Limits,
+    connections: wxauth_process::http::Limits,
     shutdown_grace: Duration,
 }
 
@@ -91,18 +91,18 @@ impl Application {
             })?;
         let http_addr = listener.local_addr().unwrap_or(config.http_addr);
         let (metrics, registry) = Metrics::new();
-        let metrics_addr = wxauth_runtime::metrics::start(config.metrics_addr, registry, None)
+        let metrics_addr = wxauth_process::metrics::start(config.metrics_addr, registry, None)
             .await
             .map_err(|source| StartError::Metrics {
                 addr: config.metrics_addr,
                 source,
             })?;
-        let connections = wxauth_runtime::http::Limits {
+        let connections = wxauth_process::http::Limits {
             header_read_timeout: config.header_read_timeout,
             idle_timeout: config.idle_timeout,
             max_connections_per_client: config.max_connections_per_client,
             counters: metrics.connections.clone(),
-            ..wxauth_runtime::http::Limits::default()
+            ..wxauth_process::http::Limits::default()
         };
         let metrics = Arc::new(metrics);
         let quota = ClientQuota::new(
@@ -154,9 +154,9 @@ impl Application {
                 quota.forget_idle();
             }
         });
-        let (stop, deadline) = wxauth_runtime::signal::with_grace(shutdown, self.shutdown_grace);
+        let (stop, deadline) = wxauth_process::signal::with_grace(shutdown, self.shutdown_grace);
         let served = tokio::select! {
-            served = wxauth_runtime::http::serve_with(self.listener, self.router, stop, self.connections) => served,
+            served = wxauth_process::http::serve_with(self.listener, self.router, stop, self.connections) => served,
             () = deadline => Ok(()),
         };
         forgetting.abort();

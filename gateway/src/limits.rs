@@ -25,7 +25,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use tokio::sync::Semaphore;
-use wxauth_runtime::http::client_bucket;
+use wxauth_process::http::client_bucket;
 
 use crate::{
     envelope::{ApiError, Code},

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use gateway::{Application, settings::Settings};
 use tracing::{error, info};
-use wxauth_runtime::{
+use wxauth_process::{
     config,
     exit::{self, StartFailure as _},
     logging::{self, error_chain},
@@ -32,7 +32,7 @@ async fn main() -> ExitCode {
     };
     // Installed before the address is printed: a SIGTERM the moment a test or an
     // orchestrator sees it must start a graceful shutdown.
-    let signals = match wxauth_runtime::signal::install() {
+    let signals = match wxauth_process::signal::install() {
         Ok(signals) => signals,
         Err(err) => {
             error!(error = %err, "cannot install signal handlers");

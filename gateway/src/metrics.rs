@@ -8,7 +8,7 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, histogram::Histogram},
     registry::Registry,
 };
-use wxauth_runtime::http::ConnectionCounters;
+use wxauth_process::http::ConnectionCounters;
 
 /// A route and the HTTP status it answered.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -41,7 +41,7 @@ impl Metrics {
     pub fn new() -> (Self, Registry) {
         let metrics = Self {
             requests: Family::default(),
-            duration: Family::new_with_constructor(wxauth_runtime::metrics::latency_histogram),
+            duration: Family::new_with_constructor(wxauth_process::metrics::latency_histogram),
             rate_limited: Family::default(),
             connections: ConnectionCounters::default(),
         };

@@ -19,7 +19,7 @@ use governor::{
     state::keyed::DefaultKeyedStateStore,
 };
 
-use wxauth_runtime::http::client_bucket;
+use wxauth_process::http::client_bucket;
 
 use crate::{
     envelope::{ApiError, Code},

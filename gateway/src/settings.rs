@@ -12,7 +12,7 @@ use std::{
 use clap::Parser;
 use secrecy::SecretString;
 use wxauth_client::connect::ClientTls;
-use wxauth_runtime::{config, logging};
+use wxauth_process::{config, logging};
 
 use crate::{request_id::ClientAddress, state::Upstream};
 

@@ -38,7 +38,7 @@ impl FakeWeChat {
         }]);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr: SocketAddr = listener.local_addr()?;
-        tokio::spawn(wxauth_runtime::http::serve(
+        tokio::spawn(wxauth_process::http::serve(
             listener,
             wechat_sim::router(sim.clone()),
             pending(),

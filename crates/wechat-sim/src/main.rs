@@ -51,7 +51,7 @@ async fn main() -> std::process::ExitCode {
     let local = listener
         .local_addr()
         .map_or_else(|_| args.addr.to_string(), |addr| addr.to_string());
-    let signals = match wxauth_runtime::signal::install() {
+    let signals = match wxauth_process::signal::install() {
         Ok(signals) => signals,
         Err(err) => {
             eprintln!("wechat-sim: cannot install signal handlers: {err}");
@@ -62,7 +62,7 @@ async fn main() -> std::process::ExitCode {
     let sim = wechat_sim::Sim::new(apps)
         .with_token_ttl(std::time::Duration::from_secs(args.token_ttl_secs.max(1)));
     let app = wechat_sim::router(sim);
-    let served = wxauth_runtime::http::serve(listener, app, async {
+    let served = wxauth_process::http::serve(listener, app, async {
         signals.recv().await;
     })
     .await;

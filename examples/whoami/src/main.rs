@@ -79,7 +79,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(69);
         }
     };
-    let signals = match wxauth_runtime::signal::install() {
+    let signals = match wxauth_process::signal::install() {
         Ok(signals) => signals,
         Err(err) => {
             eprintln!("whoami: cannot install signal handlers: {err}");

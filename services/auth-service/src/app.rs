@@ -9,19 +9,18 @@ use tokio::{net::TcpListener, sync::oneshot};
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 use tracing::{info, warn};
-use wxauth_runtime::metrics::Readiness;
+use wxauth_process::metrics::Readiness;
 use wxauth_wechat::WeChatClient;
 
 use crate::{
-    access_tokens::AccessTokens,
+    app_tokens::AppTokens,
     audit::{AuditLog, AuditWriter},
     clock::{SharedClock, SystemClock},
     login::Logins,
+    login_sessions::LoginSessions,
     metrics::Metrics,
-    platform::Platform,
     quotas::WeChatQuota,
     revocation::{self, Revocations},
-    session::Sessions,
     settings::Config,
     store::{PgStore, StoreError},
     tls::Tls,
@@ -29,6 +28,7 @@ use crate::{
     transport::{self, AuthApi},
     upkeep,
     users::Users,
+    wechat_calls::WeChatCalls,
 };
 
 /// Rows deleted per statement when purging.
@@ -111,13 +111,13 @@ pub struct Application {
     store: PgStore,
     metrics: Arc<Metrics>,
     revocations: Arc<Revocations>,
-    sessions: Arc<Sessions>,
-    platform: Arc<Platform>,
+    sessions: Arc<LoginSessions>,
+    wechat_calls: Arc<WeChatCalls>,
     audit_writer: AuditWriter,
     purge_interval: Duration,
     audit_retention_secs: i64,
     revocation_heartbeat: Duration,
-    access_token_check: Duration,
+    app_token_check: Duration,
     reflection: bool,
     max_concurrent_calls: usize,
     tls: Option<Tls>,
@@ -175,7 +175,7 @@ impl Application {
         let metrics = Arc::new(metrics);
         let readiness = Readiness::new();
         let metrics_addr =
-            wxauth_runtime::metrics::start(config.metrics_addr, registry, Some(readiness.clone()))
+            wxauth_process::metrics::start(config.metrics_addr, registry, Some(readiness.clone()))
                 .await
                 .map_err(|source| StartError::Metrics {
                     addr: config.metrics_addr,
@@ -206,8 +206,8 @@ impl Application {
             config.wechat_calls_burst,
             metrics.clone(),
         ));
-        let platform_parts = (apps.clone(), wechat.clone(), keyring.clone());
-        let sessions = Arc::new(Sessions::new(
+        let wechat_parts = (apps.clone(), wechat.clone(), keyring.clone());
+        let sessions = Arc::new(LoginSessions::new(
             apps.clone(),
             wechat,
             store.clone(),
@@ -225,9 +225,9 @@ impl Application {
             config.watermark_max_age_secs,
         ));
         let users = Arc::new(Users::new(store.clone(), tokens.clone(), audit.clone()));
-        let (apps, wechat, keyring) = platform_parts;
-        let platform = Arc::new(Platform::new(
-            AccessTokens::new(
+        let (apps, wechat, keyring) = wechat_parts;
+        let wechat_calls = Arc::new(WeChatCalls::new(
+            AppTokens::new(
                 apps,
                 wechat.clone(),
                 store.clone(),
@@ -244,7 +244,7 @@ impl Application {
             logins,
             tokens,
             users,
-            platform.clone(),
+            wechat_calls.clone(),
             config.callers,
             audit,
             metrics.clone(),
@@ -259,12 +259,12 @@ impl Application {
             metrics,
             revocations,
             sessions,
-            platform,
+            wechat_calls,
             audit_writer,
             purge_interval: config.purge_interval,
             audit_retention_secs: config.audit_retention_secs,
             revocation_heartbeat: config.revocation_heartbeat,
-            access_token_check: config.access_token_check,
+            app_token_check: config.app_token_check,
             reflection: config.reflection,
             max_concurrent_calls: config.max_concurrent_calls,
             tls,
@@ -303,9 +303,9 @@ impl Application {
             // A send or a dropped sender: either way, time to flush.
             let _ = audit_stop.await;
         }));
-        let token_refresher = tokio::spawn(upkeep::refresh_access_tokens(
-            self.platform.clone(),
-            self.access_token_check,
+        let token_refresher = tokio::spawn(upkeep::refresh_app_tokens(
+            self.wechat_calls.clone(),
+            self.app_token_check,
         ));
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let health = upkeep::Health::new(reporter, self.readiness.clone());
@@ -342,7 +342,7 @@ impl Application {
             info!("shutting down: refusing new calls, finishing those in flight");
             health.set(ServingStatus::NotServing).await;
         };
-        let (stop, deadline) = wxauth_runtime::signal::with_grace(stopping, self.shutdown_grace);
+        let (stop, deadline) = wxauth_process::signal::with_grace(stopping, self.shutdown_grace);
         let router = Server::builder()
             // A ceiling for calls whose caller sent no grpc-timeout (a shorter one is honoured).
             .timeout(MAX_CALL)

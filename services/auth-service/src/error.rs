@@ -283,7 +283,7 @@ impl AuthError {
     /// Maps a failed call made with the app's access_token (the phone number, checksession,
     /// reset) to what the caller must do. The login code's meanings do not apply: 40029 is
     /// the phone code, 40013 a binding requirement the app does not meet.
-    pub fn from_platform_call(err: wxauth_wechat::WeChatError) -> Self {
+    pub fn from_app_token_call(err: wxauth_wechat::WeChatError) -> Self {
         use wxauth_wechat::WeChatError;
         let unavailable = |errcode, what| Self::WeChatApiUnavailable { errcode, what };
         match err {

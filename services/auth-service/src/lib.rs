@@ -4,20 +4,23 @@
 //! # Layout, from the edge in
 //! - [`app`]: the service built from its [`settings`] and run; `main` only adds signals.
 //! - [`transport`]: the gRPC edge; parses requests, calls one flow, maps errors (once).
-//! - [`login`], [`session`], [`tokens`], [`users`], [`platform`]: the flows, one capability
-//!   each; no tonic, no SQL.
-//! - [`access_tokens`]: each app's WeChat access_token, refreshed by one replica at a time,
-//!   for the calls that need one.
+//! - [`login`], [`login_sessions`], [`tokens`], [`users`], [`wechat_calls`]: the flows, one
+//!   capability each; no tonic, no SQL.
+//! - [`app_tokens`]: each app's WeChat access_token (the app token), refreshed by one
+//!   replica at a time, for the calls that need one.
 //! - [`revocation`], [`callers`], [`apps`]: what every replica keeps in memory: revoked
-//!   session families, who may call what, the apps served.
+//!   token families, who may call what, the apps served.
 //! - [`domain`], [`secrets`], [`clock`]: plain types and pure rules, tested without a network.
 //! - [`store`]: Postgres, the only place SQL and sqlx live.
 //! - [`tls`]: TLS on the gRPC port, certificates reloaded, optionally mutual.
 //! - [`audit`], [`upkeep`], [`metrics`], [`quotas`]: the audit trail, health and purging,
 //!   what is counted, and each app's quota of calls to WeChat.
+//!
+//! `docs/architecture.md` has the words these modules use ("login session", "token
+//! family", "app token"...) in one sense each.
 
-pub mod access_tokens;
 pub mod app;
+pub mod app_tokens;
 pub mod apps;
 pub mod audit;
 pub mod callers;
@@ -25,12 +28,11 @@ pub mod clock;
 pub mod domain;
 pub mod error;
 pub mod login;
+pub mod login_sessions;
 pub mod metrics;
-pub mod platform;
 pub mod quotas;
 pub mod revocation;
 pub mod secrets;
-pub mod session;
 pub mod settings;
 pub mod store;
 pub mod tls;
@@ -38,5 +40,6 @@ pub mod tokens;
 pub mod transport;
 pub mod upkeep;
 pub mod users;
+pub mod wechat_calls;
 
 pub use app::{Application, ServeError, StartError};

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use auth_service::{Application, settings::Settings, transport::status::error_chain};
 use tracing::{error, info, warn};
-use wxauth_runtime::{config, logging};
+use wxauth_process::{config, logging};
 
 /// Exit code for a configuration error (sysexits' EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
@@ -14,7 +14,11 @@ const EXIT_UNAVAILABLE: u8 = 69;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings: Settings = config::parse("auth-service", "WXAUTH_CONFIG");
+    let settings: Settings = config::parse_renamed(
+        "auth-service",
+        "WXAUTH_CONFIG",
+        &auth_service::settings::RENAMED,
+    );
     let _flush_logs = logging::init(
         settings.log_format,
         "info,sqlx=warn,h2=warn,tower=warn,hyper=warn",
@@ -49,7 +53,7 @@ async fn main() -> ExitCode {
     };
     // Installed before the address is printed: a SIGTERM the moment a test or an
     // orchestrator sees it must start a graceful shutdown.
-    let signals = match wxauth_runtime::signal::install() {
+    let signals = match wxauth_process::signal::install() {
         Ok(signals) => signals,
         Err(err) => {
             error!(error = %err, "cannot install signal handlers");

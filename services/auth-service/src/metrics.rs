@@ -55,7 +55,7 @@ pub struct Metrics {
     wechat_quota_refused: Family<AppLabels, Counter>,
     database_up: Gauge,
     revocation_listener_up: Gauge,
-    access_token_refreshes: Family<AppOutcome, Counter>,
+    app_token_refreshes: Family<AppOutcome, Counter>,
 }
 
 /// Labels of a per-app outcome.
@@ -79,16 +79,16 @@ impl Metrics {
     pub fn new() -> (Self, Registry) {
         let metrics = Self {
             rpc_requests: Family::default(),
-            rpc_duration: Family::new_with_constructor(wxauth_runtime::metrics::latency_histogram),
+            rpc_duration: Family::new_with_constructor(wxauth_process::metrics::latency_histogram),
             wechat_calls: Family::default(),
-            wechat_duration: wxauth_runtime::metrics::latency_histogram(),
+            wechat_duration: wxauth_process::metrics::latency_histogram(),
             pool_connections: Family::default(),
             audit_unwritten: Gauge::default(),
             shed: Counter::default(),
             wechat_quota_refused: Family::default(),
             database_up: Gauge::default(),
             revocation_listener_up: Gauge::default(),
-            access_token_refreshes: Family::default(),
+            app_token_refreshes: Family::default(),
         };
         let mut registry = Registry::with_prefix("wxauth");
         registry.register(
@@ -137,9 +137,15 @@ impl Metrics {
             metrics.revocation_listener_up.clone(),
         );
         registry.register(
-            "access_token_refreshes",
+            "app_token_refreshes",
             "fetches of an app's WeChat access_token by outcome (ok, failed)",
-            metrics.access_token_refreshes.clone(),
+            metrics.app_token_refreshes.clone(),
+        );
+        // The name this series had; dashboards and alerts of earlier releases read it.
+        registry.register(
+            "access_token_refreshes",
+            "the same as wxauth_app_token_refreshes_total, under the name it had before",
+            metrics.app_token_refreshes.clone(),
         );
         registry.register(
             "audit_unwritten",
@@ -157,8 +163,8 @@ impl Metrics {
     }
 
     /// Counts a fetch of an app's access_token.
-    pub fn access_token_refresh(&self, appid: &str, ok: bool) {
-        self.access_token_refreshes
+    pub fn app_token_refresh(&self, appid: &str, ok: bool) {
+        self.app_token_refreshes
             .get_or_create(&AppOutcome {
                 appid: appid.to_owned(),
                 outcome: if ok { "ok" } else { "failed" },

@@ -6,12 +6,12 @@ use std::{sync::Arc, time::Duration};
 
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tracing::{debug, info, warn};
+use wxauth_process::metrics::Readiness;
 use wxauth_proto::v1::auth_service_server::SERVICE_NAME;
-use wxauth_runtime::metrics::Readiness;
 
 use crate::{
-    metrics::Metrics, platform::Platform, revocation::Revocations, session::Sessions,
-    store::PgStore,
+    login_sessions::LoginSessions, metrics::Metrics, revocation::Revocations, store::PgStore,
+    wechat_calls::WeChatCalls,
 };
 
 /// How often the database is pinged for health.
@@ -102,7 +102,7 @@ pub async fn report_health(
 /// rows, and a re-seal replaces a row only if it is still as it was read.
 pub async fn purge_expired(
     store: PgStore,
-    sessions: Arc<Sessions>,
+    sessions: Arc<LoginSessions>,
     interval: Duration,
     batch: i64,
     audit_retention_secs: i64,
@@ -125,10 +125,10 @@ pub async fn purge_expired(
 /// Every `interval`: refreshes the apps' access_tokens that are about to expire, so calls
 /// that need one rarely wait for WeChat. Every replica looks; for each app one fetches (under
 /// the app's lock) and the others find the fresh token.
-pub async fn refresh_access_tokens(platform: Arc<Platform>, interval: Duration) {
+pub async fn refresh_app_tokens(wechat_calls: Arc<WeChatCalls>, interval: Duration) {
     loop {
         tokio::time::sleep(interval).await;
-        if let Err(err) = platform.refresh_expiring().await {
+        if let Err(err) = wechat_calls.refresh_expiring().await {
             warn!(error = %err, "looking for access_tokens to refresh failed; retrying at the next interval");
         }
     }

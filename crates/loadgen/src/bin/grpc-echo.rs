@@ -44,7 +44,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(69);
         }
     };
-    let Ok(signals) = wxauth_runtime::signal::install() else {
+    let Ok(signals) = wxauth_process::signal::install() else {
         return ExitCode::FAILURE;
     };
     match listener.local_addr() {

@@ -6,7 +6,7 @@ use wxauth_wechat::{AppId, crypto};
 use crate::{
     domain::{Bearer, UserUpdate},
     error::AuthError,
-    session::OpenedSession,
+    login_sessions::OpenedSession,
 };
 
 /// How far in the future a watermark may be (clocks differ), in seconds.

@@ -15,7 +15,7 @@ use crate::{
     clock::SharedClock,
     domain::{CallContext, UserUpdate, merge::AccountState},
     error::AuthError,
-    session::{CreatedSession, Sessions},
+    login_sessions::{CreatedSession, LoginSessions},
     store::{Completion, PgStore},
     tokens::{Issued, Tokens},
 };
@@ -34,7 +34,7 @@ pub struct SilentLogin {
 #[derive(Debug)]
 pub struct Logins {
     apps: Arc<Apps>,
-    sessions: Arc<Sessions>,
+    sessions: Arc<LoginSessions>,
     tokens: Arc<Tokens>,
     store: PgStore,
     clock: SharedClock,
@@ -46,7 +46,7 @@ impl Logins {
     /// The flows over their parts.
     pub fn new(
         apps: Arc<Apps>,
-        sessions: Arc<Sessions>,
+        sessions: Arc<LoginSessions>,
         tokens: Arc<Tokens>,
         store: PgStore,
         clock: SharedClock,

@@ -60,7 +60,7 @@ pub struct Config {
     /// How often the revocation listener is checked.
     pub revocation_heartbeat: Duration,
     /// How often access_tokens about to expire are looked for.
-    pub access_token_check: Duration,
+    pub app_token_check: Duration,
     /// Calls to WeChat per app per second (0: no limit).
     pub wechat_calls_per_second: u32,
     /// Burst above that rate.

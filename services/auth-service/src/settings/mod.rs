@@ -28,6 +28,12 @@ use crate::{
     tokens::{RefreshRules, TokenKeys},
 };
 pub use config::Config;
+
+/// Settings whose environment variable was renamed: the old name is still read.
+pub const RENAMED: [wxauth_process::config::Renamed; 1] = [wxauth_process::config::Renamed {
+    old: "WXAUTH_ACCESS_TOKEN_CHECK_MS",
+    new: "WXAUTH_APP_TOKEN_CHECK_MS",
+}];
 use parse::{parse_apps, parse_keys, parse_signing_keys};
 
 /// The wxauth auth-service: WeChat Mini Program login over gRPC.
@@ -44,7 +50,7 @@ pub struct Settings {
 
     /// How log lines are written to stderr: `text`, or `json` for log shippers.
     #[arg(long, env = "WXAUTH_LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: wxauth_runtime::logging::LogFormat,
+    pub log_format: wxauth_process::logging::LogFormat,
 
     /// Where Prometheus scrapes `/metrics` (its own address, never the gRPC one). Port 0 picks
     /// a free port; the address really bound is printed as `metrics on <addr>`.
@@ -74,7 +80,7 @@ pub struct Settings {
     pub wechat_api_base: String,
 
     /// How long one WeChat call may take, in milliseconds, before it counts as unavailable.
-    #[arg(long, env = "WECHAT_TIMEOUT_MS", default_value = "5000", value_parser = wxauth_runtime::config::at_least_one::<NonZeroU64>)]
+    #[arg(long, env = "WECHAT_TIMEOUT_MS", default_value = "5000", value_parser = wxauth_process::config::at_least_one::<NonZeroU64>)]
     pub wechat_timeout_ms: NonZeroU64,
 
     /// Keys that encrypt WeChat session_keys at rest, as `kid:base64` pairs separated by
@@ -136,10 +142,15 @@ pub struct Settings {
     #[arg(long, env = "WXAUTH_REVOCATION_HEARTBEAT_MS", default_value_t = 1000)]
     pub revocation_heartbeat_ms: u64,
 
-    /// How often each replica looks for app access_tokens about to expire, in
-    /// milliseconds.
-    #[arg(long, env = "WXAUTH_ACCESS_TOKEN_CHECK_MS", default_value_t = 30_000)]
-    pub access_token_check_ms: u64,
+    /// How often each replica looks for app tokens (WeChat's access_token of each app) about
+    /// to expire, in milliseconds. Formerly WXAUTH_ACCESS_TOKEN_CHECK_MS, which is still read.
+    #[arg(
+        long,
+        env = "WXAUTH_APP_TOKEN_CHECK_MS",
+        alias = "access-token-check-ms",
+        default_value_t = 30_000
+    )]
+    pub app_token_check_ms: u64,
 
     /// Calls to WeChat each app may make per second, per replica (a token bucket; 0: no
     /// limit). Over it a call is refused before WeChat is called: RESOURCE_EXHAUSTED with
@@ -173,21 +184,21 @@ pub struct Settings {
     pub watermark_max_age_secs: u32,
 
     /// The most database connections this process opens.
-    #[arg(long, env = "WXAUTH_DB_MAX_CONNECTIONS", default_value = "10", value_parser = wxauth_runtime::config::at_least_one::<NonZeroU32>)]
+    #[arg(long, env = "WXAUTH_DB_MAX_CONNECTIONS", default_value = "10", value_parser = wxauth_process::config::at_least_one::<NonZeroU32>)]
     pub db_max_connections: NonZeroU32,
 
     /// The longest one SQL statement may run, in milliseconds (`statement_timeout`).
-    #[arg(long, env = "WXAUTH_DB_STATEMENT_TIMEOUT_MS", default_value = "5000", value_parser = wxauth_runtime::config::at_least_one::<NonZeroU64>)]
+    #[arg(long, env = "WXAUTH_DB_STATEMENT_TIMEOUT_MS", default_value = "5000", value_parser = wxauth_process::config::at_least_one::<NonZeroU64>)]
     pub db_statement_timeout_ms: NonZeroU64,
 
     /// The most AuthService calls in flight on this replica; one more is refused at once
     /// with RESOURCE_EXHAUSTED (reason OVERLOADED) and a one-second RetryInfo. Health and
     /// reflection are not counted.
-    #[arg(long, env = "WXAUTH_MAX_CONCURRENT_CALLS", default_value = "256", value_parser = wxauth_runtime::config::at_least_one::<NonZeroUsize>)]
+    #[arg(long, env = "WXAUTH_MAX_CONCURRENT_CALLS", default_value = "256", value_parser = wxauth_process::config::at_least_one::<NonZeroUsize>)]
     pub max_concurrent_calls: NonZeroUsize,
 
     /// How often expired codes, sessions and tokens are purged, in seconds.
-    #[arg(long, env = "WXAUTH_PURGE_INTERVAL_SECS", default_value = "300", value_parser = wxauth_runtime::config::at_least_one::<NonZeroU64>)]
+    #[arg(long, env = "WXAUTH_PURGE_INTERVAL_SECS", default_value = "300", value_parser = wxauth_process::config::at_least_one::<NonZeroU64>)]
     pub purge_interval_secs: NonZeroU64,
 
     /// How long calls in flight may take to finish after SIGTERM, in seconds; past it the
@@ -211,7 +222,7 @@ pub struct Settings {
     pub tls_client_ca: Option<PathBuf>,
 
     /// How often the certificate files are checked for a change, in seconds.
-    #[arg(long, env = "WXAUTH_TLS_RELOAD_SECS", default_value = "60", value_parser = wxauth_runtime::config::at_least_one::<NonZeroU64>)]
+    #[arg(long, env = "WXAUTH_TLS_RELOAD_SECS", default_value = "60", value_parser = wxauth_process::config::at_least_one::<NonZeroU64>)]
     pub tls_reload_secs: NonZeroU64,
 
     /// Serve gRPC server reflection (v1 and v1alpha), so grpcurl can list and describe the
@@ -432,7 +443,7 @@ impl Settings {
                 self.audit_retention_secs,
             )?,
             revocation_heartbeat: Duration::from_millis(self.revocation_heartbeat_ms.max(50)),
-            access_token_check: Duration::from_millis(self.access_token_check_ms.max(100)),
+            app_token_check: Duration::from_millis(self.app_token_check_ms.max(100)),
             wechat_calls_per_second: self.wechat_calls_per_second,
             wechat_calls_burst: self.wechat_calls_burst,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),

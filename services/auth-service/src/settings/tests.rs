@@ -165,7 +165,7 @@ fn the_example_config_file_names_only_real_settings() {
         "/../../config/auth-service.example.toml"
     );
     let args = vec!["auth-service".into(), "--config".into(), path.into()];
-    let folded = wxauth_runtime::config::fold_file_into_args(
+    let folded = wxauth_process::config::fold_file_into_args(
         &<Settings as clap::CommandFactory>::command(),
         args,
         "WXAUTH_CONFIG",
@@ -187,7 +187,7 @@ fn the_example_config_file_names_only_real_settings() {
         .into_config()
         .unwrap();
     assert_eq!(config.metrics_addr.port(), 9464);
-    let missing = wxauth_runtime::config::missing_from_example(
+    let missing = wxauth_process::config::missing_from_example(
         &<Settings as clap::CommandFactory>::command(),
         &std::fs::read_to_string(path).unwrap(),
     );
@@ -261,4 +261,24 @@ fn an_access_token_may_not_outlive_its_refresh_token() {
     );
     assert!(parse("3600", "3600").is_ok());
     assert!(parse("900", "2592000").is_ok());
+}
+
+#[test]
+fn a_renamed_variable_still_reaches_its_setting() {
+    use clap::CommandFactory;
+    use wxauth_process::config::fold_renamed_env;
+
+    for renamed in super::RENAMED {
+        let (args, notes) = fold_renamed_env(
+            &Settings::command(),
+            vec!["auth-service".into()],
+            &[renamed],
+            |name| (name == renamed.old).then(|| "1234".into()),
+        );
+        assert_eq!(notes.len(), 1, "{} is not a setting", renamed.new);
+        let mut args = args;
+        args.extend(["--database-url".into(), "postgres://db/wxauth".into()]);
+        let settings = Settings::try_parse_from(args).unwrap();
+        assert_eq!(settings.app_token_check_ms, 1234);
+    }
 }

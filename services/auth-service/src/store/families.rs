@@ -8,7 +8,8 @@ use sqlx::{Connection as _, Row as _, postgres::PgConnection};
 use super::{
     PgStore, StoreError,
     audit::{self, AUDIT_INSERT},
-    logins::{IssuedLogin, USER_BY_ID, user_from_row},
+    logins::IssuedLogin,
+    users::{USER_BY_ID, user_from_row},
 };
 use crate::{
     clock::Timestamp,

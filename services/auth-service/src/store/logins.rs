@@ -1,11 +1,16 @@
-//! Users, and the session family each login starts.
+//! Logins: the user written (their account decided by `domain::merge`), and the token
+//! family each login starts.
 
 use std::sync::LazyLock;
 
 use sqlx::{Row as _, postgres::PgRow};
 
-use super::{NewRefresh, PgStore, StoreError, audit::AUDIT_INSERT};
-use crate::domain::{AuditKind, CallContext, Phone, Profile, User, UserUpdate, merge};
+use super::{
+    NewRefresh, PgStore, StoreError,
+    audit::AUDIT_INSERT,
+    users::{USER_COLUMNS, user_from_row},
+};
+use crate::domain::{AuditKind, CallContext, User, UserUpdate, merge};
 
 /// A login as stored: the user and the family its tokens belong to.
 #[derive(Debug)]
@@ -17,48 +22,6 @@ pub struct IssuedLogin {
     /// When the refresh token expires, Unix seconds.
     pub refresh_expires_at: i64,
 }
-
-/// The columns of a user, from a relation named `u`.
-pub(super) const USER_COLUMNS: &str = "u.user_id, u.appid, u.openid, u.unionid, u.nickname, u.avatar_url, \
-    u.gender, u.language, u.city, u.province, u.country, u.phone_number, u.pure_phone_number, \
-    u.phone_country_code, u.account_id, extract(epoch from u.created_at)::bigint as created_at, \
-    extract(epoch from u.updated_at)::bigint as updated_at";
-
-/// A user from a row of [`USER_COLUMNS`].
-pub(super) fn user_from_row(row: &PgRow) -> Result<User, sqlx::Error> {
-    let phone_number: Option<String> = row.try_get("phone_number")?;
-    let pure_phone_number: Option<String> = row.try_get("pure_phone_number")?;
-    Ok(User {
-        id: row.try_get("user_id")?,
-        account_id: row.try_get("account_id")?,
-        appid: row.try_get("appid")?,
-        openid: row.try_get("openid")?,
-        unionid: row.try_get("unionid")?,
-        profile: Profile {
-            nickname: row.try_get("nickname")?,
-            avatar_url: row.try_get("avatar_url")?,
-            gender: row.try_get("gender")?,
-            language: row.try_get("language")?,
-            city: row.try_get("city")?,
-            province: row.try_get("province")?,
-            country: row.try_get("country")?,
-        },
-        phone: match (phone_number, pure_phone_number) {
-            (Some(number), Some(pure_number)) => Some(Phone {
-                number,
-                pure_number,
-                country_code: row.try_get("phone_country_code")?,
-            }),
-            _ => None,
-        },
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-/// One user by id.
-pub(super) static USER_BY_ID: LazyLock<String> =
-    LazyLock::new(|| format!("select {USER_COLUMNS} from users u where u.user_id = $1"));
 
 /// A query that reads what the account rule needs of the user of (appid, openid) and of a
 /// unionid, given as the parameters numbered `appid`, `openid` and `unionid`: one row, in
@@ -301,18 +264,5 @@ impl PgStore {
             })
             .await?;
         Ok(account_state(&row, unionid)?)
-    }
-
-    /// A user by id.
-    pub async fn get_user(&self, user_id: i64) -> Result<Option<User>, StoreError> {
-        let row = self
-            .run(async |conn| {
-                sqlx::query(&USER_BY_ID)
-                    .bind(user_id)
-                    .fetch_optional(conn)
-                    .await
-            })
-            .await?;
-        Ok(row.map(|row| user_from_row(&row)).transpose()?)
     }
 }

@@ -6,22 +6,25 @@
 //! caller answers. Split by what is stored:
 //! - [`audit`]: the audit trail;
 //! - [`codes`]: `wx.login()` codes already sent to WeChat;
-//! - [`sessions`]: login sessions and their sealed session_keys;
-//! - [`logins`]: users, and the session family a login starts;
-//! - [`families`]: refresh tokens, rotation and revocation;
+//! - [`login_sessions`]: login sessions and their sealed session_keys;
+//! - [`session_keys`]: each user's latest session_key (WeChat's session);
+//! - [`logins`]: a login written: the user, their account, the token family it starts;
+//! - [`users`]: how a row becomes a user, lookups, a user's own changes;
+//! - [`families`]: token families, refresh rotation and revocation;
 //! - [`revocations`]: the feed of revocations from every replica;
+//! - [`app_tokens`]: each app's WeChat access_token and the lock of its refresh;
 //! - [`upkeep`]: health pings and purging what expired;
-//! - [`pool`]: the connections all of it runs on.
+//! - [`pool`]: the connections all of it runs on; `time`: the clock's time in SQL.
 
-pub mod access_tokens;
+pub mod app_tokens;
 pub mod audit;
 pub mod codes;
 pub mod families;
+pub mod login_sessions;
 pub mod logins;
 pub mod pool;
 pub mod revocations;
 pub mod session_keys;
-pub mod sessions;
 mod time;
 pub mod upkeep;
 pub mod users;
@@ -33,10 +36,10 @@ use sqlx::{migrate::Migrator, postgres::PgConnection};
 use crate::clock::{SharedClock, Timestamp};
 
 pub use families::{NewRefresh, REVOKED_CHANNEL, RefreshOutcome, Rotation};
+pub use login_sessions::NewSession;
 pub use logins::{Completion, IssuedLogin};
 pub use pool::{Pool, PoolFailure};
 pub use revocations::{Notice, RevocationFeed};
-pub use sessions::NewSession;
 
 /// The embedded migrations, applied at start-up (sqlx takes an advisory lock, so replicas
 /// starting together do not race).

@@ -1,13 +1,54 @@
-//! Changes a user makes to their own record after logging in.
+//! Users: how a row becomes a [`User`], lookups, and the changes a user makes to their own
+//! record after logging in.
 
 use std::sync::LazyLock;
 
-use super::{
-    PgStore, StoreError,
-    audit::AUDIT_INSERT,
-    logins::{USER_COLUMNS, user_from_row},
-};
-use crate::domain::{AuditKind, CallContext, FilledProfile, Phone, User};
+use sqlx::{Row as _, postgres::PgRow};
+
+use super::{PgStore, StoreError, audit::AUDIT_INSERT};
+use crate::domain::{AuditKind, CallContext, FilledProfile, Phone, Profile, User};
+
+/// The columns of a user, from a relation named `u`.
+pub(super) const USER_COLUMNS: &str = "u.user_id, u.appid, u.openid, u.unionid, u.nickname, u.avatar_url, \
+    u.gender, u.language, u.city, u.province, u.country, u.phone_number, u.pure_phone_number, \
+    u.phone_country_code, u.account_id, extract(epoch from u.created_at)::bigint as created_at, \
+    extract(epoch from u.updated_at)::bigint as updated_at";
+
+/// A user from a row of [`USER_COLUMNS`].
+pub(super) fn user_from_row(row: &PgRow) -> Result<User, sqlx::Error> {
+    let phone_number: Option<String> = row.try_get("phone_number")?;
+    let pure_phone_number: Option<String> = row.try_get("pure_phone_number")?;
+    Ok(User {
+        id: row.try_get("user_id")?,
+        account_id: row.try_get("account_id")?,
+        appid: row.try_get("appid")?,
+        openid: row.try_get("openid")?,
+        unionid: row.try_get("unionid")?,
+        profile: Profile {
+            nickname: row.try_get("nickname")?,
+            avatar_url: row.try_get("avatar_url")?,
+            gender: row.try_get("gender")?,
+            language: row.try_get("language")?,
+            city: row.try_get("city")?,
+            province: row.try_get("province")?,
+            country: row.try_get("country")?,
+        },
+        phone: match (phone_number, pure_phone_number) {
+            (Some(number), Some(pure_number)) => Some(Phone {
+                number,
+                pure_number,
+                country_code: row.try_get("phone_country_code")?,
+            }),
+            _ => None,
+        },
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// One user by id.
+pub(super) static USER_BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("select {USER_COLUMNS} from users u where u.user_id = $1"));
 
 /// `update`, a `returning {USER_COLUMNS}` update of one user, with its audit event of `kind`
 /// in the same statement; the call's context and time are `$n`..`$n+4` (time, caller, client
@@ -55,6 +96,19 @@ static USERS_OF_ACCOUNT: LazyLock<String> = LazyLock::new(|| {
 });
 
 impl PgStore {
+    /// A user by id.
+    pub async fn get_user(&self, user_id: i64) -> Result<Option<User>, StoreError> {
+        let row = self
+            .run(async |conn| {
+                sqlx::query(&USER_BY_ID)
+                    .bind(user_id)
+                    .fetch_optional(conn)
+                    .await
+            })
+            .await?;
+        Ok(row.map(|row| user_from_row(&row)).transpose()?)
+    }
+
     /// The users of an account, oldest first.
     pub async fn users_of_account(&self, account_id: i64) -> Result<Vec<User>, StoreError> {
         let rows = self

@@ -11,8 +11,8 @@ use crate::{
     domain::{AuditEvent, AuditFilter, AuditKind, Bearer, TokenStatus, User},
     error::AuthError,
     login::{CompleteRequest, DataKind, SignedRawData},
-    platform::KeyState,
     tokens::{LogoutBy, TokenPair},
+    wechat_calls::KeyState,
 };
 
 /// The appid of a request.
@@ -283,7 +283,7 @@ pub fn key_state(state: KeyState) -> v1::SessionKeyState {
 }
 
 /// An app's token status as operators see it: never the token.
-pub fn access_token_status(status: TokenStatus) -> v1::AppAccessToken {
+pub fn app_token_status(status: TokenStatus) -> v1::AppAccessToken {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs() as i64);

@@ -28,9 +28,9 @@ use crate::{
     error::AuthError,
     login::Logins,
     metrics::Metrics,
-    platform::Platform,
     tokens::Tokens,
     users::Users,
+    wechat_calls::WeChatCalls,
 };
 
 /// The `AuthService` implementation: the flows, and who may call them.
@@ -39,7 +39,7 @@ pub struct AuthApi {
     logins: Arc<Logins>,
     tokens: Arc<Tokens>,
     users: Arc<Users>,
-    platform: Arc<Platform>,
+    wechat_calls: Arc<WeChatCalls>,
     callers: Arc<Callers>,
     audit: AuditLog,
     metrics: Arc<Metrics>,
@@ -94,7 +94,7 @@ impl AuthApi {
         logins: Arc<Logins>,
         tokens: Arc<Tokens>,
         users: Arc<Users>,
-        platform: Arc<Platform>,
+        wechat_calls: Arc<WeChatCalls>,
         callers: Callers,
         audit: AuditLog,
         metrics: Arc<Metrics>,
@@ -103,7 +103,7 @@ impl AuthApi {
             logins,
             tokens,
             users,
-            platform,
+            wechat_calls,
             callers: Arc::new(callers),
             audit,
             metrics,

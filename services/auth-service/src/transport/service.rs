@@ -157,7 +157,10 @@ impl AuthService for AuthApi {
         self.call(request, rpc, |req, context| async move {
             let token = Bearer::parse("access_token", req.access_token)?;
             let code = PhoneCode::parse("code", &req.code)?;
-            let user = self.platform.bind_phone(&token, &code, &context).await?;
+            let user = self
+                .wechat_calls
+                .bind_phone(&token, &code, &context)
+                .await?;
             Ok(BindPhoneNumberResponse {
                 user: Some(user_message(user)),
             })
@@ -171,11 +174,11 @@ impl AuthService for AuthApi {
     ) -> Result<Response<ListAppAccessTokensResponse>, Status> {
         let rpc = Rpc::new("ListAppAccessTokens", Some(Scope::Admin));
         self.call(request, rpc, |_, _| async move {
-            let statuses = self.platform.access_tokens().await?;
+            let statuses = self.wechat_calls.app_tokens().await?;
             Ok(ListAppAccessTokensResponse {
                 tokens: statuses
                     .into_iter()
-                    .map(convert::access_token_status)
+                    .map(convert::app_token_status)
                     .collect(),
             })
         })
@@ -189,7 +192,7 @@ impl AuthService for AuthApi {
         let rpc = Rpc::new("CheckSessionKey", Some(Scope::Validate));
         self.call(request, rpc, |req, _| async move {
             let state = self
-                .platform
+                .wechat_calls
                 .check_session_key(convert::user_id(&req.user_id)?)
                 .await?;
             Ok(CheckSessionKeyResponse {
@@ -205,7 +208,7 @@ impl AuthService for AuthApi {
     ) -> Result<Response<ResetSessionKeyResponse>, Status> {
         let rpc = Rpc::new("ResetSessionKey", Some(Scope::Admin));
         self.call(request, rpc, |req, context| async move {
-            self.platform
+            self.wechat_calls
                 .reset_session_key(convert::user_id(&req.user_id)?, &context)
                 .await?;
             Ok(ResetSessionKeyResponse {})

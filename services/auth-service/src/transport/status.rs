@@ -79,7 +79,7 @@ pub fn to_status(err: AuthError, request_id: &str) -> Status {
     Status::with_error_details(code, message, details)
 }
 
-pub use wxauth_runtime::logging::error_chain;
+pub use wxauth_process::logging::error_chain;
 
 #[cfg(test)]
 mod tests {
@@ -288,7 +288,7 @@ mod tests {
             (61099, ErrorReason::WechatError),
         ];
         for (raw, reason) in cases {
-            let err = AuthError::from_platform_call(WeChatError::Api {
+            let err = AuthError::from_app_token_call(WeChatError::Api {
                 errcode: Errcode::from_raw(raw),
             });
             assert_eq!(classify(&err).1, reason, "errcode {raw}");

@@ -16,7 +16,7 @@ use tokio::{
     net::TcpStream,
 };
 use wxauth_e2e::eventually;
-use wxauth_runtime::metrics::Readiness;
+use wxauth_process::metrics::Readiness;
 
 use crate::support::{TestApp, store_of_one_connection};
 

@@ -75,7 +75,7 @@ impl TestApp {
         }]);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim_url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(wxauth_runtime::http::serve(
+        tokio::spawn(wxauth_process::http::serve(
             listener,
             wechat_sim::router(sim.clone()),
             pending(),

@@ -1,4 +1,4 @@
-//! What every wxauth binary does at start and stop, in one place so they all behave alike:
+//! The life of every wxauth process, in one place so they all behave alike:
 //! - [`signal`]: SIGTERM/SIGINT handlers installed before the address is printed;
 //! - [`logging`]: `tracing` to stderr, human-readable or JSON (`--log-format`);
 //! - [`metrics`]: a Prometheus `/metrics` endpoint on an address of its own;

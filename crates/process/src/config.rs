@@ -77,14 +77,23 @@ pub fn fold_file_into_args(
     for (key, value) in table {
         let arg = command
             .get_arguments()
-            .find(|arg| arg.get_long() == Some(key.as_str()) && key != "config")
+            .find(|arg| {
+                key != "config"
+                    && (arg.get_long() == Some(key.as_str())
+                        || arg
+                            .get_all_aliases()
+                            .is_some_and(|aliases| aliases.contains(&key.as_str())))
+            })
             .ok_or_else(|| ConfigError::UnknownKey {
                 path: path.clone(),
                 key: key.clone(),
             })?;
+        let long = arg.get_long().unwrap_or(key.as_str()).to_owned();
         let given_on_command_line = args.iter().any(|given| {
             given.to_str().is_some_and(|given| {
-                given == format!("--{key}") || given.starts_with(&format!("--{key}="))
+                [key.as_str(), long.as_str()].iter().any(|name| {
+                    given == format!("--{name}") || given.starts_with(&format!("--{name}="))
+                })
             })
         });
         let given_in_environment = arg
@@ -122,19 +131,78 @@ pub fn fold_file_into_args(
     Ok(folded)
 }
 
+/// A setting's environment variable that was renamed: the old name is still read, when the
+/// new one is not set, and a note says so.
+#[derive(Debug, Clone, Copy)]
+pub struct Renamed {
+    /// The name it had.
+    pub old: &'static str,
+    /// The name it has.
+    pub new: &'static str,
+}
+
+/// `args` with `--flag=value` added for each renamed variable set under its old name only
+/// (and the flag not given already), and the notes to print about them. Values are never in
+/// the notes.
+pub fn fold_renamed_env(
+    command: &clap::Command,
+    mut args: Vec<OsString>,
+    renamed: &[Renamed],
+    env: impl Fn(&str) -> Option<OsString>,
+) -> (Vec<OsString>, Vec<String>) {
+    let mut notes = Vec::new();
+    for rename in renamed {
+        let (Some(value), None) = (env(rename.old), env(rename.new)) else {
+            continue;
+        };
+        let Some(long) = command
+            .get_arguments()
+            .find(|arg| arg.get_env().and_then(|name| name.to_str()) == Some(rename.new))
+            .and_then(clap::Arg::get_long)
+        else {
+            continue;
+        };
+        let given = args.iter().any(|given| {
+            given.to_str().is_some_and(|given| {
+                given == format!("--{long}") || given.starts_with(&format!("--{long}="))
+            })
+        });
+        if !given {
+            let mut flag = OsString::from(format!("--{long}="));
+            flag.push(value);
+            args.push(flag);
+        }
+        notes.push(format!(
+            "{} is now called {}; the old name is still read, rename it",
+            rename.old, rename.new
+        ));
+    }
+    (args, notes)
+}
+
 /// Parses a binary's settings from the real command line, environment and config file
 /// (`--config`, else `$file_env`). A setting that is missing or malformed, in any of the
 /// three, ends the process with exit code 64 and a message naming the environment variable a
 /// person sets (and the flag); `--help` and `--version` print and exit 0.
 pub fn parse<S: clap::Parser>(program: &str, file_env: &str) -> S {
+    parse_renamed(program, file_env, &[])
+}
+
+/// [`parse`], reading the [`Renamed`] variables under their old names too.
+pub fn parse_renamed<S: clap::Parser>(program: &str, file_env: &str, renamed: &[Renamed]) -> S {
     let command = S::command();
-    let args = fold_file_into_args(&command, std::env::args_os().collect(), file_env, |name| {
-        std::env::var_os(name)
-    })
-    .unwrap_or_else(|err| {
-        eprintln!("{program}: invalid settings: {err}");
-        std::process::exit(i32::from(crate::exit::CONFIG));
-    });
+    let (args, notes) =
+        fold_renamed_env(&command, std::env::args_os().collect(), renamed, |name| {
+            std::env::var_os(name)
+        });
+    for note in notes {
+        eprintln!("{program}: {note}");
+    }
+    let args = fold_file_into_args(&command, args, file_env, |name| std::env::var_os(name))
+        .unwrap_or_else(|err| {
+            eprintln!("{program}: invalid settings: {err}");
+            std::process::exit(i32::from(crate::exit::CONFIG));
+        });
     match command
         .clone()
         .try_get_matches_from(args)
@@ -349,6 +417,39 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn a_renamed_variable_is_read_under_its_old_name_unless_the_new_one_is_set() {
+        let command = Settings::command();
+        let renamed = [Renamed {
+            old: "T_OLD_ADDR",
+            new: "T_ADDR",
+        }];
+        let env = |set: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                set.iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| OsString::from(*value))
+            }
+        };
+        let (args, notes) = fold_renamed_env(
+            &command,
+            vec!["test".into()],
+            &renamed,
+            env(&[("T_OLD_ADDR", "127.0.0.1:1")]),
+        );
+        assert_eq!(args, ["test", "--addr=127.0.0.1:1"]);
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("T_ADDR") && !notes[0].contains("127.0.0.1"));
+        let (args, notes) = fold_renamed_env(
+            &command,
+            vec!["test".into()],
+            &renamed,
+            env(&[("T_OLD_ADDR", "127.0.0.1:1"), ("T_ADDR", "127.0.0.1:2")]),
+        );
+        assert_eq!(args, ["test"], "the new name wins");
+        assert!(notes.is_empty());
     }
 
     #[test]

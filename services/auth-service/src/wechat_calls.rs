@@ -1,4 +1,4 @@
-//! What the service asks WeChat with an app's access_token on a user's behalf: the phone
+//! What the service asks WeChat with an app token on a user's behalf: the phone
 //! number behind a `getPhoneNumber` code, whether a kept session_key is still current, its
 //! reset, and (operators) the state of each app's token.
 
@@ -9,10 +9,10 @@ use wxauth_wechat::{AppId, PhoneCode, WeChatClient};
 use tracing::info;
 
 use crate::{
-    access_tokens::AccessTokens,
+    app_tokens::AppTokens,
     domain::{Bearer, CallContext, TokenStatus, User, UserUpdate},
     error::AuthError,
-    session::Sessions,
+    login_sessions::LoginSessions,
     store::{PgStore, StoreError},
     users::Users,
 };
@@ -28,23 +28,23 @@ pub enum KeyState {
     NoneKept,
 }
 
-/// The platform service.
+/// Calls to WeChat made with an app token.
 #[derive(Debug)]
-pub struct Platform {
-    access: AccessTokens,
+pub struct WeChatCalls {
+    access: AppTokens,
     wechat: WeChatClient,
     users: Arc<Users>,
-    sessions: Arc<Sessions>,
+    sessions: Arc<LoginSessions>,
     store: PgStore,
 }
 
-impl Platform {
+impl WeChatCalls {
     /// The service.
     pub fn new(
-        access: AccessTokens,
+        access: AppTokens,
         wechat: WeChatClient,
         users: Arc<Users>,
-        sessions: Arc<Sessions>,
+        sessions: Arc<LoginSessions>,
         store: PgStore,
     ) -> Self {
         Self {
@@ -136,8 +136,8 @@ impl Platform {
     }
 
     /// Each app's token status, for operators.
-    pub async fn access_tokens(&self) -> Result<Vec<TokenStatus>, AuthError> {
-        Ok(self.store.access_token_statuses().await?)
+    pub async fn app_tokens(&self) -> Result<Vec<TokenStatus>, AuthError> {
+        Ok(self.store.app_token_statuses().await?)
     }
 
     /// Refreshes the tokens about to expire (the upkeep loop).

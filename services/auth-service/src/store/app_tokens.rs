@@ -50,7 +50,7 @@ pub struct RefreshLock {
 
 impl PgStore {
     /// The stored token of `appid`, if there is one.
-    pub async fn access_token(&self, appid: &str) -> Result<Option<StoredToken>, StoreError> {
+    pub async fn app_token(&self, appid: &str) -> Result<Option<StoredToken>, StoreError> {
         let now = self.now();
         let row = self
             .run(async |conn| {
@@ -66,7 +66,7 @@ impl PgStore {
 
     /// Waits for the refresh lock of `appid` and returns it with the token stored now (which
     /// another replica may have just refreshed: look before fetching).
-    pub async fn lock_access_token(
+    pub async fn lock_app_token(
         &self,
         appid: &str,
     ) -> Result<(RefreshLock, Option<StoredToken>), StoreError> {
@@ -104,11 +104,7 @@ impl PgStore {
     /// Expires the stored token of `appid` if it is still the one with `digest` (WeChat
     /// refused it); a token another replica already replaced is left alone. True when
     /// expired.
-    pub async fn expire_access_token(
-        &self,
-        appid: &str,
-        digest: &[u8],
-    ) -> Result<bool, StoreError> {
+    pub async fn expire_app_token(&self, appid: &str, digest: &[u8]) -> Result<bool, StoreError> {
         let now = self.now();
         let done = self
             .run(async |conn| {
@@ -127,7 +123,7 @@ impl PgStore {
     }
 
     /// Apps whose token expires within `secs` (or has), to refresh ahead of time.
-    pub async fn access_tokens_expiring(&self, secs: i64) -> Result<Vec<String>, StoreError> {
+    pub async fn app_tokens_expiring(&self, secs: i64) -> Result<Vec<String>, StoreError> {
         let before = self.now().plus_secs(secs);
         self.run(async |conn| {
             sqlx::query_scalar(
@@ -142,7 +138,7 @@ impl PgStore {
     }
 
     /// Every app's token status, for operators.
-    pub async fn access_token_statuses(&self) -> Result<Vec<TokenStatus>, StoreError> {
+    pub async fn app_token_statuses(&self) -> Result<Vec<TokenStatus>, StoreError> {
         let rows = self
             .run(async |conn| {
                 sqlx::query(

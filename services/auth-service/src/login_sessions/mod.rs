@@ -79,7 +79,7 @@ pub struct OpenedSession {
 
 /// The session service.
 #[derive(Debug)]
-pub struct Sessions {
+pub struct LoginSessions {
     apps: Arc<Apps>,
     wechat: WeChatClient,
     store: PgStore,
@@ -106,7 +106,7 @@ fn user_seal_context(appid: &str, openid: &str) -> Vec<u8> {
     .concat()
 }
 
-impl Sessions {
+impl LoginSessions {
     /// The service; sessions live `ttl_secs`.
     pub fn new(
         apps: Arc<Apps>,

@@ -1,4 +1,5 @@
-//! Each app's access_token, owned by the service: fetched with WeChat's `stable_token`,
+//! App tokens: each app's WeChat access_token (not to be confused with the access tokens
+//! wxauth issues), owned by the service: fetched with WeChat's `stable_token`,
 //! kept sealed in Postgres, refreshed ahead of expiry by one replica at a time (an advisory
 //! lock per app; the others find the fresh token when they get the lock and do not fetch),
 //! and read from the database by every call, so a token one replica replaced is never used
@@ -24,7 +25,7 @@ use crate::{
     metrics::Metrics,
     quotas::WeChatQuota,
     secrets::Keyring,
-    store::{PgStore, StoreError, access_tokens::StoredToken},
+    store::{PgStore, StoreError, app_tokens::StoredToken},
 };
 
 /// A token with less than this left is refreshed. Below WeChat's five-minute overlap, so
@@ -44,7 +45,7 @@ struct Current {
 
 /// The access-token service.
 #[derive(Debug)]
-pub struct AccessTokens {
+pub struct AppTokens {
     apps: Arc<Apps>,
     wechat: WeChatClient,
     store: PgStore,
@@ -55,7 +56,7 @@ pub struct AccessTokens {
     turns: HashMap<AppId, Turn>,
 }
 
-/// One app's turn to refresh on this replica (see [`AccessTokens::refresh`]).
+/// One app's turn to refresh on this replica (see [`AppTokens::refresh`]).
 #[derive(Debug, Default)]
 struct Turn {
     /// Refreshes finished, so that a call can tell one finished while it waited.
@@ -77,7 +78,7 @@ enum LastRefresh {
     },
 }
 
-impl AccessTokens {
+impl AppTokens {
     /// The service.
     pub fn new(
         apps: Arc<Apps>,
@@ -122,7 +123,7 @@ impl AccessTokens {
             Err(WeChatError::Api { errcode }) if errcode.rejects_access_token() => {
                 let expired = self
                     .store
-                    .expire_access_token(appid.as_str(), &current.digest)
+                    .expire_app_token(appid.as_str(), &current.digest)
                     .await?;
                 warn!(%appid, api, %errcode, expired, "wechat refused the access_token; using a current one");
                 let current = self.current(appid).await?;
@@ -138,10 +139,10 @@ impl AccessTokens {
                             what: "it refused the app's access_token twice",
                         })
                     }
-                    done => done.map_err(AuthError::from_platform_call),
+                    done => done.map_err(AuthError::from_app_token_call),
                 }
             }
-            done => done.map_err(AuthError::from_platform_call),
+            done => done.map_err(AuthError::from_app_token_call),
         }
     }
 
@@ -160,7 +161,7 @@ impl AccessTokens {
 
     /// The stored token when it has time left, else a refreshed one.
     async fn current(&self, appid: &AppId) -> Result<Current, AuthError> {
-        match self.store.access_token(appid.as_str()).await? {
+        match self.store.app_token(appid.as_str()).await? {
             Some(stored) if stored.expires_in > REFRESH_AHEAD_SECS => self.open(appid, stored),
             _ => self.refresh(appid).await,
         }
@@ -199,7 +200,7 @@ impl AccessTokens {
         secret: &AppSecret,
         last: &mut LastRefresh,
     ) -> Result<Current, AuthError> {
-        let (lock, stored) = self.store.lock_access_token(appid.as_str()).await?;
+        let (lock, stored) = self.store.lock_app_token(appid.as_str()).await?;
         if let Some(stored) = stored.filter(|stored| stored.expires_in > REFRESH_AHEAD_SECS) {
             lock.release().await?;
             return self.open(appid, stored);
@@ -226,7 +227,7 @@ impl AccessTokens {
                     .map_err(AuthError::internal)?;
                 let digest = Sha256::digest(fetched.token.expose().as_bytes()).to_vec();
                 lock.stored(&sealed, &digest, fetched.expires_in).await?;
-                self.metrics.access_token_refresh(appid.as_str(), true);
+                self.metrics.app_token_refresh(appid.as_str(), true);
                 info!(%appid, expires_in = fetched.expires_in, "access_token refreshed");
                 Ok(Current {
                     token: fetched.token,
@@ -241,9 +242,9 @@ impl AccessTokens {
                     },
                 };
                 lock.failed(&outcome(&err)).await?;
-                self.metrics.access_token_refresh(appid.as_str(), false);
+                self.metrics.app_token_refresh(appid.as_str(), false);
                 warn!(%appid, error = %err, "access_token refresh failed");
-                Err(AuthError::from_platform_call(err))
+                Err(AuthError::from_app_token_call(err))
             }
         }
     }
@@ -263,10 +264,7 @@ impl AccessTokens {
     /// Refreshes every token that is about to expire (one replica per app does the
     /// fetch). Returns how many apps were looked at; failures are logged and recorded.
     pub async fn refresh_expiring(&self) -> Result<usize, StoreError> {
-        let due = self
-            .store
-            .access_tokens_expiring(REFRESH_AHEAD_SECS)
-            .await?;
+        let due = self.store.app_tokens_expiring(REFRESH_AHEAD_SECS).await?;
         for appid in &due {
             let Ok(appid) = AppId::parse("appid", appid) else {
                 continue;
