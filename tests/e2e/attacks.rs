@@ -80,17 +80,20 @@ async fn silent_sockets_and_bare_http2_prefaces_are_closed_within_the_header_tim
             // This test is about time, not about how many one host may open.
             ("GATEWAY_MAX_CONNECTIONS_PER_CLIENT", "0".into()),
         ],
+        // The gateway's file descriptors are counted: it runs as a process of its own.
+        processes: true,
         ..Options::default()
     })
     .await;
-    let pid = stack.gateway.pid();
+    let mut stack = stack;
+    let pid = stack.gateway.process().pid();
     let baseline = open_fds(pid);
     let mut sockets = Vec::new();
     for _ in 0..SILENT {
-        sockets.push(TcpStream::connect(stack.gateway.addr).await.unwrap());
+        sockets.push(TcpStream::connect(stack.gateway.addr()).await.unwrap());
     }
     for _ in 0..PREFACES {
-        let mut socket = TcpStream::connect(stack.gateway.addr).await.unwrap();
+        let mut socket = TcpStream::connect(stack.gateway.addr()).await.unwrap();
         socket.write_all(H2C_PREFACE).await.unwrap();
         sockets.push(socket);
     }
@@ -139,7 +142,7 @@ async fn one_host_holds_at_most_its_share_of_connections() {
     .await;
     let mut sockets = Vec::new();
     for _ in 0..CAP + 10 {
-        sockets.push(TcpStream::connect(stack.gateway.addr).await.unwrap());
+        sockets.push(TcpStream::connect(stack.gateway.addr()).await.unwrap());
     }
     let mut answered = 0;
     for socket in &mut sockets {
@@ -196,7 +199,7 @@ async fn slow_bodies_from_one_host_leave_everyone_else_their_share() {
     // are closed at once.
     let mut forged = Vec::new();
     for _ in 0..1_100 {
-        forged.push(slow_profile_update(local, stack.gateway.addr, "abc").await);
+        forged.push(slow_profile_update(local, stack.gateway.addr(), "abc").await);
     }
     assert_eq!(login_from_another_client(&stack).await, StatusCode::OK);
     // None waits for its body: each is answered 401 at once, or 429 past the host's share
@@ -225,7 +228,7 @@ async fn slow_bodies_from_one_host_leave_everyone_else_their_share() {
         .to_owned();
     let mut slow = Vec::new();
     for _ in 0..100 {
-        slow.push(slow_profile_update(local, stack.gateway.addr, &token).await);
+        slow.push(slow_profile_update(local, stack.gateway.addr(), &token).await);
     }
     assert_eq!(login_from_another_client(&stack).await, StatusCode::OK);
     let mut statuses = std::collections::BTreeMap::new();

@@ -138,7 +138,7 @@ async fn a_gateway_follows_the_addresses_of_a_dns_name() {
         .as_str()
         .unwrap()
         .to_owned();
-    let port = stack.auth.addr.port();
+    let port = stack.auth.addr().port();
     let gateway = Proc::spawn_named(
         "gateway",
         "gateway-dns",

@@ -14,18 +14,25 @@ fn start_whoami(stack: &Stack, name: &str, mode: &str) -> Proc {
 }
 
 fn start_whoami_at(stack: &Stack, name: &str, mode: &str, auth_url: &str) -> Proc {
-    Proc::spawn_named(
-        "whoami",
-        name,
-        &[
-            ("WHOAMI_ADDR", "127.0.0.1:0".into()),
-            ("AUTH_GRPC_URL", auth_url.into()),
-            ("AUTH_CALLER_KEY", stack.keys.service.clone()),
-            ("WHOAMI_APPID", APP.into()),
-            ("WHOAMI_VERIFY", mode.into()),
-        ],
-        &std::env::temp_dir(),
-    )
+    start_whoami_with(stack, name, mode, auth_url, &[])
+}
+
+fn start_whoami_with(
+    stack: &Stack,
+    name: &str,
+    mode: &str,
+    auth_url: &str,
+    more: &[(&str, String)],
+) -> Proc {
+    let mut env = vec![
+        ("WHOAMI_ADDR", "127.0.0.1:0".into()),
+        ("AUTH_GRPC_URL", auth_url.into()),
+        ("AUTH_CALLER_KEY", stack.keys.service.clone()),
+        ("WHOAMI_APPID", APP.into()),
+        ("WHOAMI_VERIFY", mode.into()),
+    ];
+    env.extend(more.iter().cloned());
+    Proc::spawn_named("whoami", name, &env, stack.dir())
 }
 
 async fn who_am_i(service: &Proc, bearer: Option<&str>) -> Result<String, Code> {
@@ -139,9 +146,17 @@ async fn the_audience_is_required_and_an_unanswering_auth_service_is_bounded() {
     // Accepts connections (the kernel's backlog) and never answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_url = format!("http://{}", silent.local_addr().unwrap());
-    let offline = start_whoami_at(&stack, "whoami-hanging", "offline", &silent_url);
+    // Each call to the auth-service is bounded (500 ms here, 5 s by default) and made three
+    // times at most.
+    let offline = start_whoami_with(
+        &stack,
+        "whoami-hanging",
+        "offline",
+        &silent_url,
+        &[("WHOAMI_AUTH_TIMEOUT_MS", "500".into())],
+    );
     let answered = tokio::time::timeout(
-        std::time::Duration::from_secs(20),
+        std::time::Duration::from_secs(10),
         who_am_i(&offline, Some(&token)),
     )
     .await

@@ -142,9 +142,9 @@ async fn grpc_errors_carry_a_reason_and_the_wechat_errcode() {
 
 #[tokio::test]
 async fn every_binary_stops_cleanly_on_sigterm() {
-    let mut stack = Stack::start().await;
-    for proc in [&mut stack.gateway, &mut stack.auth, &mut stack.sim] {
-        let status = proc.terminate();
+    let mut stack = Stack::start_processes().await;
+    for server in [&mut stack.gateway, &mut stack.auth, &mut stack.sim] {
+        let status = server.process().terminate();
         assert!(status.success(), "exit status {status:?}");
     }
 }

@@ -182,7 +182,7 @@ async fn the_gateway_sheds_what_it_cannot_hold_and_drops_slow_clients() {
     assert_eq!(held.await.unwrap(), StatusCode::OK);
 
     // A client that sends its headers a byte at a time is disconnected.
-    let mut slow = tokio::net::TcpStream::connect(stack.gateway.addr)
+    let mut slow = tokio::net::TcpStream::connect(stack.gateway.addr())
         .await
         .unwrap();
     slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")

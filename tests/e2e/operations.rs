@@ -152,8 +152,8 @@ async fn a_request_id_follows_the_request_into_every_json_log_line() {
 #[tokio::test]
 async fn settings_come_from_a_config_file_under_the_environment() {
     let stack = Stack::start().await;
-    let dir = std::env::temp_dir().join(format!("wxauth-config-e2e-{}", random_hex(4)));
-    std::fs::create_dir_all(&dir).unwrap();
+    // The stack's own folder, removed with it.
+    let dir = stack.dir().to_owned();
     let path = dir.join("auth-service.toml");
     let file = format!(
         "# every secret of the service, from a file\napps = {apps:?}\ncallers = {callers:?}\n\
@@ -205,7 +205,6 @@ async fn settings_come_from_a_config_file_under_the_environment() {
         "{stderr}"
     );
     assert!(!stderr.contains("topsecret"), "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
@@ -369,7 +368,7 @@ fn a_limit_of_zero_is_refused_rather_than_read_as_one_millisecond() {
 #[tokio::test]
 async fn replicas_starting_at_once_on_a_new_database_all_migrate_it_and_serve() {
     let stack = Stack::start().await;
-    let fresh = wxauth_e2e::db::TestDb::create().await;
+    let fresh = wxauth_e2e::db::TestDb::create_empty().await;
     let replicas: Vec<Proc> = std::thread::scope(|scope| {
         let started: Vec<_> = (0..3)
             .map(|n| {

@@ -202,11 +202,11 @@ async fn phone_refusals_get_their_codes_and_write_nothing() {
 
 #[tokio::test]
 async fn replicas_fetch_one_token_per_expiry_and_drop_one_wechat_refused() {
-    // Tokens that live 245 s are due for refresh (under 240 s left) 5 s after they are
+    // Tokens that live 241 s are due for refresh (under 240 s left) a second after they are
     // fetched, and both replicas look for due tokens every 200 ms.
     let stack = Stack::start_with(Options {
         auth_env: vec![("WXAUTH_APP_TOKEN_CHECK_MS", "200".into())],
-        sim_env: vec![("WECHAT_SIM_TOKEN_TTL_SECS", "245".into())],
+        sim_env: vec![("WECHAT_SIM_TOKEN_TTL_SECS", "241".into())],
         ..Options::default()
     })
     .await;

@@ -64,7 +64,7 @@ async fn the_python_example_validates_tokens_and_handles_each_reason() {
 
     let login = stack.v1_login(APP, "o-python").await;
     let token = login["access_token"].as_str().unwrap();
-    let addr = stack.auth.addr.to_string();
+    let addr = stack.auth.addr().to_string();
     let key = stack.keys.service.clone();
 
     let (code, printed) = whoami(&python, &generated_dir, &addr, &key, token);

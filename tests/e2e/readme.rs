@@ -57,9 +57,9 @@ async fn the_readme_walkthrough_runs_as_written() {
     .unwrap();
     let script = blocks
         .join("\n")
-        .replace("localhost:9090", &stack.sim.addr.to_string())
-        .replace("localhost:8080", &stack.gateway.addr.to_string())
-        .replace("127.0.0.1:50051", &stack.auth.addr.to_string())
+        .replace("localhost:9090", &stack.sim.addr().to_string())
+        .replace("localhost:8080", &stack.gateway.addr().to_string())
+        .replace("127.0.0.1:50051", &stack.auth.addr().to_string())
         .replace("target/dev-keys.env", &keys.display().to_string());
     assert!(!script.contains(":9090") && !script.contains(":8080") && !script.contains(":50051"));
 

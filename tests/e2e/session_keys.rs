@@ -191,7 +191,7 @@ async fn an_upgrade_from_the_previous_schema_keeps_users_sessions_and_tokens() {
     let user_id = login["user"]["user_id"].as_str().unwrap().to_owned();
 
     // Back to the schema before migration 4, with its data, as an older release left it.
-    stack.auth.terminate();
+    stack.auth.stop();
     stack
         .execute("alter table users drop column account_id")
         .await;

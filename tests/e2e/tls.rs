@@ -90,7 +90,7 @@ async fn logins_cross_mutual_tls_and_a_caller_may_be_known_by_its_certificate() 
 
     // A Kubernetes HTTP probe still reads readiness in plain HTTP, on the metrics listener
     // (the kubelet's gRPC probe cannot speak TLS).
-    let metrics = stack.auth.metrics_addr.unwrap();
+    let metrics = stack.auth.metrics_addr().unwrap();
     let ready = stack
         .http
         .get(format!("http://{metrics}/readyz"))

@@ -24,7 +24,7 @@ async fn status(stack: &Stack, service: &str) -> i32 {
 
 /// The status of `GET /readyz` on the auth-service's metrics listener.
 async fn readyz(stack: &Stack) -> u16 {
-    let addr = stack.auth.metrics_addr.expect("the metrics address");
+    let addr = stack.auth.metrics_addr().expect("the metrics address");
     stack
         .http
         .get(format!("http://{addr}/readyz"))
@@ -156,6 +156,16 @@ async fn a_database_that_takes_no_writes_is_not_serving_and_logins_are_503() {
 async fn after_a_failover_the_replica_reconnects_and_serves_again() {
     let cluster = Cluster::start();
     let stack = Stack::start_on(TestDb::create_on(cluster.url()).await, Options::default()).await;
+    // The health ping has opened its connection (it reports the database up after its first
+    // ping): it is one of those the failover must turn read-only.
+    eventually("the first health ping", Duration::from_secs(5), || async {
+        stack
+            .scrape(&stack.auth)
+            .await
+            .lines()
+            .any(|line| line == "wxauth_database_up 1")
+    })
+    .await;
     // New connections are writable: a setting of the database, read when a session starts.
     stack
         .db

@@ -154,8 +154,8 @@ async fn wechat_timing_out_is_unavailable_not_an_internal_error() {
 
 #[tokio::test]
 async fn the_gateway_answers_503_while_the_auth_service_is_down() {
-    let mut stack = Stack::start().await;
-    let exit = stack.auth.terminate();
+    let mut stack = Stack::start_processes().await;
+    let exit = stack.auth.process().terminate();
     assert!(
         exit.success(),
         "the auth-service stops cleanly on SIGTERM: {exit:?}"

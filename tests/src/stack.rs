@@ -10,11 +10,17 @@ use wxauth_proto::v1::auth_service_client::AuthServiceClient;
 pub use wxauth_proto::wire::CallerKey;
 use wxauth_token::KeyPair;
 
-use crate::{db::TestDb, process::Proc, random_hex};
+use crate::{
+    db::TestDb,
+    process::{Listening, Proc},
+    random_hex,
+};
 
 mod gateway;
+mod serve;
 mod wechat;
 
+pub use serve::{Served, Server};
 pub use wechat::sim_count;
 
 /// The main test app (the appid of WeChat's official vector).
@@ -51,6 +57,10 @@ pub struct Options {
     pub extra_callers: Vec<String>,
     /// More settings of the simulator.
     pub sim_env: Vec<(&'static str, String)>,
+    /// Run the three services as child processes (the built binaries) instead of in the
+    /// test process: for tests of what only a process has (signals, exit codes, its own
+    /// log format). `json_logs` implies it.
+    pub processes: bool,
 }
 
 impl Default for Options {
@@ -65,6 +75,7 @@ impl Default for Options {
             gateway_env: Vec::new(),
             extra_callers: Vec::new(),
             sim_env: Vec::new(),
+            processes: false,
         }
     }
 }
@@ -86,11 +97,11 @@ pub type Client = AuthServiceClient<InterceptedService<Channel, CallerKey>>;
 /// A running system.
 pub struct Stack {
     /// The gateway, what mini-programs call.
-    pub gateway: Proc,
+    pub gateway: Server,
     /// The auth-service, what internal services call.
-    pub auth: Proc,
+    pub auth: Server,
     /// The WeChat simulator.
-    pub sim: Proc,
+    pub sim: Server,
     /// The test's database.
     pub db: TestDb,
     /// Every secret configured or handed out in this test, for leak scans.
@@ -115,6 +126,15 @@ impl Stack {
     /// Starts everything.
     pub async fn start_with(options: Options) -> Self {
         Self::start_on(TestDb::create().await, options).await
+    }
+
+    /// Starts everything as child processes, with default options otherwise.
+    pub async fn start_processes() -> Self {
+        Self::start_with(Options {
+            processes: true,
+            ..Options::default()
+        })
+        .await
     }
 
     /// Starts everything on the database `db` (one of a server of the test's own, say).
@@ -156,7 +176,19 @@ impl Stack {
             ),
         ];
         sim_env.extend(options.sim_env.iter().cloned());
-        let sim = Proc::spawn("wechat-sim", &sim_env, &dir);
+        let processes = options.processes || options.json_logs;
+        let start = async |name: &str, env: &[(&'static str, String)]| {
+            if processes {
+                Server::Process(Proc::spawn(name, env, &dir))
+            } else {
+                Server::InProcess(match name {
+                    "wechat-sim" => Served::wechat_sim(env).await,
+                    "auth-service" => Served::auth_service(env).await,
+                    _ => Served::gateway(env).await,
+                })
+            }
+        };
+        let sim = start("wechat-sim", &sim_env).await;
         let auth_env = vec![
             ("DATABASE_URL", db.url.clone()),
             ("WXAUTH_GRPC_ADDR", "127.0.0.1:0".into()),
@@ -198,7 +230,7 @@ impl Stack {
         auth_env.extend(options.auth_env.iter().cloned());
         let log_format = if options.json_logs { "json" } else { "text" };
         auth_env.push(("WXAUTH_LOG_FORMAT", log_format.into()));
-        let auth = Proc::spawn("auth-service", &auth_env, &dir);
+        let auth = start("auth-service", &auth_env).await;
         let mut gateway_env = vec![
             ("GATEWAY_HTTP_ADDR", "127.0.0.1:0".into()),
             (
@@ -220,7 +252,7 @@ impl Stack {
             ("GATEWAY_LOGIN_RATE_PER_MINUTE", "0".into()),
         ];
         gateway_env.extend(options.gateway_env.iter().cloned());
-        let gateway = Proc::spawn("gateway", &gateway_env, &dir);
+        let gateway = start("gateway", &gateway_env).await;
         Self {
             gateway,
             auth,
@@ -263,11 +295,11 @@ impl Stack {
         &self.dir
     }
 
-    /// Scrapes a process's `/metrics`.
-    pub async fn scrape(&self, proc: &Proc) -> String {
-        let addr = proc
-            .metrics_addr
-            .expect("the process printed its metrics address");
+    /// Scrapes a server's `/metrics`.
+    pub async fn scrape(&self, server: &impl Listening) -> String {
+        let addr = server
+            .metrics_addr()
+            .expect("the server has a metrics address");
         self.http
             .get(format!("http://{addr}/metrics"))
             .send()
@@ -305,8 +337,8 @@ impl Stack {
         self.grpc_to(&self.auth, key).await
     }
 
-    /// A client of a given auth-service process, presenting `key`.
-    pub async fn grpc_to(&self, auth: &Proc, key: Option<&str>) -> Client {
+    /// A client of a given auth-service, presenting `key`.
+    pub async fn grpc_to(&self, auth: &impl Listening, key: Option<&str>) -> Client {
         let key = key.map_or_else(CallerKey::none, |key| {
             CallerKey::new(key).expect("caller keys are ascii")
         });
@@ -324,8 +356,8 @@ impl Stack {
     }
 }
 
-/// A gRPC channel to an auth-service process.
-pub async fn channel_to(auth: &Proc) -> Channel {
+/// A gRPC channel to an auth-service.
+pub async fn channel_to(auth: &impl Listening) -> Channel {
     tonic::transport::Endpoint::from_shared(auth.url())
         .expect("the address is a valid uri")
         .tcp_nodelay(true)
@@ -357,11 +389,11 @@ impl Stack {
         done.rows_affected()
     }
 
-    /// Everything the three processes logged.
+    /// Everything the three services logged.
     pub fn logs(&self) -> String {
         [&self.sim, &self.auth, &self.gateway]
             .iter()
-            .map(|proc| proc.log())
+            .map(|server| server.log())
             .collect::<Vec<_>>()
             .join("\n")
     }

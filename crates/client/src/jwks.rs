@@ -21,7 +21,8 @@ pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 /// How old the keys may get before they are fetched again (a rotation publishes new keys
 /// before anything is signed with them; docs/key-rotation.md waits this long).
 pub const JWKS_MAX_AGE: Duration = Duration::from_secs(300);
-/// How long one fetch may take.
+/// How long one fetch may take, unless the authenticator is given another bound
+/// ([`Authenticator::with_call_timeout`](crate::Authenticator::with_call_timeout)).
 pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The first and the longest wait after a failed fetch.
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
@@ -67,7 +68,12 @@ impl Keys {
 
     /// Fetches the keys when `why` calls for it and the backoff allows. With keys already
     /// there, a failed fetch is logged and the old keys stay; without any, it is an error.
-    pub(crate) async fn refresh(&self, client: &AuthClient, why: Why) -> Result<(), AuthFailure> {
+    pub(crate) async fn refresh(
+        &self,
+        client: &AuthClient,
+        why: Why,
+        timeout: Duration,
+    ) -> Result<(), AuthFailure> {
         let mut fetching = self.fetching.lock().await;
         let have_keys = self.verifier.read().await.is_some();
         let now = Instant::now();
@@ -86,7 +92,7 @@ impl Keys {
                 )))
             };
         }
-        match fetch(client).await {
+        match fetch(client, timeout).await {
             Ok(jwks) => {
                 *self.verifier.write().await = Some(Verifier::from_jwks(&jwks));
                 *fetching = Fetching {
@@ -114,13 +120,13 @@ impl Keys {
     }
 }
 
-async fn fetch(client: &AuthClient) -> Result<Jwks, Status> {
+async fn fetch(client: &AuthClient, timeout: Duration) -> Result<Jwks, Status> {
     let call = || {
         let mut request = tonic::Request::new(GetJwksRequest {});
-        request.set_timeout(JWKS_FETCH_TIMEOUT);
+        request.set_timeout(timeout);
         let mut client = client.clone();
         async move {
-            tokio::time::timeout(JWKS_FETCH_TIMEOUT, client.get_jwks(request))
+            tokio::time::timeout(timeout, client.get_jwks(request))
                 .await
                 .unwrap_or_else(|_| Err(Status::deadline_exceeded("fetching the jwks timed out")))
         }

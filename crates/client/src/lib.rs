@@ -127,6 +127,8 @@ struct Inner {
     mode: Mode,
     keys: Keys,
     audience: Audience,
+    /// The longest one call to the auth-service (ValidateToken, a key fetch) may take.
+    call_timeout: Duration,
 }
 
 /// Checks access tokens; cheap to clone.
@@ -158,8 +160,29 @@ impl Authenticator {
                 mode,
                 keys: Keys::new(),
                 audience,
+                call_timeout: VALIDATE_TIMEOUT,
             }),
         })
+    }
+
+    /// The same authenticator, each call to the auth-service (ValidateToken, a key fetch)
+    /// bounded by `timeout` instead of [`VALIDATE_TIMEOUT`] and [`JWKS_FETCH_TIMEOUT`]: a
+    /// call never answered is made at most three times, so a request waits at most three
+    /// times this for an auth-service that does not answer.
+    pub fn with_call_timeout(self, timeout: Duration) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            client: shared.client.clone(),
+            mode: shared.mode,
+            keys: Keys::new(),
+            audience: shared.audience.clone(),
+            call_timeout: shared.call_timeout,
+        });
+        Self {
+            inner: Arc::new(Inner {
+                call_timeout: timeout,
+                ..inner
+            }),
+        }
     }
 
     fn audience(&self) -> Option<&str> {
@@ -190,10 +213,11 @@ impl Authenticator {
                 token: token.to_owned(),
                 appid: self.audience().unwrap_or_default().to_owned(),
             });
-            request.set_timeout(VALIDATE_TIMEOUT);
+            let timeout = self.inner.call_timeout;
+            request.set_timeout(timeout);
             let mut client = self.inner.client.clone();
             async move {
-                tokio::time::timeout(VALIDATE_TIMEOUT, client.validate_token(request))
+                tokio::time::timeout(timeout, client.validate_token(request))
                     .await
                     .unwrap_or_else(|_| Err(Status::deadline_exceeded("ValidateToken timed out")))
             }
@@ -233,7 +257,8 @@ impl Authenticator {
     async fn offline(&self, token: &str) -> Result<Principal, AuthFailure> {
         let audience = self.audience();
         let client = &self.inner.client;
-        self.inner.keys.refresh(client, Why::Check).await?;
+        let timeout = self.inner.call_timeout;
+        self.inner.keys.refresh(client, Why::Check, timeout).await?;
         let mut result = self
             .inner
             .keys
@@ -242,7 +267,10 @@ impl Authenticator {
             .unwrap_or(Err(TokenError::Malformed));
         if matches!(result, Err(TokenError::UnknownKey { .. })) {
             // A key not seen yet (a rotation): refetch, rate-limited, and try again.
-            self.inner.keys.refresh(client, Why::UnknownKey).await?;
+            self.inner
+                .keys
+                .refresh(client, Why::UnknownKey, timeout)
+                .await?;
             result = self
                 .inner
                 .keys

@@ -11,7 +11,7 @@ use std::{
 };
 
 use clap::Parser;
-use wxauth_e2e::{process::Proc, random_hex};
+use wxauth_harness::{process::Proc, random_hex};
 use wxauth_loadgen::{
     flows::{self, Flow},
     load::{self, Run},

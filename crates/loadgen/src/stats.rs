@@ -31,16 +31,6 @@ impl Latencies {
         let rank = ((self.0.len() as f64 * q).ceil() as usize).clamp(1, self.0.len());
         self.0[rank - 1]
     }
-
-    /// `p50 .. p99 .. p99.9 ..` in milliseconds.
-    pub fn summary(&self) -> String {
-        format!(
-            "p50 {} ms, p99 {} ms, p99.9 {} ms",
-            ms(self.quantile(0.50)),
-            ms(self.quantile(0.99)),
-            ms(self.quantile(0.999))
-        )
-    }
 }
 
 /// Milliseconds with two decimals.

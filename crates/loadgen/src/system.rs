@@ -10,7 +10,7 @@ use std::{
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use tokio::net::TcpListener;
 use wechat_sim::{App, Sim};
-use wxauth_e2e::{db::TestDb, process::Proc, random_hex};
+use wxauth_harness::{db::TestDb, process::Proc, random_hex};
 
 /// The mini-program every flow logs in to.
 pub const APP: &str = "wx4f4bc4dec97d474b";
@@ -74,7 +74,7 @@ fn random_key() -> String {
 impl Build {
     /// Starts the binaries in `bin_dir` against a new database on `DATABASE_URL`'s server.
     pub async fn start(name: &str, bin_dir: &Path, wechat: &FakeWeChat, log_dir: &Path) -> Self {
-        let db = TestDb::create().await;
+        let db = TestDb::create_empty().await;
         let gateway_key = format!("gw-{}", random_hex(16));
         let service_key = format!("svc-{}", random_hex(16));
         let log_filter = std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "info".into());

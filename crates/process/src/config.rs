@@ -281,6 +281,28 @@ pub fn at_least_one<T: std::str::FromStr>(text: &str) -> Result<T, String> {
     }
 }
 
+/// Parses a whole number that must be at least `MIN` (a lifetime, an interval that cannot
+/// be shorter) into `T`, refusing smaller ones with a message that says so; the one rule
+/// for every such setting, so none is silently raised to its minimum.
+pub fn at_least<const MIN: u64, T: TryFrom<u64>>(text: &str) -> Result<T, String> {
+    let text = text.trim();
+    let value: u64 = match text.parse() {
+        Ok(value) => value,
+        Err(_) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+            return Err("is too large".into());
+        }
+        Err(_) => return Err(format!("must be a whole number, at least {MIN}")),
+    };
+    if value < MIN {
+        return Err(if value == 0 {
+            format!("must be at least {MIN} (0 does not turn this off)")
+        } else {
+            format!("must be at least {MIN}")
+        });
+    }
+    T::try_from(value).map_err(|_| "is too large".into())
+}
+
 fn config_path(args: &[OsString]) -> Option<PathBuf> {
     let mut iter = args.iter().filter_map(|arg| arg.to_str());
     while let Some(arg) = iter.next() {
@@ -360,9 +382,11 @@ mod tests {
     }
 
     fn fold(file: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Vec<String>, ConfigError> {
-        let dir = std::env::temp_dir().join(format!("wxauth-config-{}", std::process::id()));
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("wxauth-config-{}-{call}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("{}.toml", file.len()));
+        let path = dir.join("settings.toml");
         std::fs::write(&path, file).unwrap();
         let mut argv: Vec<OsString> = vec!["bin".into(), "--config".into(), path.into()];
         argv.extend(args.iter().map(OsString::from));
@@ -372,7 +396,10 @@ mod tests {
             .collect();
         let folded = fold_file_into_args(&Settings::command(), argv, "T_CONFIG", |name| {
             env.get(name).cloned()
-        })?;
+        });
+        // Read once the fold returns: nothing of the test run is left behind.
+        std::fs::remove_dir_all(&dir).unwrap();
+        let folded = folded?;
         Ok(folded
             .into_iter()
             .map(|arg| arg.into_string().unwrap())
@@ -450,6 +477,24 @@ mod tests {
         );
         assert_eq!(args, ["test"], "the new name wins");
         assert!(notes.is_empty());
+    }
+
+    #[test]
+    fn a_minimum_is_refused_below_never_raised_to() {
+        assert_eq!(at_least::<50, u64>("50"), Ok(50));
+        assert_eq!(
+            at_least::<50, u64>("49"),
+            Err::<u64, _>("must be at least 50".into())
+        );
+        assert_eq!(
+            at_least::<1, u32>("0"),
+            Err::<u32, _>("must be at least 1 (0 does not turn this off)".into())
+        );
+        assert_eq!(
+            at_least::<1, u32>("4294967296"),
+            Err::<u32, _>("is too large".into())
+        );
+        assert!(at_least::<1, u32>("ten").is_err());
     }
 
     #[test]

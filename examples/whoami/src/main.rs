@@ -3,7 +3,8 @@
 //! Settings (environment): `WHOAMI_ADDR` (default `127.0.0.1:50061`), `AUTH_GRPC_URL`
 //! (default `http://127.0.0.1:50051`), `AUTH_CALLER_KEY` (a key with the `validate` scope),
 //! `WHOAMI_APPID` (the mini-program whose tokens it takes; `*` for any app the deployment
-//! serves), `WHOAMI_VERIFY` (`offline`, the default, or `online`).
+//! serves), `WHOAMI_VERIFY` (`offline`, the default, or `online`), `WHOAMI_AUTH_TIMEOUT_MS`
+//! (the longest one call to the auth-service may take; default 5000).
 
 use std::process::ExitCode;
 
@@ -71,6 +72,21 @@ async fn main() -> ExitCode {
     let Ok(authenticator) = Authenticator::new(channel, &caller_key, mode, audience) else {
         eprintln!("whoami: AUTH_CALLER_KEY must be printable ASCII");
         return ExitCode::from(64);
+    };
+    let authenticator = match std::env::var("WHOAMI_AUTH_TIMEOUT_MS")
+        .ok()
+        .map(|ms| ms.parse::<u64>())
+    {
+        None => authenticator,
+        Some(Ok(ms)) if ms > 0 => {
+            authenticator.with_call_timeout(std::time::Duration::from_millis(ms))
+        }
+        Some(_) => {
+            eprintln!(
+                "whoami: WHOAMI_AUTH_TIMEOUT_MS must be a whole number of milliseconds, at least 1"
+            );
+            return ExitCode::from(64);
+        }
     };
     let listener = match TcpListener::bind(&addr).await {
         Ok(listener) => listener,

@@ -204,6 +204,7 @@ impl Application {
         let quota = Arc::new(WeChatQuota::new(
             config.wechat_calls_per_second,
             config.wechat_calls_burst,
+            clock.clone(),
             metrics.clone(),
         ));
         let wechat_parts = (apps.clone(), wechat.clone(), keyring.clone());

@@ -7,6 +7,8 @@ pub struct TokenStatus {
     pub appid: String,
     /// When the stored token was fetched, Unix seconds.
     pub fetched_at: Option<i64>,
+    /// How long ago that was, by the service's clock, in seconds.
+    pub age_secs: Option<i64>,
     /// When it expires, Unix seconds.
     pub expires_at: Option<i64>,
     /// How many times it was fetched.

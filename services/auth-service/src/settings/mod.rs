@@ -1,5 +1,5 @@
-//! Settings, parsed once at start from flags with environment fallbacks (the names are the
-//! contract in DESIGN.md). Secrets are never echoed: their environment values are hidden
+//! Settings, parsed once at start from flags with environment fallbacks (the names are part
+//! of the contract: the README's settings table lists them). Secrets are never echoed: their environment values are hidden
 //! from `--help`, they are parsed here (not by clap, whose errors quote the value), and every
 //! error names the setting and the rule only.
 //!
@@ -96,7 +96,7 @@ pub struct Settings {
     pub session_key_kid: Option<String>,
 
     /// How long a login session (the id handed to the mini-program) is accepted, in seconds.
-    #[arg(long, env = "WXAUTH_SESSION_TTL_SECS", default_value_t = 2 * 3600)]
+    #[arg(long, env = "WXAUTH_SESSION_TTL_SECS", default_value_t = 2 * 3600, value_parser = wxauth_process::config::at_least::<1, u32>)]
     pub session_ttl_secs: u32,
 
     /// Keys that sign access tokens (Ed25519), as `kid:base64` pairs separated by commas,
@@ -113,17 +113,17 @@ pub struct Settings {
 
     /// How long an access token is accepted, in seconds. Short: revocation is also enforced,
     /// but offline verifiers only see expiry.
-    #[arg(long, env = "WXAUTH_ACCESS_TTL_SECS", default_value_t = 15 * 60)]
+    #[arg(long, env = "WXAUTH_ACCESS_TTL_SECS", default_value_t = 15 * 60, value_parser = wxauth_process::config::at_least::<1, u32>)]
     pub access_ttl_secs: u32,
 
     /// How long a refresh token is accepted, in seconds: the idle limit of a session
     /// family (each refresh starts it again).
-    #[arg(long, env = "WXAUTH_REFRESH_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    #[arg(long, env = "WXAUTH_REFRESH_TTL_SECS", default_value_t = 30 * 24 * 3600, value_parser = wxauth_process::config::at_least::<1, u32>)]
     pub refresh_ttl_secs: u32,
 
     /// The longest a session family lives, however often it is refreshed, in seconds; then
     /// the user logs in again.
-    #[arg(long, env = "WXAUTH_FAMILY_MAX_AGE_SECS", default_value_t = 90 * 24 * 3600)]
+    #[arg(long, env = "WXAUTH_FAMILY_MAX_AGE_SECS", default_value_t = 90 * 24 * 3600, value_parser = wxauth_process::config::at_least::<1, u32>)]
     pub family_max_age_secs: u32,
 
     /// How long after a rotation a refresh token presented again (a lost answer, two tabs)
@@ -133,13 +133,13 @@ pub struct Settings {
     pub refresh_grace_secs: u32,
 
     /// How long audit events are kept, in seconds.
-    #[arg(long, env = "WXAUTH_AUDIT_RETENTION_SECS", default_value_t = 90 * 24 * 3600)]
+    #[arg(long, env = "WXAUTH_AUDIT_RETENTION_SECS", default_value_t = 90 * 24 * 3600, value_parser = wxauth_process::config::at_least::<1, u32>)]
     pub audit_retention_secs: u32,
 
     /// How often each replica checks that its revocation listener still hears the database
     /// (a NOTIFY to itself), in milliseconds; one not back within twice this marks the
     /// replica's cache stale at once.
-    #[arg(long, env = "WXAUTH_REVOCATION_HEARTBEAT_MS", default_value_t = 1000)]
+    #[arg(long, env = "WXAUTH_REVOCATION_HEARTBEAT_MS", default_value_t = 1000, value_parser = wxauth_process::config::at_least::<50, u64>)]
     pub revocation_heartbeat_ms: u64,
 
     /// How often each replica looks for app tokens (WeChat's access_token of each app) about
@@ -148,7 +148,8 @@ pub struct Settings {
         long,
         env = "WXAUTH_APP_TOKEN_CHECK_MS",
         alias = "access-token-check-ms",
-        default_value_t = 30_000
+        default_value_t = 30_000,
+        value_parser = wxauth_process::config::at_least::<100, u64>
     )]
     pub app_token_check_ms: u64,
 
@@ -180,7 +181,7 @@ pub struct Settings {
     pub token_cache_entries: u64,
 
     /// The oldest WeChat watermark accepted on encrypted data, in seconds.
-    #[arg(long, env = "WXAUTH_WATERMARK_MAX_AGE_SECS", default_value_t = 24 * 3600)]
+    #[arg(long, env = "WXAUTH_WATERMARK_MAX_AGE_SECS", default_value_t = 24 * 3600, value_parser = wxauth_process::config::at_least::<1, u32>)]
     pub watermark_max_age_secs: u32,
 
     /// The most database connections this process opens.
@@ -361,16 +362,6 @@ impl Settings {
                 });
             }
         };
-        let positive = |setting: &'static str, value: u32| {
-            if value == 0 {
-                Err(SettingsError::Malformed {
-                    setting,
-                    rule: "must be a positive number of seconds".into(),
-                })
-            } else {
-                Ok(i64::from(value))
-            }
-        };
         // A family's record, and with it the mark that it was revoked, is purged once its
         // refresh tokens have expired; its access tokens must be gone by then, or a replica
         // starting later would not know to refuse them.
@@ -393,16 +384,13 @@ impl Settings {
             wechat_timeout: Duration::from_millis(self.wechat_timeout_ms.get()),
             keyring,
             throwaway_keys,
-            session_ttl_secs: positive("WXAUTH_SESSION_TTL_SECS", self.session_ttl_secs)?,
-            watermark_max_age_secs: positive(
-                "WXAUTH_WATERMARK_MAX_AGE_SECS",
-                self.watermark_max_age_secs,
-            )?,
+            session_ttl_secs: i64::from(self.session_ttl_secs),
+            watermark_max_age_secs: i64::from(self.watermark_max_age_secs),
             tokens: TokenKeys::new(
                 signing_keys,
                 self.token_signing_kid.as_deref(),
-                positive("WXAUTH_ACCESS_TTL_SECS", self.access_ttl_secs)?,
-                positive("WXAUTH_REFRESH_TTL_SECS", self.refresh_ttl_secs)?,
+                i64::from(self.access_ttl_secs),
+                i64::from(self.refresh_ttl_secs),
             )
             .ok_or(SettingsError::Malformed {
                 setting: "WXAUTH_TOKEN_SIGNING_KID",
@@ -432,18 +420,12 @@ impl Settings {
             },
             refresh_rules: RefreshRules {
                 grace_secs: i64::from(self.refresh_grace_secs),
-                idle_secs: positive("WXAUTH_REFRESH_TTL_SECS", self.refresh_ttl_secs)?,
-                family_max_age_secs: positive(
-                    "WXAUTH_FAMILY_MAX_AGE_SECS",
-                    self.family_max_age_secs,
-                )?,
+                idle_secs: i64::from(self.refresh_ttl_secs),
+                family_max_age_secs: i64::from(self.family_max_age_secs),
             },
-            audit_retention_secs: positive(
-                "WXAUTH_AUDIT_RETENTION_SECS",
-                self.audit_retention_secs,
-            )?,
-            revocation_heartbeat: Duration::from_millis(self.revocation_heartbeat_ms.max(50)),
-            app_token_check: Duration::from_millis(self.app_token_check_ms.max(100)),
+            audit_retention_secs: i64::from(self.audit_retention_secs),
+            revocation_heartbeat: Duration::from_millis(self.revocation_heartbeat_ms),
+            app_token_check: Duration::from_millis(self.app_token_check_ms),
             wechat_calls_per_second: self.wechat_calls_per_second,
             wechat_calls_burst: self.wechat_calls_burst,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),

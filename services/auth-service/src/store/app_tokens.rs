@@ -139,14 +139,17 @@ impl PgStore {
 
     /// Every app's token status, for operators.
     pub async fn app_token_statuses(&self) -> Result<Vec<TokenStatus>, StoreError> {
+        let now = self.now();
         let rows = self
             .run(async |conn| {
                 sqlx::query(
                     "select appid, extract(epoch from fetched_at)::bigint as fetched_at, \
+                       greatest(extract(epoch from $1 - fetched_at)::bigint, 0) as age_secs, \
                        extract(epoch from expires_at)::bigint as expires_at, refreshes, \
                        extract(epoch from last_attempt_at)::bigint as last_attempt_at, last_outcome \
                      from app_access_tokens order by appid",
                 )
+                .bind(now)
                 .fetch_all(conn)
                 .await
             })
@@ -156,6 +159,7 @@ impl PgStore {
                 Ok(TokenStatus {
                     appid: row.try_get("appid")?,
                     fetched_at: row.try_get("fetched_at")?,
+                    age_secs: row.try_get("age_secs")?,
                     expires_at: row.try_get("expires_at")?,
                     refreshes: row.try_get("refreshes")?,
                     last_attempt_at: row.try_get("last_attempt_at")?,

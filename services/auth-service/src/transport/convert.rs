@@ -284,13 +284,10 @@ pub fn key_state(state: KeyState) -> v1::SessionKeyState {
 
 /// An app's token status as operators see it: never the token.
 pub fn app_token_status(status: TokenStatus) -> v1::AppAccessToken {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs() as i64);
     v1::AppAccessToken {
         appid: status.appid,
         has_token: status.fetched_at.is_some(),
-        age_seconds: status.fetched_at.map_or(0, |at| (now - at).max(0)),
+        age_seconds: status.age_secs.unwrap_or(0),
         fetched_at: status.fetched_at.and_then(timestamp),
         expires_at: status.expires_at.and_then(timestamp),
         refreshes: status.refreshes,

@@ -15,7 +15,7 @@ use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::TcpStream,
 };
-use wxauth_e2e::eventually;
+use wxauth_harness::eventually;
 use wxauth_process::metrics::Readiness;
 
 use crate::support::{TestApp, store_of_one_connection};

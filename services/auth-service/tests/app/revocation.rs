@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use auth_service::revocation::{Revocations, follow};
 use sqlx::{Connection as _, PgConnection, postgres::PgListener};
-use wxauth_e2e::{db::TestDb, eventually};
+use wxauth_harness::{db::TestDb, eventually};
 
 use crate::support::store_of_one_connection;
 

@@ -27,7 +27,7 @@ async fn sessions_sealed_under_the_old_key_are_resealed_and_still_complete() {
     let rotated = app
         .replica_with(&["--session-key-kid=new", "--purge-interval-secs=1"])
         .await;
-    wxauth_e2e::eventually(
+    wxauth_harness::eventually(
         "the session is re-sealed",
         Duration::from_secs(10),
         || async { sealed_under(&app.db.url).await == "new" },
@@ -107,7 +107,7 @@ async fn rows_under_a_removed_key_do_not_stall_a_rotation() {
         .await;
     let kids_of_movable = "select (select session_key_kid from login_sessions where openid = 'o-movable') \
          || ',' || (select session_key_kid from user_session_keys where openid = 'o-movable')";
-    wxauth_e2e::eventually(
+    wxauth_harness::eventually(
         "the movable session and user key are re-sealed",
         Duration::from_secs(10),
         || async {

@@ -15,7 +15,7 @@ use sqlx::postgres::PgConnectOptions;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
 use wechat_sim::{App as SimApp, Sim, Watermark};
-use wxauth_e2e::{db::TestDb, random_hex};
+use wxauth_harness::{db::TestDb, random_hex};
 use wxauth_proto::{v1::auth_service_client::AuthServiceClient, wire::CallerKey};
 
 /// The app of WeChat's official vector.

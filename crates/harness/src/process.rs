@@ -44,6 +44,38 @@ pub fn run_to_exit(bin: &str, envs: &[(&str, String)]) -> (Option<i32>, String) 
     )
 }
 
+/// A server a test talks to, wherever it runs: where it listens and what it logged.
+pub trait Listening {
+    /// Where it serves.
+    fn addr(&self) -> SocketAddr;
+    /// Where its `/metrics` is, if anywhere.
+    fn metrics_addr(&self) -> Option<SocketAddr>;
+    /// What it logged so far.
+    fn log(&self) -> String;
+    /// `http://<addr>`.
+    fn url(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+    /// `https://<addr>`, for a server serving TLS.
+    fn https_url(&self) -> String {
+        format!("https://{}", self.addr())
+    }
+}
+
+impl Listening for Proc {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    fn log(&self) -> String {
+        Proc::log(self)
+    }
+}
+
 /// A running binary, stopped with SIGTERM when dropped.
 pub struct Proc {
     name: String,

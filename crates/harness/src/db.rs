@@ -1,6 +1,22 @@
-//! A fresh database per test, on the server `DATABASE_URL` points at.
+//! A fresh database per user, on the server `DATABASE_URL` points at.
+//!
+//! [`TestDb::create`] gives a migrated one, cloned from a template database that holds
+//! exactly the service's migrations (`wxauth_template_<digest of the migrations>`, made
+//! once per server and migration set, under an advisory lock so tests starting at once make
+//! it once): the service finds nothing to migrate and starts at once.
+//! [`TestDb::create_empty`] gives an empty one, for what must run the migrations itself (a
+//! benchmark of two builds, each with its own migrations; the test of replicas migrating a
+//! new database together).
 
-use sqlx::{Connection, PgConnection, PgPool, postgres::PgPoolOptions};
+use std::hash::{Hash as _, Hasher as _};
+
+use sqlx::{Connection, PgConnection, PgPool, migrate::Migrator, postgres::PgPoolOptions};
+
+/// The service's migrations, as the binaries under test embed them.
+static MIGRATOR: Migrator = sqlx::migrate!("../../services/auth-service/migrations");
+
+/// The advisory lock under which a template database is made.
+const TEMPLATE_LOCK: i64 = 0x7778_6175_7468_0001;
 
 /// A database that exists for one test and is dropped after it.
 pub struct TestDb {
@@ -61,23 +77,29 @@ impl TestDb {
         format!("{host}:{}", options.get_port()).parse().ok()
     }
 
-    /// Creates `wxauth_e2e_<random>` on the server of `DATABASE_URL`.
+    /// Creates a migrated `wxauth_e2e_<random>` on the server of `DATABASE_URL`.
     pub async fn create() -> Self {
-        let admin_url = std::env::var("DATABASE_URL").expect(
-            "DATABASE_URL is not set: run scripts/test, which starts a throwaway PostgreSQL \
-             cluster when DATABASE_URL is not given, or point DATABASE_URL at a server where \
-             you may create databases",
-        );
-        Self::create_on(admin_url).await
+        Self::create_on(admin_url()).await
     }
 
-    /// Creates `wxauth_e2e_<random>` on the server of `admin_url`.
+    /// Creates an empty `wxauth_e2e_<random>` on the server of `DATABASE_URL`.
+    pub async fn create_empty() -> Self {
+        Self::make(admin_url(), None).await
+    }
+
+    /// Creates a migrated `wxauth_e2e_<random>` on the server of `admin_url`.
     pub async fn create_on(admin_url: String) -> Self {
+        let template = template(&admin_url).await;
+        Self::make(admin_url, Some(&template)).await
+    }
+
+    async fn make(admin_url: String, template: Option<&str>) -> Self {
         let name = format!("wxauth_e2e_{}", crate::random_hex(8));
         let mut admin = PgConnection::connect(&admin_url)
             .await
             .unwrap_or_else(|err| panic!("cannot connect to DATABASE_URL: {err}"));
-        sqlx::query(&format!("create database {name}"))
+        let from = template.map_or_else(String::new, |template| format!(" template {template}"));
+        sqlx::query(&format!("create database {name}{from}"))
             .execute(&mut admin)
             .await
             .expect("the test database can be created");
@@ -127,6 +149,67 @@ impl TestDb {
             .await
             .expect("the test database accepts connections")
     }
+}
+
+/// The server the tests run on.
+fn admin_url() -> String {
+    std::env::var("DATABASE_URL").expect(
+        "DATABASE_URL is not set: run scripts/test, which starts a throwaway PostgreSQL \
+         cluster when DATABASE_URL is not given, or point DATABASE_URL at a server where \
+         you may create databases",
+    )
+}
+
+/// The template database of the current migrations on the server of `admin_url`, made if
+/// it is not there. It is made under another name and renamed once migrated, so a test
+/// never clones one half made.
+async fn template(admin_url: &str) -> String {
+    let mut digest = std::collections::hash_map::DefaultHasher::new();
+    for migration in MIGRATOR.iter() {
+        migration.version.hash(&mut digest);
+        migration.checksum.hash(&mut digest);
+    }
+    let name = format!("wxauth_template_{:016x}", digest.finish());
+    let mut admin = PgConnection::connect(admin_url)
+        .await
+        .unwrap_or_else(|err| panic!("cannot connect to DATABASE_URL: {err}"));
+    sqlx::query("select pg_advisory_lock($1)")
+        .bind(TEMPLATE_LOCK)
+        .execute(&mut admin)
+        .await
+        .expect("the template lock can be taken");
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await
+            .expect("the server lists its databases");
+    if !exists {
+        let building = format!("{name}_building");
+        for statement in [
+            format!("drop database if exists {building} with (force)"),
+            format!("create database {building}"),
+        ] {
+            sqlx::query(&statement)
+                .execute(&mut admin)
+                .await
+                .unwrap_or_else(|err| panic!("{statement}: {err}"));
+        }
+        let mut conn = PgConnection::connect(&with_database(admin_url, &building))
+            .await
+            .expect("the template accepts a connection");
+        MIGRATOR
+            .run(&mut conn)
+            .await
+            .expect("the migrations apply to the template");
+        let _ = conn.close().await;
+        sqlx::query(&format!("alter database {building} rename to {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("the template can be renamed");
+    }
+    let _ = admin.close().await;
+    name
 }
 
 impl Drop for TestDb {
