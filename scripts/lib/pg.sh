@@ -34,7 +34,8 @@ pg_as_owner() {
 # pg_start_private DIR: makes (unless it exists) and starts a cluster in DIR on a free port,
 # and exports DATABASE_URL for it. Sets PG_PRIVATE_DIR for pg_stop_private. Tests trade
 # durability for speed (no fsync); with PG_DURABLE=1 the cluster flushes every commit to
-# disk as a production server does (the benchmark measures that).
+# disk as a production server does (the benchmark measures that). PG_SETTINGS adds server
+# settings (`-c name=value ...`), to profile with pg_stat_statements, say.
 pg_start_private() {
   local dir=$1 bindir port durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   [ "${PG_DURABLE:-}" != 1 ] || durability=""
@@ -56,7 +57,7 @@ pg_start_private() {
   fi
   port=$(free_port)
   pg_as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $durability -c max_connections=300" \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $durability -c max_connections=300 ${PG_SETTINGS:-}" \
     start >/dev/null || {
     cat "$dir/postgres.log" >&2
     return 1

@@ -112,7 +112,11 @@ impl Build {
                 ("GATEWAY_METRICS_ADDR", "127.0.0.1:0".into()),
                 ("AUTH_GRPC_URL", auth.url()),
                 ("AUTH_CALLER_KEY", gateway_key),
+                // Every client of the benchmark is this one host: no per-client limit, as
+                // behind a proxy (a build that does not know a setting ignores it).
                 ("GATEWAY_LOGIN_RATE_PER_MINUTE", "0".into()),
+                ("GATEWAY_MAX_CONNECTIONS_PER_CLIENT", "0".into()),
+                ("GATEWAY_MAX_REQUESTS_PER_CLIENT", "0".into()),
             ],
             log_dir,
         );
