@@ -24,6 +24,9 @@
 //! - `GET /wxa/checksession` and `GET /wxa/resetusersessionkey`: the HMAC-SHA256 session
 //!   signature keyed by the session_key text (87009 when it does not match, 87008 for
 //!   another sig_method); a reset gives the user a new session_key at once.
+//! - `POST /wxa/msg_sec_check` (version 2): a word list answers risky, review or pass in
+//!   WeChat's JSON; 40003 for an openid that is not the app's user, 61010 for one not seen
+//!   within two hours (`/sim/seen` moves that back).
 //! - Faults: answer the next calls of an endpoint with a chosen errcode, or slowly, or with
 //!   garbage or a redirect.
 
@@ -32,6 +35,7 @@ mod crypto;
 mod miniprogram;
 mod platform;
 mod routes;
+mod security;
 mod state;
 mod wxa;
 

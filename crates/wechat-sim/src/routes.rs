@@ -1,6 +1,9 @@
 //! The simulator's HTTP surface: WeChat's own path, then the `/sim/` test controls.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use axum::{
     Json, Router,
@@ -16,6 +19,7 @@ use crate::{
     answers::{injected, sim_error, unknown_app, wechat_error},
     crypto,
     miniprogram::{self, MiniProgramError, Watermark},
+    security,
     state::{CODE_TTL, Fault, Garbage, Sim},
     wxa,
 };
@@ -28,6 +32,8 @@ pub fn router(sim: Sim) -> Router {
         .route("/wxa/business/getuserphonenumber", post(wxa::phone_number))
         .route("/wxa/checksession", get(wxa::check_session))
         .route("/wxa/resetusersessionkey", get(wxa::reset_session_key))
+        .route("/wxa/msg_sec_check", post(security::msg_sec_check))
+        .route("/sim/seen", post(security::set_seen))
         .route("/sim/phone_code", post(wxa::mint_phone_code))
         .route("/sim/access_token", post(wxa::control_tokens))
         .route("/sim/login", post(mint_code))
@@ -94,6 +100,9 @@ async fn jscode2session(
         return wechat_error(45011, "api minute-quota reach limit");
     }
     let session_key = state.rotate_session_key(appid, &entry.openid);
+    state
+        .last_seen
+        .insert((appid.to_owned(), entry.openid.clone()), Instant::now());
     let mut body = json!({ "session_key": session_key, "openid": entry.openid });
     if let Some(unionid) = entry.unionid {
         body["unionid"] = Value::String(unionid);
@@ -237,7 +246,7 @@ struct FaultRequest {
     #[serde(default)]
     location: Option<String>,
     /// Which endpoint: `jscode2session` when absent, or `stable_token`,
-    /// `getuserphonenumber`, `checksession`, `resetusersessionkey`.
+    /// `getuserphonenumber`, `checksession`, `resetusersessionkey`, `msg_sec_check`.
     #[serde(default)]
     endpoint: Option<String>,
 }
@@ -287,6 +296,8 @@ async fn stats(State(sim): State<Sim>) -> Response {
         "token_fetches": state.platform.token_fetches,
         "tokens_issued": state.platform.tokens_issued,
         "token_refusals": state.platform.token_refusals,
+        "phone_calls": state.phone_calls,
+        "content_checks": state.content_checks,
     }))
     .into_response()
 }

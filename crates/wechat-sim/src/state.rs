@@ -44,7 +44,7 @@ pub(crate) struct Code {
 #[derive(Debug, Clone)]
 pub(crate) struct Fault {
     /// The endpoint it is for: `jscode2session` (the default), `stable_token`,
-    /// `getuserphonenumber`, `checksession` or `resetusersessionkey`.
+    /// `getuserphonenumber`, `checksession`, `resetusersessionkey` or `msg_sec_check`.
     pub(crate) endpoint: String,
     /// Answer with this errcode instead of doing the exchange.
     pub(crate) errcode: Option<i64>,
@@ -78,6 +78,12 @@ pub(crate) struct State {
     pub(crate) unionids: HashMap<(String, String), String>,
     /// One live session_key per (appid, openid), as WeChat keeps it.
     pub(crate) session_keys: HashMap<(String, String), String>,
+    /// When each user last opened the mini-program (their latest exchange), for 61010.
+    pub(crate) last_seen: HashMap<(String, String), Instant>,
+    /// How many times `getuserphonenumber` was called (each success is paid for).
+    pub(crate) phone_calls: u64,
+    /// How many times `msg_sec_check` was called.
+    pub(crate) content_checks: u64,
     /// When each user's recent exchanges happened, for 45011.
     pub(crate) recent_calls: HashMap<(String, String), VecDeque<Instant>>,
     pub(crate) faults: VecDeque<Fault>,

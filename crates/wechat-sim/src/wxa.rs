@@ -65,7 +65,10 @@ pub(crate) async fn stable_token(
 }
 
 /// The `access_token` of a query, checked; the app it belongs to.
-fn token_app(sim: &Sim, query: &HashMap<String, String>) -> Result<String, Box<Response>> {
+pub(crate) fn token_app(
+    sim: &Sim,
+    query: &HashMap<String, String>,
+) -> Result<String, Box<Response>> {
     sim.lock()
         .platform
         .check_token(query.get("access_token").map(String::as_str))
@@ -99,6 +102,7 @@ pub(crate) async fn phone_number(
     if req.code.is_empty() {
         return wechat_error(40097, "invalid args: code is required");
     }
+    sim.lock().phone_calls += 1;
     if let Some(answer) = injected(&sim, "getuserphonenumber").await {
         return answer;
     }

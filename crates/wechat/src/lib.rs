@@ -1,5 +1,6 @@
 //! Speaks WeChat's mini-program server API and nothing else: the `jscode2session` exchange,
-//! the app's access_token, the phone number by code, checksession and session_key reset, and
+//! the app's access_token, the phone number by code, checksession and session_key reset, the
+//! content check of what users type, and
 //! the `encryptedData` crypto. No gRPC and no SQL live here, so this crate can be tested
 //! and reused on its own.
 //!
@@ -20,7 +21,9 @@ mod types;
 
 pub use access_token::{AccessToken, StableToken};
 #[cfg(feature = "client")]
-pub use client::{BuildError, Code2Session, WeChatClient, WeChatError};
+pub use client::{
+    BuildError, Code2Session, ContentCheck, Scene, Suggest, WeChatClient, WeChatError,
+};
 pub use errcode::Errcode;
 pub use phone::PhoneCode;
 pub use session_key::session_signature;

@@ -9,8 +9,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::{AppId, AppSecret, Errcode, JsCode, SessionKey, types::id_shaped};
+pub use content::{ContentCheck, Scene, Suggest};
 
 mod access_token;
+mod content;
 mod phone;
 mod session_key;
 
@@ -84,6 +86,8 @@ pub(crate) struct Endpoints {
     pub(crate) check_session: reqwest::Url,
     /// `GET /wxa/resetusersessionkey`.
     pub(crate) reset_session_key: reqwest::Url,
+    /// `POST /wxa/msg_sec_check`.
+    pub(crate) msg_sec_check: reqwest::Url,
 }
 
 /// Every WeChat answer carries these when it failed (and sometimes `errcode: 0` when not).
@@ -136,6 +140,7 @@ impl WeChatClient {
                 phone_number: url("/wxa/business/getuserphonenumber")?,
                 check_session: url("/wxa/checksession")?,
                 reset_session_key: url("/wxa/resetusersessionkey")?,
+                msg_sec_check: url("/wxa/msg_sec_check")?,
             },
             timeout,
         })
