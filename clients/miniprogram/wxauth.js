@@ -18,6 +18,8 @@ const CODES = {
   codeRejected: 10003,
   wechatUnavailable: 10005,
   tokenInvalid: 10007,
+  accountSuspended: 10011,
+  nicknameRejected: 10012,
 };
 
 class WxauthError extends Error {
@@ -181,6 +183,15 @@ function create(options) {
         method: 'POST',
         data: Object.assign({}, nickname === undefined ? {} : { nickname }, avatarUrl === undefined ? {} : { avatar_url: avatarUrl }),
       }),
+    // A copy of everything the service keeps about the user (the document wxauth.export.v1).
+    exportData: () => request({ url: '/v1/me/export' }),
+    // The user cancels their account (注销): every session ends and the data is erased (or
+    // will be, at `erase_at`, during a cooling-off). The stored tokens go too.
+    async deleteAccount() {
+      const deleted = await request({ url: '/v1/me', method: 'DELETE' });
+      wx.removeStorageSync(STORAGE_KEY);
+      return deleted;
+    },
     async logout() {
       const tokens = stored();
       wx.removeStorageSync(STORAGE_KEY);

@@ -36,6 +36,10 @@ pub enum Code {
     UserNotFound = 10009,
     /// 10010: WeChat refused the code of the getPhoneNumber button: tap it again.
     PhoneCodeRejected = 10010,
+    /// 10011: the account is suspended (or waits out a deletion): no login, no token.
+    AccountSuspended = 10011,
+    /// 10012: WeChat's content check refused the nickname: ask for another.
+    NicknameRejected = 10012,
     /// 10500: internal error, or the login service is unavailable.
     Internal = 10500,
 }
@@ -191,7 +195,12 @@ pub fn classify(reason: ErrorReason) -> (StatusCode, Code) {
             (StatusCode::UNAUTHORIZED, Code::TokenInvalid)
         }
         ErrorReason::UnknownApp => (StatusCode::NOT_FOUND, Code::UnknownApp),
-        ErrorReason::UserNotFound => (StatusCode::NOT_FOUND, Code::UserNotFound),
+        ErrorReason::UserNotFound | ErrorReason::UserDeleted => {
+            (StatusCode::NOT_FOUND, Code::UserNotFound)
+        }
+        ErrorReason::AccountSuspended => (StatusCode::FORBIDDEN, Code::AccountSuspended),
+        ErrorReason::NicknameRejected => (StatusCode::BAD_REQUEST, Code::NicknameRejected),
+        ErrorReason::NotDeleting => (StatusCode::CONFLICT, Code::BadRequest),
         ErrorReason::ServiceUnavailable | ErrorReason::Overloaded => {
             (StatusCode::SERVICE_UNAVAILABLE, Code::Internal)
         }
@@ -199,7 +208,8 @@ pub fn classify(reason: ErrorReason) -> (StatusCode, Code) {
         ErrorReason::Internal
         | ErrorReason::Unspecified
         | ErrorReason::CallerUnauthenticated
-        | ErrorReason::CallerForbidden => (StatusCode::INTERNAL_SERVER_ERROR, Code::Internal),
+        | ErrorReason::CallerForbidden
+        | ErrorReason::AppForbidden => (StatusCode::INTERNAL_SERVER_ERROR, Code::Internal),
     }
 }
 
@@ -232,7 +242,9 @@ impl From<tonic::Status> for ApiError {
         let (http_status, code) = classify(reason);
         let msg = match reason {
             ErrorReason::Unspecified => "internal error".to_owned(),
-            ErrorReason::CallerUnauthenticated | ErrorReason::CallerForbidden => {
+            ErrorReason::CallerUnauthenticated
+            | ErrorReason::CallerForbidden
+            | ErrorReason::AppForbidden => {
                 tracing::error!(
                     reason = reason.as_str_name(),
                     "the auth-service refuses this gateway's caller key: check AUTH_CALLER_KEY"
@@ -351,7 +363,11 @@ mod tests {
             ErrorReason::DecryptionFailed | ErrorReason::SignatureMismatch => (400, 10004),
             ErrorReason::TokenInvalid | ErrorReason::TokenExpired => (401, 10007),
             ErrorReason::CallerUnauthenticated | ErrorReason::CallerForbidden => (500, 10500),
-            ErrorReason::UserNotFound => (404, 10009),
+            ErrorReason::UserNotFound | ErrorReason::UserDeleted => (404, 10009),
+            ErrorReason::AccountSuspended => (403, 10011),
+            ErrorReason::NicknameRejected => (400, 10012),
+            ErrorReason::NotDeleting => (409, 10001),
+            ErrorReason::AppForbidden => (500, 10500),
             ErrorReason::Internal => (500, 10500),
             ErrorReason::ServiceUnavailable | ErrorReason::Overloaded => (503, 10500),
         }

@@ -31,6 +31,8 @@ use crate::routes::{me, ops, seed, tokens};
         me::me,
         me::update_profile,
         me::bind_phone,
+        me::delete_me,
+        me::export_me,
         ops::jwks,
         openapi_json,
     ),
@@ -83,7 +85,7 @@ impl Modify for LimitAnswers {
             if path == crate::limits::HEALTH_PATH {
                 continue;
             }
-            let operations = [&mut item.get, &mut item.post];
+            let operations = [&mut item.get, &mut item.post, &mut item.delete];
             for operation in operations.into_iter().flatten() {
                 let responses = &mut operation.responses.responses;
                 let has_body = operation.request_body.is_some();
@@ -130,7 +132,7 @@ impl Modify for AnswerHeaders {
         };
         let bearer_requirement = SecurityRequirement::new("bearer", Vec::<String>::new());
         for item in openapi.paths.paths.values_mut() {
-            let operations = [&mut item.get, &mut item.post];
+            let operations = [&mut item.get, &mut item.post, &mut item.delete];
             for operation in operations.into_iter().flatten() {
                 let bearer = operation
                     .security

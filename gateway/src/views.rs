@@ -84,6 +84,24 @@ pub struct SavedLogin {
     pub user: Option<UserView>,
 }
 
+/// `data` of `DELETE /v1/me`: what the deletion did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedView {
+    /// Whether the data is erased already.
+    pub erased: bool,
+    /// When it is erased (Unix seconds), during a cooling-off; null once erased.
+    pub erase_at: Option<i64>,
+}
+
+impl From<wxauth_proto::v1::DeleteMeResponse> for DeletedView {
+    fn from(deleted: wxauth_proto::v1::DeleteMeResponse) -> Self {
+        Self {
+            erased: deleted.erased,
+            erase_at: deleted.erase_at.map(|at| at.seconds),
+        }
+    }
+}
+
 /// A token pair, with OAuth 2.0 field names.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenPairView {

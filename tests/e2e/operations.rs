@@ -241,6 +241,8 @@ async fn the_openapi_document_describes_exactly_the_live_routes() {
         ("post", "/v1/token/refresh"),
         ("post", "/v1/logout"),
         ("get", "/v1/me"),
+        ("delete", "/v1/me"),
+        ("get", "/v1/me/export"),
         ("post", "/v1/me/profile"),
         ("post", "/v1/me/phone"),
         ("get", "/.well-known/jwks.json"),
@@ -258,6 +260,7 @@ async fn the_openapi_document_describes_exactly_the_live_routes() {
         let request = match method.as_str() {
             "get" => stack.http.get(url),
             "post" => stack.http.post(url).json(&json!({})),
+            "delete" => stack.http.delete(url),
             other => panic!("undocumented method {other}"),
         };
         let response = request.send().await.unwrap();

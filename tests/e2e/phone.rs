@@ -19,13 +19,15 @@ async fn a_phone_number_is_bound_with_the_buttons_code_once() {
     assert_eq!(body["data"]["pure_phone_number"], "13800138000");
     assert_eq!(body["data"]["phone_country_code"], "86");
 
-    // The code works once: WeChat's 40029, its own envelope code, nothing changed.
+    // The code works once: claimed like a login code, it never reaches WeChat again (each
+    // success is paid for); its own envelope code, nothing changed.
     let (status, body) = stack.bind_phone(Some(token), json!({ "code": code })).await;
     assert_eq!(
         (status, body["code"].as_i64(), body["errcode"].as_i64()),
-        (StatusCode::BAD_REQUEST, Some(10010), Some(40029)),
+        (StatusCode::BAD_REQUEST, Some(10010), None),
         "{body}"
     );
+    assert_eq!(stack.sim_stats().await["phone_calls"], 1);
 
     // WeChat's own example sends the country code as a number: it is kept as text.
     let numeric = stack

@@ -145,3 +145,176 @@ async fn a_nul_in_wechats_profile_is_dropped_and_the_login_goes_through() {
     assert_eq!(data["user"]["city"], Value::Null, "{data}");
     assert_eq!(data["user"]["province"], "Guangdong", "{data}");
 }
+
+/// What operators see of the user's nickname check.
+async fn nickname_check(stack: &Stack, user_id: &str) -> wxauth_proto::v1::NicknameCheck {
+    stack
+        .grpc()
+        .await
+        .get_user(wxauth_proto::v1::GetUserRequest {
+            user_id: user_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap()
+        .nickname_check()
+}
+
+#[tokio::test]
+async fn nicknames_go_through_wechats_content_check() {
+    use wxauth_proto::v1::NicknameCheck;
+
+    let stack = Stack::start().await;
+    let login = stack.v1_login(APP, "o-checked").await;
+    let token = login["access_token"].as_str().unwrap();
+    let user_id = login["user"]["user_id"].as_str().unwrap();
+    let checks = || async { stack.sim_stats().await["content_checks"].as_u64().unwrap() };
+
+    let (status, body) = fill_in(&stack, Some(token), json!({"nickname": "Ming"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(nickname_check(&stack, user_id).await, NicknameCheck::Passed);
+    assert_eq!(checks().await, 1);
+
+    // Risky: refused with its own code, nothing stored.
+    let (status, body) = fill_in(&stack, Some(token), json!({"nickname": "来赌博"})).await;
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (StatusCode::BAD_REQUEST, Some(10012)),
+        "{body}"
+    );
+    assert_eq!(me(&stack, token).await["nickname"], "Ming");
+
+    // Review: stored, flagged for operators (the user is not told).
+    let (status, body) = fill_in(&stack, Some(token), json!({"nickname": "加微信 xyz"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["nickname"], "加微信 xyz");
+    assert_eq!(nickname_check(&stack, user_id).await, NicknameCheck::Review);
+
+    // An avatar alone is not checked, and keeps the flag of the nickname.
+    let before = checks().await;
+    let (status, _) = fill_in(
+        &stack,
+        Some(token),
+        json!({"avatar_url": "https://thirdwx.qlogo.cn/mmopen/x/132"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(checks().await, before);
+    assert_eq!(nickname_check(&stack, user_id).await, NicknameCheck::Review);
+
+    // The check fails (WeChat busy; the user not seen within two hours): refused, retry
+    // later, nothing stored.
+    stack
+        .sim_post(
+            "/sim/faults",
+            json!({"endpoint": "msg_sec_check", "errcode": -1}),
+        )
+        .await;
+    let answer = stack
+        .http
+        .post(format!("{}/v1/me/profile", stack.gateway.url()))
+        .bearer_auth(token)
+        .json(&json!({"nickname": "Busy"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.headers().contains_key("retry-after"));
+    let (status, body) = envelope(answer).await;
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some(10005)),
+        "{body}"
+    );
+    stack
+        .sim_post(
+            "/sim/seen",
+            json!({"appid": APP, "openid": "o-checked", "seconds_ago": 3 * 3600}),
+        )
+        .await;
+    let (status, body) = fill_in(&stack, Some(token), json!({"nickname": "Away"})).await;
+    assert_eq!(
+        (status, body["code"].as_i64(), body["errcode"].as_i64()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some(10005), Some(61010)),
+        "{body}"
+    );
+    assert_eq!(me(&stack, token).await["nickname"], "加微信 xyz");
+    let metrics = stack.scrape(&stack.auth).await;
+    for outcome in ["pass", "review", "risky", "failed"] {
+        assert!(
+            metrics.contains(&format!(
+                "wxauth_nickname_checks_total{{appid=\"{APP}\",outcome=\"{outcome}\"}}"
+            )),
+            "{outcome}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_lenient_deployment_stores_an_unchecked_nickname_and_avatars_stay_on_the_apps_hosts() {
+    use wxauth_proto::v1::NicknameCheck;
+
+    let stack = Stack::start_with(wxauth_e2e::stack::Options {
+        auth_env: vec![
+            ("WXAUTH_NICKNAME_CHECK", "fail-open".into()),
+            (
+                "WXAUTH_AVATAR_HOSTS",
+                format!("{APP}:cdn.example.com|.img.example.org"),
+            ),
+        ],
+        ..wxauth_e2e::stack::Options::default()
+    })
+    .await;
+    let login = stack.v1_login(APP, "o-lenient").await;
+    let token = login["access_token"].as_str().unwrap();
+    stack
+        .sim_post(
+            "/sim/faults",
+            json!({"endpoint": "msg_sec_check", "errcode": -1}),
+        )
+        .await;
+    let (status, body) = fill_in(&stack, Some(token), json!({"nickname": "Lenient"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        nickname_check(&stack, login["user"]["user_id"].as_str().unwrap()).await,
+        NicknameCheck::Unchecked
+    );
+    // A risky one is still refused: the policy is about a check that could not be made.
+    let (status, _) = fill_in(&stack, Some(token), json!({"nickname": "代开发票"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    for (url, accepted) in [
+        ("https://cdn.example.com/a.png", true),
+        ("https://x.img.example.org/a.png", true),
+        ("https://thirdwx.qlogo.cn/mmopen/x/132", false),
+        ("https://cdn.example.com.evil.test/a.png", false),
+    ] {
+        let (status, body) = fill_in(&stack, Some(token), json!({"avatar_url": url})).await;
+        if accepted {
+            assert_eq!(status, StatusCode::OK, "{url}: {body}");
+        } else {
+            assert_eq!(
+                (status, body["code"].as_i64()),
+                (StatusCode::BAD_REQUEST, Some(10001)),
+                "{url}"
+            );
+            assert!(
+                body["msg"]
+                    .as_str()
+                    .unwrap()
+                    .contains("WXAUTH_AVATAR_HOSTS"),
+                "{body}"
+            );
+        }
+    }
+    // Another app without a list takes any https host.
+    let other = stack.v1_login(wxauth_e2e::stack::APP2, "o-lenient").await;
+    let (status, _) = fill_in(
+        &stack,
+        other["access_token"].as_str(),
+        json!({"avatar_url": "https://thirdwx.qlogo.cn/mmopen/x/132"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}

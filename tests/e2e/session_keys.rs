@@ -192,6 +192,7 @@ async fn an_upgrade_from_the_previous_schema_keeps_users_sessions_and_tokens() {
 
     // Back to the schema before migration 4, with its data, as an older release left it.
     stack.auth.stop();
+    stack.revert_lifecycle_migration().await;
     stack
         .execute("alter table users drop column account_id")
         .await;

@@ -24,3 +24,45 @@ pub fn jwt_claims(token: &str) -> serde_json::Value {
         .expect("the payload is base64url");
     serde_json::from_slice(&bytes).expect("the payload is JSON")
 }
+
+/// A gRPC refusal as its code and `google.rpc.ErrorInfo` reason (empty when it has none).
+pub fn refusal(status: &tonic::Status) -> (tonic::Code, String) {
+    use tonic_types::StatusExt as _;
+    let reason = status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+        .unwrap_or_default();
+    (status.code(), reason)
+}
+
+/// Polls ValidateToken on `replica` until it refuses `token` (as `TOKEN_INVALID`), failing
+/// if it still accepts it a second after `since`: "every replica within a second".
+pub async fn refused_within_a_second(
+    replica: &mut stack::Client,
+    token: &str,
+    since: std::time::Instant,
+) {
+    loop {
+        let answer = replica
+            .validate_token(wxauth_proto::v1::ValidateTokenRequest {
+                token: token.into(),
+                appid: String::new(),
+            })
+            .await;
+        match answer {
+            Err(status) => {
+                assert_eq!(
+                    refusal(&status),
+                    (tonic::Code::Unauthenticated, "TOKEN_INVALID".into())
+                );
+                return;
+            }
+            Ok(_) => assert!(
+                since.elapsed() < std::time::Duration::from_secs(1),
+                "a replica still accepts the token a second later"
+            ),
+        }
+        tokio::task::yield_now().await;
+    }
+}

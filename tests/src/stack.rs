@@ -389,6 +389,29 @@ impl Stack {
         done.rows_affected()
     }
 
+    /// Takes the schema back to before the account-lifecycle migration (8), as a release
+    /// before it left the database (deleted users and sealed phone numbers go with the
+    /// columns). The service must be stopped.
+    pub async fn revert_lifecycle_migration(&self) {
+        self.execute(
+            "drop index users_phone_index, users_nickname, users_status, users_phone_plain",
+        )
+        .await;
+        self.execute(
+            "alter table users drop column status, drop column status_reason, \
+             drop column suspended_until, drop column delete_after, drop column deleted_at, \
+             drop column erased_digest, drop column erased_kid, drop column phone_kid, \
+             drop column phone_nonce, drop column phone_sealed, drop column phone_index, \
+             drop column phone_index_kid, drop column nickname_check",
+        )
+        .await;
+        self.execute("delete from users where openid is null").await;
+        self.execute("alter table users alter column openid set not null")
+            .await;
+        self.execute("delete from _sqlx_migrations where version >= 8")
+            .await;
+    }
+
     /// Everything the three services logged.
     pub fn logs(&self) -> String {
         [&self.sim, &self.auth, &self.gateway]

@@ -102,6 +102,16 @@ async function main() {
   const refused = await post(`${GATEWAY_URL}/v1/token/refresh`, { refresh_token: before.refresh_token });
   assert.equal(refused.code, 10007);
 
+  // 8. A copy of the user's data, then the account cancelled: the next login is a new user.
+  const exported = await client.exportData();
+  assert.equal(exported.format, 'wxauth.export.v1');
+  assert.equal(exported.user.user_id, me.user_id);
+  const deleted = await client.deleteAccount();
+  assert.equal(deleted.erased, true);
+  assert.equal(wx.storage.get('wxauth.tokens'), undefined);
+  const reborn = await client.me();
+  assert.notEqual(reborn.user_id, me.user_id, 'a new user');
+
   console.log('miniprogram client: all steps passed');
 }
 

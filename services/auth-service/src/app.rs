@@ -16,19 +16,21 @@ use crate::{
     app_tokens::AppTokens,
     audit::{AuditLog, AuditWriter},
     clock::{SharedClock, SystemClock},
+    lifecycle::Lifecycle,
     login::Logins,
     login_sessions::LoginSessions,
     metrics::Metrics,
+    profiles::Profiles,
     quotas::WeChatQuota,
     revocation::{self, Revocations},
     settings::Config,
     store::{PgStore, StoreError},
     tls::Tls,
     tokens::{TokenSettings, Tokens},
-    transport::{self, AuthApi},
+    transport::{self, AuthApi, Flows},
     upkeep,
     users::Users,
-    wechat_calls::WeChatCalls,
+    wechat_calls::{WeChatCalls, WeChatParts},
 };
 
 /// Rows deleted per statement when purging.
@@ -113,6 +115,7 @@ pub struct Application {
     revocations: Arc<Revocations>,
     sessions: Arc<LoginSessions>,
     wechat_calls: Arc<WeChatCalls>,
+    lifecycle: Arc<Lifecycle>,
     audit_writer: AuditWriter,
     purge_interval: Duration,
     audit_retention_secs: i64,
@@ -141,6 +144,9 @@ impl Application {
             clock.clone(),
         )
         .map_err(|_| StartError::DatabaseUrl)?;
+        // Phone numbers are sealed with the key ring of session_keys.
+        let keyring = Arc::new(config.keyring);
+        let store = store.with_keyring(keyring.clone());
         if let Some(host) = store.unverified_remote_host() {
             warn!(
                 host,
@@ -184,7 +190,6 @@ impl Application {
         info!(apps = config.apps.len(), wechat = %config.wechat_api_base, callers = ?config.callers, "auth-service starting");
 
         let apps = Arc::new(config.apps);
-        let keyring = Arc::new(config.keyring);
         let revocations = Revocations::new(Duration::from_secs(
             u64::try_from(config.tokens.access_ttl_secs).unwrap_or(0),
         ));
@@ -222,13 +227,13 @@ impl Application {
             sessions.clone(),
             tokens.clone(),
             store.clone(),
-            clock,
+            clock.clone(),
             config.watermark_max_age_secs,
         ));
         let users = Arc::new(Users::new(store.clone(), tokens.clone(), audit.clone()));
         let (apps, wechat, keyring) = wechat_parts;
-        let wechat_calls = Arc::new(WeChatCalls::new(
-            AppTokens::new(
+        let wechat_calls = Arc::new(WeChatCalls::new(WeChatParts {
+            access: AppTokens::new(
                 apps,
                 wechat.clone(),
                 store.clone(),
@@ -237,15 +242,35 @@ impl Application {
                 quota,
             ),
             wechat,
+            users: users.clone(),
+            sessions: sessions.clone(),
+            store: store.clone(),
+            metrics: metrics.clone(),
+        }));
+        let profiles = Arc::new(Profiles::new(
             users.clone(),
-            sessions.clone(),
+            wechat_calls.clone(),
             store.clone(),
+            config.nickname_check,
+            config.avatar_hosts,
+        ));
+        let lifecycle = Arc::new(Lifecycle::new(
+            store.clone(),
+            tokens.clone(),
+            users.clone(),
+            audit.clone(),
+            clock,
+            config.deletion_cooling_off,
         ));
         let api = AuthApi::new(
-            logins,
-            tokens,
-            users,
-            wechat_calls.clone(),
+            Flows {
+                logins,
+                tokens,
+                users,
+                profiles,
+                lifecycle: lifecycle.clone(),
+                wechat_calls: wechat_calls.clone(),
+            },
             config.callers,
             audit,
             metrics.clone(),
@@ -261,6 +286,7 @@ impl Application {
             revocations,
             sessions,
             wechat_calls,
+            lifecycle,
             audit_writer,
             purge_interval: config.purge_interval,
             audit_retention_secs: config.audit_retention_secs,
@@ -295,9 +321,15 @@ impl Application {
         let purger = tokio::spawn(upkeep::purge_expired(
             self.store.clone(),
             self.sessions.clone(),
+            self.lifecycle.clone(),
             self.purge_interval,
             PURGE_BATCH,
             self.audit_retention_secs,
+        ));
+        let phone_sealer = tokio::spawn(upkeep::seal_phones(
+            self.store.clone(),
+            self.purge_interval,
+            PURGE_BATCH,
         ));
         let (flush_audit, audit_stop) = oneshot::channel::<()>();
         let mut audit_writer = tokio::spawn(self.audit_writer.run(async {
@@ -377,6 +409,7 @@ impl Application {
         };
         follower.abort();
         purger.abort();
+        phone_sealer.abort();
         token_refresher.abort();
         if let Some(reloader) = reloader {
             reloader.abort();

@@ -305,6 +305,7 @@ mod tests {
                 client_addr: Some(client.into()),
                 request_id: "rid".into(),
                 client_request_id: None,
+                reach: Default::default(),
             },
         }
     }

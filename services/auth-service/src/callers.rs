@@ -5,17 +5,21 @@
 //! | --- | --- |
 //! | `login` | CreateSession, CompleteLogin, Login, RefreshToken, Logout, GetMe (the gateway) |
 //! | `validate` | ValidateToken (internal services) |
-//! | `admin` | GetUser, RevokeUserSessions, ListAuditEvents (operators) |
+//! | `admin` | GetUser, RevokeUserSessions, ListAuditEvents, the account lifecycle (operators) |
+//! | `pii` | no RPC of its own: phone numbers in full instead of masked, and FindUsers by phone |
 //!
 //! GetJwks only needs a known key: the keys it returns are public. Keys are kept as SHA-256
 //! digests and compared in constant time; none is ever logged.
+//!
+//! An entry may name the apps it serves (`ops:admin@wx1|wx2:key`): its calls then reach the
+//! users of those apps only ([`Reach`]). An entry without apps reaches every app.
 
 use std::fmt;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::error::AuthError;
+use crate::{domain::Reach, error::AuthError};
 
 /// What a caller key allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +30,8 @@ pub enum Scope {
     Validate,
     /// User lookup and revocation, for operators.
     Admin,
+    /// Phone numbers in full.
+    Pii,
 }
 
 impl Scope {
@@ -35,6 +41,7 @@ impl Scope {
             Self::Login => "login",
             Self::Validate => "validate",
             Self::Admin => "admin",
+            Self::Pii => "pii",
         }
     }
 
@@ -43,19 +50,22 @@ impl Scope {
             "login" => Some(Self::Login),
             "validate" => Some(Self::Validate),
             "admin" => Some(Self::Admin),
+            "pii" => Some(Self::Pii),
             _ => None,
         }
     }
 }
 
 /// A caller whose key was accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authorized<'a> {
     /// Its name in the settings.
     pub name: &'a str,
     /// Whether it calls on behalf of mini-programs (the `login` scope: the gateway), so the
     /// client address it passes along is taken.
     pub speaks_for_clients: bool,
+    /// The apps it reaches, and whether it sees phone numbers in full.
+    pub reach: Reach,
 }
 
 /// How a caller proves who it is.
@@ -73,6 +83,7 @@ const CERT_PREFIX: &str = "cert-sha256:";
 struct Caller {
     name: String,
     scopes: Vec<Scope>,
+    reach: Reach,
     credential: Credential,
 }
 
@@ -105,7 +116,15 @@ impl fmt::Debug for Callers {
         let mut list = f.debug_list();
         for caller in &self.callers {
             let scopes: Vec<&str> = caller.scopes.iter().map(|scope| scope.name()).collect();
-            list.entry(&format_args!("{}:{}", caller.name, scopes.join("+")));
+            match caller.reach.apps() {
+                Some(apps) => list.entry(&format_args!(
+                    "{}:{}@{}",
+                    caller.name,
+                    scopes.join("+"),
+                    apps.join("|")
+                )),
+                None => list.entry(&format_args!("{}:{}", caller.name, scopes.join("+"))),
+            };
         }
         list.finish()
     }
@@ -113,7 +132,8 @@ impl fmt::Debug for Callers {
 
 impl Callers {
     /// Parses `name:scope+scope:key` entries separated by commas. Keys must be at least 24
-    /// characters (`head -c24 /dev/urandom | base64` makes one). Instead of a key, an entry
+    /// characters (`head -c24 /dev/urandom | base64` makes one). The scopes may end with the
+    /// apps the caller serves, `@appid|appid`. Instead of a key, an entry
     /// may name a client certificate, `cert-sha256:<64 hex digits>` (the SHA-256 of its DER:
     /// `openssl x509 -in client.pem -outform der | sha256sum`), when the server runs mutual
     /// TLS. The error names the rule and the callers, never a key.
@@ -140,14 +160,38 @@ impl Callers {
                     "a caller name must be 1 to 64 letters, digits, '-', '_' or '.'",
                 ));
             }
+            let (scopes, apps) = match scopes.split_once('@') {
+                Some((scopes, apps)) => (scopes, Some(apps)),
+                None => (scopes, None),
+            };
             let scopes = scopes
                 .split('+')
                 .map(Scope::parse)
                 .collect::<Option<Vec<_>>>()
-                .filter(|scopes| !scopes.is_empty())
+                .filter(|scopes| scopes.iter().any(|scope| *scope != Scope::Pii))
                 .ok_or(malformed(
-                    "scopes must be login, validate or admin, joined by '+'",
+                    "scopes must be login, validate or admin (and pii), joined by '+'",
                 ))?;
+            let apps = apps
+                .map(|apps| {
+                    apps.split('|')
+                        .map(|appid| {
+                            wxauth_wechat::AppId::parse("appid", appid)
+                                .map(|appid| appid.as_str().to_owned())
+                                .map_err(|_| {
+                                    malformed(
+                                        "the apps after '@' must be appids (wx and 16 hex \
+                                         digits), joined by '|'",
+                                    )
+                                })
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?;
+            let reach = Reach {
+                apps: apps.map(Into::into),
+                pii: scopes.contains(&Scope::Pii),
+            };
             let credential = match key.strip_prefix(CERT_PREFIX) {
                 Some(fingerprint) => Credential::Certificate(
                     hex::decode(fingerprint)
@@ -181,6 +225,7 @@ impl Callers {
             callers.push(Caller {
                 name: name.to_owned(),
                 scopes,
+                reach,
                 credential,
             });
         }
@@ -188,6 +233,18 @@ impl Callers {
             return Err(malformed("no caller is listed"));
         }
         Ok(Self { callers })
+    }
+
+    /// Each (caller, appid) an entry names, to check them against the apps served.
+    pub fn apps_named(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.callers.iter().flat_map(|caller| {
+            caller
+                .reach
+                .apps()
+                .unwrap_or_default()
+                .iter()
+                .map(|appid| (caller.name.as_str(), appid.as_str()))
+        })
     }
 
     /// The caller presenting `key` (metadata), else `certificate` (the DER of its mutual-TLS
@@ -228,6 +285,7 @@ impl Callers {
             _ => Ok(Authorized {
                 name: &caller.name,
                 speaks_for_clients: caller.scopes.contains(&Scope::Login),
+                reach: caller.reach.clone(),
             }),
         }
     }
@@ -270,7 +328,8 @@ mod tests {
                 .unwrap(),
             Authorized {
                 name: "gateway",
-                speaks_for_clients: true
+                speaks_for_clients: true,
+                reach: Reach::default(),
             }
         );
         assert!(matches!(
@@ -320,6 +379,35 @@ mod tests {
                 .is_err()
         );
         assert!(Callers::parse("svc:validate:cert-sha256:abcd").is_err());
+    }
+
+    #[test]
+    fn an_entry_may_name_its_apps_and_the_pii_scope() {
+        let callers = Callers::parse(&format!(
+            "gateway:login:{GATEWAY},ops:admin+pii@wx4f4bc4dec97d474b|wx0123456789abcdef:{OPS}"
+        ))
+        .unwrap();
+        let ops = callers
+            .authorize(Some(OPS), None, "GetUser", Some(Scope::Admin))
+            .unwrap();
+        assert!(ops.reach.pii);
+        assert_eq!(ops.reach.app("wx0123456789abcdef"), Ok(()));
+        assert!(ops.reach.app("wx00000000000000ba").is_err());
+        let gateway = callers
+            .authorize(Some(GATEWAY), None, "Login", Some(Scope::Login))
+            .unwrap();
+        assert_eq!(gateway.reach, Reach::default(), "no apps named: every app");
+        assert!(
+            format!("{callers:?}").contains("ops:admin+pii@wx4f4bc4dec97d474b|wx0123456789abcdef")
+        );
+        for raw in [
+            format!("ops:admin@:{OPS}"),
+            format!("ops:admin@wx1:{OPS}"),
+            format!("ops:admin@wx4f4bc4dec97d474b|:{OPS}"),
+            format!("ops:pii:{OPS}"),
+        ] {
+            assert!(Callers::parse(&raw).is_err(), "{raw}");
+        }
     }
 
     #[test]

@@ -63,6 +63,11 @@ pub enum AuthError {
         /// What WeChat answered.
         errcode: Errcode,
     },
+    /// The phone code was already sent to WeChat once; it is never sent twice.
+    #[error(
+        "this phone number code was already used: it works once, so ask the user to tap the button again"
+    )]
+    PhoneCodeAlreadyUsed,
     /// The stored session_key is not WeChat's current one for the user (87009).
     #[error(
         "the stored session_key is no longer the user's current one at wechat (errcode 87009): the user must log in again"
@@ -122,6 +127,25 @@ pub enum AuthError {
     /// No user has that id.
     #[error("no user has that id")]
     UserNotFound,
+    /// The user is suspended, or waits out a deletion's cooling-off: no login, no token.
+    #[error(
+        "account suspended: this user may not log in now; the mini-program should tell them to contact its support"
+    )]
+    AccountSuspended,
+    /// The user was deleted: nothing of them is left.
+    #[error("this user was deleted: nothing of them is left to read or change")]
+    UserDeleted,
+    /// WeChat's content check found the nickname risky.
+    #[error("wechat's content check refused this nickname: ask the user for another")]
+    NicknameRejected,
+    /// The caller serves other apps than the one of the user named or found.
+    #[error(
+        "this caller may not reach the users of that app: its entry in WXAUTH_CALLERS names the apps it serves"
+    )]
+    AppForbidden,
+    /// A restore of a user whose deletion is not waiting.
+    #[error("this user is not waiting out a deletion: there is nothing to restore")]
+    NotDeleting,
     /// The database cannot be reached, or cannot do the work just now (a statement ended at
     /// the statement timeout); the source is logged, never sent.
     #[error("the login service's database cannot be reached or is too slow right now: retry later")]
@@ -167,6 +191,12 @@ impl AuthError {
             | Self::CallerUnauthenticated
             | Self::CallerForbidden { .. }
             | Self::UserNotFound
+            | Self::AccountSuspended
+            | Self::UserDeleted
+            | Self::NicknameRejected
+            | Self::AppForbidden
+            | Self::NotDeleting
+            | Self::PhoneCodeAlreadyUsed
             | Self::Unavailable(_)
             | Self::Internal(_) => None,
         }
@@ -201,6 +231,12 @@ impl AuthError {
             | Self::CallerUnauthenticated
             | Self::CallerForbidden { .. }
             | Self::UserNotFound
+            | Self::AccountSuspended
+            | Self::UserDeleted
+            | Self::NicknameRejected
+            | Self::AppForbidden
+            | Self::NotDeleting
+            | Self::PhoneCodeAlreadyUsed
             | Self::Internal(_) => None,
         }
     }
@@ -221,6 +257,12 @@ impl From<std::sync::Arc<crate::store::StoreError>> for AuthError {
         } else {
             Self::internal(err)
         }
+    }
+}
+
+impl From<crate::domain::OutOfReach> for AuthError {
+    fn from(_: crate::domain::OutOfReach) -> Self {
+        Self::AppForbidden
     }
 }
 

@@ -4,8 +4,8 @@
 //! # Layout, from the edge in
 //! - [`app`]: the service built from its [`settings`] and run; `main` only adds signals.
 //! - [`transport`]: the gRPC edge; parses requests, calls one flow, maps errors (once).
-//! - [`login`], [`login_sessions`], [`tokens`], [`users`], [`wechat_calls`]: the flows, one
-//!   capability each; no tonic, no SQL.
+//! - [`login`], [`login_sessions`], [`tokens`], [`users`], [`profiles`], [`lifecycle`],
+//!   [`wechat_calls`]: the flows, one capability each; no tonic, no SQL.
 //! - [`app_tokens`]: each app's WeChat access_token (the app token), refreshed by one
 //!   replica at a time, for the calls that need one.
 //! - [`revocation`], [`callers`], [`apps`]: what every replica keeps in memory: revoked
@@ -27,9 +27,11 @@ pub mod callers;
 pub mod clock;
 pub mod domain;
 pub mod error;
+pub mod lifecycle;
 pub mod login;
 pub mod login_sessions;
 pub mod metrics;
+pub mod profiles;
 pub mod quotas;
 pub mod revocation;
 pub mod secrets;

@@ -56,6 +56,8 @@ pub struct Metrics {
     database_up: Gauge,
     revocation_listener_up: Gauge,
     app_token_refreshes: Family<AppOutcome, Counter>,
+    phone_bindings: Family<AppOutcome, Counter>,
+    nickname_checks: Family<AppOutcome, Counter>,
 }
 
 /// Labels of a per-app outcome.
@@ -89,6 +91,8 @@ impl Metrics {
             database_up: Gauge::default(),
             revocation_listener_up: Gauge::default(),
             app_token_refreshes: Family::default(),
+            phone_bindings: Family::default(),
+            nickname_checks: Family::default(),
         };
         let mut registry = Registry::with_prefix("wxauth");
         registry.register(
@@ -148,6 +152,18 @@ impl Metrics {
             metrics.app_token_refreshes.clone(),
         );
         registry.register(
+            "phone_bindings",
+            "phone numbers asked of WeChat by the getPhoneNumber code, by outcome (ok: a number \
+             WeChat charges for; refused: WeChat refused the code; reused: a code already sent, \
+             refused here; failed: WeChat unavailable or unexpected)",
+            metrics.phone_bindings.clone(),
+        );
+        registry.register(
+            "nickname_checks",
+            "nicknames checked with WeChat's msgSecCheck, by outcome (pass, review, risky, failed)",
+            metrics.nickname_checks.clone(),
+        );
+        registry.register(
             "audit_unwritten",
             "refusals and reads counted for the audit trail but not yet in the database (it grows while the database refuses them; none is dropped)",
             metrics.audit_unwritten.clone(),
@@ -168,6 +184,26 @@ impl Metrics {
             .get_or_create(&AppOutcome {
                 appid: appid.to_owned(),
                 outcome: if ok { "ok" } else { "failed" },
+            })
+            .inc();
+    }
+
+    /// Counts a phone number bind asked with a getPhoneNumber code.
+    pub fn phone_binding(&self, appid: &str, outcome: &'static str) {
+        self.phone_bindings
+            .get_or_create(&AppOutcome {
+                appid: appid.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Counts a nickname content check.
+    pub fn nickname_check(&self, appid: &str, outcome: &'static str) {
+        self.nickname_checks
+            .get_or_create(&AppOutcome {
+                appid: appid.to_owned(),
+                outcome,
             })
             .inc();
     }

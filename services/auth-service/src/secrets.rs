@@ -77,13 +77,18 @@ pub enum SealError {
     Random(#[from] getrandom::Error),
 }
 
-/// The keys that seal WeChat session_keys at rest: one active key seals, every configured
-/// key opens. Keys rotate in two phases: every replica is given the new key first (it opens
-/// what a rotated replica seals), then the active kid is switched, and the background
-/// re-seal moves stored sessions to it.
+/// The keys that seal WeChat session_keys (and phone numbers) at rest: one active key
+/// seals, every configured key opens. Keys rotate in two phases: every replica is given the
+/// new key first (it opens what a rotated replica seals), then the active kid is switched,
+/// and the background re-seal moves stored values to it.
+///
+/// Each key also gives an index key (HMAC-SHA256 of the key over a fixed label), for keyed
+/// digests: a value found by its digest (a phone number), or remembered only as one (a
+/// deleted user's openid). A copy of the table without the key cannot link them to anyone.
 pub struct Keyring {
     active: String,
     ciphers: HashMap<String, Aes256Gcm>,
+    index_keys: HashMap<String, [u8; 32]>,
 }
 
 impl Keyring {
@@ -96,6 +101,10 @@ impl Keyring {
     /// Builds a keyring from (kid, 32-byte key) pairs in which `active` seals; `None` when no
     /// key has that kid.
     pub fn with_active(keys: Vec<(String, [u8; 32])>, active: &str) -> Option<Self> {
+        let index_keys: HashMap<String, [u8; 32]> = keys
+            .iter()
+            .map(|(kid, key)| (kid.clone(), keyed_digest(key, INDEX_LABEL)))
+            .collect();
         let ciphers: HashMap<String, Aes256Gcm> = keys
             .into_iter()
             .map(|(kid, key)| (kid, Aes256Gcm::new(&key.into())))
@@ -103,7 +112,31 @@ impl Keyring {
         ciphers.contains_key(active).then(|| Self {
             active: active.to_owned(),
             ciphers,
+            index_keys,
         })
+    }
+
+    /// The keyed digest of `value` under the active key's index key, and that kid.
+    pub fn index(&self, value: &[u8]) -> Result<Indexed, SealError> {
+        let key = self
+            .index_keys
+            .get(&self.active)
+            .ok_or_else(|| SealError::UnknownKid(self.active.clone()))?;
+        Ok(Indexed {
+            kid: self.active.clone(),
+            digest: keyed_digest(key, value).to_vec(),
+        })
+    }
+
+    /// The keyed digests `value` may be stored under: one per key this keyring holds (a row
+    /// indexed before a rotation is found until the re-seal moves it).
+    pub fn indexes(&self, value: &[u8]) -> Vec<Vec<u8>> {
+        let mut kids: Vec<&String> = self.index_keys.keys().collect();
+        kids.sort();
+        kids.into_iter()
+            .filter_map(|kid| self.index_keys.get(kid))
+            .map(|key| keyed_digest(key, value).to_vec())
+            .collect()
     }
 
     /// The kid that seals.
@@ -165,6 +198,28 @@ impl Keyring {
     }
 }
 
+/// A keyed digest and the kid of the key it was made with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Indexed {
+    /// Which key.
+    pub kid: String,
+    /// HMAC-SHA256 of the value under that key's index key.
+    pub digest: Vec<u8>,
+}
+
+/// The label each sealing key is turned into its index key with.
+const INDEX_LABEL: &[u8] = b"wxauth.index.v1";
+
+/// HMAC-SHA256 of `message` keyed by `key`.
+fn keyed_digest(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    // HMAC takes a key of any length.
+    #[allow(clippy::expect_used)]
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("hmac takes any key length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut kids: Vec<&String> = self.ciphers.keys().collect();
@@ -210,6 +265,27 @@ mod tests {
             without_old.open(&sealed, b"row-1"),
             Err(SealError::UnknownKid(_))
         ));
+    }
+
+    #[test]
+    fn indexes_are_keyed_stable_and_found_under_every_key() {
+        let keys = ring(&[("k1", 1)]);
+        let first = keys.index(b"13800138000").unwrap();
+        assert_eq!(first.kid, "k1");
+        assert_eq!(first, keys.index(b"13800138000").unwrap(), "stable");
+        assert_ne!(first.digest, keys.index(b"13800138001").unwrap().digest);
+        assert_ne!(
+            first.digest,
+            ring(&[("k1", 2)]).index(b"13800138000").unwrap().digest,
+            "keyed"
+        );
+        assert_ne!(first.digest, Sha256::digest(b"13800138000").to_vec());
+        let rotated = ring(&[("k2", 2), ("k1", 1)]);
+        assert_eq!(rotated.index(b"13800138000").unwrap().kid, "k2");
+        assert!(
+            rotated.indexes(b"13800138000").contains(&first.digest),
+            "a value indexed before the rotation is still found"
+        );
     }
 
     #[test]

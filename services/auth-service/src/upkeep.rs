@@ -10,8 +10,8 @@ use wxauth_process::metrics::Readiness;
 use wxauth_proto::v1::auth_service_server::SERVICE_NAME;
 
 use crate::{
-    login_sessions::LoginSessions, metrics::Metrics, revocation::Revocations, store::PgStore,
-    wechat_calls::WeChatCalls,
+    lifecycle::Lifecycle, login_sessions::LoginSessions, metrics::Metrics, revocation::Revocations,
+    store::PgStore, wechat_calls::WeChatCalls,
 };
 
 /// How often the database is pinged for health.
@@ -97,18 +97,27 @@ pub async fn report_health(
 }
 
 /// Every `interval`: deletes expired rows, `batch` rows per statement, so no purge holds
-/// locks for long, and moves sessions sealed under an older key to the active one (a key
-/// rotation's last step). Several replicas may do both at once: their purges take disjoint
-/// rows, and a re-seal replaces a row only if it is still as it was read.
+/// locks for long, erases the users whose deletion's cooling-off has ended, and moves
+/// sessions sealed under an older key to the active one (a key rotation's last step).
+/// Several replicas may do all of it at once: their purges and erasures take disjoint rows,
+/// and a re-seal replaces a row only if it is still as it was read.
 pub async fn purge_expired(
     store: PgStore,
     sessions: Arc<LoginSessions>,
+    lifecycle: Arc<Lifecycle>,
     interval: Duration,
     batch: i64,
     audit_retention_secs: i64,
 ) {
     loop {
         tokio::time::sleep(interval).await;
+        match lifecycle.erase_due(batch).await {
+            Ok(0) => {}
+            Ok(erased) => info!(erased, "users erased at the end of their cooling-off"),
+            Err(err) => {
+                warn!(error = %err, "erasing deleted users failed; retrying at the next interval")
+            }
+        }
         match store.purge_expired(batch, audit_retention_secs).await {
             Ok(0) => debug!("nothing expired to purge"),
             Ok(purged) => info!(purged, "purged expired rows"),
@@ -119,6 +128,30 @@ pub async fn purge_expired(
             Ok(moved) => info!(moved, "sessions re-sealed under the active key"),
             Err(err) => warn!(error = %err, "re-sealing failed; retrying at the next interval"),
         }
+    }
+}
+
+/// Seals the phone numbers still in the clear (written by a release before sealing) and
+/// moves those sealed under a retired key to the active one: `batch` at a time, at once
+/// while there are more, then every `interval`. This is the online migration of phone
+/// numbers: nothing waits for it, and a number is found by the same query before and after.
+pub async fn seal_phones(store: PgStore, interval: Duration, batch: i64) {
+    loop {
+        match store.seal_phones(batch).await {
+            Ok(sealed) if sealed as i64 >= batch => {
+                info!(
+                    sealed,
+                    "phone numbers sealed under the active key; more to go"
+                );
+                continue;
+            }
+            Ok(0) => {}
+            Ok(sealed) => info!(sealed, "phone numbers sealed under the active key"),
+            Err(err) => {
+                warn!(error = %err, "sealing phone numbers failed; retrying at the next interval")
+            }
+        }
+        tokio::time::sleep(interval).await;
     }
 }
 

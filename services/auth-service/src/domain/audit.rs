@@ -13,6 +13,8 @@ pub struct CallContext {
     /// The id the caller sent, when it sent an acceptable one. A client may write anything
     /// there, so it is kept apart from the service's own.
     pub client_request_id: Option<String>,
+    /// What the caller may reach (not recorded: it decides what the call may do).
+    pub reach: super::Reach,
 }
 
 /// What happened.
@@ -49,6 +51,18 @@ pub enum AuditKind {
     PhoneBindRefused,
     /// An operator read a user's data (`outcome` names the RPC).
     AdminRead,
+    /// An operator suspended a user (`outcome`: the reason).
+    UserSuspended,
+    /// An operator lifted a user's suspension.
+    UserReinstated,
+    /// A deletion was asked for and waits out the cooling-off.
+    DeletionRequested,
+    /// A user's data was erased: they are a tombstone now.
+    UserDeleted,
+    /// An operator undid a deletion during its cooling-off.
+    UserRestored,
+    /// A copy of a user's data was handed out (to the user, or to an operator).
+    DataExported,
 }
 
 impl AuditKind {
@@ -70,11 +84,17 @@ impl AuditKind {
             Self::RefreshRefused => "refresh_refused",
             Self::PhoneBindRefused => "phone_bind_refused",
             Self::AdminRead => "admin_read",
+            Self::UserSuspended => "user_suspended",
+            Self::UserReinstated => "user_reinstated",
+            Self::DeletionRequested => "deletion_requested",
+            Self::UserDeleted => "user_deleted",
+            Self::UserRestored => "user_restored",
+            Self::DataExported => "data_exported",
         }
     }
 
     /// Every kind, for the list a filter is checked against.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 21] = [
         Self::Login,
         Self::SilentLogin,
         Self::LoginRefused,
@@ -90,6 +110,12 @@ impl AuditKind {
         Self::RefreshRefused,
         Self::PhoneBindRefused,
         Self::AdminRead,
+        Self::UserSuspended,
+        Self::UserReinstated,
+        Self::DeletionRequested,
+        Self::UserDeleted,
+        Self::UserRestored,
+        Self::DataExported,
     ];
 
     /// The kind of a stored name.
@@ -167,6 +193,9 @@ pub struct AuditFilter {
     pub before: Option<i64>,
     /// At most this many.
     pub limit: i64,
+    /// Only events of these apps (a caller that reaches some apps only); every event when
+    /// `None`.
+    pub apps: Option<Vec<String>>,
 }
 
 #[cfg(test)]

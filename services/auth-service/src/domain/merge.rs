@@ -36,6 +36,9 @@ pub struct AccountState {
     pub unionid: Option<String>,
     /// The account of that unionid, when there is one.
     pub unionid_account: Option<i64>,
+    /// Where the stored user stands (not part of the rule: a login the user may not make is
+    /// refused before the rule is asked).
+    pub standing: Option<super::lifecycle::Standing>,
 }
 
 impl AccountState {

@@ -5,8 +5,10 @@
 pub mod app_token;
 pub mod audit;
 pub mod bearer;
+pub mod lifecycle;
 pub mod merge;
 pub mod profile;
+pub mod reach;
 pub mod rotation;
 pub mod session;
 pub mod user;
@@ -15,7 +17,8 @@ pub use app_token::TokenStatus;
 pub use audit::{AuditEvent, AuditFilter, AuditKind, CallContext, NewAuditEvent};
 pub use bearer::{Bearer, InvalidBearer};
 pub use profile::{
-    FilledProfile, InvalidProfile, PLACEHOLDER_NICKNAME, Phone, Profile, UserUpdate,
+    FilledProfile, InvalidProfile, NicknameCheck, PLACEHOLDER_NICKNAME, Phone, Profile, UserUpdate,
 };
+pub use reach::{OutOfReach, Reach};
 pub use session::LoginSession;
 pub use user::User;

@@ -36,6 +36,77 @@ pub struct Phone {
     pub country_code: Option<String>,
 }
 
+impl Phone {
+    /// The number as a caller without the `pii` scope sees it: the middle of the national
+    /// number starred (`138****8000`), in both forms. The country code stays: it says
+    /// nothing of who the user is.
+    pub fn masked(&self) -> Self {
+        let pure_number = mask_digits(&self.pure_number);
+        let number = if self.number.contains(&self.pure_number) {
+            self.number.replacen(&self.pure_number, &pure_number, 1)
+        } else {
+            mask_digits(&self.number)
+        };
+        Self {
+            number,
+            pure_number,
+            country_code: self.country_code.clone(),
+        }
+    }
+}
+
+/// `text` with all but its first three and last four characters starred; a short number
+/// keeps less (its last two when it has five to seven characters, nothing below that), so a
+/// mask never shows most of a number.
+fn mask_digits(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let (head, tail) = match chars.len() {
+        0..=4 => (0, 0),
+        5..=7 => (0, 2),
+        _ => (3, 4),
+    };
+    chars
+        .iter()
+        .enumerate()
+        .map(|(at, c)| {
+            if at < head || at >= chars.len() - tail {
+                *c
+            } else {
+                '*'
+            }
+        })
+        .collect()
+}
+
+/// What WeChat's content check (`msgSecCheck`) said of a stored nickname.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NicknameCheck {
+    /// Nothing wrong.
+    Passed,
+    /// WeChat suggests a person look at it: stored, flagged for operators.
+    Review,
+    /// The check could not be made and the settings let the nickname through.
+    Unchecked,
+}
+
+impl NicknameCheck {
+    /// The name stored.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Passed => "passed",
+            Self::Review => "review",
+            Self::Unchecked => "unchecked",
+        }
+    }
+
+    /// The check of a stored name; `None` for one this release does not know.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Passed, Self::Review, Self::Unchecked]
+            .into_iter()
+            .find(|check| check.name() == name)
+    }
+}
+
 /// What a login may write to a user. `None` (in the profile's fields too) means "keep what
 /// is stored": nothing real is ever overwritten with nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -136,6 +207,47 @@ pub enum InvalidProfile {
     /// The avatar URL breaks its rule.
     #[error("avatar_url must be an https:// URL of printable ASCII, at most 1024 bytes")]
     AvatarUrl,
+    /// The avatar URL is not on a host the app serves avatars from.
+    #[error(
+        "avatar_url must be on a host this mini-program keeps avatars on (WXAUTH_AVATAR_HOSTS): \
+         upload the file chooseAvatar gave to the app's storage first and send that URL"
+    )]
+    AvatarHost,
+}
+
+/// The host of an `https://` URL that [`FilledProfile::parse`] accepted, lowercased, without
+/// user info or port.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit('@').next()?;
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => host_port.split(':').next()?,
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// Whether `url` is on one of `hosts`: a host matches itself, and an entry starting with a
+/// dot (`.example.com`) matches every host under it. Without a list every https host is
+/// accepted (a deployment that names none keeps its behaviour).
+pub fn avatar_on_allowed_host(url: &str, hosts: Option<&[String]>) -> Result<(), InvalidProfile> {
+    let Some(hosts) = hosts else {
+        return Ok(());
+    };
+    let host = url_host(url).ok_or(InvalidProfile::AvatarHost)?;
+    let allowed = hosts.iter().any(|entry| {
+        if entry.starts_with('.') {
+            host.ends_with(entry.as_str())
+        } else {
+            host == *entry
+        }
+    });
+    if allowed {
+        Ok(())
+    } else {
+        Err(InvalidProfile::AvatarHost)
+    }
 }
 
 impl FilledProfile {
@@ -275,6 +387,54 @@ mod tests {
         assert_eq!(phone.country_code.as_deref(), Some("852"));
         assert_eq!(phone.pure_number, "61234567");
         assert_eq!(update.profile, Profile::default());
+    }
+
+    #[test]
+    fn masks_keep_the_ends_of_a_number_only() {
+        let phone = |number: &str, pure: &str| Phone {
+            number: number.into(),
+            pure_number: pure.into(),
+            country_code: Some("86".into()),
+        };
+        let masked = phone("+86 13800138000", "13800138000").masked();
+        assert_eq!(masked.pure_number, "138****8000");
+        assert_eq!(masked.number, "+86 138****8000");
+        assert_eq!(masked.country_code.as_deref(), Some("86"));
+        assert_eq!(
+            phone("13800138000", "13800138000").masked().number,
+            "138****8000"
+        );
+        assert_eq!(
+            phone("+852 61234567", "61234567").masked().pure_number,
+            "612*4567"
+        );
+        assert_eq!(phone("12345", "12345").masked().pure_number, "***45");
+        assert_eq!(phone("1234", "1234").masked().pure_number, "****");
+        // A number that does not contain its pure form is masked on its own.
+        assert_eq!(
+            phone("+86 138 0013 8000", "13800138000").masked().number,
+            "+86**********8000"
+        );
+    }
+
+    #[test]
+    fn avatars_must_be_on_a_listed_host_when_the_app_lists_any() {
+        let hosts = vec!["cdn.example.com".to_owned(), ".img.example.org".to_owned()];
+        let check = |url: &str| avatar_on_allowed_host(url, Some(&hosts));
+        assert_eq!(check("https://cdn.example.com/a.png"), Ok(()));
+        assert_eq!(check("https://CDN.example.com:8443/a.png"), Ok(()));
+        assert_eq!(check("https://a.img.example.org/x"), Ok(()));
+        for bad in [
+            "https://img.example.org/x",
+            "https://evil.com/cdn.example.com",
+            "https://cdn.example.com.evil.com/a",
+            "https://cdn.example.com@evil.com/a",
+            "https://xcdn.example.com/a",
+            "https://evilimg.example.org/x",
+        ] {
+            assert_eq!(check(bad), Err(InvalidProfile::AvatarHost), "{bad}");
+        }
+        assert_eq!(avatar_on_allowed_host("https://any.host/a", None), Ok(()));
     }
 
     #[test]

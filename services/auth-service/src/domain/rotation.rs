@@ -26,6 +26,8 @@ pub struct Presented {
     pub family_created_at: Timestamp,
     /// Whether its family was revoked.
     pub family_revoked: bool,
+    /// Whether its user may not hold tokens now (suspended, being deleted).
+    pub user_barred: bool,
     /// Its successor, when it was used and the successor is still on record.
     pub successor: Option<Successor>,
 }
@@ -48,6 +50,8 @@ pub enum Refusal {
     Unknown,
     /// Its family was revoked (logout, reuse, an operator).
     Revoked,
+    /// Its user is suspended, or waits out a deletion.
+    Barred,
     /// Its family is older than the absolute lifetime.
     FamilyTooOld,
     /// It sat unused past its idle limit.
@@ -60,6 +64,7 @@ impl Refusal {
         match self {
             Self::Unknown => "unknown",
             Self::Revoked => "revoked",
+            Self::Barred => "barred",
             Self::FamilyTooOld => "family_too_old",
             Self::Expired => "expired",
         }
@@ -96,6 +101,9 @@ pub fn decide(presented: Option<&Presented>, now: Timestamp, rules: RefreshRules
     let family_ends = presented
         .family_created_at
         .plus_secs(rules.family_max_age_secs);
+    if presented.user_barred {
+        return Decision::Refuse(Refusal::Barred);
+    }
     if presented.family_revoked {
         return Decision::Refuse(Refusal::Revoked);
     }
@@ -139,6 +147,7 @@ mod tests {
             expires_at: issued.plus_secs(RULES.idle_secs),
             family_created_at: LOGIN,
             family_revoked: false,
+            user_barred: false,
             successor: None,
         }
     }
@@ -223,6 +232,16 @@ mod tests {
                 }),
                 at(200),
                 Decision::Refuse(Refusal::Revoked),
+            ),
+            (
+                "a suspended user's token is refused as such, whatever else holds",
+                Some(Presented {
+                    user_barred: true,
+                    family_revoked: true,
+                    ..used(LOGIN, used_at, untouched_successor(used_at))
+                }),
+                at(105),
+                Decision::Refuse(Refusal::Barred),
             ),
             (
                 "grace: presented again at once, the successor untouched",

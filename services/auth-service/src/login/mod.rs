@@ -16,7 +16,7 @@ use crate::{
     domain::{CallContext, UserUpdate, merge::AccountState},
     error::AuthError,
     login_sessions::{CreatedSession, LoginSessions},
-    store::{Completion, PgStore},
+    store::{Completion, LoginWrite, PgStore},
     tokens::{Issued, Tokens},
 };
 pub use complete::{CompleteRequest, DataKind, SignedRawData};
@@ -162,7 +162,7 @@ impl Logins {
         context: &CallContext,
     ) -> Result<Issued, AuthError> {
         let refresh = self.tokens.new_refresh()?;
-        let issued = self
+        let written = self
             .store
             .complete_login(
                 session_hash,
@@ -174,8 +174,14 @@ impl Logins {
                 known,
                 context,
             )
-            .await?
-            .ok_or(AuthError::SessionNotFound)?;
-        self.tokens.pair(issued, refresh)
+            .await?;
+        match written {
+            LoginWrite::Issued(issued) => self.tokens.pair(*issued, refresh),
+            LoginWrite::SessionGone => Err(AuthError::SessionNotFound),
+            LoginWrite::Barred(barred) => {
+                info!(%appid, ?barred, "login refused: the user may not log in");
+                Err(AuthError::AccountSuspended)
+            }
+        }
     }
 }

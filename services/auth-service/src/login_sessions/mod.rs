@@ -12,7 +12,7 @@ use wxauth_wechat::{AppId, JsCode, SessionKey, WeChatClient};
 
 use crate::{
     apps::Apps,
-    domain::{Bearer, CallContext, LoginSession, merge::AccountState},
+    domain::{Bearer, CallContext, LoginSession, lifecycle, merge::AccountState},
     error::AuthError,
     metrics::Metrics,
     quotas::WeChatQuota,
@@ -172,7 +172,7 @@ impl LoginSessions {
                 &user_seal_context(appid.as_str(), &exchanged.openid),
             )
             .map_err(AuthError::internal)?;
-        let (expires_at, account) = self
+        let (expires_at, account, stored_at) = self
             .store
             .create_session(NewSession {
                 id_hash: &id_hash,
@@ -184,6 +184,14 @@ impl LoginSessions {
                 ttl_secs: self.ttl_secs,
             })
             .await?;
+        if let Some(barred) = account
+            .standing
+            .as_ref()
+            .and_then(|standing| lifecycle::barred(standing, stored_at))
+        {
+            info!(%appid, ?barred, "login refused: the user may not log in");
+            return Err(AuthError::AccountSuspended);
+        }
         let has_unionid = exchanged.unionid.is_some();
         self.remembered.insert(
             id_hash.clone(),

@@ -69,6 +69,12 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How often expired rows are purged.
     pub purge_interval: Duration,
+    /// How long a deletion waits before erasing; zero: at once.
+    pub deletion_cooling_off: Duration,
+    /// What happens to a nickname when WeChat's check cannot be made.
+    pub nickname_check: crate::profiles::NicknamePolicy,
+    /// The hosts each app keeps avatars on.
+    pub avatar_hosts: std::collections::HashMap<String, Vec<String>>,
 }
 
 impl fmt::Debug for Config {

@@ -34,7 +34,7 @@ pub const RENAMED: [wxauth_process::config::Renamed; 1] = [wxauth_process::confi
     old: "WXAUTH_ACCESS_TOKEN_CHECK_MS",
     new: "WXAUTH_APP_TOKEN_CHECK_MS",
 }];
-use parse::{parse_apps, parse_keys, parse_signing_keys};
+use parse::{parse_apps, parse_avatar_hosts, parse_keys, parse_signing_keys};
 
 /// The wxauth auth-service: WeChat Mini Program login over gRPC.
 ///
@@ -231,6 +231,28 @@ pub struct Settings {
     #[arg(long, env = "WXAUTH_REFLECTION", action = clap::ArgAction::Set, default_value_t = true)]
     pub reflection: bool,
 
+    /// How long a deletion waits before the user's data is erased, in seconds; meanwhile the
+    /// user is suspended and an operator may undo it (RestoreUser). 0: erased at once.
+    #[arg(long, env = "WXAUTH_DELETION_COOLING_OFF_SECS", default_value_t = 0)]
+    pub deletion_cooling_off_secs: u32,
+
+    /// What happens to a nickname when WeChat's content check (msgSecCheck) cannot be made:
+    /// `fail-closed` refuses it (503, retry later), `fail-open` stores it flagged
+    /// `unchecked`, `off` checks no nickname at all.
+    #[arg(
+        long,
+        env = "WXAUTH_NICKNAME_CHECK",
+        value_enum,
+        default_value = "fail-closed"
+    )]
+    pub nickname_check: crate::profiles::NicknamePolicy,
+
+    /// The hosts each app keeps avatars on, as `appid:host|host` entries separated by commas
+    /// (`.example.com` takes every host under it). An avatar_url elsewhere is refused; an app
+    /// without an entry takes any https host.
+    #[arg(long, env = "WXAUTH_AVATAR_HOSTS", default_value = "")]
+    pub avatar_hosts: String,
+
     /// Dev mode (`WXAUTH_DEV=1`): missing keys are replaced by throwaway ones made at start,
     /// and the log says so. Never in production: sessions do not survive a restart.
     #[arg(long, env = "WXAUTH_DEV", action = clap::ArgAction::SetTrue,
@@ -340,6 +362,18 @@ impl Settings {
                 }
             }
         })?;
+        if let Some((caller, appid)) = callers
+            .apps_named()
+            .find(|(_, appid)| !apps.keys().any(|served| served.as_str() == *appid))
+        {
+            return Err(SettingsError::Malformed {
+                setting: "WXAUTH_CALLERS",
+                rule: format!(
+                    "caller {caller} names the app {appid}, which WXAUTH_APPS does not serve"
+                ),
+            });
+        }
+        let avatar_hosts = parse_avatar_hosts(&self.avatar_hosts, &apps)?;
         let given_signing_keys = self
             .token_signing_keys
             .as_deref()
@@ -430,6 +464,9 @@ impl Settings {
             wechat_calls_burst: self.wechat_calls_burst,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
             purge_interval: Duration::from_secs(self.purge_interval_secs.get()),
+            deletion_cooling_off: Duration::from_secs(u64::from(self.deletion_cooling_off_secs)),
+            nickname_check: self.nickname_check,
+            avatar_hosts,
         })
     }
 }

@@ -1,5 +1,6 @@
-//! The formats of the settings that hold several values: `appid:secret` pairs and
-//! `kid:base64` keys. Errors name the setting and the rule, never a value.
+//! The formats of the settings that hold several values: `appid:secret` pairs,
+//! `kid:base64` keys and `appid:host|host` avatar hosts. Errors name the setting and the rule,
+//! never a secret.
 
 use std::collections::HashMap;
 
@@ -100,4 +101,57 @@ pub(super) fn parse_signing_keys(raw: &str) -> Result<Vec<KeyPair>, SettingsErro
         .into_iter()
         .map(|(kid, seed)| KeyPair::from_seed(kid, &seed))
         .collect())
+}
+
+/// The avatar hosts of each app: `appid:host|host` entries separated by commas, of served
+/// apps. A host is lowercase letters, digits, '-' and '.', and may start with '.' (every
+/// host under it).
+pub(super) fn parse_avatar_hosts(
+    raw: &str,
+    apps: &HashMap<AppId, AppSecret>,
+) -> Result<HashMap<String, Vec<String>>, SettingsError> {
+    let malformed = |rule: String| SettingsError::Malformed {
+        setting: "WXAUTH_AVATAR_HOSTS",
+        rule,
+    };
+    let mut hosts = HashMap::new();
+    for entry in raw
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+    {
+        let (appid, list) = entry
+            .split_once(':')
+            .ok_or_else(|| malformed("each entry must be appid:host|host".to_owned()))?;
+        let appid = AppId::parse("appid", appid).map_err(|err| malformed(err.to_string()))?;
+        if !apps.contains_key(&appid) {
+            return Err(malformed(format!(
+                "the app {appid} is not served (WXAUTH_APPS)"
+            )));
+        }
+        let list = list
+            .split('|')
+            .map(|host| {
+                let host = host.trim().to_ascii_lowercase();
+                let name = host.strip_prefix('.').unwrap_or(&host);
+                let valid = !name.is_empty()
+                    && !name.starts_with('.')
+                    && !name.ends_with('.')
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+                valid.then_some(host).ok_or_else(|| {
+                    malformed(
+                        "a host is letters, digits, '-' and '.', without scheme, port or path \
+                         (a leading '.' takes every host under it)"
+                            .to_owned(),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if hosts.insert(appid.as_str().to_owned(), list).is_some() {
+            return Err(malformed("an appid is listed twice".to_owned()));
+        }
+    }
+    Ok(hosts)
 }

@@ -89,12 +89,17 @@ impl PgStore {
                        family_id, account_id, actor, client_addr, request_id, client_request_id, \
                        count) \
                      select at, kind, outcome, appid, user_id, openid_digest, family_id, \
-                       account_id, actor, client_addr, request_id, client_request_id, count \
-                     from unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], \
+                       account_id, actor, \
+                       case when erased then null else client_addr end, request_id, \
+                       case when erased then null else client_request_id end, count \
+                     from (select *, exists (select 1 from users d \
+                         where d.user_id = t.user_id and d.status = 'deleted') as erased \
+                       from unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], \
                        $5::bigint[], $6::bytea[], $7::bigint[], $8::bigint[], $9::text[], \
                        $10::text[], $11::text[], $12::text[], $13::bigint[]) with ordinality \
                        as t(at, kind, outcome, appid, user_id, openid_digest, family_id, \
                          account_id, actor, client_addr, request_id, client_request_id, count, n) \
+                     ) as t \
                      order by n \
                      returning event_id",
                 )
@@ -162,6 +167,9 @@ impl PgStore {
                 }
                 if !kinds.is_empty() {
                     query.push(" and kind = any(").push_bind(&kinds).push(")");
+                }
+                if let Some(apps) = &filter.apps {
+                    query.push(" and appid = any(").push_bind(apps).push(")");
                 }
                 if let Some(since) = filter.since {
                     query.push(" and at >= ").push_bind(since);

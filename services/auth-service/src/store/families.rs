@@ -8,8 +8,9 @@ use sqlx::{Connection as _, Row as _, postgres::PgConnection};
 use super::{
     PgStore, StoreError,
     audit::{self, AUDIT_INSERT},
+    lifecycle::barred_sql,
     logins::IssuedLogin,
-    users::{USER_BY_ID, user_from_row},
+    users::USER_BY_ID,
 };
 use crate::{
     clock::Timestamp,
@@ -73,7 +74,7 @@ pub enum RefreshOutcome {
 /// ends their users' open login sessions, tells every replica, and audits each family as
 /// `$2` (kind) with `$3` (reason), `$4`..`$6` and `$8` the call, at `$7`. Returns the families
 /// revoked.
-fn revoke_sql(which: &str) -> String {
+pub(super) fn revoke_sql(which: &str) -> String {
     format!(
         "with revoked as (update token_families set revoked_at = $7, revoke_reason = $3 \
            where {which} and revoked_at is null returning family_id, user_id, appid), \
@@ -98,7 +99,7 @@ impl PgStore {
         context: &CallContext,
     ) -> Result<RefreshOutcome, StoreError> {
         let now = self.now();
-        self.run(async |conn| rotate(conn, old_hash, rotation, now, context).await)
+        self.run(async |conn| rotate(self, conn, old_hash, rotation, now, context).await)
             .await
     }
 
@@ -126,6 +127,20 @@ impl PgStore {
             })
             .await?;
         Ok(revoked.len() == 1)
+    }
+
+    /// The app of a refresh token, whatever its state.
+    pub async fn app_of_refresh(&self, hash: &[u8]) -> Result<Option<String>, StoreError> {
+        self.run(async |conn| {
+            sqlx::query_scalar(
+                "select f.appid from refresh_tokens r join token_families f \
+                   on f.family_id = r.family_id where r.token_hash = $1",
+            )
+            .bind(hash)
+            .fetch_optional(conn)
+            .await
+        })
+        .await
     }
 
     /// The family of a refresh token, whatever its state.
@@ -236,15 +251,20 @@ struct Locked {
 async fn lock_presented(
     tx: &mut PgConnection,
     old_hash: &[u8],
+    now: Timestamp,
 ) -> Result<Option<Locked>, sqlx::Error> {
-    let Some(row) = sqlx::query(
+    let Some(row) = sqlx::query(&format!(
         "select r.family_id, f.user_id, f.appid, r.used_at, r.expires_at, f.created_at, \
                 f.revoked_at is not null as revoked, r.successor_hash, r.successor_kid, \
-                r.successor_nonce, r.successor_sealed \
+                r.successor_nonce, r.successor_sealed, \
+                coalesce((select {} from users u where u.user_id = f.user_id), false) \
+                  as user_barred \
          from refresh_tokens r join token_families f on f.family_id = r.family_id \
          where r.token_hash = $1 for update of r, f",
-    )
+        barred_sql("u", "$2")
+    ))
     .bind(old_hash)
+    .bind(now)
     .fetch_optional(&mut *tx)
     .await?
     else {
@@ -288,6 +308,7 @@ async fn lock_presented(
             expires_at: row.try_get("expires_at")?,
             family_created_at: row.try_get("created_at")?,
             family_revoked: row.try_get("revoked")?,
+            user_barred: row.try_get("user_barred")?,
             successor,
         },
         successor_sealed,
@@ -298,6 +319,7 @@ async fn lock_presented(
 /// Every way out that does not commit rolls back before it returns, so the connection goes
 /// back to the pool with no transaction open and no lock held.
 async fn rotate(
+    store: &PgStore,
     conn: &mut PgConnection,
     old_hash: &[u8],
     rotation: Rotation<'_>,
@@ -305,7 +327,7 @@ async fn rotate(
     context: &CallContext,
 ) -> Result<RefreshOutcome, sqlx::Error> {
     let mut tx = conn.begin().await?;
-    let locked = lock_presented(&mut tx, old_hash).await?;
+    let locked = lock_presented(&mut tx, old_hash, now).await?;
     let decision = rotation::decide(
         locked.as_ref().map(|locked| &locked.presented),
         now,
@@ -365,7 +387,7 @@ async fn rotate(
             .bind(successor_expires_at)
             .execute(&mut *tx)
             .await?;
-            let user = user_of(&mut tx, user_id).await?;
+            let user = user_of(store, &mut tx, user_id).await?;
             audit::record(&mut tx, &audited(AuditKind::Refresh), now).await?;
             tx.commit().await?;
             Ok(RefreshOutcome::Rotated(Box::new(IssuedLogin {
@@ -375,7 +397,7 @@ async fn rotate(
             })))
         }
         (Decision::Replay, Some(successor), Some(standing)) => {
-            let user = user_of(&mut tx, user_id).await?;
+            let user = user_of(store, &mut tx, user_id).await?;
             audit::record(&mut tx, &audited(AuditKind::RefreshReplayed), now).await?;
             tx.commit().await?;
             Ok(RefreshOutcome::Replayed {
@@ -408,8 +430,12 @@ async fn rotate(
 }
 
 /// The user by id, inside the transaction.
-async fn user_of(tx: &mut PgConnection, user_id: i64) -> Result<User, sqlx::Error> {
-    user_from_row(
+async fn user_of(
+    store: &PgStore,
+    tx: &mut PgConnection,
+    user_id: i64,
+) -> Result<User, sqlx::Error> {
+    store.user_from_row(
         &sqlx::query(&USER_BY_ID)
             .bind(user_id)
             .fetch_one(&mut *tx)

@@ -7,9 +7,11 @@ use std::sync::LazyLock;
 
 use super::{
     PgStore, StoreError,
+    lifecycle::barred_sql,
     logins::{account_facts, account_state},
 };
 use crate::{
+    clock::Timestamp,
     domain::{LoginSession, merge::AccountState},
     secrets::Sealed,
 };
@@ -33,14 +35,20 @@ pub struct NewSession<'a> {
 }
 
 /// Stores a login session (see [`PgStore::create_session`]) and reads the account facts the
-/// login will be decided on, in the same snapshot.
+/// login will be decided on, in the same snapshot. A user who may not log in (suspended,
+/// being deleted) gets neither a session nor a kept session_key: the facts say why.
 static CREATE_SESSION: LazyLock<String> = LazyLock::new(|| {
+    let barred = format!(
+        "exists (select 1 from users g where g.appid = $2 and g.openid = $3 and {})",
+        barred_sql("g", "$12")
+    );
     format!(
         "with superseded as (delete from login_sessions \
            where appid = $2 and openid = $3 and created_at <= $12), \
          latest as (insert into user_session_keys as k (appid, openid, session_key_kid, \
              session_key_nonce, session_key_sealed, obtained_at) \
-           values ($2, $3, $9, $10, $11, $12) on conflict (appid, openid) do update set \
+           select $2, $3, $9, $10, $11, $12 where not {barred} \
+           on conflict (appid, openid) do update set \
              session_key_kid = excluded.session_key_kid, \
              session_key_nonce = excluded.session_key_nonce, \
              session_key_sealed = excluded.session_key_sealed, \
@@ -50,7 +58,7 @@ static CREATE_SESSION: LazyLock<String> = LazyLock::new(|| {
            session_key_nonce, session_key_sealed, created_at, expires_at) \
          select $1, $2, $3, $4, $5, $6, $7, $12, $8 \
          where not exists (select 1 from login_sessions \
-           where appid = $2 and openid = $3 and created_at > $12)) \
+           where appid = $2 and openid = $3 and created_at > $12) and not {barred}) \
          {}",
         account_facts(2, 3, 4)
     )
@@ -60,7 +68,9 @@ impl PgStore {
     /// Stores a new session and drops the user's older sessions of the same app (their
     /// session_key is no longer WeChat's live one), and keeps the key as the user's latest.
     /// Returns the expiry in Unix seconds, and what the account rule will need of the user
-    /// and their unionid, read in the same snapshot, so the login needs no read of its own.
+    /// and their unionid, read in the same snapshot, so the login needs no read of its own;
+    /// nothing is stored when those facts say the user may not log in (the caller asks
+    /// [`crate::domain::lifecycle::barred`] of them, at the returned time).
     ///
     /// WeChat keeps one live session_key per user: the one its latest exchange gave. Logins of
     /// one user may land here out of order (two at once, on two replicas), so the key and the
@@ -74,7 +84,7 @@ impl PgStore {
     pub async fn create_session(
         &self,
         session: NewSession<'_>,
-    ) -> Result<(i64, AccountState), StoreError> {
+    ) -> Result<(i64, AccountState, Timestamp), StoreError> {
         let now = self.now();
         let expires_at = now.plus_secs(session.ttl_secs);
         let row = self
@@ -96,7 +106,11 @@ impl PgStore {
                     .await
             })
             .await?;
-        Ok((expires_at.secs(), account_state(&row, session.unionid)?))
+        Ok((
+            expires_at.secs(),
+            account_state(&row, session.unionid)?,
+            now,
+        ))
     }
     /// Live sessions whose session_key is sealed under one of `kids`, `limit` at a time.
     pub async fn sessions_sealed_under(

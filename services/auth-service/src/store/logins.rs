@@ -8,9 +8,35 @@ use sqlx::{Row as _, postgres::PgRow};
 use super::{
     NewRefresh, PgStore, StoreError,
     audit::AUDIT_INSERT,
-    users::{USER_COLUMNS, user_from_row},
+    lifecycle::barred_sql,
+    users::{USER_COLUMNS, standing_of},
 };
-use crate::domain::{AuditKind, CallContext, User, UserUpdate, merge};
+use crate::domain::{
+    AuditKind, CallContext, User, UserUpdate,
+    lifecycle::{self, Barred},
+    merge,
+};
+
+/// What writing a login came to.
+#[derive(Debug)]
+pub enum LoginWrite {
+    /// Stored, with a new family.
+    Issued(Box<IssuedLogin>),
+    /// The login session is gone (expired, used, replaced by a newer login).
+    SessionGone,
+    /// The user may not log in (suspended, or waiting out a deletion): nothing was written.
+    Barred(Barred),
+}
+
+impl LoginWrite {
+    /// The login stored, if it was.
+    pub fn issued(self) -> Option<IssuedLogin> {
+        match self {
+            Self::Issued(issued) => Some(*issued),
+            Self::SessionGone | Self::Barred(_) => None,
+        }
+    }
+}
 
 /// A login as stored: the user and the family its tokens belong to.
 #[derive(Debug)]
@@ -30,6 +56,7 @@ pub struct IssuedLogin {
 pub(super) fn account_facts(appid: usize, openid: usize, unionid: usize) -> String {
     format!(
         "select stored.account_id as stored_account, stored.unionid as stored_unionid, \
+           stored.status, stored.status_reason, stored.suspended_until, stored.delete_after, \
            (select account_id from accounts where unionid = ${unionid}) as unionid_account \
          from (select 1) as one left join users as stored \
            on stored.appid = ${appid} and stored.openid = ${openid}"
@@ -50,10 +77,15 @@ pub(super) fn account_state(
             })
         })
         .transpose()?;
+    let standing = match row.try_get::<Option<String>, _>("status")? {
+        Some(_) => Some(standing_of(row)?),
+        None => None,
+    };
     Ok(merge::AccountState {
         stored,
         unionid: unionid.map(str::to_owned),
         unionid_account: row.try_get("unionid_account")?,
+        standing,
     })
 }
 
@@ -71,11 +103,21 @@ pub(super) fn account_state(
 ///
 /// A claim is an upsert on the unionid: when a concurrent login (the same person through
 /// another app) made the row first, it returns that row, so both end in one account.
+///
+/// A user who may not log in (suspended, being deleted: [`lifecycle::barred`], in its SQL
+/// form) gets nothing written, and the answer says so (`barred`), even when the login
+/// session is gone (a suspension ends them); the upsert checks it again under the row's
+/// lock, so a suspension committed meanwhile is not outrun.
 fn write_login_sql(consume: bool) -> String {
+    let gate = format!(
+        "gate as (select {} as barred from users g where g.appid = $1 and g.openid = $2)",
+        barred_sql("g", "$16")
+    );
     let (ready, used) = if consume {
         (
             "select 1 where exists (select 1 from login_sessions \
-               where id_hash = $25 and expires_at > $16)",
+               where id_hash = $25 and expires_at > $16) \
+               and not coalesce((select barred from gate), false)",
             "delete from login_sessions where id_hash = $25 and exists (select 1 from u) \
                returning 1",
         )
@@ -84,10 +126,14 @@ fn write_login_sql(consume: bool) -> String {
         // right to tokens. Its session may already be superseded by a concurrent login of
         // the same user (only the newest one is kept), and the login must still end in
         // tokens, since the code is spent at WeChat.
-        ("select 1 where $25::bytea is not null", "select 1 from u")
+        (
+            "select 1 where $25::bytea is not null \
+               and not coalesce((select barred from gate), false)",
+            "select 1 from u",
+        )
     };
     format!(
-        "with ready as ({ready}), \
+        "with {gate}, ready as ({ready}), \
          claimed as ( \
            insert into accounts as a (account_id, unionid, created_at) \
            select coalesce($23, nextval(pg_get_serial_sequence('accounts', 'account_id'))), \
@@ -97,9 +143,9 @@ fn write_login_sql(consume: bool) -> String {
          target as (select coalesce((select account_id from claimed), $24) as account_id), \
          u as ( \
            insert into users as u (appid, openid, unionid, nickname, avatar_url, gender, language, \
-              city, province, country, phone_number, pure_phone_number, phone_country_code, \
-              account_id, created_at, updated_at) \
-           select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+              city, province, country, phone_kid, phone_nonce, phone_sealed, phone_index, \
+              phone_index_kid, account_id, created_at, updated_at) \
+           select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $27, $28, \
               coalesce((select account_id from target), \
                        nextval(pg_get_serial_sequence('accounts', 'account_id'))), $16, $16 \
            from ready \
@@ -113,11 +159,18 @@ fn write_login_sql(consume: bool) -> String {
               city = coalesce(excluded.city, u.city), \
               province = coalesce(excluded.province, u.province), \
               country = coalesce(excluded.country, u.country), \
-              phone_number = coalesce(excluded.phone_number, u.phone_number), \
-              pure_phone_number = coalesce(excluded.pure_phone_number, u.pure_phone_number), \
-              phone_country_code = coalesce(excluded.phone_country_code, u.phone_country_code), \
+              phone_kid = coalesce(excluded.phone_kid, u.phone_kid), \
+              phone_nonce = coalesce(excluded.phone_nonce, u.phone_nonce), \
+              phone_sealed = coalesce(excluded.phone_sealed, u.phone_sealed), \
+              phone_index = coalesce(excluded.phone_index, u.phone_index), \
+              phone_index_kid = coalesce(excluded.phone_index_kid, u.phone_index_kid), \
+              phone_number = case when excluded.phone_sealed is null then u.phone_number end, \
+              pure_phone_number = \
+                case when excluded.phone_sealed is null then u.pure_phone_number end, \
+              phone_country_code = \
+                case when excluded.phone_sealed is null then u.phone_country_code end, \
               updated_at = $16 \
-           where u.account_id is not distinct from $26 \
+           where u.account_id is not distinct from $26 and not {barred_u} \
            returning *), \
          used as ({used}), \
          f as (insert into token_families (user_id, appid, created_at) \
@@ -128,8 +181,11 @@ fn write_login_sql(consume: bool) -> String {
          a as ({AUDIT_INSERT} select $16, $17, 'ok', u.appid, u.user_id, null, f.family_id, \
            $18, $19, $20, $21 from u, f) \
          select exists (select 1 from ready) as ready, exists (select 1 from u) as upserted, \
-           {USER_COLUMNS}, f.family_id, r.refresh_expires_at \
-         from (select 1) as one left join u on true left join f on true left join r on true"
+           coalesce((select barred from gate), false) as barred, \
+           {columns}, f.family_id, r.refresh_expires_at \
+         from (select 1) as one left join u on true left join f on true left join r on true",
+        barred_u = barred_sql("u", "$16"),
+        columns = *USER_COLUMNS,
     )
 }
 
@@ -172,12 +228,17 @@ impl PgStore {
         refresh: NewRefresh<'_>,
         known: Option<merge::AccountState>,
         context: &CallContext,
-    ) -> Result<Option<IssuedLogin>, StoreError> {
+    ) -> Result<LoginWrite, StoreError> {
         let (sql, kind) = match completion {
             Completion::UsesUpSession => (&*COMPLETE_LOGIN, AuditKind::Login),
             Completion::KeepsSession => (&*SILENT_LOGIN, AuditKind::SilentLogin),
         };
         let mut known = known.filter(|state| state.unionid == update.unionid);
+        let phone = update
+            .phone
+            .as_ref()
+            .map(|phone| self.seal_phone(appid, openid, phone))
+            .transpose()?;
         for _ in 0..DECIDE_AGAIN {
             let state = match known.take() {
                 Some(state) => state,
@@ -187,6 +248,13 @@ impl PgStore {
                 }
             };
             let now = self.now();
+            if let Some(barred) = state
+                .standing
+                .as_ref()
+                .and_then(|standing| lifecycle::barred(standing, now))
+            {
+                return Ok(LoginWrite::Barred(barred));
+            }
             let (claim, claim_under, target) = match merge::decide(&state.facts()) {
                 merge::Account::Fresh => (false, None, None),
                 merge::Account::Keep(id) | merge::Account::Join(id) => (false, None, Some(id)),
@@ -194,7 +262,7 @@ impl PgStore {
             };
             let row = self
                 .run(async |conn| {
-                    let (profile, phone) = (&update.profile, update.phone.as_ref());
+                    let (profile, phone) = (&update.profile, phone.as_ref());
                     sqlx::query(sql)
                         .bind(appid)
                         .bind(openid)
@@ -206,9 +274,9 @@ impl PgStore {
                         .bind(&profile.city)
                         .bind(&profile.province)
                         .bind(&profile.country)
-                        .bind(phone.map(|phone| &phone.number))
-                        .bind(phone.map(|phone| &phone.pure_number))
-                        .bind(phone.and_then(|phone| phone.country_code.as_ref()))
+                        .bind(phone.map(|phone| &phone.sealed.kid))
+                        .bind(phone.map(|phone| &phone.sealed.nonce))
+                        .bind(phone.map(|phone| &phone.sealed.ciphertext))
                         .bind(refresh.hash)
                         .bind(now.plus_secs(refresh.ttl_secs))
                         .bind(now)
@@ -222,12 +290,19 @@ impl PgStore {
                         .bind(target)
                         .bind(session_hash)
                         .bind(state.stored_account())
+                        .bind(phone.map(|phone| &phone.index))
+                        .bind(phone.map(|phone| &phone.index_kid))
                         .fetch_one(conn)
                         .await
                 })
                 .await?;
+            if row.try_get::<bool, _>("barred")? {
+                // Suspended since the facts were read: read them again, which says how.
+                known = None;
+                continue;
+            }
             if !row.try_get::<bool, _>("ready")? {
-                return Ok(None);
+                return Ok(LoginWrite::SessionGone);
             }
             if !row.try_get::<bool, _>("upserted")? {
                 // The user's account changed since the facts were read: decide again.
@@ -235,13 +310,13 @@ impl PgStore {
             }
             let Some(family_id) = row.try_get::<Option<i64>, _>("family_id")? else {
                 // Another completion of this session used it up first.
-                return Ok(None);
+                return Ok(LoginWrite::SessionGone);
             };
-            return Ok(Some(IssuedLogin {
-                user: user_from_row(&row)?,
+            return Ok(LoginWrite::Issued(Box::new(IssuedLogin {
+                user: self.user_from_row(&row)?,
                 family_id,
                 refresh_expires_at: row.try_get("refresh_expires_at")?,
-            }));
+            })));
         }
         Err(StoreError::Contended)
     }

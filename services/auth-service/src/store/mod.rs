@@ -10,6 +10,9 @@
 //! - [`session_keys`]: each user's latest session_key (WeChat's session);
 //! - [`logins`]: a login written: the user, their account, the token family it starts;
 //! - [`users`]: how a row becomes a user, lookups, a user's own changes;
+//! - [`phones`]: phone numbers sealed at rest, their blind index, and their re-seal;
+//! - [`lifecycle`]: suspension, deletion, restoring; [`erasure`]: what a deletion leaves;
+//! - [`find`]: finding users, and what an export reads besides the user;
 //! - [`families`]: token families, refresh rotation and revocation;
 //! - [`revocations`]: the feed of revocations from every replica;
 //! - [`app_tokens`]: each app's WeChat access_token and the lock of its refresh;
@@ -19,9 +22,13 @@
 pub mod app_tokens;
 pub mod audit;
 pub mod codes;
+pub mod erasure;
 pub mod families;
+pub mod find;
+pub mod lifecycle;
 pub mod login_sessions;
 pub mod logins;
+pub mod phones;
 pub mod pool;
 pub mod revocations;
 pub mod session_keys;
@@ -36,8 +43,11 @@ use sqlx::{migrate::Migrator, postgres::PgConnection};
 use crate::clock::{SharedClock, Timestamp};
 
 pub use families::{NewRefresh, REVOKED_CHANNEL, RefreshOutcome, Rotation};
+pub use find::{Found, Search};
+pub use lifecycle::{Erased, Refused, Target};
 pub use login_sessions::NewSession;
-pub use logins::{Completion, IssuedLogin};
+pub use logins::{Completion, IssuedLogin, LoginWrite};
+pub use phones::PhoneVault;
 pub use pool::{Pool, PoolFailure};
 pub use revocations::{Notice, RevocationFeed};
 
@@ -75,6 +85,12 @@ pub enum StoreError {
     /// person), and was decided again as often as allowed.
     #[error("the rows a write was decided on kept changing")]
     Contended,
+    /// A phone number was to be stored, and the store was given no key ring to seal it with.
+    #[error("no key ring to seal phone numbers with")]
+    NoKeys,
+    /// Sealing failed (the OS random source); names no key and no value.
+    #[error("sealing failed: {0}")]
+    Seal(String),
 }
 
 impl StoreError {
@@ -84,6 +100,7 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Pool(_) | Self::NoAnswer(_) | Self::ReadOnly | Self::Contended => true,
+            Self::NoKeys | Self::Seal(_) => false,
             Self::Database(err) => match err {
                 sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
@@ -120,6 +137,8 @@ pub struct PgStore {
     /// The service's clock: every statement is given the time by it, so the rows are stamped
     /// and judged by the same clock as the tokens, and a test moves it instead of waiting.
     clock: SharedClock,
+    /// Seals and opens phone numbers; without it none can be stored.
+    phones: Option<PhoneVault>,
 }
 
 /// The database URL does not parse.
@@ -135,7 +154,15 @@ impl PgStore {
             pool,
             answer_within: statement_timeout + ANSWER_GRACE,
             clock,
+            phones: None,
         }
+    }
+
+    /// The same store, sealing phone numbers with `keyring` (the key ring of session_keys).
+    #[must_use]
+    pub fn with_keyring(mut self, keyring: std::sync::Arc<crate::secrets::Keyring>) -> Self {
+        self.phones = Some(PhoneVault::new(keyring));
+        self
     }
 
     /// The time every statement of one unit of work is given.
@@ -176,6 +203,7 @@ impl PgStore {
             pool: Pool::new(self.pool.options().clone(), 1),
             answer_within: self.answer_within,
             clock: self.clock.clone(),
+            phones: self.phones.clone(),
         }
     }
 
@@ -291,13 +319,14 @@ mod tests {
     /// SHA-384 that sqlx keeps). Edit one and every deployed service refuses to start
     /// ("migration N was previously applied but has been modified"): add a migration
     /// instead. New migrations need no entry here.
-    const RELEASED: [(i64, &str); 6] = [
+    const RELEASED: [(i64, &str); 7] = [
         (1, "00f7d28705481b4c575255ba"),
         (2, "fd69cb29a63abbb12be03ca4"),
         (3, "cc9cdbcaff3a76576ede2266"),
         (4, "05370cbbf30d3692fa570249"),
         (5, "b7d7013ac402e5d4bf1258c3"),
         (6, "f9b4f4d277acf0d465f824fd"),
+        (7, "52dcf23eee1028ca5999dee6"),
     ];
 
     #[test]

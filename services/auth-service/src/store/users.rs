@@ -5,50 +5,96 @@ use std::sync::LazyLock;
 
 use sqlx::{Row as _, postgres::PgRow};
 
-use super::{PgStore, StoreError, audit::AUDIT_INSERT};
-use crate::domain::{AuditKind, CallContext, FilledProfile, Phone, Profile, User};
+use super::{PgStore, StoreError, audit::AUDIT_INSERT, phones::PHONE_COLUMNS};
+use crate::{
+    clock::Timestamp,
+    domain::{
+        AuditKind, CallContext, FilledProfile, NicknameCheck, Phone, Profile, User,
+        lifecycle::{Standing, Status},
+    },
+};
 
 /// The columns of a user, from a relation named `u`.
-pub(super) const USER_COLUMNS: &str = "u.user_id, u.appid, u.openid, u.unionid, u.nickname, u.avatar_url, \
-    u.gender, u.language, u.city, u.province, u.country, u.phone_number, u.pure_phone_number, \
-    u.phone_country_code, u.account_id, extract(epoch from u.created_at)::bigint as created_at, \
-    extract(epoch from u.updated_at)::bigint as updated_at";
+pub(super) static USER_COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "u.user_id, u.appid, u.openid, u.unionid, u.nickname, u.avatar_url, \
+         u.gender, u.language, u.city, u.province, u.country, {PHONE_COLUMNS}, u.account_id, \
+         extract(epoch from u.created_at)::bigint as created_at, \
+         extract(epoch from u.updated_at)::bigint as updated_at, u.status, u.status_reason, \
+         u.suspended_until, u.delete_after, u.nickname_check"
+    )
+});
 
-/// A user from a row of [`USER_COLUMNS`].
-pub(super) fn user_from_row(row: &PgRow) -> Result<User, sqlx::Error> {
-    let phone_number: Option<String> = row.try_get("phone_number")?;
-    let pure_phone_number: Option<String> = row.try_get("pure_phone_number")?;
-    Ok(User {
-        id: row.try_get("user_id")?,
-        account_id: row.try_get("account_id")?,
-        appid: row.try_get("appid")?,
-        openid: row.try_get("openid")?,
-        unionid: row.try_get("unionid")?,
-        profile: Profile {
-            nickname: row.try_get("nickname")?,
-            avatar_url: row.try_get("avatar_url")?,
-            gender: row.try_get("gender")?,
-            language: row.try_get("language")?,
-            city: row.try_get("city")?,
-            province: row.try_get("province")?,
-            country: row.try_get("country")?,
-        },
-        phone: match (phone_number, pure_phone_number) {
-            (Some(number), Some(pure_number)) => Some(Phone {
-                number,
-                pure_number,
-                country_code: row.try_get("phone_country_code")?,
-            }),
-            _ => None,
-        },
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+/// The standing of a row of [`USER_COLUMNS`].
+pub(super) fn standing_of(row: &PgRow) -> Result<Standing, sqlx::Error> {
+    Ok(Standing {
+        status: Status::parse(&row.try_get::<String, _>("status")?),
+        reason: row.try_get("status_reason")?,
+        suspended_until: row.try_get::<Option<Timestamp>, _>("suspended_until")?,
+        delete_after: row.try_get::<Option<Timestamp>, _>("delete_after")?,
     })
+}
+
+/// The standing as it is at `now`: a suspension whose time has passed is over, whatever the
+/// row still says.
+fn in_effect(standing: Standing, now: Timestamp) -> Standing {
+    if standing.effective(now) == standing.status {
+        standing
+    } else {
+        Standing {
+            delete_after: standing.delete_after,
+            ..Standing::active()
+        }
+    }
+}
+
+impl PgStore {
+    /// A user from a row of [`USER_COLUMNS`], their phone opened, their standing as it is
+    /// now.
+    pub(super) fn user_from_row(&self, row: &PgRow) -> Result<User, sqlx::Error> {
+        let appid: String = row.try_get("appid")?;
+        let openid: String = row
+            .try_get::<Option<String>, _>("openid")?
+            .unwrap_or_default();
+        let phone = self.phone_of(row, &appid, &openid)?;
+        Ok(User {
+            id: row.try_get("user_id")?,
+            account_id: row.try_get("account_id")?,
+            appid,
+            openid,
+            unionid: row.try_get("unionid")?,
+            profile: Profile {
+                nickname: row.try_get("nickname")?,
+                avatar_url: row.try_get("avatar_url")?,
+                gender: row.try_get("gender")?,
+                language: row.try_get("language")?,
+                city: row.try_get("city")?,
+                province: row.try_get("province")?,
+                country: row.try_get("country")?,
+            },
+            phone,
+            nickname_check: row
+                .try_get::<Option<String>, _>("nickname_check")?
+                .as_deref()
+                .and_then(NicknameCheck::parse),
+            standing: in_effect(standing_of(row)?, self.now()),
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+
+    /// Users from rows of [`USER_COLUMNS`].
+    pub(super) fn users_from_rows(&self, rows: &[PgRow]) -> Result<Vec<User>, StoreError> {
+        rows.iter()
+            .map(|row| self.user_from_row(row))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
 }
 
 /// One user by id.
 pub(super) static USER_BY_ID: LazyLock<String> =
-    LazyLock::new(|| format!("select {USER_COLUMNS} from users u where u.user_id = $1"));
+    LazyLock::new(|| format!("select {} from users u where u.user_id = $1", *USER_COLUMNS));
 
 /// `update`, a `returning {USER_COLUMNS}` update of one user, with its audit event of `kind`
 /// in the same statement; the call's context and time are `$n`..`$n+4` (time, caller, client
@@ -64,35 +110,47 @@ fn audited_update(update: &str, kind: AuditKind, n: usize) -> String {
     )
 }
 
-/// Writes the fields given and keeps the others, and audits it; returns the user as stored.
+/// Writes the fields given and keeps the others (a nickname with what the content check
+/// said of it: `$5`), and audits it; returns the user as stored. Only a user in good
+/// standing changes.
 static UPDATE_PROFILE: LazyLock<String> = LazyLock::new(|| {
     audited_update(
         &format!(
             "update users as u set nickname = coalesce($2, u.nickname), \
-               avatar_url = coalesce($3, u.avatar_url), updated_at = $4 \
-             where u.user_id = $1 returning {USER_COLUMNS}"
+               avatar_url = coalesce($3, u.avatar_url), \
+               nickname_check = case when $2::text is null then u.nickname_check else $5 end, \
+               updated_at = $4 \
+             where u.user_id = $1 and u.status = 'active' returning {}",
+            *USER_COLUMNS
         ),
         AuditKind::ProfileUpdated,
-        4,
+        6,
     )
 });
 
-/// Writes the phone and keeps the rest, and audits it; returns the user as stored.
+/// Writes the phone, sealed, in place of any number in the clear, and audits it; returns
+/// the user as stored. Only a user in good standing changes.
 static SET_PHONE: LazyLock<String> = LazyLock::new(|| {
     audited_update(
         &format!(
-            "update users as u set phone_number = $2, pure_phone_number = $3, \
-               phone_country_code = $4, updated_at = $5 \
-             where u.user_id = $1 returning {USER_COLUMNS}"
+            "update users as u set phone_kid = $2, phone_nonce = $3, phone_sealed = $4, \
+               phone_index = $5, phone_index_kid = $6, phone_number = null, \
+               pure_phone_number = null, phone_country_code = null, updated_at = $7 \
+             where u.user_id = $1 and u.status = 'active' returning {}",
+            *USER_COLUMNS
         ),
         AuditKind::PhoneBound,
-        5,
+        7,
     )
 });
 
-/// The users of an account.
+/// The users of an account (its deleted ones left out).
 static USERS_OF_ACCOUNT: LazyLock<String> = LazyLock::new(|| {
-    format!("select {USER_COLUMNS} from users u where u.account_id = $1 order by u.user_id")
+    format!(
+        "select {} from users u where u.account_id = $1 and u.status <> 'deleted' \
+         order by u.user_id",
+        *USER_COLUMNS
+    )
 });
 
 impl PgStore {
@@ -106,7 +164,7 @@ impl PgStore {
                     .await
             })
             .await?;
-        Ok(row.map(|row| user_from_row(&row)).transpose()?)
+        Ok(row.map(|row| self.user_from_row(&row)).transpose()?)
     }
 
     /// The users of an account, oldest first.
@@ -119,28 +177,28 @@ impl PgStore {
                     .await
             })
             .await?;
-        rows.iter()
-            .map(user_from_row)
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        self.users_from_rows(&rows)
     }
 
-    /// Stores the user's phone, audited in the same statement; `None` when there is no such
-    /// user.
+    /// Stores the user's phone, sealed, audited in the same statement; `None` when there is
+    /// no such user in good standing.
     pub async fn set_phone(
         &self,
-        user_id: i64,
+        user: &User,
         phone: &Phone,
         context: &CallContext,
     ) -> Result<Option<User>, StoreError> {
+        let sealed = self.seal_phone(&user.appid, &user.openid, phone)?;
         let now = self.now();
         let row = self
             .run(async |conn| {
                 sqlx::query(&SET_PHONE)
-                    .bind(user_id)
-                    .bind(&phone.number)
-                    .bind(&phone.pure_number)
-                    .bind(phone.country_code.as_deref())
+                    .bind(user.id)
+                    .bind(&sealed.sealed.kid)
+                    .bind(&sealed.sealed.nonce)
+                    .bind(&sealed.sealed.ciphertext)
+                    .bind(&sealed.index)
+                    .bind(&sealed.index_kid)
                     .bind(now)
                     .bind(&context.caller)
                     .bind(&context.client_addr)
@@ -150,15 +208,16 @@ impl PgStore {
                     .await
             })
             .await?;
-        Ok(row.map(|row| user_from_row(&row)).transpose()?)
+        Ok(row.map(|row| self.user_from_row(&row)).transpose()?)
     }
 
-    /// Stores what the user filled in, audited in the same statement; `None` when there is
-    /// no such user.
+    /// Stores what the user filled in, with what the content check said of the nickname,
+    /// audited in the same statement; `None` when there is no such user in good standing.
     pub async fn update_profile(
         &self,
         user_id: i64,
         filled: &FilledProfile,
+        check: Option<NicknameCheck>,
         context: &CallContext,
     ) -> Result<Option<User>, StoreError> {
         let now = self.now();
@@ -169,6 +228,8 @@ impl PgStore {
                     .bind(filled.nickname.as_deref())
                     .bind(filled.avatar_url.as_deref())
                     .bind(now)
+                    .bind(check.map(NicknameCheck::name))
+                    .bind(now)
                     .bind(&context.caller)
                     .bind(&context.client_addr)
                     .bind(&context.request_id)
@@ -177,6 +238,6 @@ impl PgStore {
                     .await
             })
             .await?;
-        Ok(row.map(|row| user_from_row(&row)).transpose()?)
+        Ok(row.map(|row| self.user_from_row(&row)).transpose()?)
     }
 }

@@ -215,6 +215,7 @@ impl Tokens {
         context: &CallContext,
     ) -> Result<Issued, AuthError> {
         let old_hash = secrets::digest(presented.expose());
+        self.within_reach(&old_hash, context).await?;
         let refresh = self.new_refresh()?;
         let successor = self
             .keyring
@@ -274,7 +275,10 @@ impl Tokens {
                     account_id: None,
                     context: context.clone(),
                 });
-                Err(AuthError::TokenInvalid)
+                Err(match why {
+                    crate::domain::rotation::Refusal::Barred => AuthError::AccountSuspended,
+                    _ => AuthError::TokenInvalid,
+                })
             }
         }
     }
@@ -283,17 +287,32 @@ impl Tokens {
     /// user's open login sessions.
     pub async fn logout(&self, by: LogoutBy, context: &CallContext) -> Result<(), AuthError> {
         let family_id = match by {
-            LogoutBy::AccessToken(token) => family_of(&*self.validate(&token, None).await?)?,
-            LogoutBy::RefreshToken(token) => self
-                .store
-                .family_of_refresh(&secrets::digest(token.expose()))
-                .await?
-                .ok_or(AuthError::TokenInvalid)?,
+            LogoutBy::AccessToken(token) => {
+                let claims = self.validate(&token, None).await?;
+                context.reach.app(&claims.aud)?;
+                family_of(&claims)?
+            }
+            LogoutBy::RefreshToken(token) => {
+                let hash = secrets::digest(token.expose());
+                self.within_reach(&hash, context).await?;
+                self.store
+                    .family_of_refresh(&hash)
+                    .await?
+                    .ok_or(AuthError::TokenInvalid)?
+            }
         };
         self.store.revoke_family(family_id, context).await?;
         self.revocations.insert(family_id);
         info!(family_id, "logged out");
         Ok(())
+    }
+
+    /// Adds families revoked by a change made elsewhere (a suspension, a deletion) to this
+    /// replica's revocations at once; the others hear of them through the database.
+    pub fn revoked(&self, families: &[i64]) {
+        for &family_id in families {
+            self.revocations.insert(family_id);
+        }
     }
 
     /// Ends every session family of a user, and their open login sessions.
@@ -312,6 +331,21 @@ impl Tokens {
         let revoked = families.len() as u64;
         info!(user_id = user.id, revoked, "user sessions revoked");
         Ok(revoked)
+    }
+}
+
+impl Tokens {
+    /// Whether the refresh token of digest `hash` is of an app the caller reaches: asked of
+    /// the database only for a caller that reaches some apps only.
+    async fn within_reach(&self, hash: &[u8], context: &CallContext) -> Result<(), AuthError> {
+        if context.reach.apps.is_none() {
+            return Ok(());
+        }
+        match self.store.app_of_refresh(hash).await? {
+            Some(appid) => Ok(context.reach.app(&appid)?),
+            // Unknown: the refresh refuses it as such.
+            None => Ok(()),
+        }
     }
 }
 

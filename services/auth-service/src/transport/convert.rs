@@ -8,7 +8,10 @@ use wxauth_proto::{
 use wxauth_wechat::{AppId, JsCode};
 
 use crate::{
-    domain::{AuditEvent, AuditFilter, AuditKind, Bearer, TokenStatus, User},
+    domain::{
+        AuditEvent, AuditFilter, AuditKind, Bearer, CallContext, NicknameCheck, TokenStatus, User,
+        lifecycle::Status,
+    },
     error::AuthError,
     login::{CompleteRequest, DataKind, SignedRawData},
     tokens::{LogoutBy, TokenPair},
@@ -184,11 +187,12 @@ pub fn audit_filter(req: &ListAuditEventsRequest) -> Result<AuditFilter, AuthErr
         until,
         before: (req.before_event_id > 0).then_some(req.before_event_id),
         limit,
+        apps: None,
     })
 }
 
 /// A protobuf timestamp as the service's time; `field` names it in the error.
-fn instant(field: &str, at: &Timestamp) -> Result<crate::clock::Timestamp, AuthError> {
+pub fn instant(field: &str, at: &Timestamp) -> Result<crate::clock::Timestamp, AuthError> {
     if !(0..1_000_000_000).contains(&at.nanos) || at.seconds < 0 {
         return Err(AuthError::InvalidArgument(format!(
             "{field} must be a time after 1970 with nanos from 0 to 999999999"
@@ -231,10 +235,34 @@ pub fn timestamp(unix_seconds: i64) -> Option<Timestamp> {
     })
 }
 
+/// How a phone number is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneShown {
+    /// In full: to the user themselves, or to a caller with the `pii` scope.
+    Full,
+    /// Masked (`138****8000`).
+    Masked,
+}
+
+impl PhoneShown {
+    /// How a caller of `context` sees other users' numbers.
+    pub fn to(context: &CallContext) -> Self {
+        if context.reach.pii {
+            Self::Full
+        } else {
+            Self::Masked
+        }
+    }
+}
+
 /// A user as the API shows it; what is unknown is empty (proto3 has no absence for strings).
-pub fn user_message(user: User) -> v1::User {
+pub fn user_message(user: User, shown: PhoneShown) -> v1::User {
     let profile = user.profile;
-    let phone = user.phone;
+    let phone = match shown {
+        PhoneShown::Full => user.phone,
+        PhoneShown::Masked => user.phone.map(|phone| phone.masked()),
+    };
+    let standing = user.standing;
     v1::User {
         user_id: user.id.to_string(),
         account_id: user.account_id.to_string(),
@@ -259,6 +287,23 @@ pub fn user_message(user: User) -> v1::User {
         phone_number: phone.map(|phone| phone.number).unwrap_or_default(),
         created_at: timestamp(user.created_at),
         updated_at: timestamp(user.updated_at),
+        status: match standing.status {
+            Status::Active => v1::UserStatus::Active,
+            Status::Suspended => v1::UserStatus::Suspended,
+            Status::Deleting => v1::UserStatus::Deleting,
+            Status::Deleted => v1::UserStatus::Deleted,
+        }
+        .into(),
+        status_reason: standing.reason.unwrap_or_default(),
+        suspended_until: standing.suspended_until.and_then(|at| timestamp(at.secs())),
+        delete_after: standing.delete_after.and_then(|at| timestamp(at.secs())),
+        nickname_check: match user.nickname_check {
+            None => v1::NicknameCheck::Unspecified,
+            Some(NicknameCheck::Passed) => v1::NicknameCheck::Passed,
+            Some(NicknameCheck::Review) => v1::NicknameCheck::Review,
+            Some(NicknameCheck::Unchecked) => v1::NicknameCheck::Unchecked,
+        }
+        .into(),
     }
 }
 

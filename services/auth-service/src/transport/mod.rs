@@ -1,6 +1,7 @@
 //! The gRPC edge: it only translates.
 //!
 //! - [`service`]: the `AuthService` RPCs: parse the request, call the flow, build the answer;
+//! - [`lifecycle`]: the same for the account-lifecycle RPCs;
 //! - [`convert`]: requests into checked domain input, domain results into messages;
 //! - [`status`]: the one mapping from [`AuthError`] to a gRPC code and reason;
 //! - [`limits`]: how much may be in flight, and how big a message may be.
@@ -9,6 +10,7 @@
 //! scope, the call runs in a span carrying its request id and caller, and it is counted.
 
 pub mod convert;
+pub mod lifecycle;
 pub mod limits;
 pub mod service;
 pub mod status;
@@ -26,8 +28,10 @@ use crate::{
     callers::{Callers, Scope},
     domain::{AuditKind, CallContext, NewAuditEvent},
     error::AuthError,
+    lifecycle::Lifecycle,
     login::Logins,
     metrics::Metrics,
+    profiles::Profiles,
     tokens::Tokens,
     users::Users,
     wechat_calls::WeChatCalls,
@@ -39,10 +43,28 @@ pub struct AuthApi {
     logins: Arc<Logins>,
     tokens: Arc<Tokens>,
     users: Arc<Users>,
+    profiles: Arc<Profiles>,
+    lifecycle: Arc<Lifecycle>,
     wechat_calls: Arc<WeChatCalls>,
     callers: Arc<Callers>,
     audit: AuditLog,
     metrics: Arc<Metrics>,
+}
+
+/// The flows an [`AuthApi`] serves.
+pub struct Flows {
+    /// Logins.
+    pub logins: Arc<Logins>,
+    /// Tokens.
+    pub tokens: Arc<Tokens>,
+    /// Users.
+    pub users: Arc<Users>,
+    /// What users fill in of their profile.
+    pub profiles: Arc<Profiles>,
+    /// Suspension, deletion, export.
+    pub lifecycle: Arc<Lifecycle>,
+    /// Calls to WeChat with an app token.
+    pub wechat_calls: Arc<WeChatCalls>,
 }
 
 /// How an RPC is called: its name, the scope it needs, and whether a refusal of it by the
@@ -90,19 +112,21 @@ const MAX_CLIENT_ADDR_LEN: usize = 64;
 
 impl AuthApi {
     /// Serves the flows to the given callers.
-    pub fn new(
-        logins: Arc<Logins>,
-        tokens: Arc<Tokens>,
-        users: Arc<Users>,
-        wechat_calls: Arc<WeChatCalls>,
-        callers: Callers,
-        audit: AuditLog,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(flows: Flows, callers: Callers, audit: AuditLog, metrics: Arc<Metrics>) -> Self {
+        let Flows {
+            logins,
+            tokens,
+            users,
+            profiles,
+            lifecycle,
+            wechat_calls,
+        } = flows;
         Self {
             logins,
             tokens,
             users,
+            profiles,
+            lifecycle,
             wechat_calls,
             callers: Arc::new(callers),
             audit,
@@ -155,6 +179,7 @@ impl AuthApi {
             client_addr: peer,
             request_id: request_id.clone(),
             client_request_id,
+            reach: crate::domain::Reach::default(),
         };
         let result = async {
             let authorized = match caller_key.and_then(|key| {
@@ -174,12 +199,16 @@ impl AuthApi {
             };
             tracing::Span::current().record("caller", authorized.name);
             context.caller = Some(authorized.name.to_owned());
+            context.reach = authorized.reach;
             if authorized.speaks_for_clients {
                 context.client_addr = forwarded_client.or(context.client_addr);
             }
             let message = request.into_inner();
             let appid = rpc.appid.map(|appid| appid(&message).to_owned());
-            let result = body(message, context.clone()).await;
+            let result = match &appid {
+                Some(appid) if context.reach.app(appid).is_err() => Err(AuthError::AppForbidden),
+                _ => body(message, context.clone()).await,
+            };
             if let (Err(err), Some(kind)) = (&result, rpc.refused)
                 && refused_by_the_client(err)
             {

@@ -5,12 +5,15 @@ use tonic::{Request, Response, Status};
 use wxauth_proto::v1::{
     BindPhoneNumberRequest, BindPhoneNumberResponse, CheckSessionKeyRequest,
     CheckSessionKeyResponse, CompleteLoginRequest, CompleteLoginResponse, CreateSessionRequest,
-    CreateSessionResponse, GetJwksRequest, GetJwksResponse, GetMeRequest, GetMeResponse,
-    GetUserRequest, GetUserResponse, ListAccountUsersRequest, ListAccountUsersResponse,
-    ListAppAccessTokensRequest, ListAppAccessTokensResponse, ListAuditEventsRequest,
-    ListAuditEventsResponse, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse,
-    RefreshTokenRequest, RefreshTokenResponse, ResetSessionKeyRequest, ResetSessionKeyResponse,
-    RevokeUserSessionsRequest, RevokeUserSessionsResponse, UpdateProfileRequest,
+    CreateSessionResponse, DeleteMeRequest, DeleteMeResponse, DeleteUserRequest,
+    DeleteUserResponse, ExportMeRequest, ExportMeResponse, ExportUserRequest, ExportUserResponse,
+    FindUsersRequest, FindUsersResponse, GetJwksRequest, GetJwksResponse, GetMeRequest,
+    GetMeResponse, GetUserRequest, GetUserResponse, ListAccountUsersRequest,
+    ListAccountUsersResponse, ListAppAccessTokensRequest, ListAppAccessTokensResponse,
+    ListAuditEventsRequest, ListAuditEventsResponse, LoginRequest, LoginResponse, LogoutRequest,
+    LogoutResponse, RefreshTokenRequest, RefreshTokenResponse, ResetSessionKeyRequest,
+    ResetSessionKeyResponse, RestoreUserRequest, RestoreUserResponse, RevokeUserSessionsRequest,
+    RevokeUserSessionsResponse, SetUserStatusRequest, SetUserStatusResponse, UpdateProfileRequest,
     UpdateProfileResponse, ValidateTokenRequest, ValidateTokenResponse,
     auth_service_server::AuthService,
 };
@@ -19,7 +22,7 @@ use wxauth_wechat::PhoneCode;
 
 use super::{
     AuthApi, Rpc,
-    convert::{self, timestamp, token_pair, user_message},
+    convert::{self, PhoneShown, timestamp, token_pair, user_message},
 };
 use crate::{
     callers::Scope,
@@ -62,7 +65,7 @@ impl AuthService for AuthApi {
                     .complete(convert::complete_request(req)?, &context)
                     .await?;
                 Ok(CompleteLoginResponse {
-                    user: Some(user_message(completed.user)),
+                    user: Some(user_message(completed.user, PhoneShown::Full)),
                     tokens: token_pair(completed.tokens),
                 })
             },
@@ -79,7 +82,7 @@ impl AuthService for AuthApi {
             let (appid, code) = (convert::appid(&req.appid)?, convert::code(&req.code)?);
             let silent = self.logins.silent(&appid, &code, &context).await?;
             Ok(LoginResponse {
-                user: Some(user_message(silent.login.user)),
+                user: Some(user_message(silent.login.user, PhoneShown::Full)),
                 tokens: token_pair(silent.login.tokens),
                 session_id: silent.session.session_id,
                 session_expires_at: timestamp(silent.session.expires_at),
@@ -123,10 +126,13 @@ impl AuthService for AuthApi {
         request: Request<GetMeRequest>,
     ) -> Result<Response<GetMeResponse>, Status> {
         let rpc = Rpc::new("GetMe", Some(Scope::Login));
-        self.call(request, rpc, |req, _| async move {
+        self.call(request, rpc, |req, context| async move {
             let token = Bearer::parse("access_token", req.access_token)?;
             Ok(GetMeResponse {
-                user: Some(user_message(self.users.me(&token).await?)),
+                user: Some(user_message(
+                    self.users.me(&token, &context).await?,
+                    PhoneShown::Full,
+                )),
             })
         })
         .await
@@ -142,7 +148,8 @@ impl AuthService for AuthApi {
             let filled = FilledProfile::parse(req.nickname, req.avatar_url)?;
             Ok(UpdateProfileResponse {
                 user: Some(user_message(
-                    self.users.update_profile(&token, &filled, &context).await?,
+                    self.profiles.update(&token, &filled, &context).await?,
+                    PhoneShown::Full,
                 )),
             })
         })
@@ -162,7 +169,7 @@ impl AuthService for AuthApi {
                 .bind_phone(&token, &code, &context)
                 .await?;
             Ok(BindPhoneNumberResponse {
-                user: Some(user_message(user)),
+                user: Some(user_message(user, PhoneShown::Full)),
             })
         })
         .await
@@ -173,11 +180,12 @@ impl AuthService for AuthApi {
         request: Request<ListAppAccessTokensRequest>,
     ) -> Result<Response<ListAppAccessTokensResponse>, Status> {
         let rpc = Rpc::new("ListAppAccessTokens", Some(Scope::Admin));
-        self.call(request, rpc, |_, _| async move {
+        self.call(request, rpc, |_, context| async move {
             let statuses = self.wechat_calls.app_tokens().await?;
             Ok(ListAppAccessTokensResponse {
                 tokens: statuses
                     .into_iter()
+                    .filter(|status| context.reach.app(&status.appid).is_ok())
                     .map(convert::app_token_status)
                     .collect(),
             })
@@ -190,10 +198,10 @@ impl AuthService for AuthApi {
         request: Request<CheckSessionKeyRequest>,
     ) -> Result<Response<CheckSessionKeyResponse>, Status> {
         let rpc = Rpc::new("CheckSessionKey", Some(Scope::Validate));
-        self.call(request, rpc, |req, _| async move {
+        self.call(request, rpc, |req, context| async move {
             let state = self
                 .wechat_calls
-                .check_session_key(convert::user_id(&req.user_id)?)
+                .check_session_key(convert::user_id(&req.user_id)?, &context)
                 .await?;
             Ok(CheckSessionKeyResponse {
                 state: convert::key_state(state).into(),
@@ -223,11 +231,15 @@ impl AuthService for AuthApi {
         let rpc = Rpc::new("ListAccountUsers", Some(Scope::Admin));
         self.call(request, rpc, |req, context| async move {
             let account_id = convert::account_id(&req.account_id)?;
-            let users = self.users.of_account(account_id).await?;
+            let users = self.users.of_account(account_id, &context).await?;
             self.audit
                 .read("ListAccountUsers", None, Some(account_id), &context);
+            let shown = PhoneShown::to(&context);
             Ok(ListAccountUsersResponse {
-                users: users.into_iter().map(user_message).collect(),
+                users: users
+                    .into_iter()
+                    .map(|user| user_message(user, shown))
+                    .collect(),
             })
         })
         .await
@@ -240,12 +252,13 @@ impl AuthService for AuthApi {
         self.call(
             request,
             Rpc::new("ValidateToken", Some(Scope::Validate)),
-            |req, _| async move {
+            |req, context| async move {
                 let token = Bearer::parse("token", req.token)?;
                 let claims = self
                     .tokens
                     .validate(&token, convert::audience(&req.appid))
                     .await?;
+                context.reach.app(&claims.aud)?;
                 Ok(ValidateTokenResponse {
                     user_id: claims.sub.clone(),
                     appid: claims.aud.clone(),
@@ -281,10 +294,13 @@ impl AuthService for AuthApi {
     ) -> Result<Response<GetUserResponse>, Status> {
         let rpc = Rpc::new("GetUser", Some(Scope::Admin));
         self.call(request, rpc, |req, context| async move {
-            let user = self.users.get(convert::user_id(&req.user_id)?).await?;
+            let user = self
+                .users
+                .get_within_reach(convert::user_id(&req.user_id)?, &context)
+                .await?;
             self.audit.read("GetUser", Some(user.id), None, &context);
             Ok(GetUserResponse {
-                user: Some(user_message(user)),
+                user: Some(user_message(user, PhoneShown::to(&context))),
             })
         })
         .await
@@ -318,8 +334,9 @@ impl AuthService for AuthApi {
             request,
             Rpc::new("ListAuditEvents", Some(Scope::Admin)),
             |req, context| async move {
-                let filter = convert::audit_filter(&req)?;
-                let events = self.users.audit_trail(&filter).await?;
+                let mut filter = convert::audit_filter(&req)?;
+                filter.apps = context.reach.apps().map(<[String]>::to_vec);
+                let events = self.users.audit_trail(&filter, &context).await?;
                 self.audit
                     .read("ListAuditEvents", filter.user_id, None, &context);
                 let next_before_event_id = if events.len() as i64 == filter.limit {
@@ -333,6 +350,83 @@ impl AuthService for AuthApi {
                 })
             },
         )
+        .await
+    }
+
+    async fn delete_me(
+        &self,
+        request: Request<DeleteMeRequest>,
+    ) -> Result<Response<DeleteMeResponse>, Status> {
+        let rpc = Rpc::new("DeleteMe", Some(Scope::Login));
+        self.call(request, rpc, |req, context| {
+            self.delete_me_rpc(req, context)
+        })
+        .await
+    }
+
+    async fn export_me(
+        &self,
+        request: Request<ExportMeRequest>,
+    ) -> Result<Response<ExportMeResponse>, Status> {
+        let rpc = Rpc::new("ExportMe", Some(Scope::Login));
+        self.call(request, rpc, |req, context| {
+            self.export_me_rpc(req, context)
+        })
+        .await
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<DeleteUserRequest>,
+    ) -> Result<Response<DeleteUserResponse>, Status> {
+        let rpc = Rpc::new("DeleteUser", Some(Scope::Admin));
+        self.call(request, rpc, |req, context| {
+            self.delete_user_rpc(req, context)
+        })
+        .await
+    }
+
+    async fn restore_user(
+        &self,
+        request: Request<RestoreUserRequest>,
+    ) -> Result<Response<RestoreUserResponse>, Status> {
+        let rpc = Rpc::new("RestoreUser", Some(Scope::Admin));
+        self.call(request, rpc, |req, context| {
+            self.restore_user_rpc(req, context)
+        })
+        .await
+    }
+
+    async fn export_user(
+        &self,
+        request: Request<ExportUserRequest>,
+    ) -> Result<Response<ExportUserResponse>, Status> {
+        let rpc = Rpc::new("ExportUser", Some(Scope::Admin));
+        self.call(request, rpc, |req, context| {
+            self.export_user_rpc(req, context)
+        })
+        .await
+    }
+
+    async fn set_user_status(
+        &self,
+        request: Request<SetUserStatusRequest>,
+    ) -> Result<Response<SetUserStatusResponse>, Status> {
+        let rpc = Rpc::new("SetUserStatus", Some(Scope::Admin));
+        self.call(request, rpc, |req, context| {
+            self.set_user_status_rpc(req, context)
+        })
+        .await
+    }
+
+    async fn find_users(
+        &self,
+        request: Request<FindUsersRequest>,
+    ) -> Result<Response<FindUsersResponse>, Status> {
+        let rpc = Rpc::new("FindUsers", Some(Scope::Admin));
+        self.call(request, rpc, |req, context| {
+            self.find_users_rpc(req, context)
+        })
         .await
     }
 }

@@ -44,6 +44,14 @@ pub fn classify(err: &AuthError) -> (Code, ErrorReason) {
         }
         AuthError::CallerForbidden { .. } => (Code::PermissionDenied, ErrorReason::CallerForbidden),
         AuthError::UserNotFound => (Code::NotFound, ErrorReason::UserNotFound),
+        AuthError::AccountSuspended => (Code::PermissionDenied, ErrorReason::AccountSuspended),
+        AuthError::UserDeleted => (Code::NotFound, ErrorReason::UserDeleted),
+        AuthError::NicknameRejected => (Code::InvalidArgument, ErrorReason::NicknameRejected),
+        AuthError::AppForbidden => (Code::PermissionDenied, ErrorReason::AppForbidden),
+        AuthError::NotDeleting => (Code::FailedPrecondition, ErrorReason::NotDeleting),
+        AuthError::PhoneCodeAlreadyUsed => {
+            (Code::FailedPrecondition, ErrorReason::PhoneCodeRejected)
+        }
         AuthError::Unavailable(_) => (Code::Unavailable, ErrorReason::ServiceUnavailable),
         AuthError::Internal(_) => (Code::Internal, ErrorReason::Internal),
     }
@@ -145,6 +153,18 @@ mod tests {
             AuthError::QuotaExceeded { .. } => {
                 (22, Code::ResourceExhausted, ErrorReason::RateLimited)
             }
+            AuthError::AccountSuspended => {
+                (23, Code::PermissionDenied, ErrorReason::AccountSuspended)
+            }
+            AuthError::UserDeleted => (24, Code::NotFound, ErrorReason::UserDeleted),
+            AuthError::NicknameRejected => {
+                (25, Code::InvalidArgument, ErrorReason::NicknameRejected)
+            }
+            AuthError::AppForbidden => (26, Code::PermissionDenied, ErrorReason::AppForbidden),
+            AuthError::NotDeleting => (27, Code::FailedPrecondition, ErrorReason::NotDeleting),
+            AuthError::PhoneCodeAlreadyUsed => {
+                (28, Code::FailedPrecondition, ErrorReason::PhoneCodeRejected)
+            }
         }
     }
 
@@ -185,6 +205,12 @@ mod tests {
             AuthError::QuotaExceeded {
                 retry_after_secs: 1,
             },
+            AuthError::AccountSuspended,
+            AuthError::UserDeleted,
+            AuthError::NicknameRejected,
+            AuthError::AppForbidden,
+            AuthError::NotDeleting,
+            AuthError::PhoneCodeAlreadyUsed,
         ]
     }
 

@@ -27,6 +27,7 @@ fn refusal(client: &str, n: usize) -> NewAuditEvent {
             client_addr: Some(client.into()),
             request_id: format!("rid-{n}"),
             client_request_id: Some(format!("client-rid-{n}")),
+            reach: Default::default(),
         },
     }
 }

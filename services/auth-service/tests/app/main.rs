@@ -13,6 +13,7 @@
 mod audit;
 mod flows;
 mod health;
+mod lifecycle;
 mod revocation;
 mod rotation;
 mod store;

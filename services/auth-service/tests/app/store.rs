@@ -48,6 +48,7 @@ fn context() -> CallContext {
         client_addr: Some("192.0.2.1".into()),
         request_id: "rid-store".into(),
         client_request_id: None,
+        reach: Default::default(),
     }
 }
 
@@ -75,6 +76,7 @@ async fn complete(
         )
         .await
         .unwrap()
+        .issued()
 }
 
 /// Rotates refresh token `old` into `new`, with a grace of `grace_secs`.
@@ -239,6 +241,7 @@ async fn a_login_decided_on_stale_account_facts_is_decided_again() {
         }),
         unionid: None,
         unionid_account: None,
+        standing: None,
     };
     let second = store
         .complete_login(
@@ -256,6 +259,7 @@ async fn a_login_decided_on_stale_account_facts_is_decided_again() {
         )
         .await
         .unwrap()
+        .issued()
         .expect("completed on fresh facts");
     assert_eq!(
         second.user.account_id, first.user.account_id,

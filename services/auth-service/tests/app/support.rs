@@ -221,6 +221,18 @@ impl TestApp {
         .unwrap()
     }
 
+    /// A store on the service's database and clock, sealing with the service's key ring.
+    pub fn store_with_keys(&self) -> PgStore {
+        let key = self
+            .args
+            .iter()
+            .find_map(|arg| arg.strip_prefix("--session-key-keys=k1:"))
+            .expect("the service has one session key");
+        let key: [u8; 32] = STANDARD.decode(key).unwrap().try_into().unwrap();
+        let keyring = auth_service::secrets::Keyring::new(vec![("k1".into(), key)]).unwrap();
+        self.store().with_keyring(std::sync::Arc::new(keyring))
+    }
+
     /// Asks the service to stop, without waiting.
     pub fn begin_stop(&mut self) {
         if let Some(stop) = self.stop.take() {
