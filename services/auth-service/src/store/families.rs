@@ -8,7 +8,7 @@ use sqlx::{Connection as _, Row as _, postgres::PgConnection};
 use super::{
     PgStore, StoreError,
     audit::{self, AUDIT_INSERT},
-    lifecycle::barred_sql,
+    gate::barred_sql,
     logins::IssuedLogin,
     users::USER_BY_ID,
 };

@@ -7,40 +7,20 @@
 //! again under the row's lock). Revocations reach every replica through the same `NOTIFY`
 //! as a logout's.
 
-use sqlx::{Connection as _, Row as _, postgres::PgConnection};
+use sqlx::{Connection as _, Row as _};
 
 use super::{
     PgStore, StoreError,
-    erasure::erase,
-    families::revoke_sql,
+    erasure::{LockedUser, Target, audit_users, end_sessions, erase, lock_target},
     users::{USER_COLUMNS, standing_of},
 };
 use crate::{
     clock::Timestamp,
     domain::{
         AuditKind, CallContext, User,
-        lifecycle::{self, ChangeRefused, Standing, Status, StatusChange},
+        lifecycle::{self, ChangeRefused, Status, StatusChange},
     },
 };
-
-/// [`lifecycle::barred`] in SQL, over the user row `alias` at the time `now` (a parameter):
-/// the login statements decide with it alone. A status this release does not know counts as
-/// suspended, as [`Status::parse`] has it. Tested to agree with the rule.
-pub fn barred_sql(alias: &str, now: &str) -> String {
-    format!(
-        "({alias}.status = 'deleting' or ({alias}.status not in ('active', 'deleting', \
-         'deleted') and ({alias}.suspended_until is null or {alias}.suspended_until > {now})))"
-    )
-}
-
-/// Whose life changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    /// One user.
-    User(i64),
-    /// Every user of an account.
-    Account(i64),
-}
 
 /// Why a change was not made. Nothing was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,46 +55,6 @@ pub struct Erased {
     pub families: Vec<i64>,
 }
 
-/// The rows of a target, locked.
-#[derive(Debug)]
-pub(super) struct LockedUser {
-    pub(super) user_id: i64,
-    pub(super) appid: String,
-    pub(super) openid: Option<String>,
-    pub(super) account_id: i64,
-    pub(super) standing: Standing,
-}
-
-/// Locks and reads the users of `target`, oldest first (a tombstone included).
-async fn lock_target(
-    tx: &mut PgConnection,
-    target: Target,
-) -> Result<Vec<LockedUser>, sqlx::Error> {
-    let (column, id) = match target {
-        Target::User(id) => ("user_id", id),
-        Target::Account(id) => ("account_id", id),
-    };
-    let rows = sqlx::query(&format!(
-        "select u.user_id, u.appid, u.openid, u.account_id, u.status, u.status_reason, \
-           u.suspended_until, u.delete_after \
-         from users u where u.{column} = $1 order by u.user_id for update"
-    ))
-    .bind(id)
-    .fetch_all(&mut *tx)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(LockedUser {
-                user_id: row.try_get("user_id")?,
-                appid: row.try_get("appid")?,
-                openid: row.try_get("openid")?,
-                account_id: row.try_get("account_id")?,
-                standing: standing_of(row)?,
-            })
-        })
-        .collect()
-}
-
 /// The users of `target` not deleted yet; `Refused` when there are none.
 fn alive(users: Vec<LockedUser>) -> Result<Vec<LockedUser>, Refused> {
     if users.is_empty() {
@@ -129,70 +69,6 @@ fn alive(users: Vec<LockedUser>) -> Result<Vec<LockedUser>, Refused> {
     } else {
         Ok(alive)
     }
-}
-
-/// Audits `kind` once per user of `ids`, with `outcome`, in the transaction. The client's
-/// address is left out (`with_client`: false) where the event must hold nothing personal.
-pub(super) async fn audit_users(
-    tx: &mut PgConnection,
-    ids: &[i64],
-    kind: AuditKind,
-    outcome: &str,
-    context: &CallContext,
-    now: Timestamp,
-    with_client: bool,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into audit_events (at, kind, outcome, appid, user_id, account_id, actor, \
-           client_addr, request_id, client_request_id) \
-         select $1, $2, $3, u.appid, u.user_id, u.account_id, $4, $5, $6, $7 \
-         from users u where u.user_id = any($8) order by u.user_id",
-    )
-    .bind(now)
-    .bind(kind.name())
-    .bind(outcome)
-    .bind(&context.caller)
-    .bind(context.client_addr.as_ref().filter(|_| with_client))
-    .bind(&context.request_id)
-    .bind(context.client_request_id.as_ref().filter(|_| with_client))
-    .bind(ids)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-/// Revokes every live family of `ids` (audited as revoked, `reason`), ends their login
-/// sessions and drops their kept session_keys; returns the families revoked.
-pub(super) async fn end_sessions(
-    tx: &mut PgConnection,
-    ids: &[i64],
-    reason: &str,
-    context: &CallContext,
-    now: Timestamp,
-) -> Result<Vec<i64>, sqlx::Error> {
-    let revoked = sqlx::query(&revoke_sql("user_id = any($1)"))
-        .bind(ids)
-        .bind(AuditKind::Revoked.name())
-        .bind(reason)
-        .bind(&context.caller)
-        .bind(&context.client_addr)
-        .bind(&context.request_id)
-        .bind(now)
-        .bind(&context.client_request_id)
-        .fetch_all(&mut *tx)
-        .await?;
-    sqlx::query(
-        "with users_of as (select appid, openid from users where user_id = any($1) \
-           and openid is not null), \
-         sessions as (delete from login_sessions s using users_of x \
-           where s.appid = x.appid and s.openid = x.openid) \
-         delete from user_session_keys k using users_of x \
-           where k.appid = x.appid and k.openid = x.openid",
-    )
-    .bind(ids)
-    .execute(&mut *tx)
-    .await?;
-    revoked.iter().map(|row| row.try_get("family_id")).collect()
 }
 
 impl PgStore {

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use super::{
     PgStore, StoreError,
-    lifecycle::barred_sql,
+    gate::barred_sql,
     logins::{account_facts, account_state},
 };
 use crate::{

@@ -8,7 +8,7 @@ use sqlx::{Row as _, postgres::PgRow};
 use super::{
     NewRefresh, PgStore, StoreError,
     audit::AUDIT_INSERT,
-    lifecycle::barred_sql,
+    gate::barred_sql,
     users::{USER_COLUMNS, standing_of},
 };
 use crate::domain::{

@@ -11,7 +11,8 @@
 //! - [`logins`]: a login written: the user, their account, the token family it starts;
 //! - [`users`]: how a row becomes a user, lookups, a user's own changes;
 //! - [`phones`]: phone numbers sealed at rest, their blind index, and their re-seal;
-//! - [`lifecycle`]: suspension, deletion, restoring; [`erasure`]: what a deletion leaves;
+//! - [`lifecycle`]: suspension, deletion, restoring; [`erasure`]: what each does to a user's
+//!   rows, and what a deletion leaves; [`gate`]: whether a user may log in, in SQL;
 //! - [`find`]: finding users, and what an export reads besides the user;
 //! - [`families`]: token families, refresh rotation and revocation;
 //! - [`revocations`]: the feed of revocations from every replica;
@@ -25,6 +26,7 @@ pub mod codes;
 pub mod erasure;
 pub mod families;
 pub mod find;
+pub mod gate;
 pub mod lifecycle;
 pub mod login_sessions;
 pub mod logins;
@@ -42,9 +44,10 @@ use sqlx::{migrate::Migrator, postgres::PgConnection};
 
 use crate::clock::{SharedClock, Timestamp};
 
+pub use erasure::Target;
 pub use families::{NewRefresh, REVOKED_CHANNEL, RefreshOutcome, Rotation};
 pub use find::{Found, Search};
-pub use lifecycle::{Erased, Refused, Target};
+pub use lifecycle::{Erased, Refused};
 pub use login_sessions::NewSession;
 pub use logins::{Completion, IssuedLogin, LoginWrite};
 pub use phones::PhoneVault;

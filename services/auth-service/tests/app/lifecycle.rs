@@ -6,7 +6,7 @@ use std::time::Duration;
 use auth_service::{
     clock::Timestamp,
     domain::lifecycle::{self, Standing, Status},
-    store::lifecycle::barred_sql,
+    store::gate::barred_sql,
 };
 use tonic::Code;
 use tonic_types::StatusExt;
