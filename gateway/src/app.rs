@@ -25,7 +25,7 @@ use crate::{
     observe, openapi,
     quota::{self, ClientQuota},
     request_id::ClientAddress,
-    routes::{me, ops, seed, tokens},
+    routes::{me, oauth, openid, ops, seed, tokens},
     settings::Config,
     state::{AppState, SetupError},
 };
@@ -192,6 +192,7 @@ fn router(
         .route("/v1/login", post(tokens::login))
         .route("/v1/token/refresh", post(tokens::refresh))
         .route("/v1/me/phone", post(me::bind_phone))
+        .route("/oauth/token", post(oauth::token))
         .route_layer(axum::middleware::from_fn_with_state(
             clients.quota,
             quota::middleware,
@@ -204,6 +205,20 @@ fn router(
         .route("/v1/me/export", get(me::export_me))
         .route("/v1/me/profile", post(me::update_profile))
         .route("/.well-known/jwks.json", get(ops::jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            get(openid::openid_configuration),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(openid::authorization_server),
+        )
+        .route("/oauth/introspect", post(oauth::introspect))
+        .route("/oauth/revoke", post(oauth::revoke))
+        .route(
+            "/oauth/userinfo",
+            get(openid::userinfo).post(openid::userinfo),
+        )
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)

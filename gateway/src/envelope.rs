@@ -173,7 +173,9 @@ impl ApiError {
 /// wildcard: a new reason in the proto does not compile until it has its place here.
 pub fn classify(reason: ErrorReason) -> (StatusCode, Code) {
     match reason {
-        ErrorReason::InvalidArgument => (StatusCode::BAD_REQUEST, Code::BadRequest),
+        ErrorReason::InvalidArgument | ErrorReason::InvalidScope => {
+            (StatusCode::BAD_REQUEST, Code::BadRequest)
+        }
         ErrorReason::SessionNotFound => (StatusCode::UNAUTHORIZED, Code::SessionUnknown),
         ErrorReason::CodeRejected | ErrorReason::CodeAlreadyUsed => {
             (StatusCode::UNAUTHORIZED, Code::CodeRejected)
@@ -350,7 +352,7 @@ mod tests {
     fn expected(reason: ErrorReason) -> (u16, i32) {
         match reason {
             ErrorReason::Unspecified => (500, 10500),
-            ErrorReason::InvalidArgument => (400, 10001),
+            ErrorReason::InvalidArgument | ErrorReason::InvalidScope => (400, 10001),
             ErrorReason::UnknownApp => (404, 10008),
             ErrorReason::SessionNotFound => (401, 10002),
             ErrorReason::CodeRejected | ErrorReason::CodeAlreadyUsed => (401, 10003),

@@ -6,7 +6,7 @@
 //! From the edge in: [`app`] (build and run, the router and its layers), `routes` (one
 //! module per group of routes), then what they share: `bearer` (the access token, checked
 //! before a body is read), `body` (bodies within their limit and deadline), [`input`],
-//! [`views`], [`envelope`], `state` (the auth-service client), and the layers: `observe`
+//! [`views`], [`envelope`], [`oauth`] (the OAuth surface's errors and shapes), `state` (the auth-service client), and the layers: `observe`
 //! (request ids, logs, counts), [`limits`], [`quota`]. [`settings`] is parsed once by `main`.
 
 pub mod app;
@@ -16,6 +16,7 @@ pub mod envelope;
 pub mod input;
 pub mod limits;
 pub mod metrics;
+pub mod oauth;
 mod observe;
 pub mod openapi;
 pub mod quota;

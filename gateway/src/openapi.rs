@@ -12,14 +12,14 @@ use utoipa::{
     },
 };
 
-use crate::routes::{me, ops, seed, tokens};
+use crate::routes::{me, oauth, openid, ops, seed, tokens};
 
 /// The document.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "wxauth gateway",
-        description = "WeChat Mini Program login: the seed-compatible routes and the /v1 API. Every answer except the JWK Set is an envelope {code, msg, data}; code 10000 is success."
+        description = "WeChat Mini Program login: the seed-compatible routes, the /v1 API, and an OAuth 2.0 / OpenID Connect surface. Every answer of the seed and /v1 routes is an envelope {code, msg, data} (code 10000 is success); the JWK Set, the discovery documents and the /oauth routes answer in their standards' shapes."
     ),
     paths(
         seed::get_session_key,
@@ -34,6 +34,12 @@ use crate::routes::{me, ops, seed, tokens};
         me::delete_me,
         me::export_me,
         ops::jwks,
+        openid::openid_configuration,
+        openid::authorization_server,
+        oauth::token,
+        oauth::introspect,
+        oauth::revoke,
+        openid::userinfo,
         openapi_json,
     ),
     modifiers(&BearerAuth, &SignedRawData, &SomeProfileField, &LimitAnswers, &AnswerHeaders),
@@ -41,6 +47,7 @@ use crate::routes::{me, ops, seed, tokens};
         (name = "seed", description = "What the seed mini-program calls, unchanged"),
         (name = "v1", description = "The versioned API for new mini-programs"),
         (name = "operations", description = "For operators"),
+        (name = "oauth", description = "OAuth 2.0 and OpenID Connect, for stock libraries"),
     )
 )]
 pub struct ApiDoc;
@@ -59,6 +66,10 @@ impl Modify for BearerAuth {
                     .bearer_format("JWT")
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
         );
     }
 }

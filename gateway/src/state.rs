@@ -20,6 +20,9 @@ use crate::request_id::RequestId;
 #[derive(Clone)]
 pub struct AppState {
     pub(crate) auth: AuthServiceClient<InterceptedService<Channel, CallerKey>>,
+    /// The same channel without the gateway's key: for the calls a client makes with its
+    /// own (introspection, where the client authenticates as a caller).
+    pub(crate) auth_as_client: AuthServiceClient<Channel>,
     /// Each call's deadline, sent as `grpc-timeout` so the auth-service stops working on a
     /// call nobody waits for any more.
     upstream_timeout: Duration,
@@ -77,6 +80,7 @@ impl AppState {
         let verifier = Authenticator::new(channel.clone(), key, Mode::Offline, Audience::AnyApp)
             .map_err(|_| SetupError::CallerKey)?;
         Ok(Self {
+            auth_as_client: AuthServiceClient::new(channel.clone()),
             auth: AuthServiceClient::with_interceptor(channel, caller_key),
             upstream_timeout: timeout,
             verifier,
@@ -102,6 +106,22 @@ impl AppState {
         Fut: std::future::Future<Output = Result<T, tonic::Status>>,
     {
         wxauth_client::connect::again_if_unanswered(call).await
+    }
+
+    /// A gRPC request to the auth-service made with a client's own caller key (for
+    /// `auth_as_client`); `None` when the key cannot travel as metadata.
+    pub(crate) fn upstream_as<T>(
+        &self,
+        message: T,
+        request_id: &RequestId,
+        key: &str,
+    ) -> Option<tonic::Request<T>> {
+        let mut request = self.upstream(message, request_id);
+        let key = key.parse().ok()?;
+        request
+            .metadata_mut()
+            .insert(wxauth_proto::wire::CALLER_KEY_HEADER, key);
+        Some(request)
     }
 
     /// A gRPC request to the auth-service, carrying the request id (the interceptor adds

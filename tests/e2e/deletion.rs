@@ -68,6 +68,7 @@ pub(crate) async fn full_user(stack: &Stack, openid: &str) -> (String, String, S
         .await;
     let login = gateway
         .login(from_client(LoginRequest {
+            scope: String::new(),
             appid: APP.into(),
             code,
         }))

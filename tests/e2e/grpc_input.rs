@@ -82,6 +82,7 @@ async fn odd_text_in_any_field_is_refused_by_name_never_internal() {
             login,
             &case,
             LoginRequest {
+                scope: String::new(),
                 appid: APP.into(),
                 code: odd.clone()
             }
@@ -145,6 +146,7 @@ async fn odd_text_in_any_field_is_refused_by_name_never_internal() {
             refresh_token,
             &case,
             RefreshTokenRequest {
+                scope: String::new(),
                 refresh_token: odd.clone()
             }
         );

@@ -461,6 +461,7 @@ async fn concurrent_silent_logins_of_one_user_all_succeed_across_replicas() {
             start.wait().await;
             client
                 .login(LoginRequest {
+                    scope: String::new(),
                     appid: APP.into(),
                     code,
                 })

@@ -20,6 +20,8 @@ mod limits;
 mod login;
 mod miniprogram;
 mod observability;
+mod oidc;
+mod oidc_libraries;
 mod operations;
 mod phone;
 mod privacy;

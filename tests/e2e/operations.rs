@@ -246,6 +246,13 @@ async fn the_openapi_document_describes_exactly_the_live_routes() {
         ("post", "/v1/me/profile"),
         ("post", "/v1/me/phone"),
         ("get", "/.well-known/jwks.json"),
+        ("get", "/.well-known/openid-configuration"),
+        ("get", "/.well-known/oauth-authorization-server"),
+        ("post", "/oauth/token"),
+        ("post", "/oauth/introspect"),
+        ("post", "/oauth/revoke"),
+        ("get", "/oauth/userinfo"),
+        ("post", "/oauth/userinfo"),
         ("get", "/openapi.json"),
     ]
     .iter()

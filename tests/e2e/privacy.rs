@@ -342,6 +342,7 @@ async fn an_upgrade_seals_the_numbers_an_older_release_stored_in_the_clear() {
         .grpc_to(&upgraded, Some(&stack.keys.gateway))
         .await
         .refresh_token(RefreshTokenRequest {
+            scope: String::new(),
             refresh_token: login["refresh_token"].as_str().unwrap().into(),
         })
         .await

@@ -15,9 +15,9 @@ use wxauth_proto::{
     v1::{
         BindPhoneNumberRequest, CheckSessionKeyRequest, CompleteLoginRequest, CreateSessionRequest,
         DataKind, DeleteMeRequest, DeleteUserRequest, ExportMeRequest, ExportUserRequest,
-        FindUsersRequest, GetJwksRequest, GetMeRequest, GetUserRequest, ListAccountUsersRequest,
-        ListAppAccessTokensRequest, ListAuditEventsRequest, LoginRequest, LogoutRequest,
-        NicknameQuery, OpenidQuery, RefreshTokenRequest, ResetSessionKeyRequest,
+        FindUsersRequest, GetJwksRequest, GetMeRequest, GetUserRequest, IntrospectTokenRequest,
+        ListAccountUsersRequest, ListAppAccessTokensRequest, ListAuditEventsRequest, LoginRequest,
+        LogoutRequest, NicknameQuery, OpenidQuery, RefreshTokenRequest, ResetSessionKeyRequest,
         RestoreUserRequest, RevokeUserSessionsRequest, SetUserStatusRequest, UpdateProfileRequest,
         UserStatus, ValidateTokenRequest, delete_user_request, find_users_request::By,
         set_user_status_request,
@@ -100,6 +100,7 @@ async fn calls(
                 gateway,
                 login,
                 LoginRequest {
+                    scope: String::new(),
                     appid: appid.into(),
                     code: code2
                 }
@@ -127,6 +128,7 @@ async fn calls(
                 gateway,
                 refresh_token,
                 RefreshTokenRequest {
+                    scope: String::new(),
                     refresh_token: of.refresh.clone()
                 }
             ),
@@ -412,7 +414,27 @@ async fn a_caller_of_some_apps_reaches_their_users_only_through_every_rpc() {
     ops.get_jwks(GetJwksRequest {})
         .await
         .expect("the public keys are no app's");
-    covered.extend(["ListAppAccessTokens", "GetJwks"]);
+    // Introspection answers for any token, and a token of another app is not active for it
+    // (RFC 7662: the caller learns nothing of it).
+    let introspected = ops
+        .introspect_token(IntrospectTokenRequest {
+            token: other.access.clone(),
+            ..IntrospectTokenRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!introspected.active);
+    let own_token = ops
+        .introspect_token(IntrospectTokenRequest {
+            token: own.access.clone(),
+            ..IntrospectTokenRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(own_token.active);
+    covered.extend(["ListAppAccessTokens", "GetJwks", "IntrospectToken"]);
 
     // Its own app's users, it reaches as any operator would.
     let user = ops
@@ -441,6 +463,7 @@ async fn a_caller_of_some_apps_reaches_their_users_only_through_every_rpc() {
     let code = stack.mint_code(APP2, "o-reach-2", None).await;
     gateway
         .login(LoginRequest {
+            scope: String::new(),
             appid: APP2.into(),
             code,
         })

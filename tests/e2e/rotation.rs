@@ -20,6 +20,7 @@ async fn login(stack: &Stack, client: &mut Client, openid: &str) -> String {
     let code = stack.mint_code(APP, openid, None).await;
     client
         .login(LoginRequest {
+            scope: String::new(),
             appid: APP.into(),
             code,
         })

@@ -245,6 +245,7 @@ async fn an_upgrade_from_the_previous_schema_keeps_users_sessions_and_tokens() {
         .grpc_to(&upgraded, Some(&stack.keys.gateway))
         .await
         .refresh_token(RefreshTokenRequest {
+            scope: String::new(),
             refresh_token: login["refresh_token"].as_str().unwrap().into(),
         })
         .await

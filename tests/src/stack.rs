@@ -61,6 +61,10 @@ pub struct Options {
     /// test process: for tests of what only a process has (signals, exit codes, its own
     /// log format). `json_logs` implies it.
     pub processes: bool,
+    /// Name the gateway's own address as the issuer (WXAUTH_ISSUER), as a deployment that
+    /// serves OpenID Connect does: the gateway gets a port chosen before the auth-service
+    /// starts.
+    pub issuer_on_gateway: bool,
 }
 
 impl Default for Options {
@@ -76,6 +80,7 @@ impl Default for Options {
             extra_callers: Vec::new(),
             sim_env: Vec::new(),
             processes: false,
+            issuer_on_gateway: false,
         }
     }
 }
@@ -227,12 +232,22 @@ impl Stack {
         }
         // Tests drive many logins from one address at once: quotas only where a test asks.
         auth_env.push(("WXAUTH_WECHAT_CALLS_PER_SECOND", "0".into()));
+        let gateway_addr = if options.issuer_on_gateway {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .expect("a free port")
+                .port();
+            auth_env.push(("WXAUTH_ISSUER", format!("http://127.0.0.1:{port}")));
+            format!("127.0.0.1:{port}")
+        } else {
+            "127.0.0.1:0".to_owned()
+        };
         auth_env.extend(options.auth_env.iter().cloned());
         let log_format = if options.json_logs { "json" } else { "text" };
         auth_env.push(("WXAUTH_LOG_FORMAT", log_format.into()));
         let auth = start("auth-service", &auth_env).await;
         let mut gateway_env = vec![
-            ("GATEWAY_HTTP_ADDR", "127.0.0.1:0".into()),
+            ("GATEWAY_HTTP_ADDR", gateway_addr),
             (
                 "AUTH_GRPC_URL",
                 // With TLS on the auth-service, the gateway must speak it (and be told the CA).
@@ -389,10 +404,14 @@ impl Stack {
         done.rows_affected()
     }
 
-    /// Takes the schema back to before the account-lifecycle migration (8), as a release
-    /// before it left the database (deleted users and sealed phone numbers go with the
-    /// columns). The service must be stopped.
+    /// Takes the schema back to before the account-lifecycle migration (8) and the one
+    /// after it (9), as a release before them left the database (deleted users and sealed
+    /// phone numbers go with the columns). The service must be stopped.
     pub async fn revert_lifecycle_migration(&self) {
+        self.execute("drop table webhook_events, webhook_subscriptions")
+            .await;
+        self.execute("alter table token_families drop column scope")
+            .await;
         self.execute(
             "drop index users_phone_index, users_nickname, users_status, users_phone_plain",
         )

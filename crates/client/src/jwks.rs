@@ -93,8 +93,9 @@ impl Keys {
             };
         }
         match fetch(client, timeout).await {
-            Ok(jwks) => {
-                *self.verifier.write().await = Some(Verifier::from_jwks(&jwks));
+            Ok((jwks, issuer)) => {
+                *self.verifier.write().await =
+                    Some(Verifier::from_jwks(&jwks).with_issuer(issuer.as_deref()));
                 *fetching = Fetching {
                     fetched: Some(now),
                     not_before: None,
@@ -120,7 +121,8 @@ impl Keys {
     }
 }
 
-async fn fetch(client: &AuthClient, timeout: Duration) -> Result<Jwks, Status> {
+/// The keys, and the issuer their tokens name (none from an auth-service that names none).
+async fn fetch(client: &AuthClient, timeout: Duration) -> Result<(Jwks, Option<String>), Status> {
     let call = || {
         let mut request = tonic::Request::new(GetJwksRequest {});
         request.set_timeout(timeout);
@@ -135,6 +137,10 @@ async fn fetch(client: &AuthClient, timeout: Duration) -> Result<Jwks, Status> {
     let answer = crate::connect::again_if_unanswered(call)
         .await?
         .into_inner();
-    serde_json::from_str(&answer.jwks_json)
-        .map_err(|_| Status::internal("the auth-service sent a malformed JWKS"))
+    let jwks = serde_json::from_str(&answer.jwks_json)
+        .map_err(|_| Status::internal("the auth-service sent a malformed JWKS"))?;
+    Ok((
+        jwks,
+        Some(answer.issuer).filter(|issuer| !issuer.is_empty()),
+    ))
 }

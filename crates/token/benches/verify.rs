@@ -5,7 +5,7 @@
 
 use std::{hint::black_box, time::Instant};
 
-use wxauth_token::{Claims, ISSUER, Jwks, KeyPair, Verifier};
+use wxauth_token::{Claims, Jwks, KeyPair, LEGACY_ISSUER, Verifier};
 
 fn main() {
     let key = KeyPair::from_seed("k1", &[7; 32]);
@@ -13,7 +13,7 @@ fn main() {
         keys: vec![key.jwk()],
     });
     let claims = Claims {
-        iss: ISSUER.into(),
+        iss: LEGACY_ISSUER.into(),
         sub: "123456".into(),
         aud: "wx4f4bc4dec97d474b".into(),
         openid: "oGZUI0egBJY1zhBYw2KhdUfwVJJE".into(),
@@ -23,6 +23,8 @@ fn main() {
         jti: "0123456789abcdef0123456789abcdef".into(),
         iat: 1_800_000_000,
         exp: 1_800_000_900,
+        client_id: Some("wx4f4bc4dec97d474b".into()),
+        scope: Some("openid profile phone".into()),
     };
     let rounds = 50_000u32;
 

@@ -1,6 +1,8 @@
-//! wxauth's access tokens: compact JWTs (RFC 7519) signed with Ed25519 (`alg: EdDSA`,
-//! RFC 8037), each naming its key with `kid`, and the JWKS (RFC 7517) that publishes the
-//! public keys so a service can verify tokens offline.
+//! wxauth's access tokens: compact JWTs (RFC 7519) in the shape of RFC 9068 (`typ: at+jwt`,
+//! `iss`, `sub`, `aud`, `exp`, `iat`, `jti`, `client_id`, `scope`) signed with Ed25519
+//! (`alg: EdDSA`, RFC 8037), each naming its key with `kid`; OpenID Connect ID tokens signed
+//! the same way; and the JWKS (RFC 7517) that publishes the public keys so a service can
+//! verify tokens offline.
 //!
 //! Pure code: no clock (callers pass `now`), no network, no storage. The auth-service signs
 //! with it; the client crate verifies with it.
@@ -15,8 +17,12 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-/// The `iss` of every wxauth token.
-pub const ISSUER: &str = "wxauth";
+/// The `iss` of the tokens of a deployment that names no issuer URL, and of every token
+/// signed before issuers were URLs; a verifier always accepts it, so those tokens stay valid
+/// until they expire.
+pub const LEGACY_ISSUER: &str = "wxauth";
+/// The `typ` of an access token's header (RFC 9068 2.1).
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 /// How far a verifier's clock may be behind the issuer's, in seconds.
 pub const LEEWAY_SECS: i64 = 30;
 /// The largest token accepted; ours are about 500 bytes.
@@ -25,7 +31,7 @@ const MAX_TOKEN_LEN: usize = 4096;
 /// What an access token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
-    /// Always [`ISSUER`].
+    /// The deployment's issuer URL (`WXAUTH_ISSUER`), or [`LEGACY_ISSUER`].
     pub iss: String,
     /// The wxauth user id.
     pub sub: String,
@@ -44,6 +50,31 @@ pub struct Claims {
     pub sid: String,
     /// A unique token id.
     pub jti: String,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Expires at, Unix seconds.
+    pub exp: i64,
+    /// The OAuth client the token was issued to: the appid (RFC 9068). Absent from tokens
+    /// signed before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The scopes granted, space-separated (RFC 9068). Absent from tokens signed before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// What an OpenID Connect ID token says: who logged in, for which app. It carries no session
+/// or token id, so it can never pass as an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdClaims {
+    /// The issuer URL.
+    pub iss: String,
+    /// The wxauth user id.
+    pub sub: String,
+    /// The appid (the client the token is for).
+    pub aud: String,
+    /// The authorized party: the appid again.
+    pub azp: String,
     /// Issued at, Unix seconds.
     pub iat: i64,
     /// Expires at, Unix seconds.
@@ -69,8 +100,8 @@ pub enum TokenError {
     /// The signature does not verify.
     #[error("token signature is invalid")]
     BadSignature,
-    /// The issuer is not wxauth.
-    #[error("token issuer is not wxauth")]
+    /// The issuer is not this deployment.
+    #[error("token issuer is not this wxauth deployment")]
     WrongIssuer,
     /// The token is for another app.
     #[error("token is for another appid")]
@@ -123,11 +154,20 @@ impl KeyPair {
         }
     }
 
-    /// Signs `claims` into a compact JWT.
+    /// Signs `claims` into a compact JWT access token (`typ: at+jwt`).
     pub fn sign(&self, claims: &Claims) -> String {
+        self.sign_json(ACCESS_TOKEN_TYPE, claims)
+    }
+
+    /// Signs an OpenID Connect ID token (`typ: JWT`).
+    pub fn sign_id_token(&self, claims: &IdClaims) -> String {
+        self.sign_json("JWT", claims)
+    }
+
+    fn sign_json(&self, typ: &str, claims: &impl Serialize) -> String {
         let header = Header {
             alg: "EdDSA".into(),
-            typ: Some("JWT".into()),
+            typ: Some(typ.into()),
             kid: self.kid.clone(),
         };
         // Serializing these plain structs (strings and integers) cannot fail.
@@ -177,10 +217,12 @@ pub struct Jwks {
     pub keys: Vec<Jwk>,
 }
 
-/// Verifies tokens against a set of public keys.
+/// Verifies tokens against a set of public keys, from the deployment's issuer (or the
+/// legacy one).
 #[derive(Debug, Clone, Default)]
 pub struct Verifier {
     keys: HashMap<String, VerifyingKey>,
+    issuer: Option<String>,
 }
 
 impl Verifier {
@@ -195,7 +237,18 @@ impl Verifier {
                 Some((jwk.kid.clone(), VerifyingKey::from_bytes(&bytes).ok()?))
             })
             .collect();
-        Self { keys }
+        Self { keys, issuer: None }
+    }
+
+    /// The same verifier, accepting tokens of `issuer` too (besides [`LEGACY_ISSUER`]).
+    #[must_use]
+    pub fn with_issuer(self, issuer: Option<&str>) -> Self {
+        Self {
+            issuer: issuer
+                .filter(|issuer| !issuer.is_empty())
+                .map(str::to_owned),
+            ..self
+        }
     }
 
     /// Whether a key with this id is known.
@@ -240,7 +293,7 @@ impl Verifier {
             .map_err(|_| TokenError::BadSignature)?;
 
         let claims: Claims = decode_json(claims_b64)?;
-        if claims.iss != ISSUER {
+        if claims.iss != LEGACY_ISSUER && self.issuer.as_deref() != Some(claims.iss.as_str()) {
             return Err(TokenError::WrongIssuer);
         }
         if claims.iat > now + LEEWAY_SECS {
@@ -284,6 +337,8 @@ mod tests {
         KeyPair::from_seed(kid, &[byte; 32])
     }
 
+    const ISSUER: &str = "https://auth.example.com";
+
     fn claims() -> Claims {
         Claims {
             iss: ISSUER.into(),
@@ -296,6 +351,8 @@ mod tests {
             jti: "j1".into(),
             iat: NOW,
             exp: NOW + 900,
+            client_id: Some("wx4f4bc4dec97d474b".into()),
+            scope: Some("openid profile phone".into()),
         }
     }
 
@@ -303,6 +360,59 @@ mod tests {
         Verifier::from_jwks(&Jwks {
             keys: pairs.iter().map(|pair| pair.jwk()).collect(),
         })
+        .with_issuer(Some(ISSUER))
+    }
+
+    #[test]
+    fn access_tokens_say_at_jwt_and_tokens_of_before_still_verify() {
+        let key = pair("k1", 1);
+        let token = key.sign(&claims());
+        let header: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["typ"], "at+jwt");
+        assert_eq!(header["alg"], "EdDSA");
+        // Signed before issuers were URLs: `iss` wxauth, no client_id or scope.
+        let mut before = claims();
+        before.iss = LEGACY_ISSUER.into();
+        before.client_id = None;
+        before.scope = None;
+        let old = key.sign(&before);
+        assert!(
+            !old.split('.')
+                .nth(1)
+                .unwrap()
+                .contains(&URL_SAFE_NO_PAD.encode("client_id"))
+        );
+        assert_eq!(verifier(&[&key]).verify(&old, NOW, None), Ok(before));
+        // A verifier that knows no issuer yet takes the legacy one only.
+        let unconfigured = Verifier::from_jwks(&Jwks {
+            keys: vec![key.jwk()],
+        });
+        assert_eq!(
+            unconfigured.verify(&token, NOW, None),
+            Err(TokenError::WrongIssuer)
+        );
+    }
+
+    #[test]
+    fn an_id_token_never_passes_as_an_access_token() {
+        let key = pair("k1", 1);
+        let id_token = key.sign_id_token(&IdClaims {
+            iss: ISSUER.into(),
+            sub: "42".into(),
+            aud: "wx4f4bc4dec97d474b".into(),
+            azp: "wx4f4bc4dec97d474b".into(),
+            iat: NOW,
+            exp: NOW + 900,
+        });
+        assert_eq!(
+            verifier(&[&key]).verify(&id_token, NOW, None),
+            Err(TokenError::Malformed)
+        );
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub(crate) async fn login(
     let message = LoginRequest {
         appid: input::appid(given.appid)?,
         code: input::code(given.code)?,
+        scope: String::new(),
     };
     let logged_in = state
         .auth
@@ -79,6 +80,7 @@ pub(crate) async fn refresh(
             given.refresh_token,
             input::MAX_TOKEN_CHARS,
         )?,
+        scope: String::new(),
     };
     let refreshed = state
         .auth

@@ -143,6 +143,9 @@ pub enum AuthError {
         "this caller may not reach the users of that app: its entry in WXAUTH_CALLERS names the apps it serves"
     )]
     AppForbidden,
+    /// A scope was asked for that is not granted here, or not to this login.
+    #[error("{0}")]
+    InvalidScope(String),
     /// A restore of a user whose deletion is not waiting.
     #[error("this user is not waiting out a deletion: there is nothing to restore")]
     NotDeleting,
@@ -196,6 +199,7 @@ impl AuthError {
             | Self::NicknameRejected
             | Self::AppForbidden
             | Self::NotDeleting
+            | Self::InvalidScope(_)
             | Self::PhoneCodeAlreadyUsed
             | Self::Unavailable(_)
             | Self::Internal(_) => None,
@@ -236,6 +240,7 @@ impl AuthError {
             | Self::NicknameRejected
             | Self::AppForbidden
             | Self::NotDeleting
+            | Self::InvalidScope(_)
             | Self::PhoneCodeAlreadyUsed
             | Self::Internal(_) => None,
         }
@@ -263,6 +268,12 @@ impl From<std::sync::Arc<crate::store::StoreError>> for AuthError {
 impl From<crate::domain::OutOfReach> for AuthError {
     fn from(_: crate::domain::OutOfReach) -> Self {
         Self::AppForbidden
+    }
+}
+
+impl From<crate::domain::scope::UnknownScope> for AuthError {
+    fn from(err: crate::domain::scope::UnknownScope) -> Self {
+        Self::InvalidScope(err.to_string())
     }
 }
 

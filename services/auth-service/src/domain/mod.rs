@@ -10,6 +10,7 @@ pub mod merge;
 pub mod profile;
 pub mod reach;
 pub mod rotation;
+pub mod scope;
 pub mod session;
 pub mod user;
 

@@ -13,7 +13,7 @@ use wxauth_wechat::{AppId, JsCode};
 use crate::{
     apps::Apps,
     clock::SharedClock,
-    domain::{CallContext, UserUpdate, merge::AccountState},
+    domain::{CallContext, UserUpdate, merge::AccountState, scope::Scopes},
     error::AuthError,
     login_sessions::{CreatedSession, LoginSessions},
     store::{Completion, LoginWrite, PgStore},
@@ -77,6 +77,7 @@ impl Logins {
         &self,
         appid: &AppId,
         code: &JsCode,
+        asked: Option<&Scopes>,
         context: &CallContext,
     ) -> Result<SilentLogin, AuthError> {
         let exchanged = self.sessions.exchange(appid, code).await?;
@@ -87,6 +88,7 @@ impl Logins {
                 (appid, &exchanged.openid),
                 &UserUpdate::unionid(exchanged.unionid),
                 Some(exchanged.account),
+                asked,
                 context,
             )
             .await?;
@@ -120,6 +122,7 @@ impl Logins {
                     (&req.appid, &session.openid),
                     &update,
                     session.account.clone(),
+                    None,
                     context,
                 )
                 .await
@@ -151,7 +154,9 @@ impl Logins {
 
     /// Stores the user and starts a session family with a token pair, if the login session
     /// is still live (a silent login needs none). `known`: the account facts read as the
-    /// session was stored, when this replica has them.
+    /// session was stored, when this replica has them; `asked`: the scopes the client asked
+    /// for (`None`: the default grant).
+    #[allow(clippy::too_many_arguments)]
     async fn issue(
         &self,
         session_hash: &[u8],
@@ -159,9 +164,10 @@ impl Logins {
         (appid, openid): (&AppId, &str),
         update: &UserUpdate,
         known: Option<AccountState>,
+        asked: Option<&Scopes>,
         context: &CallContext,
     ) -> Result<Issued, AuthError> {
-        let refresh = self.tokens.new_refresh()?;
+        let refresh = self.tokens.new_refresh(asked)?;
         let written = self
             .store
             .complete_login(
@@ -176,7 +182,7 @@ impl Logins {
             )
             .await?;
         match written {
-            LoginWrite::Issued(issued) => self.tokens.pair(*issued, refresh),
+            LoginWrite::Issued(issued) => self.tokens.pair(*issued, refresh, asked),
             LoginWrite::SessionGone => Err(AuthError::SessionNotFound),
             LoginWrite::Barred(barred) => {
                 info!(%appid, ?barred, "login refused: the user may not log in");

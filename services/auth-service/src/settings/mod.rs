@@ -231,6 +231,12 @@ pub struct Settings {
     #[arg(long, env = "WXAUTH_REFLECTION", action = clap::ArgAction::Set, default_value_t = true)]
     pub reflection: bool,
 
+    /// The issuer of the tokens, the `iss` they carry: the https URL the gateway is reached at
+    /// (`https://auth.example.com`), under which it serves OpenID Connect discovery. Unset:
+    /// `http://127.0.0.1:8080` in dev mode; otherwise tokens say `wxauth` and discovery is off.
+    #[arg(long, env = "WXAUTH_ISSUER")]
+    pub issuer: Option<String>,
+
     /// How long a deletion waits before the user's data is erased, in seconds; meanwhile the
     /// user is suspended and an operator may undo it (RestoreUser). 0: erased at once.
     #[arg(long, env = "WXAUTH_DELETION_COOLING_OFF_SECS", default_value_t = 0)]
@@ -281,6 +287,44 @@ pub enum SettingsError {
     },
 }
 
+/// The gateway's default address, the issuer of a dev stack.
+const DEV_ISSUER: &str = "http://127.0.0.1:8080";
+
+/// The issuer: an `https://` URL without query or fragment (plain `http://` only to this
+/// machine or in dev mode), without a trailing slash (discovery appends paths to it).
+fn check_issuer(raw: Option<&str>, dev: bool) -> Result<Option<String>, SettingsError> {
+    let raw = raw.map(str::trim).filter(|raw| !raw.is_empty());
+    let Some(raw) = raw else {
+        return Ok(dev.then(|| DEV_ISSUER.to_owned()));
+    };
+    let malformed = |rule: &str| SettingsError::Malformed {
+        setting: "WXAUTH_ISSUER",
+        rule: rule.to_owned(),
+    };
+    let issuer = raw.trim_end_matches('/');
+    let rest = issuer
+        .strip_prefix("https://")
+        .or_else(|| issuer.strip_prefix("http://"))
+        .ok_or_else(|| {
+            malformed("must be an https:// URL, the address the gateway is reached at")
+        })?;
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    if host.is_empty()
+        || issuer.contains(['?', '#', ' '])
+        || !issuer.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(malformed(
+            "must be an https:// URL with a host and no query or fragment",
+        ));
+    }
+    if issuer.starts_with("http://") && check_wechat_base(issuer, dev).is_err() {
+        return Err(malformed(
+            "must be https:// (plain http:// only for this machine, or with WXAUTH_DEV=1)",
+        ));
+    }
+    Ok(Some(issuer.to_owned()))
+}
+
 /// WeChat's base must be `https://`: the app secret and every session_key cross it. Plain
 /// `http://` is taken only for a server on this machine (a simulator in tests) or in dev
 /// mode (the simulator of the dev stack).
@@ -322,6 +366,7 @@ impl Settings {
         }
         let apps = parse_apps(&self.apps)?;
         check_wechat_base(&self.wechat_api_base, self.dev)?;
+        let issuer = check_issuer(self.issuer.as_deref(), self.dev)?;
         // An empty value (as `WXAUTH_SESSION_KEY_KEYS=` from a compose file) means unset.
         let given_keys = self
             .session_key_keys
@@ -425,6 +470,7 @@ impl Settings {
                 self.token_signing_kid.as_deref(),
                 i64::from(self.access_ttl_secs),
                 i64::from(self.refresh_ttl_secs),
+                issuer,
             )
             .ok_or(SettingsError::Malformed {
                 setting: "WXAUTH_TOKEN_SIGNING_KID",

@@ -31,6 +31,9 @@ pub struct NewRefresh<'a> {
     pub hash: &'a [u8],
     /// Lifetime in seconds: how long the family may sit unused (its idle limit).
     pub ttl_secs: i64,
+    /// The scopes the login asked for, space-separated, kept with the family; `None`: the
+    /// default grant (every scope, no ID token).
+    pub scope: Option<&'a str>,
 }
 
 /// A rotation: the successor, and the rules it is judged by.
@@ -68,6 +71,28 @@ pub enum RefreshOutcome {
         /// The family and its user and app, when the token is on record.
         family: Option<(i64, i64, String)>,
     },
+}
+
+/// A refresh token as an introspection reads it (no lock): what the rotation rule judges,
+/// and whose it is.
+#[derive(Debug, Clone)]
+pub struct RefreshRecord {
+    /// What the rule judges (without the successor: a used token is never active).
+    pub presented: Presented,
+    /// The family.
+    pub family_id: i64,
+    /// The user.
+    pub user_id: i64,
+    /// The app.
+    pub appid: String,
+    /// The scopes the family was granted (`None`: the default grant).
+    pub scope: Option<String>,
+    /// The user's openid.
+    pub openid: Option<String>,
+    /// The user's unionid.
+    pub unionid: Option<String>,
+    /// The user's account.
+    pub account_id: Option<i64>,
 }
 
 /// Revokes the families that `which` selects (a `where` over `token_families`, with `$1`),
@@ -127,6 +152,66 @@ impl PgStore {
             })
             .await?;
         Ok(revoked.len() == 1)
+    }
+
+    /// A refresh token and its family as they stand, for an introspection.
+    pub async fn refresh_record(&self, hash: &[u8]) -> Result<Option<RefreshRecord>, StoreError> {
+        let now = self.now();
+        let row = self
+            .run(async |conn| {
+                sqlx::query(&format!(
+                    "select r.family_id, f.user_id, f.appid, f.scope, r.used_at, r.expires_at, \
+                       f.created_at, f.revoked_at is not null as revoked, u.openid, u.unionid, \
+                       u.account_id, coalesce({}, false) as user_barred \
+                     from refresh_tokens r join token_families f on f.family_id = r.family_id \
+                       left join users u on u.user_id = f.user_id \
+                     where r.token_hash = $1",
+                    barred_sql("u", "$2")
+                ))
+                .bind(hash)
+                .bind(now)
+                .fetch_optional(conn)
+                .await
+            })
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(RefreshRecord {
+            presented: Presented {
+                used_at: row.try_get("used_at")?,
+                expires_at: row.try_get("expires_at")?,
+                family_created_at: row.try_get("created_at")?,
+                family_revoked: row.try_get("revoked")?,
+                user_barred: row.try_get("user_barred")?,
+                successor: None,
+            },
+            family_id: row.try_get("family_id")?,
+            user_id: row.try_get("user_id")?,
+            appid: row.try_get("appid")?,
+            scope: row.try_get("scope")?,
+            openid: row.try_get("openid")?,
+            unionid: row.try_get("unionid")?,
+            account_id: row.try_get("account_id")?,
+        }))
+    }
+
+    /// The scopes the family of a refresh token was granted (`Some(None)`: the default
+    /// grant), whatever the token's state; `None` for an unknown token.
+    pub async fn scope_of_refresh(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<Option<String>>, StoreError> {
+        self.run(async |conn| {
+            sqlx::query_scalar(
+                "select f.scope from refresh_tokens r join token_families f \
+                   on f.family_id = r.family_id where r.token_hash = $1",
+            )
+            .bind(hash)
+            .fetch_optional(conn)
+            .await
+        })
+        .await
     }
 
     /// The app of a refresh token, whatever its state.
@@ -241,6 +326,7 @@ struct Locked {
     family_id: i64,
     user_id: i64,
     appid: String,
+    scope: Option<String>,
     presented: Presented,
     successor_sealed: Option<Sealed>,
 }
@@ -254,7 +340,7 @@ async fn lock_presented(
     now: Timestamp,
 ) -> Result<Option<Locked>, sqlx::Error> {
     let Some(row) = sqlx::query(&format!(
-        "select r.family_id, f.user_id, f.appid, r.used_at, r.expires_at, f.created_at, \
+        "select r.family_id, f.user_id, f.appid, f.scope, r.used_at, r.expires_at, f.created_at, \
                 f.revoked_at is not null as revoked, r.successor_hash, r.successor_kid, \
                 r.successor_nonce, r.successor_sealed, \
                 coalesce((select {} from users u where u.user_id = f.user_id), false) \
@@ -303,6 +389,7 @@ async fn lock_presented(
         family_id: row.try_get("family_id")?,
         user_id: row.try_get("user_id")?,
         appid: row.try_get("appid")?,
+        scope: row.try_get("scope")?,
         presented: Presented {
             used_at: row.try_get("used_at")?,
             expires_at: row.try_get("expires_at")?,
@@ -394,6 +481,7 @@ async fn rotate(
                 user,
                 family_id,
                 refresh_expires_at: successor_expires_at.secs(),
+                scope: locked.scope,
             })))
         }
         (Decision::Replay, Some(successor), Some(standing)) => {
@@ -405,6 +493,7 @@ async fn rotate(
                     user,
                     family_id,
                     refresh_expires_at: standing.expires_at.secs(),
+                    scope: locked.scope,
                 }),
                 successor,
             })

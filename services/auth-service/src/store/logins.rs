@@ -47,6 +47,8 @@ pub struct IssuedLogin {
     pub family_id: i64,
     /// When the refresh token expires, Unix seconds.
     pub refresh_expires_at: i64,
+    /// The scopes the family was granted (`None`: a family of before scopes, every scope).
+    pub scope: Option<String>,
 }
 
 /// A query that reads what the account rule needs of the user of (appid, openid) and of a
@@ -173,8 +175,8 @@ fn write_login_sql(consume: bool) -> String {
            where u.account_id is not distinct from $26 and not {barred_u} \
            returning *), \
          used as ({used}), \
-         f as (insert into token_families (user_id, appid, created_at) \
-           select u.user_id, u.appid, $16 from u, used returning family_id), \
+         f as (insert into token_families (user_id, appid, created_at, scope) \
+           select u.user_id, u.appid, $16, $29 from u, used returning family_id, scope), \
          r as (insert into refresh_tokens (token_hash, family_id, created_at, expires_at) \
            select $14, family_id, $16, $15 from f \
            returning extract(epoch from expires_at)::bigint as refresh_expires_at), \
@@ -182,7 +184,7 @@ fn write_login_sql(consume: bool) -> String {
            $18, $19, $20, $21 from u, f) \
          select exists (select 1 from ready) as ready, exists (select 1 from u) as upserted, \
            coalesce((select barred from gate), false) as barred, \
-           {columns}, f.family_id, r.refresh_expires_at \
+           {columns}, f.family_id, f.scope, r.refresh_expires_at \
          from (select 1) as one left join u on true left join f on true left join r on true",
         barred_u = barred_sql("u", "$16"),
         columns = *USER_COLUMNS,
@@ -229,6 +231,7 @@ impl PgStore {
         known: Option<merge::AccountState>,
         context: &CallContext,
     ) -> Result<LoginWrite, StoreError> {
+        let scope = refresh.scope;
         let (sql, kind) = match completion {
             Completion::UsesUpSession => (&*COMPLETE_LOGIN, AuditKind::Login),
             Completion::KeepsSession => (&*SILENT_LOGIN, AuditKind::SilentLogin),
@@ -292,6 +295,7 @@ impl PgStore {
                         .bind(state.stored_account())
                         .bind(phone.map(|phone| &phone.index))
                         .bind(phone.map(|phone| &phone.index_kid))
+                        .bind(scope)
                         .fetch_one(conn)
                         .await
                 })
@@ -316,6 +320,7 @@ impl PgStore {
                 user: self.user_from_row(&row)?,
                 family_id,
                 refresh_expires_at: row.try_get("refresh_expires_at")?,
+                scope: row.try_get("scope")?,
             })));
         }
         Err(StoreError::Contended)

@@ -2,8 +2,10 @@
 //! tokens, logout and revocation.
 //!
 //! - [`keys`]: which key signs, what the claims say, the published JWKS;
-//! - [`verified`]: access tokens this replica has already verified.
+//! - [`verified`]: access tokens this replica has already verified;
+//! - [`introspection`]: what a token is, for RFC 7662.
 
+pub mod introspection;
 pub mod keys;
 pub mod verified;
 
@@ -16,12 +18,16 @@ pub use crate::domain::rotation::RefreshRules;
 use crate::{
     audit::AuditLog,
     clock::SharedClock,
-    domain::{AuditKind, Bearer, CallContext, NewAuditEvent, User},
+    domain::{
+        AuditKind, Bearer, CallContext, NewAuditEvent, User,
+        scope::{Scope, Scopes},
+    },
     error::AuthError,
     revocation::Revocations,
     secrets::{self, Keyring},
     store::{IssuedLogin, NewRefresh, PgStore, RefreshOutcome, Rotation},
 };
+pub use introspection::Introspected;
 pub use keys::TokenKeys;
 pub use verified::VerifiedTokens;
 
@@ -38,6 +44,10 @@ pub struct TokenPair {
     pub refresh_token: String,
     /// Unix seconds.
     pub refresh_expires_at: i64,
+    /// The OpenID Connect ID token, when the grant asked for `openid`.
+    pub id_token: Option<String>,
+    /// The scopes granted, space-separated.
+    pub scope: String,
 }
 
 impl std::fmt::Debug for TokenPair {
@@ -63,6 +73,8 @@ pub struct NewRefreshToken {
     token: String,
     hash: Vec<u8>,
     ttl_secs: i64,
+    /// The scopes the login asked for, when it asked.
+    scope: Option<String>,
 }
 
 impl std::fmt::Debug for NewRefreshToken {
@@ -77,6 +89,7 @@ impl NewRefreshToken {
         NewRefresh {
             hash: &self.hash,
             ttl_secs: self.ttl_secs,
+            scope: self.scope.as_deref(),
         }
     }
 }
@@ -148,23 +161,47 @@ impl Tokens {
         self.keys.jwks()
     }
 
-    /// A new refresh token, for a login about to be stored.
-    pub fn new_refresh(&self) -> Result<NewRefreshToken, AuthError> {
+    /// A new refresh token, for a login about to be stored that asked for `scope` (`None`:
+    /// the default grant).
+    pub fn new_refresh(&self, scope: Option<&Scopes>) -> Result<NewRefreshToken, AuthError> {
         let token = secrets::new_bearer(REFRESH_PREFIX).map_err(AuthError::internal)?;
         Ok(NewRefreshToken {
             hash: secrets::digest(&token),
             token,
             ttl_secs: self.keys.refresh_ttl_secs,
+            scope: scope.map(ToString::to_string),
         })
     }
 
-    /// The pair of a stored login: a new access token, and the refresh token it was stored
-    /// with.
-    pub fn pair(&self, issued: IssuedLogin, refresh: NewRefreshToken) -> Result<Issued, AuthError> {
+    /// The issuer URL, when the deployment names one.
+    pub fn issuer(&self) -> Option<&str> {
+        self.keys.issuer()
+    }
+
+    /// The pair of a stored login: a new access token for the scopes `asked` (else the
+    /// family's), with an ID token when they name `openid`, and the refresh token it was
+    /// stored with.
+    pub fn pair(
+        &self,
+        issued: IssuedLogin,
+        refresh: NewRefreshToken,
+        asked: Option<&Scopes>,
+    ) -> Result<Issued, AuthError> {
         let jti = hex::encode(secrets::random_bytes::<16>().map_err(AuthError::internal)?);
+        let explicit = asked.cloned().or_else(|| {
+            issued
+                .scope
+                .as_deref()
+                .map(|scope| Scopes::stored(Some(scope)))
+        });
+        let scopes = explicit.clone().unwrap_or_else(Scopes::default_grant);
+        let now = self.clock.now();
         let (access_token, access_expires_at) =
             self.keys
-                .issue(&issued.user, issued.family_id, jti, self.clock.now());
+                .issue(&issued.user, issued.family_id, &scopes, jti, now);
+        let id_token = explicit
+            .filter(|scopes| scopes.has(Scope::OpenId))
+            .map(|_| self.keys.id_token(&issued.user, now));
         Ok(Issued {
             user: issued.user,
             tokens: TokenPair {
@@ -172,6 +209,8 @@ impl Tokens {
                 access_expires_at,
                 refresh_token: refresh.token,
                 refresh_expires_at: issued.refresh_expires_at,
+                id_token,
+                scope: scopes.to_string(),
             },
         })
     }
@@ -212,11 +251,22 @@ impl Tokens {
     pub async fn refresh(
         &self,
         presented: &Bearer,
+        asked: Option<&Scopes>,
         context: &CallContext,
     ) -> Result<Issued, AuthError> {
         let old_hash = secrets::digest(presented.expose());
         self.within_reach(&old_hash, context).await?;
-        let refresh = self.new_refresh()?;
+        // Never more than the login was granted (RFC 6749 6). An unknown token is refused
+        // by the rotation, as any unknown token.
+        if let Some(asked) = asked
+            && let Some(granted) = self.store.scope_of_refresh(&old_hash).await?
+            && !asked.within(&Scopes::stored(granted.as_deref()))
+        {
+            return Err(AuthError::InvalidScope(format!(
+                "scope {asked} asks for more than the login was granted"
+            )));
+        }
+        let refresh = self.new_refresh(None)?;
         let successor = self
             .keyring
             .seal(refresh.token.as_bytes(), &old_hash)
@@ -231,7 +281,7 @@ impl Tokens {
             .rotate_refresh(&old_hash, rotation, context)
             .await?
         {
-            RefreshOutcome::Rotated(issued) => self.pair(*issued, refresh),
+            RefreshOutcome::Rotated(issued) => self.pair(*issued, refresh, asked),
             RefreshOutcome::Replayed { issued, successor } => {
                 let token = self
                     .keyring
@@ -246,8 +296,9 @@ impl Tokens {
                     hash: secrets::digest(&token),
                     token,
                     ttl_secs: self.keys.refresh_ttl_secs,
+                    scope: None,
                 };
-                self.pair(*issued, again)
+                self.pair(*issued, again, asked)
             }
             RefreshOutcome::Reused { family_id } => {
                 self.revocations.insert(family_id);
@@ -365,11 +416,14 @@ mod tests {
             access_expires_at: 1,
             refresh_token: "wxrt_secret-refresh".into(),
             refresh_expires_at: 2,
+            id_token: Some("eyJsecret-id".into()),
+            scope: "openid".into(),
         };
         let fresh = NewRefreshToken {
             token: "wxrt_secret-new".into(),
             hash: vec![1],
             ttl_secs: 3,
+            scope: None,
         };
         let printed = format!("{pair:?} {fresh:?}");
         assert!(!printed.contains("secret"), "{printed}");

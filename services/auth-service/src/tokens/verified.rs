@@ -96,7 +96,7 @@ impl VerifiedTokens {
 
 #[cfg(test)]
 mod tests {
-    use wxauth_token::{ISSUER, Jwks, KeyPair};
+    use wxauth_token::{Jwks, KeyPair, LEGACY_ISSUER};
 
     use super::*;
     use crate::clock::{Clock, SystemClock};
@@ -116,7 +116,7 @@ mod tests {
         });
         let now = now();
         let token = key.sign(&Claims {
-            iss: ISSUER.into(),
+            iss: LEGACY_ISSUER.into(),
             sub: "1".into(),
             aud: "wx4f4bc4dec97d474b".into(),
             openid: "o1".into(),
@@ -126,6 +126,8 @@ mod tests {
             jti: "j".into(),
             iat: now,
             exp: now + exp_in,
+            client_id: None,
+            scope: None,
         });
         (key, verifier, token, now)
     }

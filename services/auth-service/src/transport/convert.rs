@@ -315,6 +315,8 @@ pub fn token_pair(tokens: TokenPair) -> Option<v1::TokenPair> {
         refresh_token: tokens.refresh_token,
         refresh_token_expires_at: timestamp(tokens.refresh_expires_at),
         token_type: "Bearer".to_owned(),
+        id_token: tokens.id_token.unwrap_or_default(),
+        scope: tokens.scope,
     })
 }
 

@@ -1,7 +1,7 @@
 //! The gRPC edge: it only translates.
 //!
 //! - [`service`]: the `AuthService` RPCs: parse the request, call the flow, build the answer;
-//! - [`lifecycle`]: the same for the account-lifecycle RPCs;
+//! - [`lifecycle`]: the same for the account-lifecycle RPCs; [`oauth`]: for introspection;
 //! - [`convert`]: requests into checked domain input, domain results into messages;
 //! - [`status`]: the one mapping from [`AuthError`] to a gRPC code and reason;
 //! - [`limits`]: how much may be in flight, and how big a message may be.
@@ -12,6 +12,7 @@
 pub mod convert;
 pub mod lifecycle;
 pub mod limits;
+pub mod oauth;
 pub mod service;
 pub mod status;
 

@@ -8,14 +8,14 @@ use wxauth_proto::v1::{
     CreateSessionResponse, DeleteMeRequest, DeleteMeResponse, DeleteUserRequest,
     DeleteUserResponse, ExportMeRequest, ExportMeResponse, ExportUserRequest, ExportUserResponse,
     FindUsersRequest, FindUsersResponse, GetJwksRequest, GetJwksResponse, GetMeRequest,
-    GetMeResponse, GetUserRequest, GetUserResponse, ListAccountUsersRequest,
-    ListAccountUsersResponse, ListAppAccessTokensRequest, ListAppAccessTokensResponse,
-    ListAuditEventsRequest, ListAuditEventsResponse, LoginRequest, LoginResponse, LogoutRequest,
-    LogoutResponse, RefreshTokenRequest, RefreshTokenResponse, ResetSessionKeyRequest,
-    ResetSessionKeyResponse, RestoreUserRequest, RestoreUserResponse, RevokeUserSessionsRequest,
-    RevokeUserSessionsResponse, SetUserStatusRequest, SetUserStatusResponse, UpdateProfileRequest,
-    UpdateProfileResponse, ValidateTokenRequest, ValidateTokenResponse,
-    auth_service_server::AuthService,
+    GetMeResponse, GetUserRequest, GetUserResponse, IntrospectTokenRequest,
+    IntrospectTokenResponse, ListAccountUsersRequest, ListAccountUsersResponse,
+    ListAppAccessTokensRequest, ListAppAccessTokensResponse, ListAuditEventsRequest,
+    ListAuditEventsResponse, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse,
+    RefreshTokenRequest, RefreshTokenResponse, ResetSessionKeyRequest, ResetSessionKeyResponse,
+    RestoreUserRequest, RestoreUserResponse, RevokeUserSessionsRequest, RevokeUserSessionsResponse,
+    SetUserStatusRequest, SetUserStatusResponse, UpdateProfileRequest, UpdateProfileResponse,
+    ValidateTokenRequest, ValidateTokenResponse, auth_service_server::AuthService,
 };
 
 use wxauth_wechat::PhoneCode;
@@ -26,7 +26,7 @@ use super::{
 };
 use crate::{
     callers::Scope,
-    domain::{AuditKind, Bearer, FilledProfile},
+    domain::{AuditKind, Bearer, FilledProfile, scope::Scopes},
     error::AuthError,
 };
 
@@ -80,7 +80,11 @@ impl AuthService for AuthApi {
         let rpc = Rpc::login("Login", |req: &LoginRequest| &req.appid);
         self.call(request, rpc, |req, context| async move {
             let (appid, code) = (convert::appid(&req.appid)?, convert::code(&req.code)?);
-            let silent = self.logins.silent(&appid, &code, &context).await?;
+            let asked = Scopes::parse(&req.scope)?;
+            let silent = self
+                .logins
+                .silent(&appid, &code, asked.as_ref(), &context)
+                .await?;
             Ok(LoginResponse {
                 user: Some(user_message(silent.login.user, PhoneShown::Full)),
                 tokens: token_pair(silent.login.tokens),
@@ -100,7 +104,11 @@ impl AuthService for AuthApi {
             Rpc::new("RefreshToken", Some(Scope::Login)),
             |req, context| async move {
                 let presented = Bearer::parse("refresh_token", req.refresh_token)?;
-                let refreshed = self.tokens.refresh(&presented, &context).await?;
+                let asked = Scopes::parse(&req.scope)?;
+                let refreshed = self
+                    .tokens
+                    .refresh(&presented, asked.as_ref(), &context)
+                    .await?;
                 Ok(RefreshTokenResponse {
                     tokens: token_pair(refreshed.tokens),
                 })
@@ -283,6 +291,7 @@ impl AuthService for AuthApi {
             Ok(GetJwksResponse {
                 jwks_json: serde_json::to_string(jwks).map_err(AuthError::internal)?,
                 kids: jwks.keys.iter().map(|key| key.kid.clone()).collect(),
+                issuer: self.tokens.issuer().unwrap_or_default().to_owned(),
             })
         })
         .await
@@ -426,6 +435,17 @@ impl AuthService for AuthApi {
         let rpc = Rpc::new("FindUsers", Some(Scope::Admin));
         self.call(request, rpc, |req, context| {
             self.find_users_rpc(req, context)
+        })
+        .await
+    }
+
+    async fn introspect_token(
+        &self,
+        request: Request<IntrospectTokenRequest>,
+    ) -> Result<Response<IntrospectTokenResponse>, Status> {
+        let rpc = Rpc::new("IntrospectToken", Some(Scope::Validate));
+        self.call(request, rpc, |req, context| {
+            self.introspect_token_rpc(req, context)
         })
         .await
     }

@@ -52,6 +52,7 @@ pub fn classify(err: &AuthError) -> (Code, ErrorReason) {
         AuthError::PhoneCodeAlreadyUsed => {
             (Code::FailedPrecondition, ErrorReason::PhoneCodeRejected)
         }
+        AuthError::InvalidScope(_) => (Code::InvalidArgument, ErrorReason::InvalidScope),
         AuthError::Unavailable(_) => (Code::Unavailable, ErrorReason::ServiceUnavailable),
         AuthError::Internal(_) => (Code::Internal, ErrorReason::Internal),
     }
@@ -165,6 +166,7 @@ mod tests {
             AuthError::PhoneCodeAlreadyUsed => {
                 (28, Code::FailedPrecondition, ErrorReason::PhoneCodeRejected)
             }
+            AuthError::InvalidScope(_) => (29, Code::InvalidArgument, ErrorReason::InvalidScope),
         }
     }
 
@@ -211,6 +213,7 @@ mod tests {
             AuthError::AppForbidden,
             AuthError::NotDeleting,
             AuthError::PhoneCodeAlreadyUsed,
+            AuthError::InvalidScope("scope".into()),
         ]
     }
 

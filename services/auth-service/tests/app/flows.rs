@@ -87,6 +87,7 @@ async fn tokens_expire_on_the_services_clock_and_a_refresh_gives_new_ones() {
 
     let refreshed = gateway
         .refresh_token(RefreshTokenRequest {
+            scope: String::new(),
             refresh_token: tokens.refresh_token,
         })
         .await

@@ -61,6 +61,7 @@ async fn a_deletion_is_erased_when_its_cooling_off_ends() {
     let (mut gateway, mut ops) = (app.client(0).await, app.client(2).await);
     let login = gateway
         .login(LoginRequest {
+            scope: String::new(),
             appid: APP.into(),
             code: app.code("o-cooled"),
         })

@@ -68,6 +68,7 @@ async fn complete(
             openid,
             update,
             NewRefresh {
+                scope: None,
                 hash: &refresh(hash),
                 ttl_secs: 60,
             },
@@ -251,6 +252,7 @@ async fn a_login_decided_on_stale_account_facts_is_decided_again() {
             "o-stale",
             &UserUpdate::default(),
             NewRefresh {
+                scope: None,
                 hash: &refresh(71),
                 ttl_secs: 60,
             },

@@ -1,0 +1,45 @@
+-- OAuth scopes and webhook events. Additive: every column is nullable or has a default, and
+-- the new tables are read and written by this release only.
+
+-- The scopes a login granted (space-separated); a refresh grants them again, never more.
+-- Null: a family of a release before scopes, which had every scope.
+alter table token_families add column scope text;
+
+-- The webhook subscriptions each replica was configured with (WXAUTH_WEBHOOKS), kept here so
+-- a change's statement can write its events for them; their secrets stay in the settings.
+create table webhook_subscriptions (
+    name       text        primary key,
+    appid      text        not null,
+    events     text[]      not null,
+    pii        boolean     not null default false,
+    updated_at timestamptz not null
+);
+create index webhook_subscriptions_app on webhook_subscriptions (appid);
+
+-- The outbox: one row per event and subscription, written in the transaction of the change,
+-- delivered by whichever replica claims it first.
+create table webhook_events (
+    event_id        bigint      generated always as identity primary key,
+    subscription    text        not null,
+    appid           text        not null,
+    user_id         bigint,
+    kind            text        not null,
+    -- The body as delivered: JSON, without a secret, a token or (unless the subscription
+    -- has pii) a full phone number.
+    payload         text        not null,
+    created_at      timestamptz not null,
+    -- pending, delivered or dead (its last attempt failed; ReplayEvents sends it again).
+    state           text        not null default 'pending',
+    attempts        integer     not null default 0,
+    next_attempt_at timestamptz not null,
+    -- A replica delivering it holds it until then; past it, another may.
+    claimed_until   timestamptz,
+    last_outcome    text,
+    delivered_at    timestamptz
+);
+-- What is due, and the oldest pending event of each user (per-user order).
+create index webhook_events_pending on webhook_events (subscription, user_id, event_id)
+    where state = 'pending';
+create index webhook_events_due on webhook_events (next_attempt_at) where state = 'pending';
+-- What the purge drops once its retention has passed.
+create index webhook_events_settled on webhook_events (created_at) where state <> 'pending';
