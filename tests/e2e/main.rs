@@ -39,4 +39,5 @@ mod suspension;
 mod tls;
 mod tokens;
 mod upkeep;
+mod webhooks;
 mod wechat_failures;

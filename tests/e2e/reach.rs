@@ -17,10 +17,10 @@ use wxauth_proto::{
         DataKind, DeleteMeRequest, DeleteUserRequest, ExportMeRequest, ExportUserRequest,
         FindUsersRequest, GetJwksRequest, GetMeRequest, GetUserRequest, IntrospectTokenRequest,
         ListAccountUsersRequest, ListAppAccessTokensRequest, ListAuditEventsRequest, LoginRequest,
-        LogoutRequest, NicknameQuery, OpenidQuery, RefreshTokenRequest, ResetSessionKeyRequest,
-        RestoreUserRequest, RevokeUserSessionsRequest, SetUserStatusRequest, UpdateProfileRequest,
-        UserStatus, ValidateTokenRequest, delete_user_request, find_users_request::By,
-        set_user_status_request,
+        LogoutRequest, NicknameQuery, OpenidQuery, RefreshTokenRequest, ReplayEventsRequest,
+        ResetSessionKeyRequest, RestoreUserRequest, RevokeUserSessionsRequest,
+        SetUserStatusRequest, UpdateProfileRequest, UserStatus, ValidateTokenRequest,
+        delete_user_request, find_users_request::By, set_user_status_request,
     },
 };
 
@@ -293,6 +293,17 @@ async fn calls(
             ),
         ),
         (
+            "ReplayEvents",
+            call!(
+                ops,
+                replay_events,
+                ReplayEventsRequest {
+                    subscription: format!("crm-{appid}"),
+                    event_ids: Vec::new(),
+                }
+            ),
+        ),
+        (
             "FindUsers",
             call!(
                 ops,
@@ -309,6 +320,20 @@ async fn calls(
     ]
 }
 
+/// A `user.deleted` subscription of each app, named `crm-<appid>`, posting to a port where
+/// nothing listens.
+fn subscriptions_of_both_apps() -> String {
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    serde_json::json!([APP, APP2].map(|appid| serde_json::json!({
+        "name": format!("crm-{appid}"),
+        "appid": appid,
+        "url": "http://127.0.0.1:9/events",
+        "secret": secret,
+        "events": ["user.deleted"],
+    })))
+    .to_string()
+}
+
 #[tokio::test]
 async fn a_caller_of_some_apps_reaches_their_users_only_through_every_rpc() {
     let stack = Stack::start_with(Options {
@@ -316,6 +341,8 @@ async fn a_caller_of_some_apps_reaches_their_users_only_through_every_rpc() {
             format!("shop-ops:admin+validate+pii@{APP2}:{SHOP_OPS}"),
             format!("shop-gateway:login@{APP2}:{SHOP_GATEWAY}"),
         ],
+        // A subscription of each app, so ReplayEvents has one out of reach to be refused.
+        auth_env: vec![("WXAUTH_WEBHOOKS", subscriptions_of_both_apps())],
         ..Options::default()
     })
     .await;
@@ -434,6 +461,15 @@ async fn a_caller_of_some_apps_reaches_their_users_only_through_every_rpc() {
         .unwrap()
         .into_inner();
     assert!(own_token.active);
+    // Replaying its own app's subscription, or every one it reaches, is allowed.
+    for subscription in [format!("crm-{APP2}"), String::new()] {
+        ops.replay_events(ReplayEventsRequest {
+            subscription,
+            event_ids: Vec::new(),
+        })
+        .await
+        .unwrap();
+    }
     covered.extend(["ListAppAccessTokens", "GetJwks", "IntrospectToken"]);
 
     // Its own app's users, it reaches as any operator would.

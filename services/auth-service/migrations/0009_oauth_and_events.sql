@@ -5,19 +5,9 @@
 -- Null: a family of a release before scopes, which had every scope.
 alter table token_families add column scope text;
 
--- The webhook subscriptions each replica was configured with (WXAUTH_WEBHOOKS), kept here so
--- a change's statement can write its events for them; their secrets stay in the settings.
-create table webhook_subscriptions (
-    name       text        primary key,
-    appid      text        not null,
-    events     text[]      not null,
-    pii        boolean     not null default false,
-    updated_at timestamptz not null
-);
-create index webhook_subscriptions_app on webhook_subscriptions (appid);
-
--- The outbox: one row per event and subscription, written in the transaction of the change,
--- delivered by whichever replica claims it first.
+-- The outbox of webhook events: one row per event and subscription (WXAUTH_WEBHOOKS, whose
+-- URLs and secrets stay in the settings), written by the statement or transaction of the
+-- change itself, delivered by whichever replica claims it first.
 create table webhook_events (
     event_id        bigint      generated always as identity primary key,
     subscription    text        not null,
@@ -28,6 +18,9 @@ create table webhook_events (
     -- has pii) a full phone number.
     payload         text        not null,
     created_at      timestamptz not null,
+    -- Retries stop (the event is dead) once this is further back than the retry window;
+    -- a replay starts the window again.
+    window_start    timestamptz not null,
     -- pending, delivered or dead (its last attempt failed; ReplayEvents sends it again).
     state           text        not null default 'pending',
     attempts        integer     not null default 0,
@@ -40,6 +33,8 @@ create table webhook_events (
 -- What is due, and the oldest pending event of each user (per-user order).
 create index webhook_events_pending on webhook_events (subscription, user_id, event_id)
     where state = 'pending';
-create index webhook_events_due on webhook_events (next_attempt_at) where state = 'pending';
+create index webhook_events_backlog on webhook_events (created_at) where state = 'pending';
+-- A user's events, which an erasure drops with the user.
+create index webhook_events_user on webhook_events (user_id);
 -- What the purge drops once its retention has passed.
 create index webhook_events_settled on webhook_events (created_at) where state <> 'pending';

@@ -24,12 +24,13 @@ use crate::{
     quotas::WeChatQuota,
     revocation::{self, Revocations},
     settings::Config,
-    store::{PgStore, StoreError},
+    store::{PgStore, StoreError, upkeep::Retention},
     tls::Tls,
     tokens::{TokenSettings, Tokens},
     transport::{self, AuthApi, Flows},
     upkeep,
     users::Users,
+    webhooks::Webhooks,
     wechat_calls::{WeChatCalls, WeChatParts},
 };
 
@@ -61,6 +62,9 @@ pub enum StartError {
     /// The WeChat client could not be built.
     #[error("cannot build the wechat client")]
     WeChat(#[source] wxauth_wechat::BuildError),
+    /// The webhook client could not be built.
+    #[error("cannot build the webhook client")]
+    Webhooks(#[source] crate::webhooks::BuildError),
     /// The gRPC address cannot be bound.
     #[error("cannot listen on {addr}")]
     Listen {
@@ -117,8 +121,9 @@ pub struct Application {
     wechat_calls: Arc<WeChatCalls>,
     lifecycle: Arc<Lifecycle>,
     audit_writer: AuditWriter,
+    webhooks: Webhooks,
     purge_interval: Duration,
-    audit_retention_secs: i64,
+    retention: Retention,
     revocation_heartbeat: Duration,
     app_token_check: Duration,
     reflection: bool,
@@ -146,7 +151,10 @@ impl Application {
         .map_err(|_| StartError::DatabaseUrl)?;
         // Phone numbers are sealed with the key ring of session_keys.
         let keyring = Arc::new(config.keyring);
-        let store = store.with_keyring(keyring.clone());
+        let subscribers = Arc::new(config.webhooks.subscribers());
+        let store = store
+            .with_keyring(keyring.clone())
+            .with_subscribers(subscribers);
         if let Some(host) = store.unverified_remote_host() {
             warn!(
                 host,
@@ -194,6 +202,17 @@ impl Application {
             u64::try_from(config.tokens.access_ttl_secs).unwrap_or(0),
         ));
         let (audit, audit_writer) = AuditLog::new(store.clone(), clock.clone(), metrics.clone());
+        let retention = Retention {
+            audit_secs: config.audit_retention_secs,
+            events_secs: config.webhooks.retention_secs,
+        };
+        let webhooks = Webhooks::new(
+            config.webhooks,
+            store.clone(),
+            clock.clone(),
+            metrics.clone(),
+        )
+        .map_err(StartError::Webhooks)?;
         let tokens = Arc::new(Tokens::new(
             TokenSettings {
                 keys: config.tokens,
@@ -270,6 +289,7 @@ impl Application {
                 profiles,
                 lifecycle: lifecycle.clone(),
                 wechat_calls: wechat_calls.clone(),
+                webhooks: webhooks.clone(),
             },
             config.callers,
             audit,
@@ -288,8 +308,9 @@ impl Application {
             wechat_calls,
             lifecycle,
             audit_writer,
+            webhooks,
             purge_interval: config.purge_interval,
-            audit_retention_secs: config.audit_retention_secs,
+            retention,
             revocation_heartbeat: config.revocation_heartbeat,
             app_token_check: config.app_token_check,
             reflection: config.reflection,
@@ -324,8 +345,9 @@ impl Application {
             self.lifecycle.clone(),
             self.purge_interval,
             PURGE_BATCH,
-            self.audit_retention_secs,
+            self.retention,
         ));
+        let deliveries = tokio::spawn(self.webhooks.clone().deliver());
         let phone_sealer = tokio::spawn(upkeep::seal_phones(
             self.store.clone(),
             self.purge_interval,
@@ -409,6 +431,7 @@ impl Application {
         };
         follower.abort();
         purger.abort();
+        deliveries.abort();
         phone_sealer.abort();
         token_refresher.abort();
         if let Some(reloader) = reloader {

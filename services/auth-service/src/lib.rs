@@ -15,6 +15,7 @@
 //! - [`tls`]: TLS on the gRPC port, certificates reloaded, optionally mutual.
 //! - [`audit`], [`upkeep`], [`metrics`], [`quotas`]: the audit trail, health and purging,
 //!   what is counted, and each app's quota of calls to WeChat.
+//! - [`webhooks`]: the events of the outbox delivered, signed, to each subscription.
 //!
 //! `docs/architecture.md` has the words these modules use ("login session", "token
 //! family", "app token"...) in one sense each.
@@ -42,6 +43,7 @@ pub mod tokens;
 pub mod transport;
 pub mod upkeep;
 pub mod users;
+pub mod webhooks;
 pub mod wechat_calls;
 
 pub use app::{Application, ServeError, StartError};

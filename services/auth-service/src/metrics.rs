@@ -58,6 +58,19 @@ pub struct Metrics {
     app_token_refreshes: Family<AppOutcome, Counter>,
     phone_bindings: Family<AppOutcome, Counter>,
     nickname_checks: Family<AppOutcome, Counter>,
+    webhook_deliveries: Family<WebhookLabels, Counter>,
+    webhook_backlog_age: Gauge,
+    webhook_pending: Gauge,
+    webhook_dead: Gauge,
+}
+
+/// Labels of a webhook delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, prometheus_client::encoding::EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// The subscription.
+    pub subscription: String,
+    /// `delivered`, `retry` (failed, tried again later) or `dead` (failed for the last time).
+    pub outcome: &'static str,
 }
 
 /// Labels of a per-app outcome.
@@ -93,6 +106,10 @@ impl Metrics {
             app_token_refreshes: Family::default(),
             phone_bindings: Family::default(),
             nickname_checks: Family::default(),
+            webhook_deliveries: Family::default(),
+            webhook_backlog_age: Gauge::default(),
+            webhook_pending: Gauge::default(),
+            webhook_dead: Gauge::default(),
         };
         let mut registry = Registry::with_prefix("wxauth");
         registry.register(
@@ -164,6 +181,27 @@ impl Metrics {
             metrics.nickname_checks.clone(),
         );
         registry.register(
+            "webhook_deliveries",
+            "webhook delivery attempts by subscription and outcome (delivered; retry: failed, \
+             tried again later; dead: failed for the last time, waiting for ReplayEvents)",
+            metrics.webhook_deliveries.clone(),
+        );
+        registry.register(
+            "webhook_backlog_age_seconds",
+            "how long the oldest webhook event not yet delivered has waited (0: none waits)",
+            metrics.webhook_backlog_age.clone(),
+        );
+        registry.register(
+            "webhook_events_pending",
+            "webhook events waiting for delivery",
+            metrics.webhook_pending.clone(),
+        );
+        registry.register(
+            "webhook_events_dead",
+            "webhook events that failed for the last time (ReplayEvents sends them again)",
+            metrics.webhook_dead.clone(),
+        );
+        registry.register(
             "audit_unwritten",
             "refusals and reads counted for the audit trail but not yet in the database (it grows while the database refuses them; none is dropped)",
             metrics.audit_unwritten.clone(),
@@ -186,6 +224,23 @@ impl Metrics {
                 outcome: if ok { "ok" } else { "failed" },
             })
             .inc();
+    }
+
+    /// Counts a webhook delivery attempt.
+    pub fn webhook_delivery(&self, subscription: &str, outcome: &'static str) {
+        self.webhook_deliveries
+            .get_or_create(&WebhookLabels {
+                subscription: subscription.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Records the webhook backlog as measured.
+    pub fn webhook_backlog(&self, backlog: crate::store::Backlog) {
+        self.webhook_backlog_age.set(backlog.oldest_secs);
+        self.webhook_pending.set(backlog.pending);
+        self.webhook_dead.set(backlog.dead);
     }
 
     /// Counts a phone number bind asked with a getPhoneNumber code.

@@ -11,7 +11,7 @@ use wxauth_proto::v1::auth_service_server::SERVICE_NAME;
 
 use crate::{
     lifecycle::Lifecycle, login_sessions::LoginSessions, metrics::Metrics, revocation::Revocations,
-    store::PgStore, wechat_calls::WeChatCalls,
+    store::PgStore, store::upkeep::Retention, wechat_calls::WeChatCalls,
 };
 
 /// How often the database is pinged for health.
@@ -107,7 +107,7 @@ pub async fn purge_expired(
     lifecycle: Arc<Lifecycle>,
     interval: Duration,
     batch: i64,
-    audit_retention_secs: i64,
+    retention: Retention,
 ) {
     loop {
         tokio::time::sleep(interval).await;
@@ -118,7 +118,7 @@ pub async fn purge_expired(
                 warn!(error = %err, "erasing deleted users failed; retrying at the next interval")
             }
         }
-        match store.purge_expired(batch, audit_retention_secs).await {
+        match store.purge_expired(batch, retention).await {
             Ok(0) => debug!("nothing expired to purge"),
             Ok(purged) => info!(purged, "purged expired rows"),
             Err(err) => warn!(error = %err, "purge failed; retrying at the next interval"),

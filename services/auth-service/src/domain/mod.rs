@@ -5,6 +5,7 @@
 pub mod app_token;
 pub mod audit;
 pub mod bearer;
+pub mod events;
 pub mod lifecycle;
 pub mod merge;
 pub mod profile;

@@ -75,6 +75,8 @@ pub struct Config {
     pub nickname_check: crate::profiles::NicknamePolicy,
     /// The hosts each app keeps avatars on.
     pub avatar_hosts: std::collections::HashMap<String, Vec<String>>,
+    /// Webhook subscriptions and how deliveries are retried.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl fmt::Debug for Config {

@@ -4,10 +4,12 @@
 //! error names the setting and the rule only.
 //!
 //! - [`config`]: what the settings become, the validated [`Config`];
-//! - [`parse`]: the formats of list and key settings.
+//! - [`parse`]: the formats of list and key settings;
+//! - [`webhooks`]: the webhook subscriptions and how deliveries are retried.
 
 pub mod config;
 mod parse;
+mod webhooks;
 
 use std::{
     net::SocketAddr,
@@ -259,6 +261,10 @@ pub struct Settings {
     #[arg(long, env = "WXAUTH_AVATAR_HOSTS", default_value = "")]
     pub avatar_hosts: String,
 
+    /// Webhook subscriptions and deliveries.
+    #[command(flatten)]
+    pub webhooks: webhooks::WebhookArgs,
+
     /// Dev mode (`WXAUTH_DEV=1`): missing keys are replaced by throwaway ones made at start,
     /// and the log says so. Never in production: sessions do not survive a restart.
     #[arg(long, env = "WXAUTH_DEV", action = clap::ArgAction::SetTrue,
@@ -325,6 +331,17 @@ fn check_issuer(raw: Option<&str>, dev: bool) -> Result<Option<String>, Settings
     Ok(Some(issuer.to_owned()))
 }
 
+/// Whether the URL after `http://`, `rest`, names this machine.
+fn loopback_host(rest: &str) -> bool {
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    rest.starts_with("[::1]")
+        || host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// WeChat's base must be `https://`: the app secret and every session_key cross it. Plain
 /// `http://` is taken only for a server on this machine (a simulator in tests) or in dev
 /// mode (the simulator of the dev stack).
@@ -339,14 +356,7 @@ fn check_wechat_base(base: &str, dev: bool) -> Result<(), SettingsError> {
     let Some(rest) = base.strip_prefix("http://") else {
         return Err(malformed("must be an https:// URL"));
     };
-    let host = rest.split(['/', ':']).next().unwrap_or_default();
-    let loopback = host == "localhost"
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    let loopback = loopback || rest.starts_with("[::1]");
-    if dev || loopback {
+    if dev || loopback_host(rest) {
         Ok(())
     } else {
         Err(malformed(
@@ -419,6 +429,10 @@ impl Settings {
             });
         }
         let avatar_hosts = parse_avatar_hosts(&self.avatar_hosts, &apps)?;
+        let webhooks = self.webhooks.parse(
+            &|appid| apps.keys().any(|served| served.as_str() == appid),
+            self.dev,
+        )?;
         let given_signing_keys = self
             .token_signing_keys
             .as_deref()
@@ -513,6 +527,7 @@ impl Settings {
             deletion_cooling_off: Duration::from_secs(u64::from(self.deletion_cooling_off_secs)),
             nickname_check: self.nickname_check,
             avatar_hosts,
+            webhooks,
         })
     }
 }

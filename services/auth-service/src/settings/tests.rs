@@ -315,3 +315,110 @@ fn an_interval_below_its_minimum_is_refused_not_raised() {
         assert!(parse(minimum).is_ok());
     }
 }
+
+#[test]
+fn webhook_subscriptions_are_checked_and_their_errors_quote_no_secret() {
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let entry = |changes: serde_json::Value| {
+        let mut entry = serde_json::json!({
+            "name": "crm",
+            "appid": "wx4f4bc4dec97d474b",
+            "url": "https://crm.example.com/hooks?token=receiverpassword",
+            "secret": SECRET,
+            "events": ["user.created", "user.deleted"],
+        });
+        for (key, value) in changes.as_object().unwrap() {
+            entry[key] = value.clone();
+        }
+        entry
+    };
+    let parsed = |subscriptions: serde_json::Value, dev: bool| {
+        let raw = subscriptions.to_string();
+        let (keys, signing) = (format!("k1:{KEY}"), format!("t1:{KEY}"));
+        let mut args = vec![
+            "--webhooks",
+            raw.as_str(),
+            "--session-key-keys",
+            &keys,
+            "--token-signing-keys",
+            &signing,
+        ];
+        if dev {
+            args.push("--dev");
+        }
+        settings(&args).map(|config| config.webhooks)
+    };
+    let ok = parsed(serde_json::json!([entry(serde_json::json!({}))]), false).unwrap();
+    assert_eq!(ok.subscriptions.len(), 1);
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&ok.subscriptions[0].key).len(),
+        24
+    );
+    assert_eq!(ok.retry.window, Duration::from_secs(86_400));
+    let printed = format!("{ok:?}");
+    assert!(
+        !printed.contains("receiverpassword") && !printed.contains("MfKQ9r8G"),
+        "{printed}"
+    );
+    // Plain http: to this machine, or anywhere in dev mode.
+    let loopback = entry(serde_json::json!({"url": "http://127.0.0.1:9000/hooks"}));
+    assert!(parsed(serde_json::json!([loopback]), false).is_ok());
+    let plain = entry(serde_json::json!({"url": "http://crm.example.com/"}));
+    assert!(parsed(serde_json::json!([plain]), true).is_ok());
+
+    for (subscriptions, rule) in [
+        (serde_json::json!({"name": "crm"}), "must be a JSON array"),
+        (
+            serde_json::json!([{"name": "crm"}]),
+            "missing, unknown or mistyped field",
+        ),
+        (
+            serde_json::json!([entry(serde_json::json!({"name": "c r m"}))]),
+            "name is 1 to 64",
+        ),
+        (
+            serde_json::json!([entry(serde_json::json!({})), entry(serde_json::json!({}))]),
+            "listed twice",
+        ),
+        (
+            serde_json::json!([entry(serde_json::json!({"appid": "wx0123456789abcdef"}))]),
+            "not served",
+        ),
+        (
+            serde_json::json!([entry(serde_json::json!({"url": "http://crm.example.com/"}))]),
+            "must be https://",
+        ),
+        (
+            serde_json::json!([entry(serde_json::json!({"url": "crm.example.com"}))]),
+            "absolute https:// URL",
+        ),
+        (
+            serde_json::json!([entry(
+                serde_json::json!({"secret": "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
+            )]),
+            "whsec_",
+        ),
+        (
+            serde_json::json!([entry(serde_json::json!({"secret": "whsec_c2hvcnQ="}))]),
+            "24 to 64",
+        ),
+        (
+            serde_json::json!([entry(serde_json::json!({"events": ["user.*"]}))]),
+            "events must list",
+        ),
+        (
+            serde_json::json!([entry(serde_json::json!({"events": []}))]),
+            "events must list",
+        ),
+    ] {
+        let err = parsed(subscriptions, false).unwrap_err().to_string();
+        assert!(
+            err.starts_with("WXAUTH_WEBHOOKS is malformed") && err.contains(rule),
+            "{rule}: {err}"
+        );
+        assert!(
+            !err.contains("MfKQ9r8G") && !err.contains("receiverpassword"),
+            "{err}"
+        );
+    }
+}

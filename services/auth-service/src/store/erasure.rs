@@ -4,10 +4,10 @@
 
 use sqlx::{Row as _, postgres::PgConnection};
 
-use super::{families::revoke_sql, users::standing_of};
+use super::{PgStore, families::revoke_users, outbox::record_for_users, users::standing_of};
 use crate::{
     clock::Timestamp,
-    domain::{AuditKind, CallContext, lifecycle::Standing},
+    domain::{AuditKind, CallContext, events::EventKind, lifecycle::Standing},
 };
 
 /// Whose life changes.
@@ -92,23 +92,14 @@ pub(super) async fn audit_users(
 /// Revokes every live family of `ids` (audited as revoked, `reason`), ends their login
 /// sessions and drops their kept session_keys; returns the families revoked.
 pub(super) async fn end_sessions(
+    store: &PgStore,
     tx: &mut PgConnection,
     ids: &[i64],
     reason: &str,
     context: &CallContext,
     now: Timestamp,
 ) -> Result<Vec<i64>, sqlx::Error> {
-    let revoked = sqlx::query(&revoke_sql("user_id = any($1)"))
-        .bind(ids)
-        .bind(AuditKind::Revoked.name())
-        .bind(reason)
-        .bind(&context.caller)
-        .bind(&context.client_addr)
-        .bind(&context.request_id)
-        .bind(now)
-        .bind(&context.client_request_id)
-        .fetch_all(&mut *tx)
-        .await?;
+    let revoked = revoke_users(store, tx, ids, reason, context, now).await?;
     sqlx::query(
         "with users_of as (select appid, openid from users where user_id = any($1) \
            and openid is not null), \
@@ -136,8 +127,11 @@ const TYPED_OUTCOMES: [AuditKind; 4] = [
 /// dropped), login sessions and kept session_keys dropped, every personal field emptied and
 /// the row left as a tombstone with a keyed digest of (appid, openid), the personal fields of
 /// their audit events emptied, and their account row (it holds the unionid) dropped once no
-/// user is left in it. Audited as `user_deleted`, with nothing personal.
+/// user is left in it. Audited as `user_deleted`, with nothing personal. Their webhook
+/// events not yet purged go too (they may hold an openid or a phone); `user.deleted` is
+/// written in their place, with nothing but ids.
 pub(super) async fn erase(
+    store: &PgStore,
     tx: &mut PgConnection,
     vault: &super::PhoneVault,
     users: &[LockedUser],
@@ -145,7 +139,7 @@ pub(super) async fn erase(
     now: Timestamp,
 ) -> Result<Vec<i64>, sqlx::Error> {
     let ids: Vec<i64> = users.iter().map(|user| user.user_id).collect();
-    let families = end_sessions(tx, &ids, "deleted", context, now).await?;
+    let families = end_sessions(store, tx, &ids, "deleted", context, now).await?;
     let mut digests = Vec::new();
     let mut kids = Vec::new();
     for user in users {
@@ -179,7 +173,8 @@ pub(super) async fn erase(
          scrubbed as (update audit_events set client_addr = null, openid_digest = null, \
            client_request_id = null, \
            outcome = case when kind = any($5) then 'erased' else outcome end \
-           where user_id = any($1)) \
+           where user_id = any($1)), \
+         events as (delete from webhook_events where user_id = any($1)) \
          select 1",
     )
     .bind(&ids)
@@ -198,5 +193,7 @@ pub(super) async fn erase(
     .execute(&mut *tx)
     .await?;
     audit_users(tx, &ids, AuditKind::UserDeleted, "ok", context, now, false).await?;
+    let wanted = store.wanting(&[EventKind::UserDeleted]);
+    record_for_users(tx, &wanted, &ids, now, "", (None, None)).await?;
     Ok(families)
 }

@@ -3,19 +3,24 @@
 //! family also ends the user's open login sessions, so nothing issued before can mint tokens
 //! again.
 
-use sqlx::{Connection as _, Row as _, postgres::PgConnection};
+use sqlx::{
+    Connection as _, Row as _,
+    postgres::{PgConnection, PgRow},
+};
 
 use super::{
     PgStore, StoreError,
     audit::{self, AUDIT_INSERT},
     gate::barred_sql,
     logins::IssuedLogin,
+    outbox::{bind_wanted, outbox_cte},
     users::USER_BY_ID,
 };
 use crate::{
     clock::Timestamp,
     domain::{
         AuditKind, CallContext, NewAuditEvent, User,
+        events::{EventKind, Wanted},
         rotation::{self, Decision, Presented, RefreshRules, Refusal, Successor},
     },
     secrets::Sealed,
@@ -97,8 +102,9 @@ pub struct RefreshRecord {
 
 /// Revokes the families that `which` selects (a `where` over `token_families`, with `$1`),
 /// ends their users' open login sessions, tells every replica, and audits each family as
-/// `$2` (kind) with `$3` (reason), `$4`..`$6` and `$8` the call, at `$7`. Returns the families
-/// revoked.
+/// `$2` (kind) with `$3` (reason), `$4`..`$6` and `$8` the call, at `$7`. Writes the
+/// webhook events bound at `$9`..`$12` for each family (see [`revoke_events`]). Returns the
+/// families revoked.
 pub(super) fn revoke_sql(which: &str) -> String {
     format!(
         "with revoked as (update token_families set revoked_at = $7, revoke_reason = $3 \
@@ -107,10 +113,57 @@ pub(super) fn revoke_sql(which: &str) -> String {
            where u.user_id in (select user_id from token_families where {which}) \
            and s.appid = u.appid and s.openid = u.openid), \
          audited as ({AUDIT_INSERT} select $7, $2, $3, appid, user_id, null, family_id, $4, $5, \
-           $6, $8 from revoked) \
+           $6, $8 from revoked), \
+         {events} \
          select family_id, pg_notify('{REVOKED_CHANNEL}', family_id::text)::text as notified \
-         from revoked"
+         from revoked",
+        events = outbox_cte(
+            "ev",
+            "(select r.family_id, r.user_id, r.appid, us.account_id, us.openid, us.unionid \
+               from revoked r join users us on us.user_id = r.user_id) x",
+            9,
+            "$7",
+            "true",
+            "'family_id', x.family_id::text, 'reason', $3::text",
+        ),
     )
+}
+
+/// Who hears of a revocation: `session.revoked`, after `session.reuse_detected` when it is
+/// reuse.
+fn revoke_events(store: &PgStore, reuse: bool) -> Wanted {
+    if reuse {
+        store.wanting(&[EventKind::SessionReuseDetected, EventKind::SessionRevoked])
+    } else {
+        store.wanting(&[EventKind::SessionRevoked])
+    }
+}
+
+/// Revokes the families of `ids` (of users), audited as revoked with `reason`, with their
+/// webhook events, in the transaction; returns the rows of [`revoke_sql`].
+pub(super) async fn revoke_users(
+    store: &PgStore,
+    tx: &mut PgConnection,
+    ids: &[i64],
+    reason: &str,
+    context: &CallContext,
+    now: Timestamp,
+) -> Result<Vec<PgRow>, sqlx::Error> {
+    let wanted = revoke_events(store, false);
+    bind_wanted(
+        sqlx::query(&revoke_sql("user_id = any($1)"))
+            .bind(ids)
+            .bind(AuditKind::Revoked.name())
+            .bind(reason)
+            .bind(&context.caller)
+            .bind(&context.client_addr)
+            .bind(&context.request_id)
+            .bind(now)
+            .bind(&context.client_request_id),
+        &wanted,
+    )
+    .fetch_all(&mut *tx)
+    .await
 }
 
 impl PgStore {
@@ -136,19 +189,23 @@ impl PgStore {
         context: &CallContext,
     ) -> Result<bool, StoreError> {
         let now = self.now();
+        let wanted = revoke_events(self, false);
         let revoked = self
             .run(async |conn| {
-                sqlx::query(&revoke_sql("family_id = $1"))
-                    .bind(family_id)
-                    .bind(AuditKind::Logout.name())
-                    .bind("logout")
-                    .bind(&context.caller)
-                    .bind(&context.client_addr)
-                    .bind(&context.request_id)
-                    .bind(now)
-                    .bind(&context.client_request_id)
-                    .fetch_all(conn)
-                    .await
+                bind_wanted(
+                    sqlx::query(&revoke_sql("family_id = $1"))
+                        .bind(family_id)
+                        .bind(AuditKind::Logout.name())
+                        .bind("logout")
+                        .bind(&context.caller)
+                        .bind(&context.client_addr)
+                        .bind(&context.request_id)
+                        .bind(now)
+                        .bind(&context.client_request_id),
+                    &wanted,
+                )
+                .fetch_all(conn)
+                .await
             })
             .await?;
         Ok(revoked.len() == 1)
@@ -248,19 +305,23 @@ impl PgStore {
         context: &CallContext,
     ) -> Result<Vec<i64>, StoreError> {
         let now = self.now();
+        let wanted = revoke_events(self, false);
         let revoked = self
             .run(async |conn| {
-                sqlx::query(&revoke_sql("user_id = $1"))
-                    .bind(user_id)
-                    .bind(AuditKind::Revoked.name())
-                    .bind(reason)
-                    .bind(&context.caller)
-                    .bind(&context.client_addr)
-                    .bind(&context.request_id)
-                    .bind(now)
-                    .bind(&context.client_request_id)
-                    .fetch_all(conn)
-                    .await
+                bind_wanted(
+                    sqlx::query(&revoke_sql("user_id = $1"))
+                        .bind(user_id)
+                        .bind(AuditKind::Revoked.name())
+                        .bind(reason)
+                        .bind(&context.caller)
+                        .bind(&context.client_addr)
+                        .bind(&context.request_id)
+                        .bind(now)
+                        .bind(&context.client_request_id),
+                    &wanted,
+                )
+                .fetch_all(conn)
+                .await
             })
             .await?;
         Ok(revoked
@@ -501,17 +562,21 @@ async fn rotate(
         // Reuse, or a replay whose successor is not there to hand out (the rule only
         // replays one that is): the family is revoked.
         _ => {
-            sqlx::query(&revoke_sql("family_id = $1"))
-                .bind(family_id)
-                .bind(AuditKind::RefreshReused.name())
-                .bind("refresh token reused")
-                .bind(&context.caller)
-                .bind(&context.client_addr)
-                .bind(&context.request_id)
-                .bind(now)
-                .bind(&context.client_request_id)
-                .fetch_all(&mut *tx)
-                .await?;
+            let wanted = revoke_events(store, true);
+            bind_wanted(
+                sqlx::query(&revoke_sql("family_id = $1"))
+                    .bind(family_id)
+                    .bind(AuditKind::RefreshReused.name())
+                    .bind("refresh token reused")
+                    .bind(&context.caller)
+                    .bind(&context.client_addr)
+                    .bind(&context.request_id)
+                    .bind(now)
+                    .bind(&context.client_request_id),
+                &wanted,
+            )
+            .fetch_all(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok(RefreshOutcome::Reused { family_id })
         }

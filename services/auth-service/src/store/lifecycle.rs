@@ -12,12 +12,14 @@ use sqlx::{Connection as _, Row as _};
 use super::{
     PgStore, StoreError,
     erasure::{LockedUser, Target, audit_users, end_sessions, erase, lock_target},
+    outbox::record_for_users,
     users::{USER_COLUMNS, standing_of},
 };
 use crate::{
     clock::Timestamp,
     domain::{
         AuditKind, CallContext, User,
+        events::EventKind,
         lifecycle::{self, ChangeRefused, Status, StatusChange},
     },
 };
@@ -124,7 +126,7 @@ impl PgStore {
                     }
                 };
                 let families = if status == Status::Suspended {
-                    end_sessions(&mut tx, &ids, "suspended", context, now).await?
+                    end_sessions(self, &mut tx, &ids, "suspended", context, now).await?
                 } else {
                     Vec::new()
                 };
@@ -151,6 +153,12 @@ impl PgStore {
                     }
                 };
                 audit_users(&mut tx, &ids, kind, outcome, context, now, true).await?;
+                if status == Status::Suspended {
+                    let wanted = self.wanting(&[EventKind::UserSuspended]);
+                    let data = "'reason', nullif($3::text, ''), 'until', to_char($4::timestamptz \
+                                at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
+                    record_for_users(&mut tx, &wanted, &ids, now, data, (reason, until)).await?;
+                }
                 tx.commit().await?;
                 Ok(Ok((rows, families)))
             })
@@ -188,7 +196,7 @@ impl PgStore {
                 }
             };
             let Some(erase_at) = erase_at else {
-                let families = erase(&mut tx, &vault, &users, context, now).await?;
+                let families = erase(self, &mut tx, &vault, &users, context, now).await?;
                 tx.commit().await?;
                 return Ok(Ok(Erased {
                     user_ids: users.iter().map(|user| user.user_id).collect(),
@@ -204,7 +212,8 @@ impl PgStore {
             let families = if waiting.is_empty() {
                 Vec::new()
             } else {
-                let families = end_sessions(&mut tx, &waiting, "deleted", context, now).await?;
+                let families =
+                    end_sessions(self, &mut tx, &waiting, "deleted", context, now).await?;
                 sqlx::query(
                     "update users set status = 'deleting', delete_after = $2, \
                        status_reason = $3, suspended_until = null, updated_at = $4 \
@@ -285,7 +294,7 @@ impl PgStore {
                 tx.rollback().await?;
                 return Ok((Vec::new(), 0));
             }
-            let families = erase(&mut tx, &vault, &users, context, now).await?;
+            let families = erase(self, &mut tx, &vault, &users, context, now).await?;
             tx.commit().await?;
             Ok((families, users.len()))
         })

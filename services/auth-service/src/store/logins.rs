@@ -9,10 +9,12 @@ use super::{
     NewRefresh, PgStore, StoreError,
     audit::AUDIT_INSERT,
     gate::barred_sql,
+    outbox::{bind_wanted, outbox_cte},
     users::{USER_COLUMNS, standing_of},
 };
 use crate::domain::{
     AuditKind, CallContext, User, UserUpdate,
+    events::EventKind,
     lifecycle::{self, Barred},
     merge,
 };
@@ -173,7 +175,7 @@ fn write_login_sql(consume: bool) -> String {
                 case when excluded.phone_sealed is null then u.phone_country_code end, \
               updated_at = $16 \
            where u.account_id is not distinct from $26 and not {barred_u} \
-           returning *), \
+           returning *, (xmax = 0) as created), \
          used as ({used}), \
          f as (insert into token_families (user_id, appid, created_at, scope) \
            select u.user_id, u.appid, $16, $29 from u, used returning family_id, scope), \
@@ -181,13 +183,27 @@ fn write_login_sql(consume: bool) -> String {
            select $14, family_id, $16, $15 from f \
            returning extract(epoch from expires_at)::bigint as refresh_expires_at), \
          a as ({AUDIT_INSERT} select $16, $17, 'ok', u.appid, u.user_id, null, f.family_id, \
-           $18, $19, $20, $21 from u, f) \
+           $18, $19, $20, $21 from u, f), \
+         {events} \
          select exists (select 1 from ready) as ready, exists (select 1 from u) as upserted, \
            coalesce((select barred from gate), false) as barred, \
            {columns}, f.family_id, f.scope, r.refresh_expires_at \
          from (select 1) as one left join u on true left join f on true left join r on true",
         barred_u = barred_sql("u", "$16"),
         columns = *USER_COLUMNS,
+        events = outbox_cte(
+            "ev",
+            "(select u.user_id, u.appid, u.account_id, u.openid, u.unionid, u.created, \
+               f.family_id, f.scope from u, f) x",
+            30,
+            "$16",
+            "case s.kind when 'user.created' then x.created \
+               when 'user.phone_bound' then $34::text is not null else true end",
+            "'family_id', case when s.kind = 'user.login' then x.family_id::text end, \
+             'scope', case when s.kind = 'user.login' then x.scope end, \
+             'phone_number', case when s.kind = 'user.phone_bound' then \
+               case when s.pii then $35::text else $34::text end end",
+        ),
     )
 }
 
@@ -242,6 +258,13 @@ impl PgStore {
             .as_ref()
             .map(|phone| self.seal_phone(appid, openid, phone))
             .transpose()?;
+        let wanted = self.wanting(&[
+            EventKind::UserCreated,
+            EventKind::UserLogin,
+            EventKind::UserPhoneBound,
+        ]);
+        let masked = update.phone.as_ref().map(|phone| phone.masked().number);
+        let full = update.phone.as_ref().map(|phone| phone.number.as_str());
         for _ in 0..DECIDE_AGAIN {
             let state = match known.take() {
                 Some(state) => state,
@@ -266,7 +289,7 @@ impl PgStore {
             let row = self
                 .run(async |conn| {
                     let (profile, phone) = (&update.profile, phone.as_ref());
-                    sqlx::query(sql)
+                    let query = sqlx::query(sql)
                         .bind(appid)
                         .bind(openid)
                         .bind(&update.unionid)
@@ -295,7 +318,10 @@ impl PgStore {
                         .bind(state.stored_account())
                         .bind(phone.map(|phone| &phone.index))
                         .bind(phone.map(|phone| &phone.index_kid))
-                        .bind(scope)
+                        .bind(scope);
+                    bind_wanted(query, &wanted)
+                        .bind(masked.as_deref())
+                        .bind(full)
                         .fetch_one(conn)
                         .await
                 })

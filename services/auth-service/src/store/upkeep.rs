@@ -8,6 +8,15 @@ use crate::clock::Timestamp;
 /// standby and in a server set read-only).
 pub const PING: &str = "select current_setting('transaction_read_only') = 'on'";
 
+/// How long records that only tell what happened are kept, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Audit events.
+    pub audit_secs: i64,
+    /// Webhook events delivered or dead.
+    pub events_secs: i64,
+}
+
 impl PgStore {
     /// Whether the database answers and takes writes: every login writes, so a server that
     /// answers reads only ([`StoreError::ReadOnly`]) cannot serve one.
@@ -28,8 +37,9 @@ impl PgStore {
     /// - refresh tokens past their expiry (used ones are kept until then, for reuse detection),
     ///   and the sealed successor of a used one ten minutes after its use (the grace is over);
     /// - session families with no refresh token left (their access tokens expired long ago);
-    /// - audit events older than `audit_retention_secs`;
-    /// - users' latest session_keys not renewed by a login for 30 days.
+    /// - audit events older than the audit retention;
+    /// - users' latest session_keys not renewed by a login for 30 days;
+    /// - webhook events delivered or dead for longer than the events' retention.
     ///
     /// Every replica purges on its own timer, so two often purge at once, and a request may
     /// hold a row a purge picks (a refresh presenting an expired token, say). Each batch
@@ -37,15 +47,11 @@ impl PgStore {
     /// instead of queueing on each other's row locks, and a purge never waits for a row
     /// another holds, so it cannot be one side of a deadlock over rows. A row skipped is taken
     /// by a later batch or interval.
-    pub async fn purge_expired(
-        &self,
-        batch: i64,
-        audit_retention_secs: i64,
-    ) -> Result<u64, StoreError> {
+    pub async fn purge_expired(&self, batch: i64, retention: Retention) -> Result<u64, StoreError> {
         const MINUTE: i64 = 60;
         let now = self.now();
         // Each statement with the time before which its rows are gone (`$2`).
-        let statements: [(&str, Timestamp); 7] = [
+        let statements: [(&str, Timestamp); 8] = [
             (
                 "delete from used_codes where (appid, code_hash) in (select appid, code_hash \
                  from used_codes where created_at < $2 limit $1 for update skip locked)",
@@ -78,12 +84,18 @@ impl PgStore {
             (
                 "delete from audit_events where event_id in (select event_id from audit_events \
                  where at < $2 limit $1 for update skip locked)",
-                now.plus_secs(-audit_retention_secs),
+                now.plus_secs(-retention.audit_secs),
             ),
             (
                 "delete from user_session_keys where (appid, openid) in (select appid, openid \
                  from user_session_keys where obtained_at < $2 limit $1 for update skip locked)",
                 now.plus_secs(-30 * 24 * 60 * MINUTE),
+            ),
+            (
+                "delete from webhook_events where event_id in (select event_id \
+                 from webhook_events where state <> 'pending' and created_at < $2 limit $1 \
+                 for update skip locked)",
+                now.plus_secs(-retention.events_secs),
             ),
         ];
         let mut purged = 0;

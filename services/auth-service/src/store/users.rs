@@ -5,11 +5,17 @@ use std::sync::LazyLock;
 
 use sqlx::{Row as _, postgres::PgRow};
 
-use super::{PgStore, StoreError, audit::AUDIT_INSERT, phones::PHONE_COLUMNS};
+use super::{
+    PgStore, StoreError,
+    audit::AUDIT_INSERT,
+    outbox::{bind_wanted, outbox_cte},
+    phones::PHONE_COLUMNS,
+};
 use crate::{
     clock::Timestamp,
     domain::{
         AuditKind, CallContext, FilledProfile, NicknameCheck, Phone, Profile, User,
+        events::EventKind,
         lifecycle::{Standing, Status},
     },
 };
@@ -99,14 +105,18 @@ pub(super) static USER_BY_ID: LazyLock<String> =
 /// `update`, a `returning {USER_COLUMNS}` update of one user, with its audit event of `kind`
 /// in the same statement; the call's context and time are `$n`..`$n+4` (time, caller, client
 /// address, request id, client's request id).
-fn audited_update(update: &str, kind: AuditKind, n: usize) -> String {
+/// The webhook events are bound at `$n+5`..`$n+8`, their payload's data adds `data` (see
+/// [`outbox_cte`]).
+fn audited_update(update: &str, kind: AuditKind, n: usize, data: &str) -> String {
     let (at, actor, addr, rid, crid) = (n, n + 1, n + 2, n + 3, n + 4);
     format!(
         "with u as ({update}), \
          a as ({AUDIT_INSERT} select ${at}, '{kind}', 'ok', u.appid, u.user_id, null, null, \
-           ${actor}, ${addr}, ${rid}, ${crid} from u) \
+           ${actor}, ${addr}, ${rid}, ${crid} from u), \
+         {events} \
          select * from u",
-        kind = kind.name()
+        kind = kind.name(),
+        events = outbox_cte("ev", "u x", n + 5, &format!("${at}"), "true", data),
     )
 }
 
@@ -125,6 +135,7 @@ static UPDATE_PROFILE: LazyLock<String> = LazyLock::new(|| {
         ),
         AuditKind::ProfileUpdated,
         6,
+        "'nickname', x.nickname, 'avatar_url', x.avatar_url",
     )
 });
 
@@ -141,6 +152,7 @@ static SET_PHONE: LazyLock<String> = LazyLock::new(|| {
         ),
         AuditKind::PhoneBound,
         7,
+        "'phone_number', case when s.pii then $17::text else $16::text end",
     )
 });
 
@@ -190,9 +202,11 @@ impl PgStore {
     ) -> Result<Option<User>, StoreError> {
         let sealed = self.seal_phone(&user.appid, &user.openid, phone)?;
         let now = self.now();
+        let wanted = self.wanting(&[EventKind::UserPhoneBound]);
+        let masked = phone.masked().number;
         let row = self
             .run(async |conn| {
-                sqlx::query(&SET_PHONE)
+                let query = sqlx::query(&SET_PHONE)
                     .bind(user.id)
                     .bind(&sealed.sealed.kid)
                     .bind(&sealed.sealed.nonce)
@@ -203,7 +217,10 @@ impl PgStore {
                     .bind(&context.caller)
                     .bind(&context.client_addr)
                     .bind(&context.request_id)
-                    .bind(&context.client_request_id)
+                    .bind(&context.client_request_id);
+                bind_wanted(query, &wanted)
+                    .bind(&masked)
+                    .bind(&phone.number)
                     .fetch_optional(conn)
                     .await
             })
@@ -221,9 +238,10 @@ impl PgStore {
         context: &CallContext,
     ) -> Result<Option<User>, StoreError> {
         let now = self.now();
+        let wanted = self.wanting(&[EventKind::UserProfileUpdated]);
         let row = self
             .run(async |conn| {
-                sqlx::query(&UPDATE_PROFILE)
+                let query = sqlx::query(&UPDATE_PROFILE)
                     .bind(user_id)
                     .bind(filled.nickname.as_deref())
                     .bind(filled.avatar_url.as_deref())
@@ -233,9 +251,8 @@ impl PgStore {
                     .bind(&context.caller)
                     .bind(&context.client_addr)
                     .bind(&context.request_id)
-                    .bind(&context.client_request_id)
-                    .fetch_optional(conn)
-                    .await
+                    .bind(&context.client_request_id);
+                bind_wanted(query, &wanted).fetch_optional(conn).await
             })
             .await?;
         Ok(row.map(|row| self.user_from_row(&row)).transpose()?)

@@ -10,6 +10,7 @@
 //! scope, the call runs in a span carrying its request id and caller, and it is counted.
 
 pub mod convert;
+pub mod events;
 pub mod lifecycle;
 pub mod limits;
 pub mod oauth;
@@ -35,6 +36,7 @@ use crate::{
     profiles::Profiles,
     tokens::Tokens,
     users::Users,
+    webhooks::Webhooks,
     wechat_calls::WeChatCalls,
 };
 
@@ -47,6 +49,7 @@ pub struct AuthApi {
     profiles: Arc<Profiles>,
     lifecycle: Arc<Lifecycle>,
     wechat_calls: Arc<WeChatCalls>,
+    webhooks: Webhooks,
     callers: Arc<Callers>,
     audit: AuditLog,
     metrics: Arc<Metrics>,
@@ -66,6 +69,8 @@ pub struct Flows {
     pub lifecycle: Arc<Lifecycle>,
     /// Calls to WeChat with an app token.
     pub wechat_calls: Arc<WeChatCalls>,
+    /// Webhook events (their replay).
+    pub webhooks: Webhooks,
 }
 
 /// How an RPC is called: its name, the scope it needs, and whether a refusal of it by the
@@ -121,6 +126,7 @@ impl AuthApi {
             profiles,
             lifecycle,
             wechat_calls,
+            webhooks,
         } = flows;
         Self {
             logins,
@@ -129,6 +135,7 @@ impl AuthApi {
             profiles,
             lifecycle,
             wechat_calls,
+            webhooks,
             callers: Arc::new(callers),
             audit,
             metrics,

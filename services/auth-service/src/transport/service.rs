@@ -12,10 +12,11 @@ use wxauth_proto::v1::{
     IntrospectTokenResponse, ListAccountUsersRequest, ListAccountUsersResponse,
     ListAppAccessTokensRequest, ListAppAccessTokensResponse, ListAuditEventsRequest,
     ListAuditEventsResponse, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse,
-    RefreshTokenRequest, RefreshTokenResponse, ResetSessionKeyRequest, ResetSessionKeyResponse,
-    RestoreUserRequest, RestoreUserResponse, RevokeUserSessionsRequest, RevokeUserSessionsResponse,
-    SetUserStatusRequest, SetUserStatusResponse, UpdateProfileRequest, UpdateProfileResponse,
-    ValidateTokenRequest, ValidateTokenResponse, auth_service_server::AuthService,
+    RefreshTokenRequest, RefreshTokenResponse, ReplayEventsRequest, ReplayEventsResponse,
+    ResetSessionKeyRequest, ResetSessionKeyResponse, RestoreUserRequest, RestoreUserResponse,
+    RevokeUserSessionsRequest, RevokeUserSessionsResponse, SetUserStatusRequest,
+    SetUserStatusResponse, UpdateProfileRequest, UpdateProfileResponse, ValidateTokenRequest,
+    ValidateTokenResponse, auth_service_server::AuthService,
 };
 
 use wxauth_wechat::PhoneCode;
@@ -446,6 +447,17 @@ impl AuthService for AuthApi {
         let rpc = Rpc::new("IntrospectToken", Some(Scope::Validate));
         self.call(request, rpc, |req, context| {
             self.introspect_token_rpc(req, context)
+        })
+        .await
+    }
+
+    async fn replay_events(
+        &self,
+        request: Request<ReplayEventsRequest>,
+    ) -> Result<Response<ReplayEventsResponse>, Status> {
+        let rpc = Rpc::new("ReplayEvents", Some(Scope::Admin));
+        self.call(request, rpc, |req, context| {
+            self.replay_events_rpc(req, context)
         })
         .await
     }

@@ -11,6 +11,7 @@
 )]
 
 mod audit;
+mod events;
 mod flows;
 mod health;
 mod lifecycle;

@@ -8,10 +8,17 @@ use auth_service::{
     secrets::Sealed,
     store::{
         Completion, IssuedLogin, NewRefresh, NewSession, Notice, PgStore, RefreshOutcome, Rotation,
+        upkeep::Retention,
     },
 };
 
 use crate::support::{APP, TestApp};
+
+/// An hour of audit trail and of webhook events kept.
+const HOUR_KEPT: Retention = Retention {
+    audit_secs: 3600,
+    events_secs: 3600,
+};
 
 fn sealed() -> Sealed {
     Sealed {
@@ -458,7 +465,7 @@ async fn purging_deletes_what_expired_and_keeps_what_lives() {
     let store = app.store();
     let gone = new_session(&store, 40, "o-p1", -10).await;
     let live = new_session(&store, 41, "o-p2", 600).await;
-    let purged = store.purge_expired(1, 3600).await.unwrap();
+    let purged = store.purge_expired(1, HOUR_KEPT).await.unwrap();
     assert!(purged >= 1, "{purged}");
     assert!(store.find_session(&live).await.unwrap().is_some());
     // Purged, the expired session's digest is free again.
@@ -485,7 +492,7 @@ async fn a_purge_leaves_rows_another_transaction_holds_and_takes_the_rest() {
         .await
         .unwrap();
 
-    let purged = store.purge_expired(10, 3600).await.unwrap();
+    let purged = store.purge_expired(10, HOUR_KEPT).await.unwrap();
     assert!(purged >= 1, "{purged}");
     let left: Vec<Vec<u8>> = sqlx::query_scalar("select id_hash from login_sessions")
         .fetch_all(&mut *holding)
@@ -495,7 +502,7 @@ async fn a_purge_leaves_rows_another_transaction_holds_and_takes_the_rest() {
 
     holding.rollback().await.unwrap();
     assert_eq!(
-        store.purge_expired(10, 3600).await.unwrap(),
+        store.purge_expired(10, HOUR_KEPT).await.unwrap(),
         1,
         "taken once free"
     );
