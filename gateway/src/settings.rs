@@ -126,7 +126,8 @@ pub struct Settings {
 
     /// Requests to the login routes one client may make per minute (a token bucket per
     /// client address; 0: no limit). Over it: 429 with 10006 and `retry-after`. Clients
-    /// behind one NAT share a bucket: keep it generous.
+    /// behind one NAT share a bucket: keep it generous. Per gateway replica: with N
+    /// gateways, divide the per-client limit by N (or enforce it at the ingress).
     #[arg(long, env = "GATEWAY_LOGIN_RATE_PER_MINUTE", default_value_t = 120)]
     pub login_rate_per_minute: u32,
 

@@ -78,3 +78,25 @@ async fn every_metric_the_dashboard_and_alerts_name_is_exported() {
     // The probe works: a made-up name is not found.
     assert!(!exported(&exposition, "wxauth_no_such_metric_total"));
 }
+
+#[tokio::test]
+async fn table_sizes_and_the_replicas_alive_are_exported() {
+    let stack = Stack::start().await;
+    stack.v1_login(APP, "o-sized").await;
+    let value = |exposition: &str, series: &str| -> Option<f64> {
+        exposition
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+    };
+    wxauth_e2e::eventually(
+        "the tables are measured and the heartbeat counted",
+        std::time::Duration::from_secs(10),
+        || async {
+            let exposition = stack.scrape(&stack.auth).await;
+            value(&exposition, "wxauth_table_bytes{table=\"users\"}").is_some_and(|b| b > 0.0)
+                && value(&exposition, "wxauth_table_bytes{table=\"webhook_events\"}").is_some()
+                && value(&exposition, "wxauth_replicas_alive") == Some(1.0)
+        },
+    )
+    .await;
+}

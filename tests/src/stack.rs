@@ -408,7 +408,8 @@ impl Stack {
     /// after it (9), as a release before them left the database (deleted users and sealed
     /// phone numbers go with the columns). The service must be stopped.
     pub async fn revert_lifecycle_migration(&self) {
-        self.execute("drop table webhook_events").await;
+        self.execute("drop table webhook_events, service_replicas")
+            .await;
         self.execute("alter table token_families drop column scope")
             .await;
         self.execute(

@@ -1,4 +1,4 @@
--- OAuth scopes and webhook events. Additive: every column is nullable or has a default, and
+-- OAuth scopes, webhook events, and the replicas alive. Additive: every column is nullable or has a default, and
 -- the new tables are read and written by this release only.
 
 -- The scopes a login granted (space-separated); a refresh grants them again, never more.
@@ -38,3 +38,10 @@ create index webhook_events_backlog on webhook_events (created_at) where state =
 create index webhook_events_user on webhook_events (user_id);
 -- What the purge drops once its retention has passed.
 create index webhook_events_settled on webhook_events (created_at) where state <> 'pending';
+
+-- Each replica's heartbeat (every second), so every replica knows how many share the
+-- deployment's quotas toward WeChat. A replica gone for a minute is forgotten.
+create table service_replicas (
+    replica_id text        primary key,
+    seen_at    timestamptz not null
+);

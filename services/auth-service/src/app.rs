@@ -44,6 +44,8 @@ const KEEPALIVE: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest header block accepted.
 const MAX_HEADER_BYTES: u32 = 16 * 1024;
+/// How long telling the other replicas this one stops may take.
+const REPLICA_GONE: Duration = Duration::from_secs(2);
 /// How long the audit events still queued at shutdown may take to reach the database.
 const AUDIT_FLUSH: Duration = Duration::from_secs(5);
 
@@ -122,6 +124,7 @@ pub struct Application {
     lifecycle: Arc<Lifecycle>,
     audit_writer: AuditWriter,
     webhooks: Webhooks,
+    replica: upkeep::Replica,
     purge_interval: Duration,
     retention: Retention,
     revocation_heartbeat: Duration,
@@ -231,6 +234,7 @@ impl Application {
             clock.clone(),
             metrics.clone(),
         ));
+        let quota_shared = quota.clone();
         let wechat_parts = (apps.clone(), wechat.clone(), keyring.clone());
         let sessions = Arc::new(LoginSessions::new(
             apps.clone(),
@@ -309,6 +313,10 @@ impl Application {
             lifecycle,
             audit_writer,
             webhooks,
+            replica: upkeep::Replica {
+                id: wxauth_proto::wire::new_request_id(),
+                quota: quota_shared,
+            },
             purge_interval: config.purge_interval,
             retention,
             revocation_heartbeat: config.revocation_heartbeat,
@@ -346,6 +354,7 @@ impl Application {
             self.purge_interval,
             PURGE_BATCH,
             self.retention,
+            self.metrics.clone(),
         ));
         let deliveries = tokio::spawn(self.webhooks.clone().deliver());
         let phone_sealer = tokio::spawn(upkeep::seal_phones(
@@ -370,6 +379,7 @@ impl Application {
             health.clone(),
             self.metrics.clone(),
             self.revocations.clone(),
+            self.replica.clone(),
         ));
 
         // Reflection (v1 and v1alpha, for grpcurl 1.8), unless it is turned off.
@@ -447,6 +457,11 @@ impl Application {
                 "the audit tallies were not written within {AUDIT_FLUSH:?}; their counts go with the process"
             );
             audit_writer.abort();
+        }
+        // The others take this replica's share of the quotas at once, not after 5 seconds.
+        let gone = self.store.replica_gone(&self.replica.id);
+        if !matches!(tokio::time::timeout(REPLICA_GONE, gone).await, Ok(Ok(()))) {
+            warn!("could not tell the other replicas this one stops; they notice within 5 s");
         }
         self.store.close();
         served

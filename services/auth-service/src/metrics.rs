@@ -62,6 +62,15 @@ pub struct Metrics {
     webhook_backlog_age: Gauge,
     webhook_pending: Gauge,
     webhook_dead: Gauge,
+    replicas: Gauge,
+    table_bytes: Family<TableLabels, Gauge>,
+}
+
+/// A table of the service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, prometheus_client::encoding::EncodeLabelSet)]
+pub struct TableLabels {
+    /// Its name.
+    pub table: String,
 }
 
 /// Labels of a webhook delivery attempt.
@@ -110,6 +119,8 @@ impl Metrics {
             webhook_backlog_age: Gauge::default(),
             webhook_pending: Gauge::default(),
             webhook_dead: Gauge::default(),
+            replicas: Gauge::default(),
+            table_bytes: Family::default(),
         };
         let mut registry = Registry::with_prefix("wxauth");
         registry.register(
@@ -202,6 +213,18 @@ impl Metrics {
             metrics.webhook_dead.clone(),
         );
         registry.register(
+            "replicas_alive",
+            "auth-service replicas with a heartbeat in the last 5 seconds, this one included: \
+             the quotas toward WeChat are divided among them",
+            metrics.replicas.clone(),
+        );
+        registry.register(
+            "table_bytes",
+            "each table's size on disk, indexes and TOAST included (measured every \
+             WXAUTH_PURGE_INTERVAL_SECS, before the purge)",
+            metrics.table_bytes.clone(),
+        );
+        registry.register(
             "audit_unwritten",
             "refusals and reads counted for the audit trail but not yet in the database (it grows while the database refuses them; none is dropped)",
             metrics.audit_unwritten.clone(),
@@ -224,6 +247,22 @@ impl Metrics {
                 outcome: if ok { "ok" } else { "failed" },
             })
             .inc();
+    }
+
+    /// Records the tables' sizes.
+    pub fn table_sizes(&self, sizes: &[(String, i64)]) {
+        for (table, bytes) in sizes {
+            self.table_bytes
+                .get_or_create(&TableLabels {
+                    table: table.clone(),
+                })
+                .set(*bytes);
+        }
+    }
+
+    /// Records how many replicas share the quotas.
+    pub fn replicas(&self, replicas: u32) {
+        self.replicas.set(i64::from(replicas));
     }
 
     /// Counts a webhook delivery attempt.

@@ -10,8 +10,8 @@ use wxauth_process::metrics::Readiness;
 use wxauth_proto::v1::auth_service_server::SERVICE_NAME;
 
 use crate::{
-    lifecycle::Lifecycle, login_sessions::LoginSessions, metrics::Metrics, revocation::Revocations,
-    store::PgStore, store::upkeep::Retention, wechat_calls::WeChatCalls,
+    lifecycle::Lifecycle, login_sessions::LoginSessions, metrics::Metrics, quotas::WeChatQuota,
+    revocation::Revocations, store::PgStore, store::upkeep::Retention, wechat_calls::WeChatCalls,
 };
 
 /// How often the database is pinged for health.
@@ -59,6 +59,7 @@ pub async fn report_health(
     health: Health,
     metrics: Arc<Metrics>,
     revocations: Arc<Revocations>,
+    replica: Replica,
 ) {
     let own = store.own_connection();
     let mut serving = true;
@@ -70,6 +71,16 @@ pub async fn report_health(
             Ok(Err(err)) => Some(err.to_string()),
             Err(_) => Some(format!("no answer within {PING_TIMEOUT:?}")),
         };
+        if unusable.is_none() {
+            // The heartbeat that tells every replica how many share the quotas; a missed
+            // one leaves the share as it was.
+            if let Ok(Ok(replicas)) =
+                tokio::time::timeout(PING_TIMEOUT, own.replica_beat(&replica.id)).await
+            {
+                replica.quota.set_replicas(replicas);
+                metrics.replicas(replicas);
+            }
+        }
         let usable = unusable.is_none();
         if !usable {
             // After a failover the old connections may still reach the old primary, now a
@@ -96,8 +107,17 @@ pub async fn report_health(
     }
 }
 
-/// Every `interval`: deletes expired rows, `batch` rows per statement, so no purge holds
-/// locks for long, erases the users whose deletion's cooling-off has ended, and moves
+/// This replica, as the others count it: its heartbeat's id, and the quota it divides.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    /// A random id, new at each start.
+    pub id: String,
+    /// The quotas shared among the replicas alive.
+    pub quota: Arc<WeChatQuota>,
+}
+
+/// Every `interval`: measures the tables, deletes expired rows, `batch` rows per statement,
+/// so no purge holds locks for long, erases the users whose deletion's cooling-off has ended, and moves
 /// sessions sealed under an older key to the active one (a key rotation's last step).
 /// Several replicas may do all of it at once: their purges and erasures take disjoint rows,
 /// and a re-seal replaces a row only if it is still as it was read.
@@ -108,8 +128,15 @@ pub async fn purge_expired(
     interval: Duration,
     batch: i64,
     retention: Retention,
+    metrics: Arc<Metrics>,
 ) {
     loop {
+        match store.table_sizes().await {
+            Ok(sizes) => metrics.table_sizes(&sizes),
+            Err(err) => {
+                warn!(error = %err, "measuring the tables failed; retrying at the next interval")
+            }
+        }
         tokio::time::sleep(interval).await;
         match lifecycle.erase_due(batch).await {
             Ok(0) => {}

@@ -155,13 +155,14 @@ pub struct Settings {
     )]
     pub app_token_check_ms: u64,
 
-    /// Calls to WeChat each app may make per second, per replica (a token bucket; 0: no
-    /// limit). Over it a call is refused before WeChat is called: RESOURCE_EXHAUSTED with
-    /// RATE_LIMITED and a RetryInfo, 429 with 10006 and `retry-after` at the gateway.
+    /// Calls to WeChat each app may make per second, across all replicas (each replica a
+    /// token bucket of its share; 0: no limit). Over it a call is refused before WeChat is
+    /// called: RESOURCE_EXHAUSTED with RATE_LIMITED and a RetryInfo, 429 with 10006 and
+    /// `retry-after` at the gateway.
     #[arg(long, env = "WXAUTH_WECHAT_CALLS_PER_SECOND", default_value_t = 500)]
     pub wechat_calls_per_second: u32,
 
-    /// How many calls to WeChat an app may make at once above that rate.
+    /// How many calls to WeChat an app may make at once above that rate, across all replicas.
     #[arg(long, env = "WXAUTH_WECHAT_CALLS_BURST", default_value_t = 1000)]
     pub wechat_calls_burst: u32,
 

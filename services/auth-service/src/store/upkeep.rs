@@ -17,7 +17,62 @@ pub struct Retention {
     pub events_secs: i64,
 }
 
+/// A replica's heartbeat, which follows each health ping on the same connection: this
+/// replica seen at `$2`, those silent since `$4` forgotten, the others seen since `$3` counted.
+pub const REPLICA_BEAT: &str = "with beat as (insert into service_replicas (replica_id, seen_at) \
+       values ($1, $2) on conflict (replica_id) do update set seen_at = $2), \
+     forgotten as (delete from service_replicas where seen_at < $4) \
+     select count(*) from service_replicas where replica_id <> $1 and seen_at > $3";
+
+/// How long after its last heartbeat a replica still counts as alive.
+pub const REPLICA_ALIVE_SECS: i64 = 5;
+
 impl PgStore {
+    /// Records this replica's heartbeat and answers how many replicas are alive, this one
+    /// included; forgets replicas silent for a minute.
+    pub async fn replica_beat(&self, replica: &str) -> Result<u32, StoreError> {
+        let now = self.now();
+        let others: i64 = self
+            .run(async |conn| {
+                sqlx::query_scalar(REPLICA_BEAT)
+                    .bind(replica)
+                    .bind(now)
+                    .bind(now.plus_secs(-REPLICA_ALIVE_SECS))
+                    .bind(now.plus_secs(-60))
+                    .fetch_one(conn)
+                    .await
+            })
+            .await?;
+        Ok(u32::try_from(others).unwrap_or(u32::MAX).saturating_add(1))
+    }
+
+    /// The size on disk of each of the service's tables, indexes and TOAST included, bytes.
+    pub async fn table_sizes(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.run(async |conn| {
+            sqlx::query_as(
+                "select c.relname::text, pg_total_relation_size(c.oid) from pg_class c \
+                 join pg_namespace n on n.oid = c.relnamespace \
+                 where n.nspname = current_schema() and c.relkind in ('r', 'p') \
+                 order by 1",
+            )
+            .fetch_all(conn)
+            .await
+        })
+        .await
+    }
+
+    /// Forgets this replica (it is stopping), so the others take its share at once.
+    pub async fn replica_gone(&self, replica: &str) -> Result<(), StoreError> {
+        self.run(async |conn| {
+            sqlx::query("delete from service_replicas where replica_id = $1")
+                .bind(replica)
+                .execute(conn)
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Whether the database answers and takes writes: every login writes, so a server that
     /// answers reads only ([`StoreError::ReadOnly`]) cannot serve one.
     pub async fn ping(&self) -> Result<(), StoreError> {

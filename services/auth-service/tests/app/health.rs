@@ -4,8 +4,9 @@ use std::{sync::Arc, time::Duration};
 
 use auth_service::{
     metrics::Metrics,
+    quotas::WeChatQuota,
     revocation::Revocations,
-    upkeep::{Health, report_health},
+    upkeep::{Health, Replica, report_health},
 };
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -74,11 +75,22 @@ async fn a_pool_with_no_connection_to_spare_is_load_not_an_unreachable_database(
     let readiness = Readiness::new();
     let health = Health::new(reporter, readiness.clone());
     health.set(tonic_health::ServingStatus::Serving).await;
+    let metrics = Arc::new(Metrics::new().0);
+    let replica = Replica {
+        id: "r-health".into(),
+        quota: Arc::new(WeChatQuota::new(
+            0,
+            0,
+            Arc::new(auth_service::clock::SystemClock),
+            metrics.clone(),
+        )),
+    };
     let reporting = tokio::spawn(report_health(
         store,
         health,
-        Arc::new(Metrics::new().0),
+        metrics,
         Revocations::new(Duration::from_secs(900)),
+        replica,
     ));
 
     // Every connection of the pool busy (a burst of logins), for longer than a ping may take
@@ -95,11 +107,12 @@ async fn a_pool_with_no_connection_to_spare_is_load_not_an_unreachable_database(
         || async {
             sqlx::query_scalar::<_, bool>(
                 "select exists (select 1 from pg_stat_activity where datname = current_database() \
-                 and query = $2 and state = 'idle' \
+                 and query in ($2, $3) and state = 'idle' \
                  and extract(epoch from state_change) > $1 + 2.5)",
             )
             .bind(held_at)
             .bind(auth_service::store::upkeep::PING)
+            .bind(auth_service::store::upkeep::REPLICA_BEAT)
             .fetch_one(&observer)
             .await
             .unwrap()

@@ -15,6 +15,7 @@ mod events;
 mod flows;
 mod health;
 mod lifecycle;
+mod quotas;
 mod revocation;
 mod rotation;
 mod store;

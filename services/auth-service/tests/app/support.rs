@@ -158,6 +158,35 @@ impl TestApp {
         .await
     }
 
+    /// The simulator's counters (`GET /sim/stats`): `exchanges` and the others.
+    pub async fn sim_stats(&self) -> Value {
+        let base = self
+            .args
+            .iter()
+            .find_map(|arg| arg.strip_prefix("--wechat-api-base="))
+            .expect("the service was given the simulator");
+        let text = reqwest::get(format!("{base}/sim/stats"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// A metric's value as this service exposes it (`name` with its labels, if any).
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = reqwest::get(format!("http://{}/metrics", self.metrics_addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .and_then(|value| value.trim().parse().ok())
+    }
+
     /// A gRPC channel to the service.
     pub async fn channel(&self) -> Channel {
         tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
