@@ -24,6 +24,7 @@ mod oidc;
 mod oidc_libraries;
 mod operations;
 mod phone;
+mod pooler;
 mod privacy;
 mod profile;
 mod python_client;

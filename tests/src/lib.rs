@@ -10,6 +10,7 @@
 
 pub mod certs;
 pub mod pg;
+pub mod pooler;
 pub mod proxy;
 pub mod stack;
 

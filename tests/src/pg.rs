@@ -43,7 +43,7 @@ fn bindir() -> PathBuf {
         .to_path_buf()
 }
 
-fn root() -> bool {
+pub(crate) fn root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -51,7 +51,7 @@ fn root() -> bool {
 }
 
 /// Runs a server binary as the cluster's owner.
-fn as_owner(program: &Path, args: &[&str]) -> Command {
+pub(crate) fn as_owner(program: &Path, args: &[&str]) -> Command {
     if root() {
         let mut command = Command::new("runuser");
         command
@@ -66,7 +66,7 @@ fn as_owner(program: &Path, args: &[&str]) -> Command {
     }
 }
 
-fn run(mut command: Command, what: &str) {
+pub(crate) fn run(mut command: Command, what: &str) {
     let output = command
         .stdin(Stdio::null())
         .output()

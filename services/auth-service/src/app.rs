@@ -53,7 +53,7 @@ const AUDIT_FLUSH: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// DATABASE_URL does not parse.
-    #[error("DATABASE_URL is not a postgres:// URL")]
+    #[error("DATABASE_URL (or WXAUTH_DATABASE_DIRECT_URL) is not a postgres:// URL")]
     DatabaseUrl,
     /// The database does not answer.
     #[error("cannot connect to the database")]
@@ -145,12 +145,21 @@ impl Application {
     /// metrics ports (port 0: free ones), and wires every part. Every expiry is judged by
     /// `clock`.
     pub async fn build_with(config: Config, clock: SharedClock) -> Result<Self, StartError> {
-        let store = PgStore::connect_lazy(
-            config.database_url(),
-            config.db_max_connections as usize,
-            config.db_statement_timeout,
-            clock.clone(),
-        )
+        let store = match config.database_direct_url() {
+            Some(direct) => PgStore::connect_lazy_pooled(
+                config.database_url(),
+                direct,
+                config.db_max_connections as usize,
+                config.db_statement_timeout,
+                clock.clone(),
+            ),
+            None => PgStore::connect_lazy(
+                config.database_url(),
+                config.db_max_connections as usize,
+                config.db_statement_timeout,
+                clock.clone(),
+            ),
+        }
         .map_err(|_| StartError::DatabaseUrl)?;
         // Phone numbers are sealed with the key ring of session_keys.
         let keyring = Arc::new(config.keyring);

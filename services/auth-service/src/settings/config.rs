@@ -17,6 +17,8 @@ use crate::{
 pub struct Config {
     /// The database URL (it may hold a password: redacted in `Debug`).
     pub database_url: SecretString,
+    /// A direct URL to the database when `database_url` is a pooler in transaction mode.
+    pub database_direct_url: Option<SecretString>,
     /// Where to listen.
     pub grpc_addr: SocketAddr,
     /// Where to serve metrics.
@@ -83,6 +85,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("database_url", &"<redacted>")
+            .field("pooled", &self.database_direct_url.is_some())
             .field("grpc_addr", &self.grpc_addr)
             .field("apps", &self.apps)
             .field("wechat_api_base", &self.wechat_api_base)
@@ -101,5 +104,12 @@ impl Config {
     /// The database URL, for connecting.
     pub fn database_url(&self) -> &str {
         self.database_url.expose_secret()
+    }
+
+    /// The direct database URL, when the other goes through a pooler.
+    pub fn database_direct_url(&self) -> Option<&str> {
+        self.database_direct_url
+            .as_ref()
+            .map(|url| url.expose_secret())
     }
 }

@@ -63,6 +63,14 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
 
+    /// A direct connection URL to the same database, when DATABASE_URL goes through a
+    /// connection pooler in transaction mode (PgBouncer, CloudNativePG's Pooler). Then the
+    /// requests go through the pooler without prepared statements or session settings, and
+    /// what needs a session of its own (the migrations' advisory lock, LISTEN for
+    /// revocations) uses this URL. Unset: DATABASE_URL is a direct connection.
+    #[arg(long, env = "WXAUTH_DATABASE_DIRECT_URL", hide_env_values = true)]
+    pub database_direct_url: Option<String>,
+
     /// Where the gRPC server listens. Port 0 picks a free port; the address really bound is
     /// printed as `listening on <addr>`.
     #[arg(long, env = "WXAUTH_GRPC_ADDR", default_value = "127.0.0.1:50051")]
@@ -471,6 +479,10 @@ impl Settings {
         }
         Ok(Config {
             database_url: SecretString::from(self.database_url),
+            database_direct_url: self
+                .database_direct_url
+                .filter(|url| !url.trim().is_empty())
+                .map(SecretString::from),
             grpc_addr: self.grpc_addr,
             metrics_addr: self.metrics_addr,
             apps: Apps::new(apps),

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use sqlx::Row as _;
 
+use super::statement;
 use super::{PgStore, StoreError, answered, pool::Lease};
 use crate::{clock::SharedClock, domain::TokenStatus, secrets::Sealed};
 
@@ -46,6 +47,8 @@ pub struct RefreshLock {
     answer_within: Duration,
     /// The store's clock, which stamps what is written under the lock.
     clock: SharedClock,
+    /// Whether its connection goes through a pooler (statements unnamed).
+    pooled: bool,
 }
 
 impl PgStore {
@@ -54,7 +57,7 @@ impl PgStore {
         let now = self.now();
         let row = self
             .run(async |conn| {
-                sqlx::query(SELECT_TOKEN)
+                statement::query(SELECT_TOKEN)
                     .bind(appid)
                     .bind(now)
                     .fetch_optional(conn)
@@ -72,20 +75,24 @@ impl PgStore {
     ) -> Result<(RefreshLock, Option<StoredToken>), StoreError> {
         let mut lease = self.pool.lease().await?;
         let now = self.now();
-        let locked = answered(self.answer_within, async {
-            sqlx::query("begin").execute(lease.conn()).await?;
-            sqlx::query(
+        let pooled = self.pooled();
+        let locked = answered(
+            self.answer_within,
+            statement::within(pooled, async {
+                statement::query("begin").execute(lease.conn()).await?;
+                statement::query(
                 "select pg_advisory_xact_lock(hashtextextended('wxauth.access_token:' || $1, 0))",
             )
             .bind(appid)
             .execute(lease.conn())
             .await?;
-            sqlx::query(SELECT_TOKEN)
-                .bind(appid)
-                .bind(now)
-                .fetch_optional(lease.conn())
-                .await
-        })
+                statement::query(SELECT_TOKEN)
+                    .bind(appid)
+                    .bind(now)
+                    .fetch_optional(lease.conn())
+                    .await
+            }),
+        )
         .await?;
         // On failure the lease is dropped: its connection, mid-transaction, is closed.
         let row = locked?;
@@ -96,6 +103,7 @@ impl PgStore {
                 appid: appid.to_owned(),
                 answer_within: self.answer_within,
                 clock: self.clock.clone(),
+                pooled,
             },
             current,
         ))
@@ -108,7 +116,7 @@ impl PgStore {
         let now = self.now();
         let done = self
             .run(async |conn| {
-                sqlx::query(
+                statement::query(
                     "update app_access_tokens set expires_at = $3 \
                      where appid = $1 and token_digest = $2 and expires_at > $3",
                 )
@@ -126,7 +134,7 @@ impl PgStore {
     pub async fn app_tokens_expiring(&self, secs: i64) -> Result<Vec<String>, StoreError> {
         let before = self.now().plus_secs(secs);
         self.run(async |conn| {
-            sqlx::query_scalar(
+            statement::query_scalar(
                 "select appid from app_access_tokens \
                  where token_sealed is not null and expires_at < $1",
             )
@@ -142,7 +150,7 @@ impl PgStore {
         let now = self.now();
         let rows = self
             .run(async |conn| {
-                sqlx::query(
+                statement::query(
                     "select appid, extract(epoch from fetched_at)::bigint as fetched_at, \
                        greatest(extract(epoch from $1 - fetched_at)::bigint, 0) as age_secs, \
                        extract(epoch from expires_at)::bigint as expires_at, refreshes, \
@@ -176,7 +184,10 @@ impl RefreshLock {
     pub async fn release(mut self) -> Result<(), StoreError> {
         let result = answered(
             self.answer_within,
-            sqlx::query("commit").execute(self.lease.conn()),
+            statement::within(
+                self.pooled,
+                statement::query("commit").execute(self.lease.conn()),
+            ),
         )
         .await?;
         Ok(self.lease.finish(result).map(drop)?)
@@ -190,8 +201,11 @@ impl RefreshLock {
         expires_in: i64,
     ) -> Result<(), StoreError> {
         let now = self.clock.timestamp();
-        let result = answered(self.answer_within, async {
-            sqlx::query(
+        let pooled = self.pooled;
+        let result = answered(
+            self.answer_within,
+            statement::within(pooled, async {
+                statement::query(
                 "insert into app_access_tokens as t (appid, token_kid, token_nonce, token_sealed, \
                    token_digest, expires_at, fetched_at, refreshes, last_attempt_at, last_outcome) \
                  values ($1, $2, $3, $4, $5, $6, $7, 1, $7, 'ok') \
@@ -210,8 +224,9 @@ impl RefreshLock {
             .bind(now)
             .execute(self.lease.conn())
             .await?;
-            sqlx::query("commit").execute(self.lease.conn()).await
-        })
+                statement::query("commit").execute(self.lease.conn()).await
+            }),
+        )
         .await?;
         Ok(self.lease.finish(result).map(drop)?)
     }
@@ -220,8 +235,9 @@ impl RefreshLock {
     /// lock; the stored token, if any, is kept.
     pub async fn failed(mut self, outcome: &str) -> Result<(), StoreError> {
         let now = self.clock.timestamp();
-        let result = answered(self.answer_within, async {
-            sqlx::query(
+        let pooled = self.pooled;
+        let result = answered(self.answer_within, statement::within(pooled, async {
+            statement::query(
                 "insert into app_access_tokens as t (appid, last_attempt_at, last_outcome) \
                  values ($1, $3, $2) on conflict (appid) do update set \
                    last_attempt_at = excluded.last_attempt_at, last_outcome = excluded.last_outcome",
@@ -231,8 +247,8 @@ impl RefreshLock {
             .bind(now)
             .execute(self.lease.conn())
             .await?;
-            sqlx::query("commit").execute(self.lease.conn()).await
-        })
+            statement::query("commit").execute(self.lease.conn()).await
+        }))
         .await?;
         Ok(self.lease.finish(result).map(drop)?)
     }

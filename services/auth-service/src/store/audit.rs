@@ -4,6 +4,7 @@
 
 use sqlx::{QueryBuilder, Row as _, postgres::PgConnection};
 
+use super::statement;
 use super::{PgStore, StoreError};
 use crate::{
     clock::Timestamp,
@@ -20,7 +21,7 @@ pub(super) async fn record(
     event: &NewAuditEvent,
     at: Timestamp,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    statement::query(
         "insert into audit_events (at, kind, outcome, appid, user_id, openid_digest, family_id, \
            account_id, actor, client_addr, request_id, client_request_id) \
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -84,7 +85,7 @@ impl PgStore {
         let counts = number(|t| Some(t.count));
         let rows = self
             .run(async |conn| {
-                sqlx::query(
+                statement::query(
                     "insert into audit_events (at, kind, outcome, appid, user_id, openid_digest, \
                        family_id, account_id, actor, client_addr, request_id, client_request_id, \
                        count) \
@@ -136,7 +137,7 @@ impl PgStore {
             return Ok(());
         }
         self.run(async |conn| {
-            sqlx::query(
+            statement::query(
                 "update audit_events a set count = a.count + u.more \
                  from unnest($1::bigint[], $2::bigint[]) as u(event_id, more) \
                  where a.event_id = u.event_id",

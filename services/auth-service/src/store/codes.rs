@@ -1,6 +1,7 @@
 //! `wx.login()` codes already sent to WeChat: each is exchanged at most once, across every
 //! replica.
 
+use super::statement;
 use super::{PgStore, StoreError};
 
 impl PgStore {
@@ -15,7 +16,7 @@ impl PgStore {
         let now = self.now();
         let inserted = self
             .run(async |conn| {
-                sqlx::query(
+                statement::query(
                     "insert into used_codes (appid, code_hash, created_at) \
                      select $1, $2, $3 from (select set_config('synchronous_commit', 'off', true)) as relaxed \
                      on conflict do nothing",

@@ -4,6 +4,7 @@
 
 use sqlx::{Row as _, postgres::PgConnection};
 
+use super::statement;
 use super::{PgStore, families::revoke_users, outbox::record_for_users, users::standing_of};
 use crate::{
     clock::Timestamp,
@@ -38,7 +39,7 @@ pub(super) async fn lock_target(
         Target::User(id) => ("user_id", id),
         Target::Account(id) => ("account_id", id),
     };
-    let rows = sqlx::query(&format!(
+    let rows = statement::query(&format!(
         "select u.user_id, u.appid, u.openid, u.account_id, u.status, u.status_reason, \
            u.suspended_until, u.delete_after \
          from users u where u.{column} = $1 order by u.user_id for update"
@@ -70,7 +71,7 @@ pub(super) async fn audit_users(
     now: Timestamp,
     with_client: bool,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    statement::query(
         "insert into audit_events (at, kind, outcome, appid, user_id, account_id, actor, \
            client_addr, request_id, client_request_id) \
          select $1, $2, $3, u.appid, u.user_id, u.account_id, $4, $5, $6, $7 \
@@ -100,7 +101,7 @@ pub(super) async fn end_sessions(
     now: Timestamp,
 ) -> Result<Vec<i64>, sqlx::Error> {
     let revoked = revoke_users(store, tx, ids, reason, context, now).await?;
-    sqlx::query(
+    statement::query(
         "with users_of as (select appid, openid from users where user_id = any($1) \
            and openid is not null), \
          sessions as (delete from login_sessions s using users_of x \
@@ -157,7 +158,7 @@ pub(super) async fn erase(
     }
     let accounts: Vec<i64> = users.iter().map(|user| user.account_id).collect();
     let typed: Vec<&str> = TYPED_OUTCOMES.iter().map(|kind| kind.name()).collect();
-    sqlx::query(
+    statement::query(
         "with tokens as (delete from refresh_tokens where family_id in \
            (select family_id from token_families where user_id = any($1))), \
          tombstones as (update users as u set openid = null, unionid = null, nickname = null, \
@@ -185,7 +186,7 @@ pub(super) async fn erase(
     .execute(&mut *tx)
     .await?;
     // A statement of its own: it must see the tombstones just written.
-    sqlx::query(
+    statement::query(
         "delete from accounts a where a.account_id = any($1) and not exists \
            (select 1 from users u where u.account_id = a.account_id and u.status <> 'deleted')",
     )

@@ -8,6 +8,7 @@ use sqlx::{
     postgres::{PgConnection, PgRow},
 };
 
+use super::statement;
 use super::{
     PgStore, StoreError,
     audit::{self, AUDIT_INSERT},
@@ -151,7 +152,7 @@ pub(super) async fn revoke_users(
 ) -> Result<Vec<PgRow>, sqlx::Error> {
     let wanted = revoke_events(store, false);
     bind_wanted(
-        sqlx::query(&revoke_sql("user_id = any($1)"))
+        statement::query(&revoke_sql("user_id = any($1)"))
             .bind(ids)
             .bind(AuditKind::Revoked.name())
             .bind(reason)
@@ -193,7 +194,7 @@ impl PgStore {
         let revoked = self
             .run(async |conn| {
                 bind_wanted(
-                    sqlx::query(&revoke_sql("family_id = $1"))
+                    statement::query(&revoke_sql("family_id = $1"))
                         .bind(family_id)
                         .bind(AuditKind::Logout.name())
                         .bind("logout")
@@ -216,7 +217,7 @@ impl PgStore {
         let now = self.now();
         let row = self
             .run(async |conn| {
-                sqlx::query(&format!(
+                statement::query(&format!(
                     "select r.family_id, f.user_id, f.appid, f.scope, r.used_at, r.expires_at, \
                        f.created_at, f.revoked_at is not null as revoked, u.openid, u.unionid, \
                        u.account_id, coalesce({}, false) as user_barred \
@@ -260,7 +261,7 @@ impl PgStore {
         hash: &[u8],
     ) -> Result<Option<Option<String>>, StoreError> {
         self.run(async |conn| {
-            sqlx::query_scalar(
+            statement::query_scalar(
                 "select f.scope from refresh_tokens r join token_families f \
                    on f.family_id = r.family_id where r.token_hash = $1",
             )
@@ -274,7 +275,7 @@ impl PgStore {
     /// The app of a refresh token, whatever its state.
     pub async fn app_of_refresh(&self, hash: &[u8]) -> Result<Option<String>, StoreError> {
         self.run(async |conn| {
-            sqlx::query_scalar(
+            statement::query_scalar(
                 "select f.appid from refresh_tokens r join token_families f \
                    on f.family_id = r.family_id where r.token_hash = $1",
             )
@@ -288,7 +289,7 @@ impl PgStore {
     /// The family of a refresh token, whatever its state.
     pub async fn family_of_refresh(&self, hash: &[u8]) -> Result<Option<i64>, StoreError> {
         self.run(async |conn| {
-            sqlx::query_scalar("select family_id from refresh_tokens where token_hash = $1")
+            statement::query_scalar("select family_id from refresh_tokens where token_hash = $1")
                 .bind(hash)
                 .fetch_optional(conn)
                 .await
@@ -309,7 +310,7 @@ impl PgStore {
         let revoked = self
             .run(async |conn| {
                 bind_wanted(
-                    sqlx::query(&revoke_sql("user_id = $1"))
+                    statement::query(&revoke_sql("user_id = $1"))
                         .bind(user_id)
                         .bind(AuditKind::Revoked.name())
                         .bind(reason)
@@ -335,7 +336,7 @@ impl PgStore {
     pub async fn recently_revoked(&self, window_secs: i64) -> Result<Vec<i64>, StoreError> {
         let since = self.now().plus_secs(-window_secs);
         self.run(async |conn| {
-            sqlx::query_scalar("select family_id from token_families where revoked_at > $1")
+            statement::query_scalar("select family_id from token_families where revoked_at > $1")
                 .bind(since)
                 .fetch_all(conn)
                 .await
@@ -348,7 +349,7 @@ impl PgStore {
     pub async fn is_family_revoked(&self, family_id: i64) -> Result<bool, StoreError> {
         let revoked: Option<bool> = self
             .run(async |conn| {
-                sqlx::query_scalar(
+                statement::query_scalar(
                     "select revoked_at is not null from token_families where family_id = $1",
                 )
                 .bind(family_id)
@@ -400,7 +401,7 @@ async fn lock_presented(
     old_hash: &[u8],
     now: Timestamp,
 ) -> Result<Option<Locked>, sqlx::Error> {
-    let Some(row) = sqlx::query(&format!(
+    let Some(row) = statement::query(&format!(
         "select r.family_id, f.user_id, f.appid, f.scope, r.used_at, r.expires_at, f.created_at, \
                 f.revoked_at is not null as revoked, r.successor_hash, r.successor_kid, \
                 r.successor_nonce, r.successor_sealed, \
@@ -433,7 +434,7 @@ async fn lock_presented(
     // one waited for the lock, which the locking statement's join would not.
     let successor_hash: Option<Vec<u8>> = row.try_get("successor_hash")?;
     let successor = match &successor_hash {
-        Some(hash) => sqlx::query_as::<_, (bool, Timestamp)>(
+        Some(hash) => statement::query_as::<(bool, Timestamp)>(
             "select used_at is not null, expires_at from refresh_tokens where token_hash = $1",
         )
         .bind(hash)
@@ -518,7 +519,7 @@ async fn rotate(
             _,
             _,
         ) => {
-            sqlx::query(
+            statement::query(
                 "with used as (update refresh_tokens set used_at = $6, successor_hash = $2, \
                    successor_kid = $3, successor_nonce = $4, successor_sealed = $5 \
                    where token_hash = $1) \
@@ -564,7 +565,7 @@ async fn rotate(
         _ => {
             let wanted = revoke_events(store, true);
             bind_wanted(
-                sqlx::query(&revoke_sql("family_id = $1"))
+                statement::query(&revoke_sql("family_id = $1"))
                     .bind(family_id)
                     .bind(AuditKind::RefreshReused.name())
                     .bind("refresh token reused")
@@ -590,7 +591,7 @@ async fn user_of(
     user_id: i64,
 ) -> Result<User, sqlx::Error> {
     store.user_from_row(
-        &sqlx::query(&USER_BY_ID)
+        &statement::query(&USER_BY_ID)
             .bind(user_id)
             .fetch_one(&mut *tx)
             .await?,

@@ -3,6 +3,7 @@
 
 use sqlx::Row as _;
 
+use super::statement;
 use super::{PgStore, StoreError, users::USER_COLUMNS};
 use crate::domain::User;
 
@@ -102,7 +103,7 @@ impl PgStore {
         );
         let rows = self
             .run(async |conn| {
-                sqlx::query(&sql)
+                statement::query(&sql)
                     .bind(&first)
                     .bind(&second)
                     .bind(&third)
@@ -125,7 +126,7 @@ impl PgStore {
     pub async fn families_of(&self, user_id: i64) -> Result<Vec<FamilyRecord>, StoreError> {
         let rows = self
             .run(async |conn| {
-                sqlx::query(
+                statement::query(
                     "select f.family_id, f.appid, extract(epoch from f.created_at)::bigint as created_at, \
                        extract(epoch from f.revoked_at)::bigint as revoked_at, f.revoke_reason, \
                        (select extract(epoch from max(r.created_at))::bigint from refresh_tokens r \
@@ -156,7 +157,7 @@ impl PgStore {
     /// reach some apps only.
     pub async fn apps_of_account(&self, account_id: i64) -> Result<Vec<String>, StoreError> {
         self.run(async |conn| {
-            sqlx::query_scalar(
+            statement::query_scalar(
                 "select distinct appid from users where account_id = $1 and status <> 'deleted' \
                  order by appid",
             )

@@ -9,6 +9,7 @@
 
 use sqlx::{Connection as _, Row as _};
 
+use super::statement;
 use super::{
     PgStore, StoreError,
     erasure::{LockedUser, Target, audit_users, end_sessions, erase, lock_target},
@@ -130,7 +131,7 @@ impl PgStore {
                 } else {
                     Vec::new()
                 };
-                let rows = sqlx::query(&format!(
+                let rows = statement::query(&format!(
                     "update users as u set status = $2, status_reason = $3, \
                        suspended_until = $4, updated_at = $5 \
                      where u.user_id = any($1) returning {}",
@@ -214,7 +215,7 @@ impl PgStore {
             } else {
                 let families =
                     end_sessions(self, &mut tx, &waiting, "deleted", context, now).await?;
-                sqlx::query(
+                statement::query(
                     "update users set status = 'deleting', delete_after = $2, \
                        status_reason = $3, suspended_until = null, updated_at = $4 \
                      where user_id = any($1)",
@@ -268,7 +269,7 @@ impl PgStore {
         let vault = self.vault()?.clone();
         self.run(async |conn| {
             let mut tx = conn.begin().await?;
-            let rows = sqlx::query(
+            let rows = statement::query(
                 "select u.user_id, u.appid, u.openid, u.account_id, u.status, u.status_reason, \
                    u.suspended_until, u.delete_after \
                  from users u where u.status = 'deleting' and u.delete_after <= $1 \
@@ -323,7 +324,7 @@ impl PgStore {
                     tx.rollback().await?;
                     return Ok(Err(refused));
                 }
-                let row = sqlx::query(&format!(
+                let row = statement::query(&format!(
                     "update users as u set status = 'active', delete_after = null, \
                        status_reason = null, updated_at = $2 \
                      where u.user_id = $1 returning {}",

@@ -5,6 +5,7 @@ use sqlx::{Row as _, postgres::PgRow};
 
 use std::sync::LazyLock;
 
+use super::statement;
 use super::{
     PgStore, StoreError,
     gate::barred_sql,
@@ -89,7 +90,7 @@ impl PgStore {
         let expires_at = now.plus_secs(session.ttl_secs);
         let row = self
             .run(async |conn| {
-                sqlx::query(&CREATE_SESSION)
+                statement::query(&CREATE_SESSION)
                     .bind(session.id_hash)
                     .bind(session.appid)
                     .bind(session.openid)
@@ -121,7 +122,7 @@ impl PgStore {
         let now = self.now();
         let rows = self
             .run(async |conn| {
-                sqlx::query(
+                statement::query(
                     "select id_hash, appid, openid, unionid, session_key_kid, session_key_nonce, \
                        session_key_sealed from login_sessions \
                      where session_key_kid = any($1) and expires_at > $3 limit $2",
@@ -149,7 +150,7 @@ impl PgStore {
     ) -> Result<bool, StoreError> {
         let done = self
             .run(async |conn| {
-                sqlx::query(
+                statement::query(
                     "update login_sessions set session_key_kid = $3, session_key_nonce = $4, \
                        session_key_sealed = $5 where id_hash = $1 and session_key_kid = $2",
                 )
@@ -170,7 +171,7 @@ impl PgStore {
         let now = self.now();
         let row = self
             .run(async |conn| {
-                sqlx::query(
+                statement::query(
                     "select appid, openid, unionid, session_key_kid, session_key_nonce, session_key_sealed \
                      from login_sessions where id_hash = $1 and expires_at > $2",
                 )

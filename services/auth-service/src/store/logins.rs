@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 
 use sqlx::{Row as _, postgres::PgRow};
 
+use super::statement;
 use super::{
     NewRefresh, PgStore, StoreError,
     audit::AUDIT_INSERT,
@@ -289,7 +290,7 @@ impl PgStore {
             let row = self
                 .run(async |conn| {
                     let (profile, phone) = (&update.profile, phone.as_ref());
-                    let query = sqlx::query(sql)
+                    let query = statement::query(sql)
                         .bind(appid)
                         .bind(openid)
                         .bind(&update.unionid)
@@ -361,7 +362,7 @@ impl PgStore {
     ) -> Result<merge::AccountState, StoreError> {
         let row = self
             .run(async |conn| {
-                sqlx::query(&account_facts(1, 2, 3))
+                statement::query(&account_facts(1, 2, 3))
                     .bind(appid)
                     .bind(openid)
                     .bind(unionid)

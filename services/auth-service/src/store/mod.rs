@@ -20,7 +20,8 @@
 //!   delivery;
 //! - [`app_tokens`]: each app's WeChat access_token and the lock of its refresh;
 //! - [`upkeep`]: health pings and purging what expired;
-//! - [`pool`]: the connections all of it runs on; `time`: the clock's time in SQL.
+//! - [`pool`]: the connections all of it runs on; `statement`: how statements are prepared
+//!   (kept, or unnamed through a pooler); `time`: the clock's time in SQL.
 
 pub mod app_tokens;
 pub mod audit;
@@ -37,6 +38,7 @@ pub mod phones;
 pub mod pool;
 pub mod revocations;
 pub mod session_keys;
+mod statement;
 mod time;
 pub mod upkeep;
 pub mod users;
@@ -146,6 +148,8 @@ pub struct PgStore {
     clock: SharedClock,
     /// Seals and opens phone numbers; without it none can be stored.
     phones: Option<PhoneVault>,
+    /// A direct connection's settings, when the pool goes through a pooler.
+    direct: Option<sqlx::postgres::PgConnectOptions>,
     /// The webhook subscriptions changes write events for (none by default).
     subscribers: std::sync::Arc<crate::domain::events::Subscribers>,
 }
@@ -164,6 +168,7 @@ impl PgStore {
             answer_within: statement_timeout + ANSWER_GRACE,
             clock,
             phones: None,
+            direct: None,
             subscribers: std::sync::Arc::default(),
         }
     }
@@ -210,6 +215,45 @@ impl PgStore {
         ))
     }
 
+    /// A store whose pool goes through a pooler in transaction mode at `url`, and whose
+    /// connections that need a session of their own (the migrations' advisory lock,
+    /// `LISTEN`) go to `direct`. Through the pooler a connection is the server's for one
+    /// transaction only, so each unit of work is one transaction, its statements unnamed
+    /// (see `statement`), and the statement timeout is set for the transaction (`set
+    /// local`): no session setting is relied on.
+    pub fn connect_lazy_pooled(
+        url: &str,
+        direct: &str,
+        max_connections: usize,
+        statement_timeout: Duration,
+        clock: SharedClock,
+    ) -> Result<Self, BadDatabaseUrl> {
+        let pooled: sqlx::postgres::PgConnectOptions = url.parse().map_err(|_| BadDatabaseUrl)?;
+        let direct: sqlx::postgres::PgConnectOptions =
+            direct.parse().map_err(|_| BadDatabaseUrl)?;
+        let mut store = Self::new(
+            Pool::new(pooled.statement_cache_capacity(0), max_connections),
+            statement_timeout,
+            clock,
+        );
+        store.direct = Some(direct.options([(
+            "statement_timeout",
+            format!("{}ms", statement_timeout.as_millis()),
+        )]));
+        Ok(store)
+    }
+
+    /// The settings of a connection that keeps a session: the direct URL's when the pool
+    /// goes through a pooler, else the pool's own.
+    fn session_options(&self) -> &sqlx::postgres::PgConnectOptions {
+        self.direct.as_ref().unwrap_or(self.pool.options())
+    }
+
+    /// Whether the pool goes through a pooler (see [`Self::connect_lazy_pooled`]).
+    pub fn pooled(&self) -> bool {
+        self.direct.is_some()
+    }
+
     /// A store of one connection of its own, to the same database with the same settings,
     /// outside this store's pool: for the checks a replica makes of itself (the health ping,
     /// the revocation listener's heartbeat and reloads). The pool is what a burst of requests
@@ -224,6 +268,7 @@ impl PgStore {
             answer_within: self.answer_within,
             clock: self.clock.clone(),
             phones: self.phones.clone(),
+            direct: self.direct.clone(),
             subscribers: self.subscribers.clone(),
         }
     }
@@ -261,36 +306,41 @@ impl PgStore {
         work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
     ) -> Result<T, StoreError> {
         let mut lease = self.pool.lease().await?;
-        let result = answered(self.answer_within, work(lease.conn())).await?;
+        let result = if self.pooled() {
+            let begin = self.pooled_begin();
+            answered(
+                self.answer_within,
+                statement::within(true, in_one_transaction(lease.conn(), begin, work)),
+            )
+            .await?
+        } else {
+            answered(self.answer_within, work(lease.conn())).await?
+        };
         Ok(lease.finish(result)?)
+    }
+
+    /// How a unit of work begins through a pooler: its transaction, with the statement
+    /// timeout a direct connection gets as a session setting (none survives a pooler).
+    fn pooled_begin(&self) -> String {
+        format!(
+            "begin; set local statement_timeout = {}",
+            self.answer_within.saturating_sub(ANSWER_GRACE).as_millis()
+        )
     }
 
     /// Applies the embedded migrations, without the statement timeout or the bound of
     /// [`Self::run`]: a migration may rewrite a large table. Returns the newest migration
     /// applied by a newer release, when there is one (see [`MIGRATOR`]).
     pub async fn migrate(&self) -> Result<Option<i64>, StoreError> {
-        let mut lease = self.pool.lease().await?;
-        let conn = lease.conn();
-        let result = async {
-            sqlx::query("set statement_timeout = 0")
-                .execute(&mut *conn)
-                .await?;
-            let migrated = MIGRATOR.run(&mut *conn).await.map_err(|err| match err {
-                sqlx::migrate::MigrateError::Execute(err) => err,
-                other => sqlx::Error::Migrate(Box::new(other)),
-            });
-            sqlx::query("reset statement_timeout")
-                .execute(&mut *conn)
-                .await?;
-            migrated?;
-            let newest: Option<i64> =
-                sqlx::query_scalar("select max(version) from _sqlx_migrations where success")
-                    .fetch_one(&mut *conn)
-                    .await?;
-            let known = MIGRATOR.iter().map(|migration| migration.version).max();
-            Ok(newest.filter(|&newest| Some(newest) > known))
+        if let Some(direct) = &self.direct {
+            // The migrator's advisory lock and `set` need a session: not through a pooler.
+            let mut conn = sqlx::Connection::connect_with(direct).await?;
+            let result = migrate_on(&mut conn).await;
+            let _ = sqlx::Connection::close(conn).await;
+            return Ok(result?);
         }
-        .await;
+        let mut lease = self.pool.lease().await?;
+        let result = migrate_on(lease.conn()).await;
         Ok(lease.finish(result)?)
     }
 
@@ -319,6 +369,49 @@ async fn answered<T>(
     tokio::time::timeout(within, work)
         .await
         .map_err(|_| StoreError::NoAnswer(within))
+}
+
+/// Runs `work` in a transaction of its own (`begin`), committed when it succeeds and rolled
+/// back when it fails: through a pooler in transaction mode, all its statements then reach
+/// one server connection. A transaction `work` begins itself is a savepoint in this one.
+async fn in_one_transaction<T>(
+    conn: &mut PgConnection,
+    begin: String,
+    work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
+) -> Result<T, sqlx::Error> {
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
+    match work(&mut tx).await {
+        Ok(done) => {
+            tx.commit().await?;
+            Ok(done)
+        }
+        Err(err) => {
+            let _ = tx.rollback().await;
+            Err(err)
+        }
+    }
+}
+
+/// Applies the embedded migrations on `conn`, without the statement timeout (a migration may
+/// rewrite a large table); returns the newest migration a newer release applied, if any.
+async fn migrate_on(conn: &mut PgConnection) -> Result<Option<i64>, sqlx::Error> {
+    statement::query("set statement_timeout = 0")
+        .execute(&mut *conn)
+        .await?;
+    let migrated = MIGRATOR.run(&mut *conn).await.map_err(|err| match err {
+        sqlx::migrate::MigrateError::Execute(err) => err,
+        other => sqlx::Error::Migrate(Box::new(other)),
+    });
+    statement::query("reset statement_timeout")
+        .execute(&mut *conn)
+        .await?;
+    migrated?;
+    let newest: Option<i64> =
+        statement::query_scalar("select max(version) from _sqlx_migrations where success")
+            .fetch_one(&mut *conn)
+            .await?;
+    let known = MIGRATOR.iter().map(|migration| migration.version).max();
+    Ok(newest.filter(|&newest| Some(newest) > known))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use sqlx::{
     query::Query,
 };
 
+use super::statement;
 use super::{PgStore, StoreError};
 use crate::{
     clock::Timestamp,
@@ -83,7 +84,7 @@ pub(super) async fn record_for_users(
         outbox_cte("ev", "users x", 5, "$2", "x.user_id = any($1)", data)
     );
     bind_wanted(
-        sqlx::query(&sql)
+        statement::query(&sql)
             .bind(ids)
             .bind(now)
             .bind(extra.0)
@@ -149,7 +150,7 @@ impl PgStore {
         let now = self.now();
         let rows = self
             .run(async |conn| {
-                sqlx::query(
+                statement::query(
                     "with due as (select e.event_id from webhook_events e \
                        where e.state = 'pending' and e.subscription = any($1) \
                        and e.next_attempt_at <= $2 \
@@ -201,7 +202,7 @@ impl PgStore {
             Settled::Dead => ("dead", None),
         };
         self.run(async |conn| {
-            sqlx::query(
+            statement::query(
                 "update webhook_events set state = $2, \
                    next_attempt_at = coalesce($3, next_attempt_at), claimed_until = null, \
                    last_outcome = $4, delivered_at = case when $2 = 'delivered' then $5 end \
@@ -229,7 +230,7 @@ impl PgStore {
         let now = self.now();
         let done = self
             .run(async |conn| {
-                sqlx::query(
+                statement::query(
                     "update webhook_events set state = 'pending', attempts = 0, \
                        window_start = $3, next_attempt_at = $3, claimed_until = null \
                      where state = 'dead' and subscription = any($1) \
@@ -250,7 +251,7 @@ impl PgStore {
         let now = self.now();
         let row = self
             .run(async |conn| {
-                sqlx::query(
+                statement::query(
                     "select coalesce(extract(epoch from $1 - (select min(created_at) \
                        from webhook_events where state = 'pending'))::bigint, 0) as oldest, \
                      (select count(*) from webhook_events where state = 'pending') as pending, \

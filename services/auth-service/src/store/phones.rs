@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use sqlx::{Row as _, postgres::PgRow};
 use tracing::warn;
 
+use super::statement;
 use super::{PgStore, StoreError};
 use crate::{
     domain::Phone,
@@ -219,7 +220,7 @@ impl PgStore {
         let retired = vault.retired();
         let rows = self
             .run(async |conn| {
-                sqlx::query(&format!(
+                statement::query(&format!(
                     "(select u.user_id, u.appid, u.openid, {PHONE_COLUMNS} from users u \
                        where u.phone_number is not null limit $1) \
                      union all \
@@ -270,7 +271,7 @@ impl PgStore {
         }
         let done = self
             .run(async |conn| {
-                sqlx::query(
+                statement::query(
                     "update users as u set phone_kid = n.kid, phone_nonce = n.nonce, \
                        phone_sealed = n.sealed, phone_index = n.index, \
                        phone_index_kid = n.index_kid, phone_number = null, \

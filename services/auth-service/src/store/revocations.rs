@@ -3,6 +3,7 @@
 
 use sqlx::postgres::{PgListener, PgPoolOptions};
 
+use super::statement;
 use super::{PgStore, REVOKED_CHANNEL, StoreError};
 
 /// What arrives on the feed.
@@ -14,7 +15,8 @@ pub enum Notice {
     Heartbeat(String),
 }
 
-/// Revocations as they are committed, on a connection of its own (outside the pool).
+/// Revocations as they are committed, on a connection of its own (outside the pool, and
+/// direct when the pool goes through a pooler: `LISTEN` needs a session).
 pub struct RevocationFeed {
     listener: PgListener,
 }
@@ -35,7 +37,7 @@ impl PgStore {
     ) -> Result<RevocationFeed, StoreError> {
         let single = PgPoolOptions::new()
             .max_connections(1)
-            .connect_lazy_with(self.pool.options().clone());
+            .connect_lazy_with(self.session_options().clone());
         let mut listener = PgListener::connect_with(&single).await?;
         listener
             .listen_all([REVOKED_CHANNEL, heartbeat_channel])
@@ -46,7 +48,7 @@ impl PgStore {
     /// Sends `payload` on `channel` (a heartbeat), through the pool.
     pub async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
         self.run(async |conn| {
-            sqlx::query("select pg_notify($1, $2)::text")
+            statement::query("select pg_notify($1, $2)::text")
                 .bind(channel)
                 .bind(payload)
                 .execute(conn)

@@ -3,6 +3,7 @@
 
 use sqlx::Row as _;
 
+use super::statement;
 use super::{PgStore, StoreError, audit::AUDIT_INSERT};
 use crate::{
     domain::{AuditKind, CallContext},
@@ -41,7 +42,7 @@ impl PgStore {
     ) -> Result<Option<StoredUserKey>, StoreError> {
         let row = self
             .run(async |conn| {
-                sqlx::query(
+                statement::query(
                     "select appid, openid, session_key_kid, session_key_nonce, session_key_sealed \
                      from user_session_keys where appid = $1 and openid = $2",
                 )
@@ -68,7 +69,7 @@ impl PgStore {
         let now = self.now();
         let replaced: Option<i32> = self
             .run(async |conn| {
-                sqlx::query_scalar(&format!(
+                statement::query_scalar(&format!(
                     "with k as (update user_session_keys set session_key_kid = $4, \
                        session_key_nonce = $5, session_key_sealed = $6 \
                        where appid = $1 and openid = $2 and session_key_nonce = $3 returning 1), \
@@ -106,7 +107,7 @@ impl PgStore {
     ) -> Result<Vec<StoredUserKey>, StoreError> {
         let rows = self
             .run(async |conn| {
-                sqlx::query(
+                statement::query(
                     "select appid, openid, session_key_kid, session_key_nonce, session_key_sealed \
                      from user_session_keys where session_key_kid = any($1) limit $2",
                 )
@@ -133,7 +134,7 @@ impl PgStore {
     ) -> Result<bool, StoreError> {
         let done = self
             .run(async |conn| {
-                sqlx::query(
+                statement::query(
                     "update user_session_keys set session_key_kid = $4, session_key_nonce = $5, \
                        session_key_sealed = $6 where appid = $1 and openid = $2 and session_key_nonce = $3",
                 )

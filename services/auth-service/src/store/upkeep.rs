@@ -1,6 +1,7 @@
 //! What a replica does to the database in the background: check that it answers, and delete
 //! what expired.
 
+use super::statement;
 use super::{PgStore, StoreError};
 use crate::clock::Timestamp;
 
@@ -34,7 +35,7 @@ impl PgStore {
         let now = self.now();
         let others: i64 = self
             .run(async |conn| {
-                sqlx::query_scalar(REPLICA_BEAT)
+                statement::query_scalar(REPLICA_BEAT)
                     .bind(replica)
                     .bind(now)
                     .bind(now.plus_secs(-REPLICA_ALIVE_SECS))
@@ -49,7 +50,7 @@ impl PgStore {
     /// The size on disk of each of the service's tables, indexes and TOAST included, bytes.
     pub async fn table_sizes(&self) -> Result<Vec<(String, i64)>, StoreError> {
         self.run(async |conn| {
-            sqlx::query_as(
+            statement::query_as(
                 "select c.relname::text, pg_total_relation_size(c.oid) from pg_class c \
                  join pg_namespace n on n.oid = c.relnamespace \
                  where n.nspname = current_schema() and c.relkind in ('r', 'p') \
@@ -64,7 +65,7 @@ impl PgStore {
     /// Forgets this replica (it is stopping), so the others take its share at once.
     pub async fn replica_gone(&self, replica: &str) -> Result<(), StoreError> {
         self.run(async |conn| {
-            sqlx::query("delete from service_replicas where replica_id = $1")
+            statement::query("delete from service_replicas where replica_id = $1")
                 .bind(replica)
                 .execute(conn)
                 .await
@@ -77,7 +78,7 @@ impl PgStore {
     /// answers reads only ([`StoreError::ReadOnly`]) cannot serve one.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let read_only: bool = self
-            .run(async |conn| sqlx::query_scalar(PING).fetch_one(conn).await)
+            .run(async |conn| statement::query_scalar(PING).fetch_one(conn).await)
             .await?;
         if read_only {
             return Err(StoreError::ReadOnly);
@@ -158,7 +159,7 @@ impl PgStore {
             loop {
                 let deleted = self
                     .run(async |conn| {
-                        sqlx::query(statement)
+                        statement::query(statement)
                             .bind(batch)
                             .bind(before)
                             .execute(conn)

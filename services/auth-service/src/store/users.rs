@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 
 use sqlx::{Row as _, postgres::PgRow};
 
+use super::statement;
 use super::{
     PgStore, StoreError,
     audit::AUDIT_INSERT,
@@ -170,7 +171,7 @@ impl PgStore {
     pub async fn get_user(&self, user_id: i64) -> Result<Option<User>, StoreError> {
         let row = self
             .run(async |conn| {
-                sqlx::query(&USER_BY_ID)
+                statement::query(&USER_BY_ID)
                     .bind(user_id)
                     .fetch_optional(conn)
                     .await
@@ -183,7 +184,7 @@ impl PgStore {
     pub async fn users_of_account(&self, account_id: i64) -> Result<Vec<User>, StoreError> {
         let rows = self
             .run(async |conn| {
-                sqlx::query(&USERS_OF_ACCOUNT)
+                statement::query(&USERS_OF_ACCOUNT)
                     .bind(account_id)
                     .fetch_all(conn)
                     .await
@@ -206,7 +207,7 @@ impl PgStore {
         let masked = phone.masked().number;
         let row = self
             .run(async |conn| {
-                let query = sqlx::query(&SET_PHONE)
+                let query = statement::query(&SET_PHONE)
                     .bind(user.id)
                     .bind(&sealed.sealed.kid)
                     .bind(&sealed.sealed.nonce)
@@ -241,7 +242,7 @@ impl PgStore {
         let wanted = self.wanting(&[EventKind::UserProfileUpdated]);
         let row = self
             .run(async |conn| {
-                let query = sqlx::query(&UPDATE_PROFILE)
+                let query = statement::query(&UPDATE_PROFILE)
                     .bind(user_id)
                     .bind(filled.nickname.as_deref())
                     .bind(filled.avatar_url.as_deref())
