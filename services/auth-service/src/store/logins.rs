@@ -113,7 +113,11 @@ pub(super) fn account_state(
 /// form) gets nothing written, and the answer says so (`barred`), even when the login
 /// session is gone (a suspension ends them); the upsert checks it again under the row's
 /// lock, so a suspension committed meanwhile is not outrun.
-fn write_login_sql(consume: bool) -> String {
+///
+/// With `events`, the webhook events of the login are written too (their subscriptions bound
+/// at `$30`..`$33`, the phone masked and in full at `$34` and `$35`); without, the statement
+/// has no such clause at all, so a deployment without subscriptions pays nothing for them.
+fn write_login_sql(consume: bool, events: bool) -> String {
     let gate = format!(
         "gate as (select {} as barred from users g where g.appid = $1 and g.openid = $2)",
         barred_sql("g", "$16")
@@ -184,32 +188,40 @@ fn write_login_sql(consume: bool) -> String {
            select $14, family_id, $16, $15 from f \
            returning extract(epoch from expires_at)::bigint as refresh_expires_at), \
          a as ({AUDIT_INSERT} select $16, $17, 'ok', u.appid, u.user_id, null, f.family_id, \
-           $18, $19, $20, $21 from u, f), \
-         {events} \
+           $18, $19, $20, $21 from u, f){events} \
          select exists (select 1 from ready) as ready, exists (select 1 from u) as upserted, \
            coalesce((select barred from gate), false) as barred, \
            {columns}, f.family_id, f.scope, r.refresh_expires_at \
          from (select 1) as one left join u on true left join f on true left join r on true",
         barred_u = barred_sql("u", "$16"),
         columns = *USER_COLUMNS,
-        events = outbox_cte(
-            "ev",
-            "(select u.user_id, u.appid, u.account_id, u.openid, u.unionid, u.created, \
-               f.family_id, f.scope from u, f) x",
-            30,
-            "$16",
-            "case s.kind when 'user.created' then x.created \
-               when 'user.phone_bound' then $34::text is not null else true end",
-            "'family_id', case when s.kind = 'user.login' then x.family_id::text end, \
-             'scope', case when s.kind = 'user.login' then x.scope end, \
-             'phone_number', case when s.kind = 'user.phone_bound' then \
-               case when s.pii then $35::text else $34::text end end",
-        ),
+        events = if events {
+            format!(
+                ", {}",
+                outbox_cte(
+                    "ev",
+                    "(select u.user_id, u.appid, u.account_id, u.openid, u.unionid, u.created, \
+                       f.family_id, f.scope from u, f) x",
+                    30,
+                    "$16",
+                    "case s.kind when 'user.created' then x.created \
+                       when 'user.phone_bound' then $34::text is not null else true end",
+                    "'family_id', case when s.kind = 'user.login' then x.family_id::text end, \
+                     'scope', case when s.kind = 'user.login' then x.scope end, \
+                     'phone_number', case when s.kind = 'user.phone_bound' then \
+                       case when s.pii then $35::text else $34::text end end",
+                )
+            )
+        } else {
+            String::new()
+        },
     )
 }
 
-static COMPLETE_LOGIN: LazyLock<String> = LazyLock::new(|| write_login_sql(true));
-static SILENT_LOGIN: LazyLock<String> = LazyLock::new(|| write_login_sql(false));
+static COMPLETE_LOGIN: LazyLock<String> = LazyLock::new(|| write_login_sql(true, false));
+static SILENT_LOGIN: LazyLock<String> = LazyLock::new(|| write_login_sql(false, false));
+static COMPLETE_LOGIN_EVENTS: LazyLock<String> = LazyLock::new(|| write_login_sql(true, true));
+static SILENT_LOGIN_EVENTS: LazyLock<String> = LazyLock::new(|| write_login_sql(false, true));
 
 /// How often a login is decided again when the user's account changed under it (another
 /// login of the same person through another app, at the same moment) before the store
@@ -249,9 +261,17 @@ impl PgStore {
         context: &CallContext,
     ) -> Result<LoginWrite, StoreError> {
         let scope = refresh.scope;
-        let (sql, kind) = match completion {
-            Completion::UsesUpSession => (&*COMPLETE_LOGIN, AuditKind::Login),
-            Completion::KeepsSession => (&*SILENT_LOGIN, AuditKind::SilentLogin),
+        let wanted = self.wanting(&[
+            EventKind::UserCreated,
+            EventKind::UserLogin,
+            EventKind::UserPhoneBound,
+        ]);
+        let events = !wanted.names.is_empty();
+        let (sql, kind) = match (completion, events) {
+            (Completion::UsesUpSession, false) => (&*COMPLETE_LOGIN, AuditKind::Login),
+            (Completion::UsesUpSession, true) => (&*COMPLETE_LOGIN_EVENTS, AuditKind::Login),
+            (Completion::KeepsSession, false) => (&*SILENT_LOGIN, AuditKind::SilentLogin),
+            (Completion::KeepsSession, true) => (&*SILENT_LOGIN_EVENTS, AuditKind::SilentLogin),
         };
         let mut known = known.filter(|state| state.unionid == update.unionid);
         let phone = update
@@ -259,11 +279,6 @@ impl PgStore {
             .as_ref()
             .map(|phone| self.seal_phone(appid, openid, phone))
             .transpose()?;
-        let wanted = self.wanting(&[
-            EventKind::UserCreated,
-            EventKind::UserLogin,
-            EventKind::UserPhoneBound,
-        ]);
         let masked = update.phone.as_ref().map(|phone| phone.masked().number);
         let full = update.phone.as_ref().map(|phone| phone.number.as_str());
         for _ in 0..DECIDE_AGAIN {
@@ -320,11 +335,14 @@ impl PgStore {
                         .bind(phone.map(|phone| &phone.index))
                         .bind(phone.map(|phone| &phone.index_kid))
                         .bind(scope);
-                    bind_wanted(query, &wanted)
-                        .bind(masked.as_deref())
-                        .bind(full)
-                        .fetch_one(conn)
-                        .await
+                    let query = if events {
+                        bind_wanted(query, &wanted)
+                            .bind(masked.as_deref())
+                            .bind(full)
+                    } else {
+                        query
+                    };
+                    query.fetch_one(conn).await
                 })
                 .await?;
             if row.try_get::<bool, _>("barred")? {
