@@ -76,10 +76,17 @@ impl PgStore {
         let mut lease = self.pool.lease().await?;
         let now = self.now();
         let pooled = self.pooled();
+        let begin = if pooled {
+            self.pooled_begin()
+        } else {
+            "begin".to_owned()
+        };
         let locked = answered(
             self.answer_within,
             statement::within(pooled, async {
-                statement::query("begin").execute(lease.conn()).await?;
+                // A simple query, not a prepared one: through a pooler in transaction mode
+                // nothing before the transaction is sure to reach the same server.
+                sqlx::Executor::execute(lease.conn(), begin.as_str()).await?;
                 statement::query(
                 "select pg_advisory_xact_lock(hashtextextended('wxauth.access_token:' || $1, 0))",
             )
@@ -184,10 +191,10 @@ impl RefreshLock {
     pub async fn release(mut self) -> Result<(), StoreError> {
         let result = answered(
             self.answer_within,
-            statement::within(
-                self.pooled,
-                statement::query("commit").execute(self.lease.conn()),
-            ),
+            // The statement is made inside the scope (an async block), where it reads it.
+            statement::within(self.pooled, async {
+                statement::query("commit").execute(self.lease.conn()).await
+            }),
         )
         .await?;
         Ok(self.lease.finish(result).map(drop)?)

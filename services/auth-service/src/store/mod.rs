@@ -321,7 +321,7 @@ impl PgStore {
 
     /// How a unit of work begins through a pooler: its transaction, with the statement
     /// timeout a direct connection gets as a session setting (none survives a pooler).
-    fn pooled_begin(&self) -> String {
+    pub(super) fn pooled_begin(&self) -> String {
         format!(
             "begin; set local statement_timeout = {}",
             self.answer_within.saturating_sub(ANSWER_GRACE).as_millis()

@@ -19,7 +19,9 @@ tokio::task_local! {
     static POOLED: bool;
 }
 
-/// Runs `work` with its statements unnamed when `pooled`.
+/// Runs `work` with its statements unnamed when `pooled`. The statements must be made
+/// inside `work` (an async block or fn), not before it: a statement made outside the scope
+/// is named.
 pub(super) async fn within<F: Future>(pooled: bool, work: F) -> F::Output {
     POOLED.scope(pooled, work).await
 }
