@@ -100,3 +100,37 @@ async fn table_sizes_and_the_replicas_alive_are_exported() {
     )
     .await;
 }
+
+#[test]
+fn every_alert_links_to_its_own_runbook_section() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let alerts = std::fs::read_to_string(root.join("deploy/prometheus/alerts.yml")).unwrap();
+    let runbooks = std::fs::read_to_string(root.join("docs/runbooks.md")).unwrap();
+    let names: Vec<&str> = alerts
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("- alert: "))
+        .collect();
+    assert!(names.len() >= 10, "{names:?}");
+    for name in &names {
+        assert!(
+            runbooks.contains(&format!("\n## {name}\n")),
+            "docs/runbooks.md has no section for {name}"
+        );
+        assert!(
+            alerts.contains(&format!(
+                "runbook_url: \"docs/runbooks.md#{}\"",
+                name.to_lowercase()
+            )),
+            "{name} does not link to its runbook"
+        );
+    }
+    let sections = runbooks
+        .lines()
+        .filter(|line| line.starts_with("## "))
+        .count();
+    assert_eq!(
+        sections,
+        names.len(),
+        "a runbook section for each alert, no more"
+    );
+}
