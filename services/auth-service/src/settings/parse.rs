@@ -1,6 +1,7 @@
 //! The formats of the settings that hold several values: `appid:secret` pairs,
-//! `kid:base64` keys and `appid:host|host` avatar hosts. Errors name the setting and the rule,
-//! never a secret.
+//! `kid:base64` keys and `appid:host|host` avatar hosts; and the checks of the URLs the
+//! service is given (the issuer, WeChat's base). Errors name the setting and the rule, never
+//! a secret.
 
 use std::collections::HashMap;
 
@@ -154,4 +155,76 @@ pub(super) fn parse_avatar_hosts(
         }
     }
     Ok(hosts)
+}
+
+/// The gateway's default address, the issuer of a dev stack.
+const DEV_ISSUER: &str = "http://127.0.0.1:8080";
+
+/// The issuer: an `https://` URL without query or fragment (plain `http://` only to this
+/// machine or in dev mode), without a trailing slash (discovery appends paths to it).
+pub(super) fn check_issuer(raw: Option<&str>, dev: bool) -> Result<Option<String>, SettingsError> {
+    let raw = raw.map(str::trim).filter(|raw| !raw.is_empty());
+    let Some(raw) = raw else {
+        return Ok(dev.then(|| DEV_ISSUER.to_owned()));
+    };
+    let malformed = |rule: &str| SettingsError::Malformed {
+        setting: "WXAUTH_ISSUER",
+        rule: rule.to_owned(),
+    };
+    let issuer = raw.trim_end_matches('/');
+    let rest = issuer
+        .strip_prefix("https://")
+        .or_else(|| issuer.strip_prefix("http://"))
+        .ok_or_else(|| {
+            malformed("must be an https:// URL, the address the gateway is reached at")
+        })?;
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    if host.is_empty()
+        || issuer.contains(['?', '#', ' '])
+        || !issuer.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(malformed(
+            "must be an https:// URL with a host and no query or fragment",
+        ));
+    }
+    if issuer.starts_with("http://") && check_wechat_base(issuer, dev).is_err() {
+        return Err(malformed(
+            "must be https:// (plain http:// only for this machine, or with WXAUTH_DEV=1)",
+        ));
+    }
+    Ok(Some(issuer.to_owned()))
+}
+
+/// Whether the URL after `http://`, `rest`, names this machine.
+pub(super) fn loopback_host(rest: &str) -> bool {
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    rest.starts_with("[::1]")
+        || host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// WeChat's base must be `https://`: the app secret and every session_key cross it. Plain
+/// `http://` is taken only for a server on this machine (a simulator in tests) or in dev
+/// mode (the simulator of the dev stack).
+pub(super) fn check_wechat_base(base: &str, dev: bool) -> Result<(), SettingsError> {
+    let malformed = |rule: &str| SettingsError::Malformed {
+        setting: "WECHAT_API_BASE",
+        rule: rule.to_owned(),
+    };
+    if base.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = base.strip_prefix("http://") else {
+        return Err(malformed("must be an https:// URL"));
+    };
+    if dev || loopback_host(rest) {
+        Ok(())
+    } else {
+        Err(malformed(
+            "must be https:// (plain http:// only for this machine, or with WXAUTH_DEV=1 for the simulator)",
+        ))
+    }
 }

@@ -14,7 +14,7 @@
 //! - [`lifecycle`]: suspension, deletion, restoring; [`erasure`]: what each does to a user's
 //!   rows, and what a deletion leaves; [`gate`]: whether a user may log in, in SQL;
 //! - [`find`]: finding users, and what an export reads besides the user;
-//! - [`families`]: token families, refresh rotation and revocation;
+//! - [`families`]: token families and revocation; `rotating`: a refresh token's rotation;
 //! - [`revocations`]: the feed of revocations from every replica;
 //! - [`outbox`]: webhook events, written with their change, claimed and settled by the
 //!   delivery;
@@ -37,6 +37,7 @@ pub mod outbox;
 pub mod phones;
 pub mod pool;
 pub mod revocations;
+mod rotating;
 pub mod session_keys;
 mod statement;
 mod time;
