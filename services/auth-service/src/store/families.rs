@@ -15,7 +15,6 @@ use super::{
     gate::barred_sql,
     logins::IssuedLogin,
     outbox::{bind_wanted, outbox_cte},
-    rotating,
 };
 use crate::{
     clock::Timestamp,
@@ -168,20 +167,6 @@ pub(super) async fn revoke_users(
 }
 
 impl PgStore {
-    /// Trades a refresh token for a new one in the same family, atomically: two concurrent
-    /// refreshes with one token cannot both rotate it (the row is locked); the second gets
-    /// the same successor while the grace lasts, and anything later is reuse.
-    pub async fn rotate_refresh(
-        &self,
-        old_hash: &[u8],
-        rotation: Rotation<'_>,
-        context: &CallContext,
-    ) -> Result<RefreshOutcome, StoreError> {
-        let now = self.now();
-        self.run(async |conn| rotating::rotate(self, conn, old_hash, rotation, now, context).await)
-            .await
-    }
-
     /// Revokes one family (if live) at its holder's request, and ends the user's open login
     /// sessions. Returns whether the family was live.
     pub async fn revoke_family(

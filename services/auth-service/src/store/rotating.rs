@@ -5,7 +5,7 @@
 use sqlx::{Connection as _, Row as _, postgres::PgConnection};
 
 use super::{
-    PgStore, audit,
+    PgStore, StoreError, audit,
     families::{RefreshOutcome, Rotation, revoke_events, revoke_sql},
     gate::barred_sql,
     logins::IssuedLogin,
@@ -21,6 +21,22 @@ use crate::{
     },
     secrets::Sealed,
 };
+
+impl PgStore {
+    /// Trades a refresh token for a new one in the same family, atomically: two concurrent
+    /// refreshes with one token cannot both rotate it (the row is locked); the second gets
+    /// the same successor while the grace lasts, and anything later is reuse.
+    pub async fn rotate_refresh(
+        &self,
+        old_hash: &[u8],
+        rotation: Rotation<'_>,
+        context: &CallContext,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let now = self.now();
+        self.run(async |conn| rotate(self, conn, old_hash, rotation, now, context).await)
+            .await
+    }
+}
 
 fn event(
     kind: AuditKind,
