@@ -4,9 +4,11 @@
 //   const me = await wxauth.request({ url: '/v1/me' });   // logs in silently when needed
 //
 // It logs in silently (wx.login + POST /v1/login), keeps the tokens in storage, refreshes the
-// access token when the gateway answers 10007, logs in again when the session or code is
-// refused (10002, 10003) or the refresh token is spent, and retries once, after a pause, when
-// WeChat or the service is unavailable (10005, 503). No dependencies; works with the `wx`
+// access token shortly before it expires (and when the gateway answers 10007 anyway), logs in
+// again when the session or code is refused (10002, 10003) or the refresh token is spent, and
+// retries once when WeChat or the service is unavailable (10005, 503) or a quota says to wait
+// (429), after the `retry-after` the gateway sends. It surfaces WeChat's privacy gate
+// (`requirePrivacy`, `onNeedPrivacyAuthorization`). No dependencies; works with the `wx`
 // global of a mini-program, or any object with the same methods (tests pass a shim).
 
 'use strict';
@@ -17,9 +19,12 @@ const CODES = {
   sessionUnknown: 10002,
   codeRejected: 10003,
   wechatUnavailable: 10005,
+  rateLimited: 10006,
   tokenInvalid: 10007,
   accountSuspended: 10011,
   nicknameRejected: 10012,
+  // Not the gateway's: the user declined the privacy guide (see requirePrivacy).
+  privacyDenied: 'PRIVACY_DENIED',
 };
 
 class WxauthError extends Error {
@@ -37,13 +42,36 @@ function create(options) {
   const wx = options.wx || globalThis.wx;
   const baseUrl = options.baseUrl.replace(/\/$/, '');
   const appid = options.appid;
+  // The pause before a retry when the gateway names none.
   const retryDelayMs = options.retryDelayMs === undefined ? 1000 : options.retryDelayMs;
+  // The longest `retry-after` honoured by waiting; a longer one is the caller's to handle.
+  const maxRetryAfterMs = options.maxRetryAfterMs === undefined ? 5000 : options.maxRetryAfterMs;
+  // How long before `expires_at` the access token is refreshed.
+  const refreshAheadSecs = options.refreshAheadSecs === undefined ? 60 : options.refreshAheadSecs;
+  const now = options.now || (() => Date.now());
+  const sleep = options.sleep || ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   let loggingIn = null;
   let refreshing = null;
 
-  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  // WeChat's privacy gate: getPhoneNumber, chooseAvatar and the nickname input fail silently
+  // unless the app's privacy guide declares them and the user agreed. The app shows its own
+  // consent popup from this handler (see README).
+  if (options.onNeedPrivacyAuthorization && typeof wx.onNeedPrivacyAuthorization === 'function') {
+    wx.onNeedPrivacyAuthorization(options.onNeedPrivacyAuthorization);
+  }
 
-  // wx.request as a promise of { status, body }.
+  // How long to wait before retrying `answer`, or null when it should not be retried.
+  function retryWait(answer) {
+    const header = answer.header || {};
+    const named = Number(header['retry-after'] || header['Retry-After']);
+    if (Number.isFinite(named) && named >= 0) {
+      const ms = named * 1000;
+      return ms <= maxRetryAfterMs ? ms : null;
+    }
+    return retryDelayMs;
+  }
+
+  // wx.request as a promise of { status, body, header }.
   function call(path, { method = 'GET', data, token } = {}) {
     return new Promise((resolve, reject) => {
       const header = { 'content-type': 'application/json' };
@@ -53,7 +81,7 @@ function create(options) {
         method,
         data,
         header,
-        success: (res) => resolve({ status: res.statusCode, body: res.data }),
+        success: (res) => resolve({ status: res.statusCode, body: res.data, header: res.header || {} }),
         fail: (err) => reject(new WxauthError(0, { msg: (err && err.errMsg) || 'request failed' })),
       });
     });
@@ -61,6 +89,7 @@ function create(options) {
 
   const unavailable = ({ status, body }) =>
     status === 503 || (body && body.code === CODES.wechatUnavailable);
+  const retryable = (answer) => unavailable(answer) || answer.status === 429;
 
   function stored() {
     const tokens = wx.getStorageSync(STORAGE_KEY);
@@ -93,8 +122,9 @@ function create(options) {
             store(answer.body.data);
             return answer.body.data;
           }
-          if (attempt === 0 && unavailable(answer)) {
-            await sleep(retryDelayMs);
+          const wait = attempt === 0 && retryable(answer) ? retryWait(answer) : null;
+          if (wait !== null) {
+            await sleep(wait);
             continue;
           }
           throw new WxauthError(answer.status, answer.body);
@@ -129,8 +159,20 @@ function create(options) {
     return refreshing;
   }
 
+  // The stored access token, refreshed first when it expires within refreshAheadSecs (one
+  // refresh for every request that finds it so); a login when there is none.
   async function accessToken() {
-    return (stored() || (await login())).access_token;
+    const tokens = stored();
+    if (!tokens) return (await login()).access_token;
+    const expiresAt = Number(tokens.expires_at);
+    if (Number.isFinite(expiresAt) && expiresAt * 1000 - now() < refreshAheadSecs * 1000) {
+      const renewed = await refresh(tokens).catch(() => null);
+      if (renewed) return renewed.access_token;
+      const latest = stored();
+      if (latest && latest.access_token !== tokens.access_token) return latest.access_token;
+      return (await login()).access_token;
+    }
+    return tokens.access_token;
   }
 
   // A call to the gateway with the user's token: `data` of the envelope, or a WxauthError.
@@ -160,18 +202,39 @@ function create(options) {
         token = (await login()).access_token;
         continue;
       }
-      if (unavailable(answer) && !retried) {
+      const wait = retryable(answer) && !retried ? retryWait(answer) : null;
+      if (wait !== null) {
         retried = true;
-        await sleep(retryDelayMs);
+        await sleep(wait);
         continue;
       }
       throw new WxauthError(answer.status, answer.body);
     }
   }
 
+  // Asks for the user's agreement to the privacy guide before a call that needs it (show
+  // the getPhoneNumber button or chooseAvatar after it resolves). Resolves when agreed, or on
+  // a base library without the gate; rejects with CODES.privacyDenied when declined.
+  function requirePrivacy() {
+    if (typeof wx.requirePrivacyAuthorize !== 'function') return Promise.resolve();
+    return new Promise((resolve, reject) =>
+      wx.requirePrivacyAuthorize({
+        success: () => resolve(),
+        fail: (err) =>
+          reject(
+            new WxauthError(0, {
+              code: CODES.privacyDenied,
+              msg: (err && err.errMsg) || 'the user declined the privacy guide',
+            }),
+          ),
+      }),
+    );
+  }
+
   return {
     login,
     request,
+    requirePrivacy,
     // The user: profile, phone, ids.
     me: () => request({ url: '/v1/me' }),
     // e.detail.code of <button open-type="getPhoneNumber">.

@@ -21,9 +21,18 @@ async function post(url, body) {
 function shim() {
   const storage = new Map();
   const counts = { login: 0, request: 0, refresh: 0 };
+  const privacy = { agree: true, handlers: [] };
   const wx = {
     counts,
     storage,
+    privacy,
+    requirePrivacyAuthorize({ success, fail }) {
+      if (privacy.agree) success({ errMsg: 'requirePrivacyAuthorize:ok' });
+      else fail({ errMsg: 'requirePrivacyAuthorize:fail privacy permission is not authorized' });
+    },
+    onNeedPrivacyAuthorization(handler) {
+      privacy.handlers.push(handler);
+    },
     login({ success, fail }) {
       counts.login += 1;
       post(`${SIM_URL}/sim/login`, { appid: APPID, openid: OPENID })
@@ -34,7 +43,13 @@ function shim() {
       counts.request += 1;
       if (url.endsWith('/v1/token/refresh')) counts.refresh += 1;
       fetch(url, { method, headers: header, body: data === undefined ? undefined : JSON.stringify(data) })
-        .then(async (response) => success({ statusCode: response.status, data: await response.json() }))
+        .then(async (response) =>
+          success({
+            statusCode: response.status,
+            data: await response.json(),
+            header: Object.fromEntries(response.headers),
+          }),
+        )
         .catch((err) => fail({ errMsg: String(err) }));
     },
     getStorageSync: (key) => storage.get(key) || '',
@@ -46,7 +61,20 @@ function shim() {
 
 async function main() {
   const wx = shim();
-  const client = wxauth.create({ baseUrl: GATEWAY_URL, appid: APPID, wx, retryDelayMs: 10 });
+  const slept = [];
+  const onNeedPrivacyAuthorization = (resolve) => resolve({ event: 'agree' });
+  const client = wxauth.create({
+    baseUrl: GATEWAY_URL,
+    appid: APPID,
+    wx,
+    retryDelayMs: 10,
+    // Waits are recorded, not slept: the test checks how long the client chose to wait.
+    sleep: async (ms) => {
+      slept.push(ms);
+    },
+    onNeedPrivacyAuthorization,
+  });
+  assert.deepEqual(wx.privacy.handlers, [onNeedPrivacyAuthorization], 'the privacy handler is registered');
 
   // 1. The first request logs in silently and keeps the tokens.
   const me = await client.me();
@@ -57,6 +85,16 @@ async function main() {
 
   // 2. The next one uses the stored token: no login.
   await client.me();
+  assert.equal(wx.counts.login, 1);
+
+  // 2b. An access token about to expire is refreshed before the request, not after a 10007.
+  const soon = wx.storage.get('wxauth.tokens');
+  wx.storage.set('wxauth.tokens', { ...soon, expires_at: Math.floor(Date.now() / 1000) + 10 });
+  const [requestsBefore, refreshesAhead] = [wx.counts.request, wx.counts.refresh];
+  await client.me();
+  assert.equal(wx.counts.refresh - refreshesAhead, 1, 'refreshed ahead of expiry');
+  assert.equal(wx.counts.request - requestsBefore, 2, 'one refresh and the request, no refusal');
+  assert.notEqual(wx.storage.get('wxauth.tokens').refresh_token, soon.refresh_token);
   assert.equal(wx.counts.login, 1);
 
   // 3. A bad access token (expired, say) is refreshed with the refresh token: no login.
@@ -89,11 +127,22 @@ async function main() {
   // A refused phone code is the caller's to handle: an error with its envelope code.
   await assert.rejects(client.bindPhone(phoneCode), (err) => err.code === 10010 && err.status === 400);
 
-  // 6. WeChat busy once at login: retried once with a fresh code.
+  // 6. WeChat busy once at login: retried once with a fresh code, after the retry-after the
+  // gateway named (1 s), not the client's own default pause.
   wx.storage.delete('wxauth.tokens');
   await post(`${SIM_URL}/sim/faults`, { errcode: -1, times: 1 });
+  slept.length = 0;
   await client.me();
   assert.equal(wx.counts.login, 4, 'one failed login, one retried with a new code');
+  assert.deepEqual(slept, [1000], 'waited as retry-after said');
+
+  // 6b. The privacy gate: agreed, declined, and a base library without it.
+  await client.requirePrivacy();
+  wx.privacy.agree = false;
+  await assert.rejects(client.requirePrivacy(), (err) => err.code === wxauth.CODES.privacyDenied);
+  wx.privacy.agree = true;
+  const old = wxauth.create({ baseUrl: GATEWAY_URL, appid: APPID, wx: { ...wx, requirePrivacyAuthorize: undefined } });
+  await old.requirePrivacy();
 
   // 7. Logout ends the session: the old refresh token no longer works.
   const before = wx.storage.get('wxauth.tokens');
