@@ -10,10 +10,21 @@ use wxauth_process::{
     config,
     exit::{self, StartFailure as _},
     logging::{self, error_chain},
+    stray,
 };
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // A `GATEWAY_*` variable no setting reads is a typo until shown otherwise.
+    if !stray::report(
+        "gateway",
+        &<Settings as clap::CommandFactory>::command(),
+        &["GATEWAY_"],
+        &[],
+        "GATEWAY_STRICT_ENV",
+    ) {
+        return ExitCode::from(exit::CONFIG);
+    }
     let settings: Settings = config::parse("gateway", "GATEWAY_CONFIG");
     let _flush_logs = logging::init(settings.log_format, "info,h2=warn,tower=warn,hyper=warn");
     let config = match settings.into_config() {

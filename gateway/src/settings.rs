@@ -32,6 +32,12 @@ pub struct Settings {
     #[arg(long, env = "WXAUTH_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: logging::LogFormat,
 
+    /// Refuse to start when a `GATEWAY_*` variable names no setting (a typo), instead of
+    /// warning about it.
+    #[arg(long, env = "GATEWAY_STRICT_ENV", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub strict_env: bool,
+
     /// Where Prometheus scrapes `/metrics`. Port 0 picks a free port; the address really
     /// bound is printed as `metrics on <addr>`.
     #[arg(long, env = "GATEWAY_METRICS_ADDR", default_value = "127.0.0.1:9465")]

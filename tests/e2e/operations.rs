@@ -312,9 +312,58 @@ async fn the_openapi_document_describes_exactly_the_live_routes() {
 
 #[test]
 fn a_missing_or_malformed_setting_exits_64_naming_the_variable() {
+    // Every required setting missing: one report names them all.
     let (code, stderr) = run_to_exit("auth-service", &[]);
     assert_eq!(code, Some(64), "{stderr}");
-    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+    assert!(stderr.contains("5 settings are missing"), "{stderr}");
+    for setting in [
+        "DATABASE_URL",
+        "WXAUTH_APPS",
+        "WXAUTH_CALLERS",
+        "WXAUTH_SESSION_KEY_KEYS",
+        "WXAUTH_TOKEN_SIGNING_KEYS",
+    ] {
+        assert!(stderr.contains(setting), "{setting}: {stderr}");
+    }
+    // A mistyped variable is named, with the setting it means: a warning, or with the
+    // strict setting the reason the start stops.
+    let (code, stderr) = run_to_exit("auth-service", &[("WXAUTH_APP", "wx:secret".into())]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains("WXAUTH_APP names no setting (did you mean WXAUTH_APPS?): ignored"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("wx:secret"), "the value is never echoed");
+    let (code, stderr) = run_to_exit(
+        "auth-service",
+        &[
+            ("WXAUTH_APP", "wx:secret".into()),
+            ("WXAUTH_STRICT_ENV", "1".into()),
+        ],
+    );
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains(
+            "WXAUTH_APP names no setting (did you mean WXAUTH_APPS?): refused (WXAUTH_STRICT_ENV is set)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("settings are missing"),
+        "it stops before: {stderr}"
+    );
+    let (code, stderr) = run_to_exit(
+        "gateway",
+        &[
+            ("GATEWAY_HTTP_ADRR", "127.0.0.1:0".into()),
+            ("GATEWAY_STRICT_ENV", "true".into()),
+        ],
+    );
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains("did you mean GATEWAY_HTTP_ADDR?"),
+        "{stderr}"
+    );
 
     let (code, stderr) = run_to_exit("gateway", &[]);
     assert_eq!(code, Some(64), "{stderr}");

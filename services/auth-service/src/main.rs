@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use auth_service::{Application, settings::Settings, transport::status::error_chain};
 use tracing::{error, info, warn};
-use wxauth_process::{config, logging};
+use wxauth_process::{config, logging, stray};
 
 /// Exit code for a configuration error (sysexits' EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
@@ -14,6 +14,16 @@ const EXIT_UNAVAILABLE: u8 = 69;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // A `WXAUTH_*` variable no setting reads is a typo until shown otherwise.
+    if !stray::report(
+        "auth-service",
+        &<Settings as clap::CommandFactory>::command(),
+        &["WXAUTH_"],
+        &auth_service::settings::RENAMED,
+        "WXAUTH_STRICT_ENV",
+    ) {
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let settings: Settings = config::parse_renamed(
         "auth-service",
         "WXAUTH_CONFIG",

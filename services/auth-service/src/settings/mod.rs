@@ -62,8 +62,8 @@ pub struct Settings {
     #[arg(long, env = "WXAUTH_METRICS_ADDR", default_value = "127.0.0.1:9464")]
     pub metrics_addr: SocketAddr,
 
-    /// PostgreSQL connection URL. Migrations are applied at start-up.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    /// PostgreSQL connection URL (required). Migrations are applied at start-up.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, default_value = "")]
     pub database_url: String,
 
     /// A direct connection URL to the same database, when DATABASE_URL goes through a
@@ -277,6 +277,12 @@ pub struct Settings {
     #[command(flatten)]
     pub webhooks: webhooks::WebhookArgs,
 
+    /// Refuse to start when a `WXAUTH_*` variable names no setting (a typo), instead of
+    /// warning about it.
+    #[arg(long, env = "WXAUTH_STRICT_ENV", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub strict_env: bool,
+
     /// Dev mode (`WXAUTH_DEV=1`): missing keys are replaced by throwaway ones made at start,
     /// and the log says so. Never in production: sessions do not survive a restart.
     #[arg(long, env = "WXAUTH_DEV", action = clap::ArgAction::SetTrue,
@@ -295,6 +301,9 @@ pub enum SettingsError {
         /// How to set it.
         hint: &'static str,
     },
+    /// Several settings are missing: each, on a line of its own.
+    #[error("{} settings are missing:{}", .0.len(), .0.iter().map(|err| format!("\n  - {err}")).collect::<String>())]
+    Several(Vec<SettingsError>),
     /// A setting is malformed.
     #[error("{setting} is malformed: {rule}")]
     Malformed {
@@ -306,13 +315,48 @@ pub enum SettingsError {
 }
 
 impl Settings {
+    /// The required settings that are not set (empty counts as unset), each with how to set
+    /// it. Outside dev mode the keys are required too.
+    fn missing(&self) -> Vec<SettingsError> {
+        let unset = |value: Option<&str>| value.is_none_or(|value| value.trim().is_empty());
+        let apps_unset = self.apps.split(',').all(|pair| pair.trim().is_empty());
+        [
+            (unset(Some(&self.database_url)), "DATABASE_URL", "give a postgres:// URL"),
+            (
+                apps_unset,
+                "WXAUTH_APPS",
+                "list the mini-programs to serve as appid:secret pairs separated by commas",
+            ),
+            (
+                unset(Some(&self.callers)),
+                "WXAUTH_CALLERS",
+                "list who may call as name:scope+scope:key entries (scopes: login, validate, admin)",
+            ),
+            (
+                !self.dev && unset(self.session_key_keys.as_deref()),
+                "WXAUTH_SESSION_KEY_KEYS",
+                "give kid:base64 entries of 32 random bytes each (make one with `head -c32 /dev/urandom | base64`), or set WXAUTH_DEV=1 for throwaway keys",
+            ),
+            (
+                !self.dev && unset(self.token_signing_keys.as_deref()),
+                "WXAUTH_TOKEN_SIGNING_KEYS",
+                "give kid:base64 entries of 32-byte Ed25519 seeds (make one with `head -c32 /dev/urandom | base64`), or set WXAUTH_DEV=1 for a throwaway key",
+            ),
+        ]
+        .into_iter()
+        .filter(|(missing, ..)| *missing)
+        .map(|(_, setting, hint)| SettingsError::Missing { setting, hint })
+        .collect()
+    }
+
     /// Validates the settings into the configuration the service runs with.
     pub fn into_config(self) -> Result<Config, SettingsError> {
-        if self.database_url.trim().is_empty() {
-            return Err(SettingsError::Missing {
-                setting: "DATABASE_URL",
-                hint: "give a postgres:// URL",
-            });
+        // Every required setting that is missing, in one report rather than one per start.
+        let mut missing = self.missing();
+        match missing.len() {
+            0 => {}
+            1 => return Err(missing.remove(0)),
+            _ => return Err(SettingsError::Several(missing)),
         }
         let apps = parse_apps(&self.apps)?;
         check_wechat_base(&self.wechat_api_base, self.dev)?;

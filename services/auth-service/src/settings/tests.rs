@@ -201,6 +201,8 @@ fn an_empty_app_list_is_refused() {
         "postgres://db/x",
         "--apps",
         " , ",
+        "--callers",
+        CALLERS,
         "--dev",
     ];
     let err = Settings::try_parse_from(args)
@@ -421,4 +423,50 @@ fn webhook_subscriptions_are_checked_and_their_errors_quote_no_secret() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn every_missing_required_setting_is_named_in_one_report() {
+    // Given empty, as the environment of the test run may set some of them.
+    let unset = [
+        "auth-service",
+        "--database-url=",
+        "--apps=",
+        "--callers=",
+        "--session-key-keys=",
+        "--token-signing-keys=",
+    ];
+    let err = Settings::try_parse_from(unset)
+        .unwrap()
+        .into_config()
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("5 settings are missing:"), "{err}");
+    for setting in [
+        "DATABASE_URL",
+        "WXAUTH_APPS",
+        "WXAUTH_CALLERS",
+        "WXAUTH_SESSION_KEY_KEYS",
+        "WXAUTH_TOKEN_SIGNING_KEYS",
+    ] {
+        assert!(
+            err.contains(&format!("\n  - {setting} is not set: ")),
+            "{setting}: {err}"
+        );
+    }
+    // In dev mode the keys are made up: three left, still in one report.
+    let dev = Settings::try_parse_from(unset.iter().chain(&["--dev"]))
+        .unwrap()
+        .into_config()
+        .unwrap_err()
+        .to_string();
+    assert!(dev.starts_with("3 settings are missing:"), "{dev}");
+    // One alone reads as before.
+    let one = settings(&["--session-key-keys", &format!("k1:{KEY}")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        one.starts_with("WXAUTH_TOKEN_SIGNING_KEYS is not set: "),
+        "{one}"
+    );
 }
