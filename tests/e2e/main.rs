@@ -32,6 +32,7 @@ mod quotas;
 mod reach;
 mod readme;
 mod refresh;
+mod restore;
 mod revocation;
 mod rotation;
 mod session_keys;
