@@ -18,6 +18,7 @@ mod grpc;
 mod grpc_input;
 mod limits;
 mod login;
+mod migrations;
 mod miniprogram;
 mod observability;
 mod oidc;

@@ -3,7 +3,11 @@
 
 use std::process::ExitCode;
 
-use auth_service::{Application, settings::Settings, transport::status::error_chain};
+use auth_service::{
+    Application,
+    settings::{Migrations, Settings},
+    transport::status::error_chain,
+};
 use tracing::{error, info, warn};
 use wxauth_process::{config, logging, stray};
 
@@ -33,6 +37,30 @@ async fn main() -> ExitCode {
         settings.log_format,
         "info,sqlx=warn,h2=warn,tower=warn,hyper=warn",
     );
+    // The migrations job: the database's URL is all it needs.
+    if settings.migrations == Migrations::Only {
+        if settings.database_url.trim().is_empty() {
+            error!("invalid settings: DATABASE_URL is not set: give a postgres:// URL");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        let direct = settings
+            .database_direct_url
+            .as_deref()
+            .filter(|url| !url.trim().is_empty());
+        let timeout = std::time::Duration::from_millis(settings.db_statement_timeout_ms.get());
+        return match auth_service::app::migrate_only(&settings.database_url, direct, timeout).await
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                error!(error = %error_chain(&err), "cannot apply the migrations");
+                ExitCode::from(if err.is_settings() {
+                    EXIT_CONFIG
+                } else {
+                    EXIT_UNAVAILABLE
+                })
+            }
+        };
+    }
     let config = match settings.into_config() {
         Ok(config) => config,
         Err(err) => {

@@ -79,6 +79,8 @@ pub struct Config {
     pub avatar_hosts: std::collections::HashMap<String, Vec<String>>,
     /// Webhook subscriptions and how deliveries are retried.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// Whether the start applies the migrations or waits for them.
+    pub migrations: super::Migrations,
 }
 
 impl fmt::Debug for Config {

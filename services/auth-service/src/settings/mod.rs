@@ -277,6 +277,13 @@ pub struct Settings {
     #[command(flatten)]
     pub webhooks: webhooks::WebhookArgs,
 
+    /// What the start does with the schema: `apply` the migrations (every replica may; they
+    /// take a lock), `skip` them and wait until the schema is this build's (when a job with a
+    /// schema-changing role applies them, and the service's role may not), or apply them
+    /// `only` and exit (that job; only DATABASE_URL is needed).
+    #[arg(long, env = "WXAUTH_MIGRATIONS", value_enum, default_value = "apply")]
+    pub migrations: Migrations,
+
     /// Refuse to start when a `WXAUTH_*` variable names no setting (a typo), instead of
     /// warning about it.
     #[arg(long, env = "WXAUTH_STRICT_ENV", action = clap::ArgAction::SetTrue,
@@ -288,6 +295,17 @@ pub struct Settings {
     #[arg(long, env = "WXAUTH_DEV", action = clap::ArgAction::SetTrue,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub dev: bool,
+}
+
+/// What the start does with the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Migrations {
+    /// Apply them, then serve.
+    Apply,
+    /// Wait until they were applied (by a job), then serve.
+    Skip,
+    /// Apply them and exit.
+    Only,
 }
 
 /// Why the settings were refused. Names the setting and the rule, never the value.
@@ -516,6 +534,7 @@ impl Settings {
             nickname_check: self.nickname_check,
             avatar_hosts,
             webhooks,
+            migrations: self.migrations,
         })
     }
 }

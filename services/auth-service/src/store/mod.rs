@@ -345,6 +345,30 @@ impl PgStore {
         Ok(lease.finish(result)?)
     }
 
+    /// The migrations of this build not applied to the database yet.
+    pub async fn pending_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        let applied: Vec<i64> = self
+            .run(async |conn| {
+                // Before any migration the table does not exist: nothing is applied.
+                let exists: bool =
+                    statement::query_scalar("select to_regclass('_sqlx_migrations') is not null")
+                        .fetch_one(&mut *conn)
+                        .await?;
+                if !exists {
+                    return Ok(Vec::new());
+                }
+                statement::query_scalar("select version from _sqlx_migrations where success")
+                    .fetch_all(&mut *conn)
+                    .await
+            })
+            .await?;
+        Ok(MIGRATOR
+            .iter()
+            .map(|migration| migration.version)
+            .filter(|version| !applied.contains(version))
+            .collect())
+    }
+
     /// Closes the pool's idle connections (see [`Pool::drop_idle`]); returns how many.
     pub fn drop_idle_connections(&self) -> usize {
         self.pool.drop_idle()
