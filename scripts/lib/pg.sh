@@ -77,3 +77,52 @@ pg_stop_private() {
   fi
   PG_PRIVATE_DIR=
 }
+
+# pooler_start DIR: starts PgBouncer (Debian's pgbouncer) in transaction mode in DIR, in front
+# of the server of DATABASE_URL, every database of it, on a free port; sets POOLER_ADDR
+# (127.0.0.1:PORT) and POOLER_PID_FILE for pooler_stop.
+pooler_start() {
+  local dir=$1
+  [ -x /usr/sbin/pgbouncer ] || { echo "pgbouncer is missing: apt-get install pgbouncer" >&2; return 1; }
+  local rest=${DATABASE_URL#*://}
+  local user=${rest%%@*}
+  local hostport=${rest#*@}
+  hostport=${hostport%%/*}
+  local host=${hostport%:*} port=${hostport##*:}
+  [ "$host" != "$hostport" ] || port=5432
+  local listen
+  listen=$(free_port)
+  mkdir -p "$dir"
+  cat >"$dir/pgbouncer.ini" <<INI
+[databases]
+* = host=$host port=$port user=$user
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $listen
+unix_socket_dir =
+auth_type = any
+pool_mode = transaction
+default_pool_size = 20
+max_client_conn = 2000
+ignore_startup_parameters = extra_float_digits
+server_reset_query =
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+INI
+  [ "$(id -u)" != 0 ] || chown -R postgres: "$dir"
+  pg_as_owner /usr/sbin/pgbouncer -d "$dir/pgbouncer.ini"
+  for _ in $(seq 100); do
+    (echo >"/dev/tcp/127.0.0.1/$listen") 2>/dev/null && break
+    sleep 0.1
+  done
+  POOLER_ADDR="127.0.0.1:$listen"
+  POOLER_PID_FILE="$dir/pgbouncer.pid"
+  echo "PgBouncer (transaction mode) in $dir on $POOLER_ADDR" >&2
+}
+
+# pooler_stop: stops the PgBouncer pooler_start started.
+pooler_stop() {
+  [ -n "${POOLER_PID_FILE:-}" ] && [ -f "$POOLER_PID_FILE" ] || return 0
+  kill "$(cat "$POOLER_PID_FILE")" 2>/dev/null || true
+  POOLER_PID_FILE=
+}

@@ -69,6 +69,14 @@ struct Args {
     /// Where the services' logs go.
     #[arg(long, default_value = "target/bench/logs")]
     log_dir: PathBuf,
+    /// A connection pooler in transaction mode in front of the database's server (HOST:PORT),
+    /// for the builds named by `--pooled`.
+    #[arg(long)]
+    pooler: Option<std::net::SocketAddr>,
+    /// A build (by NAME) whose auth-service reaches the database through `--pooler`
+    /// (`WXAUTH_DATABASE_DIRECT_URL` set to the server itself).
+    #[arg(long = "pooled")]
+    pooled: Vec<String>,
 }
 
 #[tokio::main]
@@ -84,7 +92,12 @@ async fn main() {
 
     let mut builds = Vec::new();
     for build in &args.builds {
-        builds.push(Build::start(&build.name, &build.dir, &wechat, &args.log_dir).await);
+        let pooler = if args.pooled.contains(&build.name) {
+            Some(args.pooler.expect("--pooled needs --pooler HOST:PORT"))
+        } else {
+            None
+        };
+        builds.push(Build::start(&build.name, &build.dir, &wechat, &args.log_dir, pooler).await);
     }
     let wanted = |phase: &str| args.phases.iter().any(|p| p == phase);
     if wanted("memory") {

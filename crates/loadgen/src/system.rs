@@ -72,8 +72,16 @@ fn random_key() -> String {
 }
 
 impl Build {
-    /// Starts the binaries in `bin_dir` against a new database on `DATABASE_URL`'s server.
-    pub async fn start(name: &str, bin_dir: &Path, wechat: &FakeWeChat, log_dir: &Path) -> Self {
+    /// Starts the binaries in `bin_dir` against a new database on `DATABASE_URL`'s server,
+    /// reached through `pooler` (a pooler in transaction mode in front of that server) when
+    /// there is one.
+    pub async fn start(
+        name: &str,
+        bin_dir: &Path,
+        wechat: &FakeWeChat,
+        log_dir: &Path,
+        pooler: Option<std::net::SocketAddr>,
+    ) -> Self {
         let db = TestDb::create_empty().await;
         let gateway_key = format!("gw-{}", random_hex(16));
         let service_key = format!("svc-{}", random_hex(16));
@@ -95,6 +103,14 @@ impl Build {
             // ignores the setting).
             ("WXAUTH_WECHAT_CALLS_PER_SECOND", "0".into()),
         ];
+        let mut auth_env = auth_env;
+        if let Some(pooler) = pooler {
+            auth_env.push((
+                "DATABASE_URL",
+                wxauth_harness::db::with_address(&db.url, pooler),
+            ));
+            auth_env.push(("WXAUTH_DATABASE_DIRECT_URL", db.url.clone()));
+        }
         let auth = Proc::spawn_from(
             bin_dir,
             "auth-service",
