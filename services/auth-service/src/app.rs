@@ -23,8 +23,10 @@ use crate::{
     profiles::Profiles,
     quotas::WeChatQuota,
     revocation::{self, Revocations},
+    schema,
     settings::{Config, Migrations},
-    store::{PgStore, StoreError, upkeep::Retention},
+    start_error::StartError,
+    store::{PgStore, upkeep::Retention},
     tls::Tls,
     tokens::{TokenSettings, Tokens},
     transport::{self, AuthApi, Flows},
@@ -44,60 +46,10 @@ const KEEPALIVE: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest header block accepted.
 const MAX_HEADER_BYTES: u32 = 16 * 1024;
-/// How often a replica that does not migrate looks whether the migrations job has.
-const MIGRATIONS_POLL: Duration = Duration::from_secs(2);
 /// How long telling the other replicas this one stops may take.
 const REPLICA_GONE: Duration = Duration::from_secs(2);
 /// How long the audit events still queued at shutdown may take to reach the database.
 const AUDIT_FLUSH: Duration = Duration::from_secs(5);
-
-/// Why the service could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// DATABASE_URL does not parse.
-    #[error("DATABASE_URL (or WXAUTH_DATABASE_DIRECT_URL) is not a postgres:// URL")]
-    DatabaseUrl,
-    /// The database does not answer.
-    #[error("cannot connect to the database")]
-    Database(#[source] StoreError),
-    /// The migrations failed.
-    #[error("cannot apply database migrations")]
-    Migrate(#[source] StoreError),
-    /// The WeChat client could not be built.
-    #[error("cannot build the wechat client")]
-    WeChat(#[source] wxauth_wechat::BuildError),
-    /// The webhook client could not be built.
-    #[error("cannot build the webhook client")]
-    Webhooks(#[source] crate::webhooks::BuildError),
-    /// The gRPC address cannot be bound.
-    #[error("cannot listen on {addr}")]
-    Listen {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// TLS could not be set up.
-    #[error("cannot set up tls")]
-    Tls(#[source] crate::tls::TlsError),
-    /// The metrics address cannot be bound.
-    #[error("cannot listen for metrics on {addr}")]
-    Metrics {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl StartError {
-    /// Whether the settings are at fault (exit 64), rather than something they point at (69).
-    pub fn is_settings(&self) -> bool {
-        matches!(self, Self::DatabaseUrl | Self::Tls(_))
-    }
-}
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -178,8 +130,8 @@ impl Application {
         }
         store.ping().await.map_err(StartError::Database)?;
         match config.migrations {
-            Migrations::Apply | Migrations::Only => migrate(&store).await?,
-            Migrations::Skip => wait_for_migrations(&store).await?,
+            Migrations::Apply | Migrations::Only => schema::migrate(&store).await?,
+            Migrations::Skip => schema::wait_for_migrations(&store).await?,
         }
         let wechat = WeChatClient::new(&config.wechat_api_base, config.wechat_timeout)
             .map_err(StartError::WeChat)?;
@@ -474,63 +426,6 @@ impl Application {
         self.store.close();
         served
     }
-}
-
-/// Applies the migrations (warning when a newer release's are there already).
-async fn migrate(store: &PgStore) -> Result<(), StartError> {
-    if let Some(newer) = store.migrate().await.map_err(StartError::Migrate)? {
-        warn!(
-            newest_migration = newer,
-            "the database schema is newer than this build (a newer release migrated it): \
-             running on it, as migrations only ever add"
-        );
-    }
-    Ok(())
-}
-
-/// Waits until every migration of this build is applied (by the migrations job, under a
-/// role that may change the schema), checking every two seconds.
-async fn wait_for_migrations(store: &PgStore) -> Result<(), StartError> {
-    let mut said = false;
-    loop {
-        let pending = store
-            .pending_migrations()
-            .await
-            .map_err(StartError::Database)?;
-        if pending.is_empty() {
-            return Ok(());
-        }
-        if !said {
-            info!(
-                ?pending,
-                "WXAUTH_MIGRATIONS=skip: waiting for the migrations job to apply migrations"
-            );
-            said = true;
-        }
-        tokio::time::sleep(MIGRATIONS_POLL).await;
-    }
-}
-
-/// Applies the migrations and returns: the migrations job (`WXAUTH_MIGRATIONS=only`), which
-/// needs nothing but the database's URL (`direct` when the other goes through a pooler).
-pub async fn migrate_only(
-    database_url: &str,
-    direct: Option<&str>,
-    statement_timeout: Duration,
-) -> Result<(), StartError> {
-    let clock: SharedClock = Arc::new(SystemClock);
-    let store = match direct {
-        Some(direct) => {
-            PgStore::connect_lazy_pooled(database_url, direct, 1, statement_timeout, clock)
-        }
-        None => PgStore::connect_lazy(database_url, 1, statement_timeout, clock),
-    }
-    .map_err(|_| StartError::DatabaseUrl)?;
-    store.ping().await.map_err(StartError::Database)?;
-    migrate(&store).await?;
-    info!("migrations applied");
-    store.close();
-    Ok(())
 }
 
 /// Reflection over every descriptor a caller may meet: the API and health.

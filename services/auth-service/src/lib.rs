@@ -2,7 +2,9 @@
 //! decryption of `encryptedData`, login sessions, users and tokens in Postgres.
 //!
 //! # Layout, from the edge in
-//! - [`app`]: the service built from its [`settings`] and run; `main` only adds signals.
+//! - [`app`]: the service built from its [`settings`] and run; `main` only adds signals;
+//!   [`schema`]: the migrations at start, or waited for, or applied by a job;
+//!   [`start_error`]: why a start failed, and whose fault it is.
 //! - [`transport`]: the gRPC edge; parses requests, calls one flow, maps errors (once).
 //! - [`login`], [`login_sessions`], [`tokens`], [`users`], [`profiles`], [`lifecycle`],
 //!   [`wechat_calls`]: the flows, one capability each; no tonic, no SQL.
@@ -35,8 +37,10 @@ pub mod metrics;
 pub mod profiles;
 pub mod quotas;
 pub mod revocation;
+pub mod schema;
 pub mod secrets;
 pub mod settings;
+pub mod start_error;
 pub mod store;
 pub mod tls;
 pub mod tokens;
@@ -46,4 +50,5 @@ pub mod users;
 pub mod webhooks;
 pub mod wechat_calls;
 
-pub use app::{Application, ServeError, StartError};
+pub use app::{Application, ServeError};
+pub use start_error::StartError;

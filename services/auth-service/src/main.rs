@@ -48,7 +48,8 @@ async fn main() -> ExitCode {
             .as_deref()
             .filter(|url| !url.trim().is_empty());
         let timeout = std::time::Duration::from_millis(settings.db_statement_timeout_ms.get());
-        return match auth_service::app::migrate_only(&settings.database_url, direct, timeout).await
+        return match auth_service::schema::migrate_only(&settings.database_url, direct, timeout)
+            .await
         {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {

@@ -3,11 +3,13 @@
 //! from `--help`, they are parsed here (not by clap, whose errors quote the value), and every
 //! error names the setting and the rule only.
 //!
-//! - [`config`]: what the settings become, the validated [`Config`];
+//! - [`config`]: what the settings become, the validated [`Config`]; `error`: why they are
+//!   refused, and the migrations choice;
 //! - [`parse`]: the formats of list and key settings, and the checks of URL settings;
 //! - [`webhooks`]: the webhook subscriptions and how deliveries are retried.
 
 pub mod config;
+mod error;
 mod parse;
 mod webhooks;
 
@@ -30,6 +32,7 @@ use crate::{
     tokens::{RefreshRules, TokenKeys},
 };
 pub use config::Config;
+pub use error::{Migrations, SettingsError};
 
 /// Settings whose environment variable was renamed: the old name is still read.
 pub const RENAMED: [wxauth_process::config::Renamed; 1] = [wxauth_process::config::Renamed {
@@ -295,41 +298,6 @@ pub struct Settings {
     #[arg(long, env = "WXAUTH_DEV", action = clap::ArgAction::SetTrue,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub dev: bool,
-}
-
-/// What the start does with the schema.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Migrations {
-    /// Apply them, then serve.
-    Apply,
-    /// Wait until they were applied (by a job), then serve.
-    Skip,
-    /// Apply them and exit.
-    Only,
-}
-
-/// Why the settings were refused. Names the setting and the rule, never the value.
-#[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
-    /// A setting is missing.
-    #[error("{setting} is not set: {hint}")]
-    Missing {
-        /// The environment variable.
-        setting: &'static str,
-        /// How to set it.
-        hint: &'static str,
-    },
-    /// Several settings are missing: each, on a line of its own.
-    #[error("{} settings are missing:{}", .0.len(), .0.iter().map(|err| format!("\n  - {err}")).collect::<String>())]
-    Several(Vec<SettingsError>),
-    /// A setting is malformed.
-    #[error("{setting} is malformed: {rule}")]
-    Malformed {
-        /// The environment variable.
-        setting: &'static str,
-        /// What it must look like.
-        rule: String,
-    },
 }
 
 impl Settings {
