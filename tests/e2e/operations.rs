@@ -310,6 +310,44 @@ async fn the_openapi_document_describes_exactly_the_live_routes() {
     );
 }
 
+#[tokio::test]
+async fn a_port_in_use_names_the_setting_to_change() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let db = wxauth_e2e::db::TestDb::create().await;
+    let (code, stderr) = run_to_exit(
+        "auth-service",
+        &[
+            ("DATABASE_URL", db.url.clone()),
+            ("WXAUTH_DEV", "1".into()),
+            (
+                "WXAUTH_APPS",
+                format!("{APP}:0123456789abcdef0123456789abcdef"),
+            ),
+            (
+                "WXAUTH_CALLERS",
+                "gateway:login:gateway-key-0123456789abcdef".into(),
+            ),
+            ("WXAUTH_GRPC_ADDR", addr.clone()),
+            ("WXAUTH_METRICS_ADDR", "127.0.0.1:0".into()),
+        ],
+    );
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr} (WXAUTH_GRPC_ADDR)")),
+        "{stderr}"
+    );
+    let (code, stderr) = run_to_exit(
+        "gateway",
+        &[
+            ("AUTH_CALLER_KEY", "gateway-key-0123456789abcdef".into()),
+            ("GATEWAY_HTTP_ADDR", addr.clone()),
+        ],
+    );
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(stderr.contains("(GATEWAY_HTTP_ADDR)"), "{stderr}");
+}
+
 #[test]
 fn a_missing_or_malformed_setting_exits_64_naming_the_variable() {
     // Every required setting missing: one report names them all.

@@ -23,7 +23,7 @@ pub enum StartError {
     #[error("cannot build the webhook client")]
     Webhooks(#[source] crate::webhooks::BuildError),
     /// The gRPC address cannot be bound.
-    #[error("cannot listen on {addr}")]
+    #[error("cannot listen on {addr} (WXAUTH_GRPC_ADDR)")]
     Listen {
         /// The address.
         addr: SocketAddr,
@@ -35,7 +35,7 @@ pub enum StartError {
     #[error("cannot set up tls")]
     Tls(#[source] crate::tls::TlsError),
     /// The metrics address cannot be bound.
-    #[error("cannot listen for metrics on {addr}")]
+    #[error("cannot listen for metrics on {addr} (WXAUTH_METRICS_ADDR)")]
     Metrics {
         /// The address.
         addr: SocketAddr,
