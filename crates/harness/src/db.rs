@@ -141,6 +141,21 @@ impl TestDb {
         done.map(drop)
     }
 
+    /// Each table's size on disk, indexes and TOAST included, by name.
+    pub async fn table_bytes(&self) -> Vec<(String, i64)> {
+        let pool = self.pool().await;
+        let sizes = sqlx::query_as(
+            "select c.relname::text, pg_total_relation_size(c.oid) from pg_class c \
+             join pg_namespace n on n.oid = c.relnamespace \
+             where n.nspname = current_schema() and c.relkind = 'r' order by 1",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("the tables can be measured");
+        pool.close().await;
+        sizes
+    }
+
     /// A small pool on the test's database, to look at what the service wrote.
     pub async fn pool(&self) -> PgPool {
         PgPoolOptions::new()

@@ -23,7 +23,7 @@ use wxauth_loadgen::{
 };
 
 /// Closed-loop load on one or two builds of wxauth, side by side.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 struct Args {
     /// A build to measure, as NAME=DIR (DIR holds its release binaries); give two to compare
     /// them in one run. The last one is compared with the first.
@@ -63,7 +63,8 @@ struct Args {
     /// How many times each run is repeated (builds alternating); the median is shown.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Which parts to run: `memory`, `flows`, `validate`.
+    /// Which parts to run: `memory`, `flows`, `validate`, and `growth` (what the database
+    /// grows by per login flow, on the last build).
     #[arg(long, value_delimiter = ',', default_value = "memory,flows,validate")]
     phases: Vec<String>,
     /// Where the services' logs go.
@@ -108,6 +109,11 @@ async fn main() {
     }
     if wanted("validate") {
         validate_table(&args, &builds, &wechat, &http).await;
+    }
+    if wanted("growth")
+        && let Some(build) = builds.last()
+    {
+        growth_table(&args, build, &wechat, &http).await;
     }
     println!("\nlogs: {}", args.log_dir.display());
 }
@@ -216,6 +222,39 @@ async fn flow_table(args: &Args, builds: &[Build], wechat: &FakeWeChat, http: &r
             );
         }
     }
+}
+
+/// What the database of `build` grows by per login flow of a new user: each table's size
+/// before and after a run of 16 clients for `--seconds`, without warm-up, divided by the
+/// flows that completed (the few in flight at the end make it a little high).
+async fn growth_table(args: &Args, build: &Build, wechat: &FakeWeChat, http: &reqwest::Client) {
+    let before = build.table_bytes().await;
+    let mut run_args = args.clone();
+    run_args.warmup_seconds = 0;
+    run_args.returning_users = 0;
+    let run = flow_run(&run_args, build, wechat, http, 16).await;
+    let after = build.table_bytes().await;
+    let flows = run.ok.max(1) as f64;
+    println!(
+        "\n### Database growth per login flow of a new user ({}, {} flows of 16 clients, sizes with indexes)\n",
+        build.name, run.ok
+    );
+    println!("| table | bytes per flow | per million flows |");
+    println!("| --- | ---: | ---: |");
+    let mut total = 0.0;
+    for (table, bytes) in &after {
+        let was = before
+            .iter()
+            .find(|(name, _)| name == table)
+            .map_or(0, |(_, bytes)| *bytes);
+        let per_flow = (bytes - was) as f64 / flows;
+        if per_flow <= 0.0 {
+            continue;
+        }
+        total += per_flow;
+        println!("| {table} | {per_flow:.0} | {:.0} MB |", per_flow);
+    }
+    println!("| all | {total:.0} | {:.2} GB |", total * 1e6 / 1e9);
 }
 
 async fn flow_run(

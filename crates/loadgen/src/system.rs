@@ -145,6 +145,11 @@ impl Build {
         }
     }
 
+    /// Each table of the build's database and its size, bytes.
+    pub async fn table_bytes(&self) -> Vec<(String, i64)> {
+        self.db.table_bytes().await
+    }
+
     /// Asks PostgreSQL for a checkpoint, so that every measured run starts from the same
     /// state. Left to itself the server starts one every half a gigabyte of WAL (about every
     /// fourth 64-client run here), partway through whichever run is going: that run alone pays
