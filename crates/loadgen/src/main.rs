@@ -252,7 +252,7 @@ async fn growth_table(args: &Args, build: &Build, wechat: &FakeWeChat, http: &re
             continue;
         }
         total += per_flow;
-        println!("| {table} | {per_flow:.0} | {:.0} MB |", per_flow);
+        println!("| {table} | {per_flow:.0} | {per_flow:.0} MB |");
     }
     println!("| all | {total:.0} | {:.2} GB |", total * 1e6 / 1e9);
 }
