@@ -374,7 +374,7 @@ async fn no_secret_reaches_a_log_a_client_or_the_gateway() {
 }
 
 /// A login session issues tokens once: the same `wxsmallusersave` body sent again (a replay,
-/// or a double tap) answers "log in again", and no second session family is made. Revoking
+/// or a double tap) answers "log in again", and no other token family is made. Revoking
 /// the user ends their open login sessions too.
 #[tokio::test]
 async fn a_login_session_issues_tokens_once_and_revocation_ends_open_sessions() {

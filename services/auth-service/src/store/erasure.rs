@@ -5,7 +5,12 @@
 use sqlx::{Row as _, postgres::PgConnection};
 
 use super::statement;
-use super::{PgStore, families::revoke_users, outbox::record_for_users, users::standing_of};
+use super::{
+    PgStore,
+    families::{Ending, Families, revoke},
+    outbox::record_for_users,
+    users::standing_of,
+};
 use crate::{
     clock::Timestamp,
     domain::{AuditKind, CallContext, events::EventKind, lifecycle::Standing},
@@ -100,7 +105,12 @@ pub(super) async fn end_sessions(
     context: &CallContext,
     now: Timestamp,
 ) -> Result<Vec<i64>, sqlx::Error> {
-    let revoked = revoke_users(store, tx, ids, reason, context, now).await?;
+    let ending = Ending {
+        kind: AuditKind::Revoked,
+        reason,
+        reuse: false,
+    };
+    let revoked = revoke(store, tx, Families::OfUsers(ids), ending, context, now).await?;
     statement::query(
         "with users_of as (select appid, openid from users where user_id = any($1) \
            and openid is not null), \

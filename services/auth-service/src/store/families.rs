@@ -20,7 +20,7 @@ use crate::{
     clock::Timestamp,
     domain::{
         AuditKind, CallContext,
-        events::{EventKind, Wanted},
+        events::EventKind,
         rotation::{Presented, RefreshRules, Refusal},
     },
     secrets::Sealed,
@@ -103,9 +103,9 @@ pub struct RefreshRecord {
 /// Revokes the families that `which` selects (a `where` over `token_families`, with `$1`),
 /// ends their users' open login sessions, tells every replica, and audits each family as
 /// `$2` (kind) with `$3` (reason), `$4`..`$6` and `$8` the call, at `$7`. Writes the
-/// webhook events bound at `$9`..`$12` for each family (see [`revoke_events`]). Returns the
+/// webhook events bound at `$9`..`$12` for each family (see [`revoke`]). Returns the
 /// families revoked.
-pub(super) fn revoke_sql(which: &str) -> String {
+fn revoke_sql(which: &str) -> String {
     format!(
         "with revoked as (update token_families set revoked_at = $7, revoke_reason = $3 \
            where {which} and revoked_at is null returning family_id, user_id, appid), \
@@ -129,32 +129,55 @@ pub(super) fn revoke_sql(which: &str) -> String {
     )
 }
 
-/// Who hears of a revocation: `session.revoked`, after `session.reuse_detected` when it is
-/// reuse.
-pub(super) fn revoke_events(store: &PgStore, reuse: bool) -> Wanted {
-    if reuse {
-        store.wanting(&[EventKind::SessionReuseDetected, EventKind::SessionRevoked])
-    } else {
-        store.wanting(&[EventKind::SessionRevoked])
-    }
+/// The families a revocation ends.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Families<'a> {
+    /// One family.
+    One(i64),
+    /// Every live family of a user.
+    OfUser(i64),
+    /// Every live family of these users.
+    OfUsers(&'a [i64]),
 }
 
-/// Revokes the families of `ids` (of users), audited as revoked with `reason`, with their
-/// webhook events, in the transaction; returns the rows of [`revoke_sql`].
-pub(super) async fn revoke_users(
+/// Why families end: the audit kind, the reason, and whether it is reuse (then
+/// `session.reuse_detected` comes before `session.revoked`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ending<'a> {
+    pub(super) kind: AuditKind,
+    pub(super) reason: &'a str,
+    pub(super) reuse: bool,
+}
+
+/// Revokes `families` on `conn` ([`revoke_sql`]), audited and with the webhook events of
+/// `ending`; returns its rows, one per family revoked.
+pub(super) async fn revoke(
     store: &PgStore,
-    tx: &mut PgConnection,
-    ids: &[i64],
-    reason: &str,
+    conn: &mut PgConnection,
+    families: Families<'_>,
+    ending: Ending<'_>,
     context: &CallContext,
     now: Timestamp,
 ) -> Result<Vec<PgRow>, sqlx::Error> {
-    let wanted = revoke_events(store, false);
+    let wanted = if ending.reuse {
+        store.wanting(&[EventKind::SessionReuseDetected, EventKind::SessionRevoked])
+    } else {
+        store.wanting(&[EventKind::SessionRevoked])
+    };
+    let sql = revoke_sql(match families {
+        Families::One(_) => "family_id = $1",
+        Families::OfUser(_) => "user_id = $1",
+        Families::OfUsers(_) => "user_id = any($1)",
+    });
+    let query = statement::query(&sql);
+    let query = match families {
+        Families::One(id) | Families::OfUser(id) => query.bind(id),
+        Families::OfUsers(ids) => query.bind(ids),
+    };
     bind_wanted(
-        statement::query(&revoke_sql("user_id = any($1)"))
-            .bind(ids)
-            .bind(AuditKind::Revoked.name())
-            .bind(reason)
+        query
+            .bind(ending.kind.name())
+            .bind(ending.reason)
             .bind(&context.caller)
             .bind(&context.client_addr)
             .bind(&context.request_id)
@@ -162,7 +185,7 @@ pub(super) async fn revoke_users(
             .bind(&context.client_request_id),
         &wanted,
     )
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut *conn)
     .await
 }
 
@@ -175,23 +198,14 @@ impl PgStore {
         context: &CallContext,
     ) -> Result<bool, StoreError> {
         let now = self.now();
-        let wanted = revoke_events(self, false);
+        let ending = Ending {
+            kind: AuditKind::Logout,
+            reason: "logout",
+            reuse: false,
+        };
         let revoked = self
             .run(async |conn| {
-                bind_wanted(
-                    statement::query(&revoke_sql("family_id = $1"))
-                        .bind(family_id)
-                        .bind(AuditKind::Logout.name())
-                        .bind("logout")
-                        .bind(&context.caller)
-                        .bind(&context.client_addr)
-                        .bind(&context.request_id)
-                        .bind(now)
-                        .bind(&context.client_request_id),
-                    &wanted,
-                )
-                .fetch_all(conn)
-                .await
+                revoke(self, conn, Families::One(family_id), ending, context, now).await
             })
             .await?;
         Ok(revoked.len() == 1)
@@ -291,23 +305,14 @@ impl PgStore {
         context: &CallContext,
     ) -> Result<Vec<i64>, StoreError> {
         let now = self.now();
-        let wanted = revoke_events(self, false);
+        let ending = Ending {
+            kind: AuditKind::Revoked,
+            reason,
+            reuse: false,
+        };
         let revoked = self
             .run(async |conn| {
-                bind_wanted(
-                    statement::query(&revoke_sql("user_id = $1"))
-                        .bind(user_id)
-                        .bind(AuditKind::Revoked.name())
-                        .bind(reason)
-                        .bind(&context.caller)
-                        .bind(&context.client_addr)
-                        .bind(&context.request_id)
-                        .bind(now)
-                        .bind(&context.client_request_id),
-                    &wanted,
-                )
-                .fetch_all(conn)
-                .await
+                revoke(self, conn, Families::OfUser(user_id), ending, context, now).await
             })
             .await?;
         Ok(revoked

@@ -6,10 +6,9 @@ use sqlx::{Connection as _, Row as _, postgres::PgConnection};
 
 use super::{
     PgStore, StoreError, audit,
-    families::{RefreshOutcome, Rotation, revoke_events, revoke_sql},
+    families::{Ending, Families, RefreshOutcome, Rotation, revoke},
     gate::barred_sql,
     logins::IssuedLogin,
-    outbox::bind_wanted,
     statement,
     users::USER_BY_ID,
 };
@@ -239,20 +238,19 @@ pub(super) async fn rotate(
         // Reuse, or a replay whose successor is not there to hand out (the rule only
         // replays one that is): the family is revoked.
         _ => {
-            let wanted = revoke_events(store, true);
-            bind_wanted(
-                statement::query(&revoke_sql("family_id = $1"))
-                    .bind(family_id)
-                    .bind(AuditKind::RefreshReused.name())
-                    .bind("refresh token reused")
-                    .bind(&context.caller)
-                    .bind(&context.client_addr)
-                    .bind(&context.request_id)
-                    .bind(now)
-                    .bind(&context.client_request_id),
-                &wanted,
+            let ending = Ending {
+                kind: AuditKind::RefreshReused,
+                reason: "refresh token reused",
+                reuse: true,
+            };
+            revoke(
+                store,
+                &mut tx,
+                Families::One(family_id),
+                ending,
+                context,
+                now,
             )
-            .fetch_all(&mut *tx)
             .await?;
             tx.commit().await?;
             Ok(RefreshOutcome::Reused { family_id })
