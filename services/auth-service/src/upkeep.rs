@@ -10,8 +10,14 @@ use wxauth_process::metrics::Readiness;
 use wxauth_proto::v1::auth_service_server::SERVICE_NAME;
 
 use crate::{
-    lifecycle::Lifecycle, login_sessions::LoginSessions, metrics::Metrics, quotas::WeChatQuota,
-    revocation::Revocations, store::PgStore, store::upkeep::Retention, wechat_calls::WeChatCalls,
+    lifecycle::Lifecycle,
+    login_sessions::LoginSessions,
+    metrics::Metrics,
+    quotas::WeChatQuota,
+    revocation::Revocations,
+    store::PgStore,
+    store::upkeep::{KeyWalk, Retention},
+    wechat_calls::WeChatCalls,
 };
 
 /// How often the database is pinged for health.
@@ -116,8 +122,12 @@ pub struct Replica {
     pub quota: Arc<WeChatQuota>,
 }
 
+/// How many batches of kept session_keys each interval looks at: 20 of 1,000 (the default
+/// batch) walk ten million users in 500 intervals, under two days at the default interval.
+const KEPT_KEY_BATCHES: usize = 20;
+
 /// Every `interval`: measures the tables, deletes expired rows, `batch` rows per statement,
-/// so no purge holds locks for long, erases the users whose deletion's cooling-off has ended, and moves
+/// so no purge holds locks for long, walks on through the kept session_keys, erases the users whose deletion's cooling-off has ended, and moves
 /// sessions sealed under an older key to the active one (a key rotation's last step).
 /// Several replicas may do all of it at once: their purges and erasures take disjoint rows,
 /// and a re-seal replaces a row only if it is still as it was read.
@@ -130,6 +140,7 @@ pub async fn purge_expired(
     retention: Retention,
     metrics: Arc<Metrics>,
 ) {
+    let mut walk = KeyWalk::default();
     loop {
         match store.table_sizes().await {
             Ok(sizes) => metrics.table_sizes(&sizes),
@@ -149,6 +160,16 @@ pub async fn purge_expired(
             Ok(0) => debug!("nothing expired to purge"),
             Ok(purged) => info!(purged, "purged expired rows"),
             Err(err) => warn!(error = %err, "purge failed; retrying at the next interval"),
+        }
+        match store
+            .purge_kept_keys(&mut walk, batch, KEPT_KEY_BATCHES)
+            .await
+        {
+            Ok(0) => {}
+            Ok(purged) => info!(purged, "purged session_keys kept past 30 days"),
+            Err(err) => {
+                warn!(error = %err, "purging kept session_keys failed; retrying at the next interval")
+            }
         }
         match sessions.reseal(batch).await {
             Ok(0) => {}

@@ -4,6 +4,7 @@
 use super::statement;
 use super::{PgStore, StoreError};
 use crate::clock::Timestamp;
+use sqlx::Row as _;
 
 /// The health ping: whether the server takes writes (`transaction_read_only` is on in a
 /// standby and in a server set read-only).
@@ -92,9 +93,8 @@ impl PgStore {
     /// - sessions past their expiry;
     /// - refresh tokens past their expiry (used ones are kept until then, for reuse detection),
     ///   and the sealed successor of a used one ten minutes after its use (the grace is over);
-    /// - session families with no refresh token left (their access tokens expired long ago);
+    /// - with its last refresh token, the session family (its access tokens expired long ago);
     /// - audit events older than the audit retention;
-    /// - users' latest session_keys not renewed by a login for 30 days;
     /// - webhook events delivered or dead for longer than the events' retention.
     ///
     /// Every replica purges on its own timer, so two often purge at once, and a request may
@@ -107,7 +107,7 @@ impl PgStore {
         const MINUTE: i64 = 60;
         let now = self.now();
         // Each statement with the time before which its rows are gone (`$2`).
-        let statements: [(&str, Timestamp); 8] = [
+        let statements: [(&str, Timestamp); 6] = [
             (
                 "delete from used_codes where (appid, code_hash) in (select appid, code_hash \
                  from used_codes where created_at < $2 limit $1 for update skip locked)",
@@ -119,8 +119,20 @@ impl PgStore {
                 now,
             ),
             (
-                "delete from refresh_tokens where token_hash in (select token_hash \
-                 from refresh_tokens where expires_at < $2 limit $1 for update skip locked)",
+                // A family goes with its last refresh token, found through the tokens going
+                // (by the family's key), never by looking through every family for one with
+                // no token left: that is a scan of two of the largest tables per batch. The
+                // check for tokens left sees the table as before this statement, so it
+                // ignores the ones going.
+                "with doomed as (select token_hash, family_id from refresh_tokens \
+                   where expires_at < $2 limit $1 for update skip locked), \
+                 emptied as (delete from token_families where family_id in \
+                   (select f.family_id from token_families f \
+                    where f.family_id in (select family_id from doomed) \
+                    and not exists (select 1 from refresh_tokens r where r.family_id = f.family_id \
+                      and not exists (select 1 from doomed d where d.token_hash = r.token_hash)) \
+                    for update of f skip locked)) \
+                 delete from refresh_tokens where token_hash in (select token_hash from doomed)",
                 now,
             ),
             (
@@ -131,21 +143,9 @@ impl PgStore {
                 now.plus_secs(-10 * MINUTE),
             ),
             (
-                "delete from token_families where family_id in (select f.family_id \
-                 from token_families f where not exists \
-                 (select 1 from refresh_tokens r where r.family_id = f.family_id) \
-                 and f.created_at < $2 limit $1 for update of f skip locked)",
-                now.plus_secs(-MINUTE),
-            ),
-            (
                 "delete from audit_events where event_id in (select event_id from audit_events \
                  where at < $2 limit $1 for update skip locked)",
                 now.plus_secs(-retention.audit_secs),
-            ),
-            (
-                "delete from user_session_keys where (appid, openid) in (select appid, openid \
-                 from user_session_keys where obtained_at < $2 limit $1 for update skip locked)",
-                now.plus_secs(-30 * 24 * 60 * MINUTE),
             ),
             (
                 "delete from webhook_events where event_id in (select event_id \
@@ -175,4 +175,76 @@ impl PgStore {
         }
         Ok(purged)
     }
+
+    /// Deletes the users' latest session_keys not renewed by a login for 30 days, walking
+    /// the table in key order from where `walk` stands, `batch` keys at a time, at most
+    /// `batches` times; `walk` starts again at the beginning once the end is reached.
+    /// Returns how many were deleted.
+    ///
+    /// A walk and not an index on the time of the last login: that time changes on every
+    /// login, and an index on it would make every login's update of the row touch two
+    /// indexes instead of none (a HOT update). A whole walk of ten million keys takes a few
+    /// hundred intervals, so a key outlives its 30 days by at most about a day at the default
+    /// interval and batch.
+    pub async fn purge_kept_keys(
+        &self,
+        walk: &mut KeyWalk,
+        batch: i64,
+        batches: usize,
+    ) -> Result<u64, StoreError> {
+        let before = self.now().plus_secs(-KEPT_KEY_SECS);
+        let mut purged = 0;
+        for _ in 0..batches {
+            let row = self
+                .run(async |conn| {
+                    statement::query(KEPT_KEYS_WALK)
+                        .bind(batch)
+                        .bind(before)
+                        .bind(&walk.appid)
+                        .bind(&walk.openid)
+                        .fetch_one(conn)
+                        .await
+                })
+                .await?;
+            purged += u64::try_from(row.try_get::<i64, _>("deleted")?).unwrap_or(0);
+            let seen: i64 = row.try_get("seen")?;
+            match (
+                row.try_get::<Option<String>, _>("last_appid")?,
+                row.try_get::<Option<String>, _>("last_openid")?,
+            ) {
+                (Some(appid), Some(openid)) if seen >= batch => {
+                    walk.appid = appid;
+                    walk.openid = openid;
+                }
+                _ => {
+                    *walk = KeyWalk::default();
+                    break;
+                }
+            }
+        }
+        Ok(purged)
+    }
+}
+
+/// How long a user's latest session_key is kept after the login that brought it.
+const KEPT_KEY_SECS: i64 = 30 * 24 * 3600;
+
+/// One step of the walk through `user_session_keys`: the `$1` keys after (`$3`, `$4`) in key
+/// order (the primary key's index gives them in order), and of those, the ones older than
+/// `$2` that no one holds, deleted.
+const KEPT_KEYS_WALK: &str = "with slice as (select appid, openid, obtained_at \
+       from user_session_keys where (appid, openid) > ($3, $4) order by appid, openid limit $1), \
+     gone as (delete from user_session_keys where (appid, openid) in \
+       (select k.appid, k.openid from user_session_keys k join slice s using (appid, openid) \
+        where s.obtained_at < $2 for update of k skip locked) returning 1) \
+     select (select count(*) from gone) as deleted, (select count(*) from slice) as seen, \
+       (select appid from slice order by appid desc, openid desc limit 1) as last_appid, \
+       (select openid from slice order by appid desc, openid desc limit 1) as last_openid";
+
+/// Where a walk through the kept session_keys stands: the last key looked at (empty: the
+/// start). Each replica walks on its own.
+#[derive(Debug, Clone, Default)]
+pub struct KeyWalk {
+    appid: String,
+    openid: String,
 }

@@ -512,3 +512,45 @@ async fn a_purge_leaves_rows_another_transaction_holds_and_takes_the_rest() {
         .unwrap();
     assert_eq!(left, 0);
 }
+
+/// The kept session_keys are purged by a walk in key order, a few batches per interval: the
+/// ones not renewed for 30 days go, the renewed ones stay, and the walk starts over at the end.
+#[tokio::test]
+async fn the_walk_through_kept_session_keys_purges_the_old_ones_and_starts_over() {
+    use auth_service::store::upkeep::KeyWalk;
+
+    let app = TestApp::spawn(&["--purge-interval-secs=3600"]).await;
+    let store = app.store();
+    for (id, openid) in [
+        (70, "o-k1"),
+        (71, "o-k2"),
+        (72, "o-k3"),
+        (73, "o-k4"),
+        (74, "o-k5"),
+    ] {
+        new_session(&store, id, openid, 600).await;
+    }
+    app.clock.advance(31 * 86_400);
+    // Two users log in again: their keys are renewed.
+    new_session(&store, 75, "o-k2", 600).await;
+    new_session(&store, 76, "o-k5", 600).await;
+    let kept = async || -> Vec<String> {
+        sqlx::query_scalar("select openid from user_session_keys order by openid")
+            .fetch_all(&app.db.pool().await)
+            .await
+            .unwrap()
+    };
+
+    let mut walk = KeyWalk::default();
+    // One batch of two: o-k1 (old) goes, o-k2 (renewed) stays; the walk stands after o-k2.
+    assert_eq!(store.purge_kept_keys(&mut walk, 2, 1).await.unwrap(), 1);
+    assert_eq!(kept().await, ["o-k2", "o-k3", "o-k4", "o-k5"]);
+    // On to the end: o-k3 and o-k4 go, then the walk reaches the end and starts over.
+    assert_eq!(store.purge_kept_keys(&mut walk, 2, 5).await.unwrap(), 2);
+    assert_eq!(kept().await, ["o-k2", "o-k5"]);
+    assert_eq!(store.purge_kept_keys(&mut walk, 2, 5).await.unwrap(), 0);
+    // Past 30 days of those two as well, a walk from the start takes them.
+    app.clock.advance(31 * 86_400);
+    assert_eq!(store.purge_kept_keys(&mut walk, 2, 5).await.unwrap(), 2);
+    assert!(kept().await.is_empty());
+}
