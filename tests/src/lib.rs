@@ -14,7 +14,7 @@ pub mod pooler;
 pub mod proxy;
 pub mod stack;
 
-pub use wxauth_harness::{db, eventually, process, random_hex};
+pub use wxauth_harness::{db, eventually, process, random_hex, seed};
 
 /// The claims of a JWT, read without checking anything: for asserting what a token says.
 pub fn jwt_claims(token: &str) -> serde_json::Value {

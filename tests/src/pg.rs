@@ -14,6 +14,8 @@ pub struct Cluster {
     port: u16,
     /// More server settings (`-c name=value ...`).
     settings: String,
+    /// The server processes left behind by [`Cluster::kill_primary`], killed on drop.
+    orphans: Vec<String>,
 }
 
 fn bindir() -> PathBuf {
@@ -91,6 +93,20 @@ impl Cluster {
         Self::start_with(Some(server))
     }
 
+    /// A cluster started with more server settings (`-c name=value ...`): to load
+    /// `auto_explain`, say.
+    pub fn start_with_settings(settings: &str) -> Self {
+        let mut cluster = Self::start_with(None);
+        cluster.settings = format!(" {settings}");
+        cluster.pg_ctl(&["restart", "-m", "fast"]);
+        cluster
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default()
+    }
+
     fn start_with(tls: Option<&crate::certs::Issued>) -> Self {
         let bindir = bindir();
         let dir = std::env::temp_dir().join(format!("wxauth-drill-pg-{}", crate::random_hex(6)));
@@ -160,6 +176,7 @@ impl Cluster {
             bindir,
             port,
             settings,
+            orphans: Vec::new(),
         };
         cluster.pg_ctl(&["start"]);
         cluster
@@ -189,6 +206,104 @@ impl Cluster {
         run(as_owner(&self.bindir.join("pg_ctl"), &args), "pg_ctl");
     }
 
+    /// A standby of `primary`, made with `pg_basebackup` and streaming from it under the
+    /// name `name` (what `synchronous_standby_names` on the primary names), started.
+    pub fn standby_of(primary: &Self, name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("wxauth-drill-pg-{}", crate::random_hex(6)));
+        std::fs::create_dir_all(&dir).expect("the cluster folder can be made");
+        if root() {
+            let mut chown = Command::new("chown");
+            chown.arg("postgres:").arg(&dir);
+            run(chown, "chown");
+        }
+        let data = dir.join("data");
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user=postgres application_name={name}",
+            primary.port
+        );
+        run(
+            as_owner(
+                &primary.bindir.join("pg_basebackup"),
+                &[
+                    "-d",
+                    &conninfo,
+                    "-D",
+                    data.to_str().expect("a utf-8 path"),
+                    "-R",
+                    "-X",
+                    "stream",
+                    "-c",
+                    "fast",
+                ],
+            ),
+            "pg_basebackup",
+        );
+        // -R wrote standby.signal and a primary_conninfo; this one names the standby, which
+        // is what makes it the synchronous one.
+        let auto_conf = data.join("postgresql.auto.conf");
+        let mut conf = std::fs::read_to_string(&auto_conf).unwrap_or_default();
+        conf.push_str(&format!("primary_conninfo = '{conninfo}'\n"));
+        std::fs::write(&auto_conf, conf).expect("the standby's settings can be written");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let standby = Self {
+            dir,
+            bindir: primary.bindir.clone(),
+            port,
+            settings: String::new(),
+            orphans: Vec::new(),
+        };
+        standby.pg_ctl(&["start"]);
+        standby
+    }
+
+    /// Whether a standby streams from this server synchronously (`pg_stat_replication`).
+    pub async fn has_synchronous_standby(&self) -> bool {
+        use sqlx::Connection as _;
+        let Ok(mut conn) = sqlx::PgConnection::connect(&self.url()).await else {
+            return false;
+        };
+        let state: Option<String> = sqlx::query_scalar(
+            "select sync_state from pg_stat_replication where sync_state = 'sync' limit 1",
+        )
+        .fetch_optional(&mut conn)
+        .await
+        .ok()
+        .flatten();
+        let _ = conn.close().await;
+        state.is_some()
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Kills the postmaster with SIGKILL, as a machine lost or an OOM kill does: no
+    /// shutdown, no checkpoint, and its backends learn of it only when they next look.
+    pub fn kill_primary(&mut self) {
+        let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid"))
+            .ok()
+            .and_then(|file| file.lines().next().map(str::to_owned))
+            .expect("the server is running");
+        let children = Command::new("pgrep")
+            .args(["-P", &pid])
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default();
+        self.orphans = children.split_whitespace().map(str::to_owned).collect();
+        let mut kill = Command::new("kill");
+        kill.args(["-9", &pid]);
+        run(kill, "kill -9");
+    }
+
+    /// Promotes a standby to primary; returns once it takes writes.
+    pub fn promote(&self) {
+        self.pg_ctl(&["promote"]);
+    }
+
     /// The admin URL of the cluster.
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
@@ -203,6 +318,12 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        for pid in &self.orphans {
+            let _ = Command::new("kill")
+                .args(["-9", pid])
+                .stderr(Stdio::null())
+                .status();
+        }
         let data = self.dir.join("data");
         let _ = as_owner(
             &self.bindir.join("pg_ctl"),

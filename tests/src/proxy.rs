@@ -1,5 +1,6 @@
-//! A TCP proxy a test controls, to stand between a service and its database and silence one
-//! connection without closing it: what a failover or a NAT timeout does to a `LISTEN`.
+//! A TCP proxy a test controls, to stand between a service and its database: to silence one
+//! connection without closing it (what a failover or a NAT timeout does to a `LISTEN`), or
+//! to move the database's address to another server (a failover's new primary).
 
 use std::{
     collections::HashMap,
@@ -20,6 +21,8 @@ pub struct Proxy {
     /// One pause switch per connection, by the local port of its upstream socket (what the
     /// server sees as the client's port: `pg_stat_activity.client_port`).
     switches: Arc<Mutex<HashMap<u16, watch::Sender<bool>>>>,
+    /// Where new connections go.
+    upstream: Arc<Mutex<SocketAddr>>,
 }
 
 impl Proxy {
@@ -33,6 +36,8 @@ impl Proxy {
         let addr = listener.local_addr().expect("the proxy has an address");
         let switches: Arc<Mutex<HashMap<u16, watch::Sender<bool>>>> = Arc::default();
         let registry = switches.clone();
+        let upstream = Arc::new(Mutex::new(upstream));
+        let target = upstream.clone();
         std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -45,7 +50,8 @@ impl Proxy {
                     return;
                 };
                 while let Ok((client, _)) = listener.accept().await {
-                    let Ok(server) = TcpStream::connect(upstream).await else {
+                    let to = *target.lock().unwrap_or_else(|p| p.into_inner());
+                    let Ok(server) = TcpStream::connect(to).await else {
                         continue;
                     };
                     let port = server.local_addr().map_or(0, |local| local.port());
@@ -61,7 +67,18 @@ impl Proxy {
                 }
             });
         });
-        Self { addr, switches }
+        Self {
+            addr,
+            switches,
+            upstream,
+        }
+    }
+
+    /// Sends new connections to `upstream` from now on: what moving a service's address (a
+    /// Kubernetes Service, a virtual IP) to a promoted standby does. Connections already
+    /// made stay with the old server and end with it.
+    pub fn retarget(&self, upstream: SocketAddr) {
+        *self.upstream.lock().unwrap_or_else(|p| p.into_inner()) = upstream;
     }
 
     /// Stops forwarding, both ways, on every connection made so far (later ones still flow):

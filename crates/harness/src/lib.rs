@@ -8,6 +8,7 @@
 
 pub mod db;
 pub mod process;
+pub mod seed;
 
 /// Random hex, for names that must not collide between tests running at once.
 pub fn random_hex(bytes: usize) -> String {
