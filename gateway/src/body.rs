@@ -73,13 +73,10 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(
         .trim()
         .to_ascii_lowercase();
     match content_type.as_str() {
-        "application/json" | "text/json" => serde_json::from_slice(bytes).map_err(|err| {
-            ApiError::bad_request(format!(
-                "the body is not a JSON object of the documented string fields: error at line {} column {}",
-                err.line(),
-                err.column()
-            ))
-        }),
+        "application/json" | "text/json" => {
+            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(bytes))
+                .map_err(|err| json_error(&err))
+        }
         // curl -d and some clients send JSON labelled as a form; say so instead of
         // answering that every field is missing.
         "application/x-www-form-urlencoded"
@@ -96,5 +93,90 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(
             Code::BadRequest,
             "send the body as application/json or application/x-www-form-urlencoded",
         )),
+    }
+}
+
+/// What is wrong with a JSON body, naming the field when one is at fault (`appid`,
+/// `user.nickname`) and never quoting the value sent: it may be a token or a code.
+fn json_error(err: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let inner = err.inner();
+    let path = err.path().to_string();
+    let message = match inner.classify() {
+        // A struct can be read from an array too; a body that is one is not what we take.
+        serde_json::error::Category::Data if path != "." && !path.starts_with('[') => {
+            // serde says "invalid type: integer `5`, expected a string": keep what was
+            // expected, drop what was sent.
+            let text = inner.to_string();
+            let expected = text
+                .split_once(", expected ")
+                .map(|(_, expected)| expected.split(" at line ").next().unwrap_or(expected));
+            match expected {
+                Some(expected) => format!("the field `{path}` must be {expected}"),
+                None => format!("the field `{path}` has a value of the wrong kind"),
+            }
+        }
+        serde_json::error::Category::Data => {
+            // At the top: a missing field (serde names it) or a body that is not an object.
+            let text = inner.to_string();
+            let text = text.split(" at line ").next().unwrap_or_default();
+            if text.starts_with("missing field") {
+                format!("the body lacks a field: {text}")
+            } else {
+                "the body must be a JSON object of the documented fields".to_owned()
+            }
+        }
+        _ => format!(
+            "the body is not valid JSON: error at line {} column {}",
+            inner.line(),
+            inner.column()
+        ),
+    };
+    ApiError::bad_request(message)
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Login {
+        appid: String,
+        code: String,
+        profile: Option<Profile>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Profile {
+        nickname: Option<String>,
+    }
+
+    fn refusal(body: &str) -> String {
+        let err = parse::<Login>(&HeaderMap::new(), body.as_bytes()).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        err.msg
+    }
+
+    #[test]
+    fn a_json_error_names_the_field_and_never_quotes_the_value() {
+        let wrong = refusal(r#"{"appid": "wx1", "code": 918273645}"#);
+        assert_eq!(wrong, "the field `code` must be a string");
+        let nested = refusal(r#"{"appid": "wx1", "code": "c", "profile": {"nickname": ["x"]}}"#);
+        assert_eq!(nested, "the field `profile.nickname` must be a string");
+        let missing = refusal(r#"{"appid": "wx1"}"#);
+        assert!(missing.contains("missing field `code`"), "{missing}");
+        let not_object = refusal("[1, 2]");
+        assert_eq!(
+            not_object,
+            "the body must be a JSON object of the documented fields"
+        );
+        let broken = refusal(r#"{"appid": "wx1", "code": "c""#);
+        assert!(
+            broken.starts_with("the body is not valid JSON: error at line 1"),
+            "{broken}"
+        );
+        for message in [wrong, nested] {
+            assert!(!message.contains("918273645") && !message.contains("[\"x\"]"));
+        }
     }
 }
