@@ -148,9 +148,15 @@ pub struct Settings {
     #[arg(long, env = "WXAUTH_REFRESH_GRACE_SECS", default_value_t = 10)]
     pub refresh_grace_secs: u32,
 
-    /// How long audit events are kept, in seconds.
-    #[arg(long, env = "WXAUTH_AUDIT_RETENTION_SECS", default_value_t = 90 * 24 * 3600, value_parser = wxauth_process::config::at_least::<1, u32>)]
-    pub audit_retention_secs: u32,
+    /// How long audit events are kept, in days (90 when neither this nor
+    /// WXAUTH_AUDIT_RETENTION_SECS is set).
+    #[arg(long, env = "WXAUTH_AUDIT_RETENTION_DAYS", value_parser = wxauth_process::config::at_least::<1, u32>)]
+    pub audit_retention_days: Option<u32>,
+
+    /// How long audit events are kept, in seconds: the finer form of
+    /// WXAUTH_AUDIT_RETENTION_DAYS, for tests and drills. Set one of the two.
+    #[arg(long, env = "WXAUTH_AUDIT_RETENTION_SECS", value_parser = wxauth_process::config::at_least::<1, u32>)]
+    pub audit_retention_secs: Option<u32>,
 
     /// How often each replica checks that its revocation listener still hears the database
     /// (a NOTIFY to itself), in milliseconds; one not back within twice this marks the
@@ -491,7 +497,17 @@ impl Settings {
                 idle_secs: i64::from(self.refresh_ttl_secs),
                 family_max_age_secs: i64::from(self.family_max_age_secs),
             },
-            audit_retention_secs: i64::from(self.audit_retention_secs),
+            audit_retention_secs: match (self.audit_retention_days, self.audit_retention_secs) {
+                (Some(_), Some(_)) => {
+                    return Err(SettingsError::Malformed {
+                        setting: "WXAUTH_AUDIT_RETENTION_DAYS",
+                        rule: "set WXAUTH_AUDIT_RETENTION_DAYS or WXAUTH_AUDIT_RETENTION_SECS, not both".into(),
+                    });
+                }
+                (Some(days), None) => i64::from(days) * 86_400,
+                (None, Some(secs)) => i64::from(secs),
+                (None, None) => 90 * 86_400,
+            },
             revocation_heartbeat: Duration::from_millis(self.revocation_heartbeat_ms),
             app_token_check: Duration::from_millis(self.app_token_check_ms),
             wechat_calls_per_second: self.wechat_calls_per_second,

@@ -229,6 +229,7 @@ fn limits_of_zero_are_refused() {
         "--refresh-ttl-secs",
         "--family-max-age-secs",
         "--audit-retention-secs",
+        "--audit-retention-days",
         "--watermark-max-age-secs",
     ] {
         let parsed = Settings::try_parse_from([
@@ -469,4 +470,29 @@ fn every_missing_required_setting_is_named_in_one_report() {
         one.starts_with("WXAUTH_TOKEN_SIGNING_KEYS is not set: "),
         "{one}"
     );
+}
+
+#[test]
+fn the_audit_retention_is_set_in_days_or_seconds_not_both() {
+    let keys = format!("k1:{KEY}");
+    let with = |extra: &[&str]| {
+        let mut args = vec!["--session-key-keys", &keys, "--token-signing-keys", &keys];
+        args.extend_from_slice(extra);
+        settings(&args)
+    };
+    assert_eq!(with(&[]).unwrap().audit_retention_secs, 90 * 86_400);
+    let days = with(&["--audit-retention-days", "30"]).unwrap();
+    assert_eq!(days.audit_retention_secs, 30 * 86_400);
+    let secs = with(&["--audit-retention-secs", "120"]).unwrap();
+    assert_eq!(secs.audit_retention_secs, 120);
+    let both = with(&[
+        "--audit-retention-days",
+        "30",
+        "--audit-retention-secs",
+        "120",
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(both.contains("WXAUTH_AUDIT_RETENTION_DAYS"), "{both}");
+    assert!(both.contains("not both"), "{both}");
 }
