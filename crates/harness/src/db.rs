@@ -156,6 +156,33 @@ impl TestDb {
         sizes
     }
 
+    /// The server's WAL written so far: (bytes, full-page images). A server shared by two
+    /// builds whose runs alternate gives each run's as the difference across it.
+    pub async fn wal(&self) -> Option<(f64, f64)> {
+        let pool = self.pool().await;
+        let wal = sqlx::query_as("select wal_bytes::float8, wal_fpi::float8 from pg_stat_wal")
+            .fetch_one(&pool)
+            .await
+            .ok();
+        pool.close().await;
+        wal
+    }
+
+    /// Updates and HOT updates (no index touched) so far, of the tables a returning login
+    /// updates: (table, updates, HOT updates).
+    pub async fn hot_updates(&self) -> Vec<(String, i64, i64)> {
+        let pool = self.pool().await;
+        let rows = sqlx::query_as(
+            "select relname::text, n_tup_upd, n_tup_hot_upd from pg_stat_user_tables \
+             where relname in ('users', 'user_session_keys') order by 1",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default();
+        pool.close().await;
+        rows
+    }
+
     /// A small pool on the test's database, to look at what the service wrote.
     pub async fn pool(&self) -> PgPool {
         PgPoolOptions::new()

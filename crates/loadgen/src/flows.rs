@@ -10,6 +10,7 @@ use std::sync::{
 
 use serde_json::{Value, json};
 use wechat_sim::{Sim, Watermark};
+use wxauth_harness::seed;
 
 use crate::system::APP;
 
@@ -28,6 +29,18 @@ pub struct Flow {
     pub counter: Arc<AtomicU64>,
     /// How many users the flows cycle through; 0: each flow is a new user.
     pub users: u64,
+    /// Seeded users (see [`wxauth_harness::seed`]) of the build's database: when not 0,
+    /// each flow logs in one of them again, picked at random, and `users` is not used.
+    pub seeded: u64,
+}
+
+/// A well-spread 64-bit value of `n` (splitmix64's finaliser): the seeded user a flow
+/// picks, the same sequence for every build so no build draws luckier users.
+fn spread(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 fn profile() -> serde_json::Map<String, Value> {
@@ -49,11 +62,14 @@ impl Flow {
     /// One whole login; true when both calls answered 10000.
     pub async fn run(self) -> bool {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let n = if self.users > 0 { n % self.users } else { n };
-        let openid = format!("o-{}-{n}", self.tag);
-        let code = self
-            .sim
-            .mint_code(APP, &openid, Some(format!("u-{}-{n}", self.tag)));
+        let (openid, unionid) = if self.seeded > 0 {
+            let n = spread(n) % self.seeded;
+            (seed::openid(n), seed::unionid(n))
+        } else {
+            let n = if self.users > 0 { n % self.users } else { n };
+            (format!("o-{}-{n}", self.tag), format!("u-{}-{n}", self.tag))
+        };
+        let code = self.sim.mint_code(APP, &openid, Some(unionid));
         let Some(session) = self
             .envelope(
                 self.http

@@ -78,6 +78,11 @@ struct Args {
     /// (`WXAUTH_DATABASE_DIRECT_URL` set to the server itself).
     #[arg(long = "pooled")]
     pooled: Vec<String>,
+    /// Users to seed each build's database with before it is measured, in the order of
+    /// `--build` (0: none); the login runs of a seeded build log its seeded users in again,
+    /// picked at random, so two builds compare a small database with a large one.
+    #[arg(long, value_delimiter = ',')]
+    seed_users: Vec<u64>,
 }
 
 #[tokio::main]
@@ -99,6 +104,9 @@ async fn main() {
             None
         };
         builds.push(Build::start(&build.name, &build.dir, &wechat, &args.log_dir, pooler).await);
+    }
+    if args.seed_users.iter().any(|&users| users > 0) {
+        seed_table(&args, &builds).await;
     }
     let wanted = |phase: &str| args.phases.iter().any(|p| p == phase);
     if wanted("memory") {
@@ -167,12 +175,55 @@ fn median(mut runs: Vec<Run>) -> (Run, f64, f64) {
     (middle, low, high)
 }
 
+/// Seeds each build's database as `--seed-users` asks and says what it made.
+async fn seed_table(args: &Args, builds: &[Build]) {
+    println!("\n### Seeded databases (see `wxauth_harness::seed`)\n");
+    println!("| build | users | refresh tokens | audit events | size GB | seeding s |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for (build, &users) in builds.iter().zip(&args.seed_users) {
+        if users == 0 {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let seeded = build
+            .seed(users, |done| {
+                eprintln!("{}: {done} of {users} users seeded", build.name)
+            })
+            .await
+            .unwrap_or_else(|err| panic!("{}: the seeding failed: {err}", build.name));
+        let bytes: i64 = build.table_bytes().await.iter().map(|(_, b)| b).sum();
+        println!(
+            "| {} | {} | {} | {} | {:.1} | {:.0} |",
+            build.name,
+            seeded.users,
+            seeded.refresh_tokens,
+            seeded.audit_events,
+            bytes as f64 / 1e9,
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// The seeded users of the `index`th build (0: not seeded).
+fn seeded(args: &Args, index: usize) -> u64 {
+    args.seed_users.get(index).copied().unwrap_or(0)
+}
+
 async fn flow_table(args: &Args, builds: &[Build], wechat: &FakeWeChat, http: &reqwest::Client) {
     println!(
         "\n### Login flows (GET getsessionkey + POST wxsmallusersave), {}, median of {} runs of {} s after {} s warm-up, builds alternating\n",
-        match args.returning_users {
-            0 => "each a new user".to_owned(),
-            users => format!("{users} users logging in again and again"),
+        match (args.returning_users, args.seed_users.iter().any(|&n| n > 0)) {
+            (_, true) => format!(
+                "seeded users picked at random logging in again ({})",
+                builds
+                    .iter()
+                    .enumerate()
+                    .map(|(at, build)| format!("{}: {}", build.name, seeded(args, at)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            (0, false) => "each a new user".to_owned(),
+            (users, false) => format!("{users} users logging in again and again"),
         },
         args.rounds,
         args.seconds,
@@ -185,14 +236,23 @@ async fn flow_table(args: &Args, builds: &[Build], wechat: &FakeWeChat, http: &r
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     let mut ratios = Vec::new();
+    // Per build: WAL bytes, full-page images and flows, over every run.
+    let mut wal = vec![(0.0, 0.0, 0.0); builds.len()];
     for &clients in &args.clients {
         let mut runs: Vec<Vec<Run>> = builds.iter().map(|_| Vec::new()).collect();
         for _ in 0..args.rounds.max(1) {
-            for (build, runs) in builds.iter().zip(&mut runs) {
+            for (at, (build, runs)) in builds.iter().zip(&mut runs).enumerate() {
                 if let Err(err) = build.checkpoint().await {
                     eprintln!("no checkpoint before the run ({err}): measured as it is");
                 }
-                runs.push(flow_run(args, build, wechat, http, clients).await);
+                let before = build.wal().await;
+                let run = flow_run(args, build, seeded(args, at), wechat, http, clients).await;
+                if let (Some(before), Some(after)) = (before, build.wal().await) {
+                    wal[at].0 += after.0 - before.0;
+                    wal[at].1 += after.1 - before.1;
+                    wal[at].2 += run.ok as f64;
+                }
+                runs.push(run);
             }
         }
         let mut medians = Vec::new();
@@ -211,6 +271,29 @@ async fn flow_table(args: &Args, builds: &[Build], wechat: &FakeWeChat, http: &r
             clients,
             medians[medians.len() - 1] / medians[0].max(f64::MIN_POSITIVE),
         ));
+    }
+    println!(
+        "\n| build | WAL KB/flow | full-page images/flow | users: HOT updates | user_session_keys: HOT updates |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for (build, (bytes, fpi, flows)) in builds.iter().zip(&wal) {
+        let hot = build.hot_updates().await;
+        let share = |table: &str| {
+            hot.iter().find(|(name, _, _)| name == table).map_or(
+                "n/a".to_owned(),
+                |(_, updates, hot)| {
+                    format!("{:.0}%", *hot as f64 * 100.0 / (*updates).max(1) as f64)
+                },
+            )
+        };
+        println!(
+            "| {} | {:.1} | {:.2} | {} | {} |",
+            build.name,
+            bytes / 1024.0 / flows.max(1.0),
+            fpi / flows.max(1.0),
+            share("users"),
+            share("user_session_keys")
+        );
     }
     if builds.len() > 1 {
         println!();
@@ -232,7 +315,7 @@ async fn growth_table(args: &Args, build: &Build, wechat: &FakeWeChat, http: &re
     let mut run_args = args.clone();
     run_args.warmup_seconds = 0;
     run_args.returning_users = 0;
-    let run = flow_run(&run_args, build, wechat, http, 16).await;
+    let run = flow_run(&run_args, build, 0, wechat, http, 16).await;
     let after = build.table_bytes().await;
     let flows = run.ok.max(1) as f64;
     println!(
@@ -260,6 +343,7 @@ async fn growth_table(args: &Args, build: &Build, wechat: &FakeWeChat, http: &re
 async fn flow_run(
     args: &Args,
     build: &Build,
+    seeded: u64,
     wechat: &FakeWeChat,
     http: &reqwest::Client,
     clients: usize,
@@ -275,8 +359,11 @@ async fn flow_run(
         http: http.clone(),
         gateway: build.gateway.url(),
         tag: format!("{}-{clients}-{}", build.name, random_hex(4)),
-        counter: Arc::new(AtomicU64::new(0)),
+        // Each run starts somewhere else in the seeded users' random order: a later round
+        // must not find the pages an earlier one warmed.
+        counter: Arc::new(AtomicU64::new(if seeded > 0 { random_u64() } else { 0 })),
         users: args.returning_users,
+        seeded,
     };
     load::closed_loop(
         clients,
@@ -286,6 +373,12 @@ async fn flow_run(
         move |_, _| flow.clone().run(),
     )
     .await
+}
+
+fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the os random source works");
+    u64::from_le_bytes(bytes) >> 1
 }
 
 fn print_flow_row(clients: usize, build: &str, run: &Run, range: (f64, f64), with_pg: bool) {

@@ -150,6 +150,29 @@ impl Build {
         self.db.table_bytes().await
     }
 
+    /// Fills the build's database with `users` generated users (see
+    /// [`wxauth_harness::seed`]); `progress` hears each batch done.
+    pub async fn seed(
+        &self,
+        users: u64,
+        progress: impl FnMut(u64),
+    ) -> Result<wxauth_harness::seed::Seeded, String> {
+        let pool = self.db.pool().await;
+        let seeded = wxauth_harness::seed::seed(&pool, APP, users, progress).await;
+        pool.close().await;
+        seeded.map_err(|err| err.to_string())
+    }
+
+    /// The server's WAL written so far (see [`TestDb::wal`]).
+    pub async fn wal(&self) -> Option<(f64, f64)> {
+        self.db.wal().await
+    }
+
+    /// HOT updates of the tables a returning login updates (see [`TestDb::hot_updates`]).
+    pub async fn hot_updates(&self) -> Vec<(String, i64, i64)> {
+        self.db.hot_updates().await
+    }
+
     /// Asks PostgreSQL for a checkpoint, so that every measured run starts from the same
     /// state. Left to itself the server starts one every half a gigabyte of WAL (about every
     /// fourth 64-client run here), partway through whichever run is going: that run alone pays
