@@ -15,7 +15,7 @@ pub struct Cluster {
     /// More server settings (`-c name=value ...`).
     settings: String,
     /// The server processes left behind by [`Cluster::kill_primary`], killed on drop.
-    orphans: Vec<String>,
+    orphans: Vec<i32>,
 }
 
 fn bindir() -> PathBuf {
@@ -284,19 +284,16 @@ impl Cluster {
     /// Kills the postmaster with SIGKILL, as a machine lost or an OOM kill does: no
     /// shutdown, no checkpoint, and its backends learn of it only when they next look.
     pub fn kill_primary(&mut self) {
-        let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid"))
+        let pid: i32 = std::fs::read_to_string(self.dir.join("data/postmaster.pid"))
             .ok()
-            .and_then(|file| file.lines().next().map(str::to_owned))
+            .and_then(|file| file.lines().next()?.trim().parse().ok())
             .expect("the server is running");
-        let children = Command::new("pgrep")
-            .args(["-P", &pid])
-            .output()
-            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
-            .unwrap_or_default();
-        self.orphans = children.split_whitespace().map(str::to_owned).collect();
-        let mut kill = Command::new("kill");
-        kill.args(["-9", &pid]);
-        run(kill, "kill -9");
+        self.orphans = children_of(pid);
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid).expect("a pid is positive"),
+            rustix::process::Signal::KILL,
+        )
+        .expect("the postmaster can be killed");
     }
 
     /// Promotes a standby to primary; returns once it takes writes.
@@ -316,13 +313,30 @@ impl Cluster {
     }
 }
 
+/// The processes whose parent is `parent`, from `/proc` (no procps on a bare machine).
+fn children_of(parent: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                // pid (comm) state ppid ...: comm may hold spaces, so read after its ')'.
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for pid in &self.orphans {
-            let _ = Command::new("kill")
-                .args(["-9", pid])
-                .stderr(Stdio::null())
-                .status();
+        for &pid in &self.orphans {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
         }
         let data = self.dir.join("data");
         let _ = as_owner(
