@@ -11,6 +11,7 @@
 pub mod config;
 mod error;
 mod parse;
+mod required;
 mod webhooks;
 
 use std::{
@@ -307,40 +308,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The required settings that are not set (empty counts as unset), each with how to set
-    /// it. Outside dev mode the keys are required too.
-    fn missing(&self) -> Vec<SettingsError> {
-        let unset = |value: Option<&str>| value.is_none_or(|value| value.trim().is_empty());
-        let apps_unset = self.apps.split(',').all(|pair| pair.trim().is_empty());
-        [
-            (unset(Some(&self.database_url)), "DATABASE_URL", "give a postgres:// URL"),
-            (
-                apps_unset,
-                "WXAUTH_APPS",
-                "list the mini-programs to serve as appid:secret pairs separated by commas",
-            ),
-            (
-                unset(Some(&self.callers)),
-                "WXAUTH_CALLERS",
-                "list who may call as name:scope+scope:key entries (scopes: login, validate, admin)",
-            ),
-            (
-                !self.dev && unset(self.session_key_keys.as_deref()),
-                "WXAUTH_SESSION_KEY_KEYS",
-                "give kid:base64 entries of 32 random bytes each (make one with `head -c32 /dev/urandom | base64`), or set WXAUTH_DEV=1 for throwaway keys",
-            ),
-            (
-                !self.dev && unset(self.token_signing_keys.as_deref()),
-                "WXAUTH_TOKEN_SIGNING_KEYS",
-                "give kid:base64 entries of 32-byte Ed25519 seeds (make one with `head -c32 /dev/urandom | base64`), or set WXAUTH_DEV=1 for a throwaway key",
-            ),
-        ]
-        .into_iter()
-        .filter(|(missing, ..)| *missing)
-        .map(|(_, setting, hint)| SettingsError::Missing { setting, hint })
-        .collect()
-    }
-
     /// Validates the settings into the configuration the service runs with.
     pub fn into_config(self) -> Result<Config, SettingsError> {
         // Every required setting that is missing, in one report rather than one per start.
@@ -497,17 +464,10 @@ impl Settings {
                 idle_secs: i64::from(self.refresh_ttl_secs),
                 family_max_age_secs: i64::from(self.family_max_age_secs),
             },
-            audit_retention_secs: match (self.audit_retention_days, self.audit_retention_secs) {
-                (Some(_), Some(_)) => {
-                    return Err(SettingsError::Malformed {
-                        setting: "WXAUTH_AUDIT_RETENTION_DAYS",
-                        rule: "set WXAUTH_AUDIT_RETENTION_DAYS or WXAUTH_AUDIT_RETENTION_SECS, not both".into(),
-                    });
-                }
-                (Some(days), None) => i64::from(days) * 86_400,
-                (None, Some(secs)) => i64::from(secs),
-                (None, None) => 90 * 86_400,
-            },
+            audit_retention_secs: parse::audit_retention_secs(
+                self.audit_retention_days,
+                self.audit_retention_secs,
+            )?,
             revocation_heartbeat: Duration::from_millis(self.revocation_heartbeat_ms),
             app_token_check: Duration::from_millis(self.app_token_check_ms),
             wechat_calls_per_second: self.wechat_calls_per_second,

@@ -228,3 +228,20 @@ pub(super) fn check_wechat_base(base: &str, dev: bool) -> Result<(), SettingsErr
         ))
     }
 }
+
+/// The audit trail's retention in seconds, from WXAUTH_AUDIT_RETENTION_DAYS or its finer
+/// form WXAUTH_AUDIT_RETENTION_SECS (one of them; 90 days when neither is set).
+pub(super) fn audit_retention_secs(
+    days: Option<u32>,
+    secs: Option<u32>,
+) -> Result<i64, SettingsError> {
+    match (days, secs) {
+        (Some(_), Some(_)) => Err(SettingsError::Malformed {
+            setting: "WXAUTH_AUDIT_RETENTION_DAYS",
+            rule: "set WXAUTH_AUDIT_RETENTION_DAYS or WXAUTH_AUDIT_RETENTION_SECS, not both".into(),
+        }),
+        (Some(days), None) => Ok(i64::from(days) * 86_400),
+        (None, Some(secs)) => Ok(i64::from(secs)),
+        (None, None) => Ok(90 * 86_400),
+    }
+}
