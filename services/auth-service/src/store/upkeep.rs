@@ -143,8 +143,13 @@ impl PgStore {
                 now.plus_secs(-10 * MINUTE),
             ),
             (
+                // The oldest events by id, of which those past the retention: ids follow
+                // time, so this reads the first few hundred entries of the primary key,
+                // whether or not any is old enough. Asked for "any event older than", the
+                // planner scans the table from its start, over the rows earlier batches
+                // deleted: 72 s for 333,000 events of 20 million, against 3 s this way.
                 "delete from audit_events where event_id in (select event_id from audit_events \
-                 where at < $2 limit $1 for update skip locked)",
+                 order by event_id limit $1 for update skip locked) and at < $2",
                 now.plus_secs(-retention.audit_secs),
             ),
             (
