@@ -12,32 +12,21 @@ use std::{
 };
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use wxauth_e2e::{
     db::{TestDb, with_address},
     eventually,
     pg::Cluster,
     proxy::Proxy,
-    stack::{APP, Options, Stack, envelope},
+    stack::{APP, Options, Stack},
 };
 
 /// One silent login; the refresh token when it was acknowledged, else the refusal.
 async fn login(stack: &Stack, openid: &str) -> Result<Value, (StatusCode, Value)> {
-    let code = stack.mint_code(APP, openid, None).await;
-    let answer = stack
-        .http
-        .post(format!("{}/v1/login", stack.gateway.url()))
-        .json(&json!({"appid": APP, "code": code}))
-        .send()
-        .await;
-    let Ok(answer) = answer else {
-        return Err((StatusCode::BAD_GATEWAY, Value::Null));
-    };
-    let (status, body) = envelope(answer).await;
-    if status == StatusCode::OK {
-        Ok(body["data"]["refresh_token"].clone())
-    } else {
-        Err((status, body))
+    match stack.try_v1_login(APP, openid, None).await {
+        Ok((StatusCode::OK, body)) => Ok(body["data"]["refresh_token"].clone()),
+        Ok(refusal) => Err(refusal),
+        Err(_) => Err((StatusCode::BAD_GATEWAY, Value::Null)),
     }
 }
 

@@ -84,22 +84,19 @@ pub(crate) fn run(mut command: Command, what: &str) {
 impl Cluster {
     /// Makes and starts a cluster on a free port, with fsync on (as production runs).
     pub fn start() -> Self {
-        Self::start_with(None)
+        Self::start_with(None, "")
     }
 
     /// A cluster that also serves TLS with `server`'s certificate (`ssl=on`), so clients
     /// can use `sslmode=verify-full`.
     pub fn start_tls(server: &crate::certs::Issued) -> Self {
-        Self::start_with(Some(server))
+        Self::start_with(Some(server), "")
     }
 
     /// A cluster started with more server settings (`-c name=value ...`): to load
     /// `auto_explain`, say.
     pub fn start_with_settings(settings: &str) -> Self {
-        let mut cluster = Self::start_with(None);
-        cluster.settings = format!(" {settings}");
-        cluster.pg_ctl(&["restart", "-m", "fast"]);
-        cluster
+        Self::start_with(None, settings)
     }
 
     /// What the server logged so far.
@@ -107,20 +104,9 @@ impl Cluster {
         std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default()
     }
 
-    fn start_with(tls: Option<&crate::certs::Issued>) -> Self {
+    fn start_with(tls: Option<&crate::certs::Issued>, more: &str) -> Self {
         let bindir = bindir();
-        let dir = std::env::temp_dir().join(format!("wxauth-drill-pg-{}", crate::random_hex(6)));
-        std::fs::create_dir_all(&dir).expect("the cluster folder can be made");
-        if root() {
-            run(
-                {
-                    let mut chown = Command::new("chown");
-                    chown.arg("postgres:").arg(&dir);
-                    chown
-                },
-                "chown",
-            );
-        }
+        let dir = owned_dir();
         let data = dir.join("data");
         run(
             as_owner(
@@ -138,10 +124,7 @@ impl Cluster {
             ),
             "initdb",
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let settings = match tls {
             Some(server) => {
                 // The server reads its key only if the key is its own and private.
@@ -175,7 +158,7 @@ impl Cluster {
             dir,
             bindir,
             port,
-            settings,
+            settings: format!("{settings} {more}"),
             orphans: Vec::new(),
         };
         cluster.pg_ctl(&["start"]);
@@ -209,13 +192,7 @@ impl Cluster {
     /// A standby of `primary`, made with `pg_basebackup` and streaming from it under the
     /// name `name` (what `synchronous_standby_names` on the primary names), started.
     pub fn standby_of(primary: &Self, name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("wxauth-drill-pg-{}", crate::random_hex(6)));
-        std::fs::create_dir_all(&dir).expect("the cluster folder can be made");
-        if root() {
-            let mut chown = Command::new("chown");
-            chown.arg("postgres:").arg(&dir);
-            run(chown, "chown");
-        }
+        let dir = owned_dir();
         let data = dir.join("data");
         let conninfo = format!(
             "host=127.0.0.1 port={} user=postgres application_name={name}",
@@ -244,10 +221,7 @@ impl Cluster {
         let mut conf = std::fs::read_to_string(&auto_conf).unwrap_or_default();
         conf.push_str(&format!("primary_conninfo = '{conninfo}'\n"));
         std::fs::write(&auto_conf, conf).expect("the standby's settings can be written");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let standby = Self {
             dir,
             bindir: primary.bindir.clone(),
@@ -311,6 +285,26 @@ impl Cluster {
     pub fn crash_and_restart(&self) {
         self.pg_ctl(&["restart", "-m", "immediate"]);
     }
+}
+
+/// A new folder for a cluster, owned by the user that runs it.
+fn owned_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wxauth-drill-pg-{}", crate::random_hex(6)));
+    std::fs::create_dir_all(&dir).expect("the cluster folder can be made");
+    if root() {
+        let mut chown = Command::new("chown");
+        chown.arg("postgres:").arg(&dir);
+        run(chown, "chown");
+    }
+    dir
+}
+
+/// A loopback port free now, for a server to listen on.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// The processes whose parent is `parent`, from `/proc` (no procps on a bare machine).

@@ -111,16 +111,29 @@ impl Stack {
     /// The silent login through `POST /v1/login` with (or without) a unionid; returns the
     /// envelope's `data`.
     pub async fn v1_login_with(&self, appid: &str, openid: &str, unionid: Option<&str>) -> Value {
+        let (status, body) = self
+            .try_v1_login(appid, openid, unionid)
+            .await
+            .expect("the gateway answers");
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"].clone()
+    }
+
+    /// The silent login through `POST /v1/login`, whatever it answers: status and envelope,
+    /// or the error of a request that got no answer (a drill's refusals are data).
+    pub async fn try_v1_login(
+        &self,
+        appid: &str,
+        openid: &str,
+        unionid: Option<&str>,
+    ) -> reqwest::Result<(StatusCode, Value)> {
         let code = self.mint_code(appid, openid, unionid).await;
         let response = self
             .http
             .post(format!("{}/v1/login", self.gateway.url()))
             .json(&json!({"appid": appid, "code": code}))
             .send()
-            .await
-            .expect("the gateway answers");
-        let (status, body) = envelope(response).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["data"].clone()
+            .await?;
+        Ok(envelope(response).await)
     }
 }
