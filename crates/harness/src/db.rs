@@ -156,6 +156,56 @@ impl TestDb {
         sizes
     }
 
+    /// Each table and index of the largest `limit`, with its size on disk, largest first:
+    /// where a seeded database's bytes are.
+    pub async fn relation_bytes(&self, limit: i64) -> Vec<(String, i64)> {
+        let pool = self.pool().await;
+        let sizes = sqlx::query_as(
+            "select c.relname::text, pg_relation_size(c.oid) from pg_class c \
+             join pg_namespace n on n.oid = c.relnamespace \
+             where n.nspname = current_schema() and c.relkind in ('r', 'i') \
+             order by 2 desc, 1 limit $1",
+        )
+        .bind(limit)
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default();
+        pool.close().await;
+        sizes
+    }
+
+    /// Reads into the operating system's cache what a login reads at random places: every
+    /// index, and the tables whose rows a login finds by key (`users`, `user_session_keys`,
+    /// `accounts`, `token_families`). A primary that has served for a while holds these;
+    /// a database just bulk-loaded holds whatever was written last. The append-only tables'
+    /// heaps (audit events, refresh tokens, webhook events) are left out: a login only adds
+    /// to their ends. Needs `pg_prewarm` (PostgreSQL's contrib) and the right to create it;
+    /// answers the bytes read.
+    ///
+    /// # Errors
+    /// What the server refused.
+    pub async fn prewarm(&self) -> Result<i64, sqlx::Error> {
+        let pool = self.pool().await;
+        let read = async {
+            sqlx::query("create extension if not exists pg_prewarm")
+                .execute(&pool)
+                .await?;
+            let bytes: i64 = sqlx::query_scalar(
+                "select coalesce(sum(pg_prewarm(c.oid, 'read')), 0)::int8 \
+                   * current_setting('block_size')::int8 from pg_class c \
+                 join pg_namespace n on n.oid = c.relnamespace \
+                 where n.nspname = current_schema() and (c.relkind = 'i' or (c.relkind = 'r' \
+                   and c.relname in ('users', 'user_session_keys', 'accounts', 'token_families')))",
+            )
+            .fetch_one(&pool)
+            .await?;
+            Ok(bytes)
+        }
+        .await;
+        pool.close().await;
+        read
+    }
+
     /// The server's WAL written so far: (bytes, full-page images). A server shared by two
     /// builds whose runs alternate gives each run's as the difference across it.
     pub async fn wal(&self) -> Option<(f64, f64)> {

@@ -84,6 +84,10 @@ pub(crate) struct Args {
     /// picked at random, so two builds compare a small database with a large one.
     #[arg(long, value_delimiter = ',')]
     seed_users: Vec<u64>,
+    /// Measure seeded databases as the seeding left them, without first reading what a
+    /// login reads at random into the server's cache.
+    #[arg(long)]
+    cold: bool,
 }
 
 #[tokio::main]
@@ -202,6 +206,36 @@ async fn seed_table(args: &Args, builds: &[Build]) {
             bytes as f64 / 1e9,
             started.elapsed().as_secs_f64()
         );
+    }
+    for (build, &users) in builds.iter().zip(&args.seed_users) {
+        if users == 0 {
+            continue;
+        }
+        let largest = build
+            .relation_bytes(12)
+            .await
+            .iter()
+            .map(|(name, bytes)| format!("{name} {:.2}", *bytes as f64 / 1e9))
+            .collect::<Vec<_>>();
+        println!(
+            "\n{}: largest tables and indexes, GB: {}",
+            build.name,
+            largest.join(", ")
+        );
+        if args.cold {
+            continue;
+        }
+        // A primary that has served for a while holds what logins read at random; a
+        // database just bulk-loaded holds what was written last. Without this the first
+        // runs on a large database measure its disk, not its steady state.
+        match build.prewarm().await {
+            Ok(bytes) => println!(
+                "{}: read {:.1} GB of indexes and keyed tables into the cache first",
+                build.name,
+                bytes as f64 / 1e9
+            ),
+            Err(err) => println!("{}: measured cold, no prewarm ({err})", build.name),
+        }
     }
 }
 

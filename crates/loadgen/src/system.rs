@@ -163,6 +163,17 @@ impl Build {
         seeded.map_err(|err| err.to_string())
     }
 
+    /// The largest tables and indexes of the build's database (see
+    /// [`TestDb::relation_bytes`]).
+    pub async fn relation_bytes(&self, limit: i64) -> Vec<(String, i64)> {
+        self.db.relation_bytes(limit).await
+    }
+
+    /// Reads what a login reads at random into the server's cache (see [`TestDb::prewarm`]).
+    pub async fn prewarm(&self) -> Result<i64, String> {
+        self.db.prewarm().await.map_err(|err| err.to_string())
+    }
+
     /// The server's WAL written so far (see [`TestDb::wal`]).
     pub async fn wal(&self) -> Option<(f64, f64)> {
         self.db.wal().await
