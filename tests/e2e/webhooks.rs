@@ -4,9 +4,9 @@
 
 use std::{
     collections::{BTreeMap, HashSet},
-    io::{BufRead as _, BufReader},
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    io::{BufRead as _, BufReader, Write as _},
+    path::PathBuf,
+    process::{Child, ChildStdout, Command, Stdio},
     time::Duration,
 };
 
@@ -27,51 +27,84 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// A port nothing listens on (yet).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The Python receiver, stopped when dropped.
+/// The Python receiver, stopped (and its folder removed) when dropped.
 struct Receiver {
     child: Child,
+    said: BufReader<ChildStdout>,
+    dir: PathBuf,
     events: PathBuf,
+    /// The port it holds from its start, down or up.
+    port: u16,
 }
 
 impl Receiver {
-    /// Starts `tests/webhooks/receiver.py` on `port`, recording to a file under `dir`.
-    fn start(dir: &Path, port: u16, fail: bool) -> Self {
+    /// Starts `tests/webhooks/receiver.py` on a port of its own, recording to a file of its
+    /// own. It holds the port from the start: `down`, it refuses connections (bound, not
+    /// listening) until [`Receiver::up`], and no other program can take the port meanwhile.
+    fn start(fail: bool, down: bool) -> Self {
         let python = root().join("target/oidc-python/bin/python");
         assert!(
             python.exists(),
             "the stock Python libraries are missing: scripts/test installs them into target/oidc-python"
         );
-        let events = dir.join(format!("received-{port}.jsonl"));
+        let dir =
+            std::env::temp_dir().join(format!("wxauth-receiver-{}", wxauth_e2e::random_hex(6)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let events = dir.join("received.jsonl");
         let mut command = Command::new(python);
         command
             .arg(root().join("tests/webhooks/receiver.py"))
             .arg(&events)
-            .arg(port.to_string())
+            .arg("0")
             .arg(SECRET)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if fail {
             command.arg("--fail");
         }
+        if down {
+            command.arg("--down");
+        }
         let mut child = command.spawn().expect("python runs");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let said = BufReader::new(child.stdout.take().unwrap());
+        let mut receiver = Self {
+            child,
+            said,
+            dir,
+            events,
+            port: 0,
+        };
+        let line = receiver.next_line();
+        let want = if down { "down on " } else { "listening on " };
+        receiver.port = line
+            .strip_prefix(want)
+            .and_then(|address| address.trim().rsplit(':').next())
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("the receiver said {line:?}"));
+        receiver
+    }
+
+    /// Brings a receiver started down up: from now on it accepts.
+    fn up(&mut self) {
+        let stdin = self
+            .child
+            .stdin
+            .as_mut()
+            .expect("the receiver's input is open");
+        stdin.write_all(b"up\n").unwrap();
+        stdin.flush().unwrap();
+        let line = self.next_line();
         assert!(
             line.starts_with("listening on"),
             "the receiver said {line:?}"
         );
-        Self { child, events }
+    }
+
+    fn next_line(&mut self) -> String {
+        let mut line = String::new();
+        self.said.read_line(&mut line).unwrap();
+        line
     }
 
     /// What it recorded, in the order it came.
@@ -88,6 +121,7 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -156,8 +190,8 @@ async fn a_users_day(stack: &Stack, openid: &str) -> String {
 
 #[tokio::test]
 async fn a_receiver_down_then_up_gets_every_event_verified_in_each_users_order() {
-    let port = free_port();
-    let stack = Stack::start_with(subscribed(port)).await;
+    let mut receiver = Receiver::start(false, true);
+    let stack = Stack::start_with(subscribed(receiver.port)).await;
     let mut users = Vec::new();
     for openid in ["o-hook-1", "o-hook-2", "o-hook-3"] {
         users.push(a_users_day(&stack, openid).await);
@@ -177,7 +211,7 @@ async fn a_receiver_down_then_up_gets_every_event_verified_in_each_users_order()
     assert_eq!(written, 3 * 4 + 1, "four events per user, one more login");
 
     // Up: everything arrives.
-    let receiver = Receiver::start(stack.dir(), port, false);
+    receiver.up();
     eventually(
         "every event is delivered",
         Duration::from_secs(30),
@@ -250,13 +284,12 @@ async fn a_receiver_down_then_up_gets_every_event_verified_in_each_users_order()
 
 #[tokio::test]
 async fn a_receiver_that_fails_forever_fills_the_dead_letters_not_the_request_path() {
-    let port = free_port();
-    let mut options = subscribed(port);
+    let receiver = Receiver::start(true, false);
+    let mut options = subscribed(receiver.port);
     options
         .auth_env
         .push(("WXAUTH_WEBHOOK_RETRY_WINDOW_SECS", "1".into()));
     let stack = Stack::start_with(options).await;
-    let receiver = Receiver::start(stack.dir(), port, true);
     stack.v1_login(APP, "o-dead-1").await;
     eventually("the events die", Duration::from_secs(20), || async {
         stack.count("webhook_events where state = 'dead'").await == 2
@@ -311,8 +344,9 @@ async fn outbox(stack: &Stack) -> Vec<(String, String, Value)> {
 
 #[tokio::test]
 async fn each_change_writes_its_events_with_nothing_a_subscription_may_not_read() {
-    let port = free_port();
-    let mut options = subscribed(port);
+    // Down all along: the port is held, and every delivery is refused.
+    let receiver = Receiver::start(false, true);
+    let mut options = subscribed(receiver.port);
     // A second subscription, allowed full phone numbers; nothing listens for either.
     let subscriptions: Value = serde_json::from_str(&options.auth_env[0].1).unwrap();
     let mut both = subscriptions.as_array().unwrap().clone();
