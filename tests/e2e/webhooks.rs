@@ -67,22 +67,21 @@ impl Receiver {
             command.arg("--down");
         }
         let mut child = command.spawn().expect("python runs");
-        let said = BufReader::new(child.stdout.take().unwrap());
-        let mut receiver = Self {
-            child,
-            said,
-            dir,
-            events,
-            port: 0,
-        };
-        let line = receiver.next_line();
+        let mut said = BufReader::new(child.stdout.take().unwrap());
+        let line = next_line(&mut said);
         let want = if down { "down on " } else { "listening on " };
-        receiver.port = line
+        let port = line
             .strip_prefix(want)
             .and_then(|address| address.trim().rsplit(':').next())
             .and_then(|port| port.parse().ok())
             .unwrap_or_else(|| panic!("the receiver said {line:?}"));
-        receiver
+        Self {
+            child,
+            said,
+            dir,
+            events,
+            port,
+        }
     }
 
     /// Brings a receiver started down up: from now on it accepts.
@@ -94,17 +93,11 @@ impl Receiver {
             .expect("the receiver's input is open");
         stdin.write_all(b"up\n").unwrap();
         stdin.flush().unwrap();
-        let line = self.next_line();
+        let line = next_line(&mut self.said);
         assert!(
             line.starts_with("listening on"),
             "the receiver said {line:?}"
         );
-    }
-
-    fn next_line(&mut self) -> String {
-        let mut line = String::new();
-        self.said.read_line(&mut line).unwrap();
-        line
     }
 
     /// What it recorded, in the order it came.
@@ -115,6 +108,13 @@ impl Receiver {
             .map(|line| serde_json::from_str(line).unwrap())
             .collect()
     }
+}
+
+/// The receiver's next line on its standard output.
+fn next_line(said: &mut BufReader<ChildStdout>) -> String {
+    let mut line = String::new();
+    said.read_line(&mut line).unwrap();
+    line
 }
 
 impl Drop for Receiver {
