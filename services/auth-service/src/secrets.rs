@@ -35,6 +35,43 @@ pub fn digest(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
+/// A new bearer secret that begins with `order` (8 bytes, big-endian) before its 256 random
+/// bits: stored under [`ordered_digest`], bearers made in increasing order land at the end
+/// of their table's primary key, not on a random leaf of it. On a large table a random leaf
+/// is a random page written (and a full-page image in the WAL after each checkpoint) per
+/// bearer issued. The order is not secret: it tells when the bearer was made, as the access
+/// token beside it does.
+pub fn new_ordered_bearer(prefix: &str, order: u64) -> Result<String, getrandom::Error> {
+    let mut body = [0u8; ORDER_BYTES + 32];
+    body[..ORDER_BYTES].copy_from_slice(&order.to_be_bytes());
+    getrandom::fill(&mut body[ORDER_BYTES..])?;
+    Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(body)))
+}
+
+/// Bytes of order before the random bits of an ordered bearer.
+const ORDER_BYTES: usize = 8;
+
+/// The key under which a bearer of [`new_ordered_bearer`] is stored and looked up: its order,
+/// then its [`digest`]. A bearer of any other shape (one made by [`new_bearer`] before
+/// bearers were ordered, or garbage) keeps its plain digest, so bearers already handed out
+/// are still found. The order a presented bearer claims is only a place to look: the digest
+/// after it must match too.
+pub fn ordered_digest(prefix: &str, secret: &str) -> Vec<u8> {
+    let digest = digest(secret);
+    let order = secret
+        .strip_prefix(prefix)
+        .filter(|body| body.len() == ORDERED_BODY_CHARS)
+        .and_then(|body| URL_SAFE_NO_PAD.decode(body).ok())
+        .filter(|bytes| bytes.len() == ORDER_BYTES + 32);
+    match order {
+        Some(bytes) => [&bytes[..ORDER_BYTES], &digest[..]].concat(),
+        None => digest,
+    }
+}
+
+/// Characters of an ordered bearer's 40 bytes in base64url without padding.
+const ORDERED_BODY_CHARS: usize = 54;
+
 /// The digest of a WeChat code, scoped to its appid.
 pub fn code_digest(appid: &str, code: &str) -> Vec<u8> {
     let mut hasher = Sha256::new();
@@ -307,6 +344,41 @@ mod tests {
         assert_eq!(digest(&a), digest(&a));
         assert_ne!(digest(&a), digest(&b));
         assert_ne!(code_digest("wx1", "c"), code_digest("wx2", "c"));
+    }
+
+    #[test]
+    fn ordered_bearers_sort_by_their_order_and_old_bearers_keep_their_digest() {
+        let early = new_ordered_bearer("wxrt_", 1_700_000_000_000_000).unwrap();
+        let late = new_ordered_bearer("wxrt_", 1_700_000_000_000_001).unwrap();
+        assert!(
+            early.starts_with("wxrt_") && early.len() == 5 + 54,
+            "{early}"
+        );
+        let (early_key, late_key) = (
+            ordered_digest("wxrt_", &early),
+            ordered_digest("wxrt_", &late),
+        );
+        assert!(early_key < late_key, "keys sort as their orders do");
+        assert_eq!(early_key.len(), 40);
+        assert_eq!(&early_key[..8], &1_700_000_000_000_000u64.to_be_bytes());
+        assert_eq!(&early_key[8..], &digest(&early)[..]);
+        // The same order with other random bits is another key.
+        let twin = new_ordered_bearer("wxrt_", 1_700_000_000_000_000).unwrap();
+        assert_ne!(ordered_digest("wxrt_", &twin), early_key);
+        // A bearer of before (32 random bytes) and anything else keep the plain digest.
+        let old = new_bearer("wxrt_").unwrap();
+        for other in [
+            old.as_str(),
+            "wxrt_unknown",
+            "x",
+            "",
+            early.trim_start_matches("wxrt_"),
+        ] {
+            assert_eq!(ordered_digest("wxrt_", other), digest(other), "{other}");
+        }
+        // Not base64url of the right length: the plain digest, never a panic.
+        let bent = format!("wxrt_{}", "*".repeat(54));
+        assert_eq!(ordered_digest("wxrt_", &bent), digest(&bent));
     }
 
     #[test]

@@ -8,14 +8,13 @@ use std::sync::Arc;
 
 use wxauth_token::Claims;
 
-use super::{REFRESH_PREFIX, Tokens};
+use super::{REFRESH_PREFIX, Tokens, refresh_key};
 use crate::{
     domain::{
         Bearer, CallContext,
         rotation::{self, Decision},
     },
     error::AuthError,
-    secrets,
     store::families::RefreshRecord,
 };
 
@@ -72,7 +71,7 @@ impl Tokens {
     }
 
     async fn inspect_refresh(&self, token: &Bearer) -> Result<Introspected, AuthError> {
-        let hash = secrets::digest(token.expose());
+        let hash = refresh_key(token.expose());
         let Some(record) = self.store.refresh_record(&hash).await? else {
             return Ok(Introspected::Inactive);
         };

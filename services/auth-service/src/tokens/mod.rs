@@ -34,6 +34,14 @@ pub use verified::VerifiedTokens;
 /// Prefix of refresh tokens.
 pub const REFRESH_PREFIX: &str = "wxrt_";
 
+/// The key a refresh token is stored and looked up under. Tokens are ordered by when they
+/// were issued ([`secrets::new_ordered_bearer`]), so issuing one writes near the end of
+/// `refresh_tokens`' primary key; tokens issued before they were ordered keep their plain
+/// digest.
+pub(crate) fn refresh_key(token: &str) -> Vec<u8> {
+    secrets::ordered_digest(REFRESH_PREFIX, token)
+}
+
 /// A token pair as handed out. Its `Debug` shows the expiries only.
 pub struct TokenPair {
     /// The signed access token.
@@ -164,9 +172,11 @@ impl Tokens {
     /// A new refresh token, for a login about to be stored that asked for `scope` (`None`:
     /// the default grant).
     pub fn new_refresh(&self, scope: Option<&Scopes>) -> Result<NewRefreshToken, AuthError> {
-        let token = secrets::new_bearer(REFRESH_PREFIX).map_err(AuthError::internal)?;
+        let order = u64::try_from(self.clock.timestamp().micros()).unwrap_or(0);
+        let token =
+            secrets::new_ordered_bearer(REFRESH_PREFIX, order).map_err(AuthError::internal)?;
         Ok(NewRefreshToken {
-            hash: secrets::digest(&token),
+            hash: refresh_key(&token),
             token,
             ttl_secs: self.keys.refresh_ttl_secs,
             scope: scope.map(ToString::to_string),
@@ -254,7 +264,7 @@ impl Tokens {
         asked: Option<&Scopes>,
         context: &CallContext,
     ) -> Result<Issued, AuthError> {
-        let old_hash = secrets::digest(presented.expose());
+        let old_hash = refresh_key(presented.expose());
         self.within_reach(&old_hash, context).await?;
         // Never more than the login was granted (RFC 6749 6). An unknown token is refused
         // by the rotation, as any unknown token.
@@ -293,7 +303,7 @@ impl Tokens {
                     "refresh retried within the grace period"
                 );
                 let again = NewRefreshToken {
-                    hash: secrets::digest(&token),
+                    hash: refresh_key(&token),
                     token,
                     ttl_secs: self.keys.refresh_ttl_secs,
                     scope: None,
@@ -344,7 +354,7 @@ impl Tokens {
                 family_of(&claims)?
             }
             LogoutBy::RefreshToken(token) => {
-                let hash = secrets::digest(token.expose());
+                let hash = refresh_key(token.expose());
                 self.within_reach(&hash, context).await?;
                 self.store
                     .family_of_refresh(&hash)

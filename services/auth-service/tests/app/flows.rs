@@ -6,6 +6,8 @@ use wxauth_proto::v1::{
     CompleteLoginRequest, CreateSessionRequest, DataKind, RefreshTokenRequest, ValidateTokenRequest,
 };
 
+use auth_service::clock::Clock as _;
+
 use crate::support::{ACCESS_TTL, APP, Client, TestApp};
 
 /// The code and reason of a refusal.
@@ -99,6 +101,106 @@ async fn tokens_expire_on_the_services_clock_and_a_refresh_gives_new_ones() {
         validate(&mut service, &refreshed.access_token).await,
         Ok(user.user_id)
     );
+}
+
+/// The stored key of every refresh token, oldest first by creation.
+async fn refresh_keys(app: &TestApp) -> Vec<Vec<u8>> {
+    use sqlx::Connection as _;
+    let mut db = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    sqlx::query_scalar("select token_hash from refresh_tokens order by created_at, token_hash")
+        .fetch_all(&mut db)
+        .await
+        .unwrap()
+}
+
+/// Refresh tokens are keyed by when they were issued, so issuing one writes at the end of
+/// the table's key and not on a random page of a large index; tokens handed out before
+/// that, stored under their plain SHA-256 digest, keep working through an upgrade.
+#[tokio::test]
+async fn refresh_tokens_are_keyed_in_issue_order_and_older_tokens_still_refresh() {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+    use sha2::{Digest as _, Sha256};
+    use sqlx::Connection as _;
+
+    let app = TestApp::spawn(&[]).await;
+    let mut gateway = app.client(0).await;
+    let session_id = session(&mut gateway, &app, "o-ordered").await;
+    let issued_at = app.clock.timestamp().micros();
+    let login = gateway
+        .complete_login(complete(
+            &session_id,
+            &app.user_info("o-ordered", "Ordered"),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = login.tokens.unwrap().refresh_token;
+    let keys = refresh_keys(&app).await;
+    assert_eq!(keys.len(), 1);
+    let order = i64::from_be_bytes(keys[0][..8].try_into().unwrap());
+    assert_eq!(order, issued_at, "the key begins with the issue time");
+    assert_eq!(&keys[0][8..], &Sha256::digest(first.as_bytes())[..]);
+
+    // A later token sorts after: its rotation inserts at the end of the key.
+    app.clock.advance(5);
+    let refresh = |token: String| RefreshTokenRequest {
+        scope: String::new(),
+        refresh_token: token,
+    };
+    let second = gateway
+        .refresh_token(refresh(first))
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens
+        .unwrap()
+        .refresh_token;
+    let keys = refresh_keys(&app).await;
+    assert_eq!(keys.len(), 2);
+    assert!(keys[0] < keys[1], "keys sort in issue order");
+
+    // A token of before, stored under its plain digest in the same family, still trades.
+    let mut random = [0u8; 32];
+    getrandom::fill(&mut random).unwrap();
+    let older = format!("wxrt_{}", URL_SAFE_NO_PAD.encode(random));
+    let mut db = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    sqlx::query(
+        "insert into refresh_tokens (token_hash, family_id, created_at, expires_at) \
+         select $1, family_id, created_at, expires_at from refresh_tokens where token_hash = $2",
+    )
+    .bind(Sha256::digest(older.as_bytes()).to_vec())
+    .bind(&keys[1])
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let traded = gateway
+        .refresh_token(refresh(older.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens
+        .unwrap();
+    assert_eq!(
+        validate(&mut app.client(1).await, &traded.access_token)
+            .await
+            .map(|user| !user.is_empty()),
+        Ok(true)
+    );
+    assert!(
+        traded.refresh_token.len() > older.len(),
+        "its successor is ordered"
+    );
+
+    // An ordered token's claimed order is only where to look: the same order with other
+    // random bits is not the token.
+    let mut bent = URL_SAFE_NO_PAD
+        .decode(second.trim_start_matches("wxrt_"))
+        .unwrap();
+    bent[20] ^= 1;
+    let forged = format!("wxrt_{}", URL_SAFE_NO_PAD.encode(bent));
+    let refused = gateway.refresh_token(refresh(forged)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    gateway.refresh_token(refresh(second)).await.unwrap();
 }
 
 #[tokio::test]
