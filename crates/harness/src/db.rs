@@ -12,6 +12,21 @@ use std::hash::{Hash as _, Hasher as _};
 
 use sqlx::{Connection, PgConnection, PgPool, migrate::Migrator, postgres::PgPoolOptions};
 
+/// The relations a returning user's login touches at a random place: the keys it finds the
+/// user, their kept session_key and their unionid's account by, those two tables' rows, and
+/// the index leaves its new family and audit event go into (a refresh token's key begins
+/// with its issue time, so a new one goes to the end of its index). On a large database
+/// these are what a login reads from outside PostgreSQL's buffers when they do not fit.
+pub const RANDOM_PER_LOGIN: [&str; 7] = [
+    "users_appid_openid_key",
+    "users",
+    "user_session_keys_pkey",
+    "user_session_keys",
+    "accounts_unionid_key",
+    "token_families_user",
+    "audit_events_user",
+];
+
 /// The service's migrations, as the binaries under test embed them.
 static MIGRATOR: Migrator = sqlx::migrate!("../../services/auth-service/migrations");
 
@@ -174,32 +189,70 @@ impl TestDb {
         sizes
     }
 
-    /// Reads into the operating system's cache what a login reads at random places: every
-    /// index, and the tables whose rows a login finds by key (`users`, `user_session_keys`,
-    /// `accounts`, `token_families`). A primary that has served for a while holds these;
-    /// a database just bulk-loaded holds whatever was written last. The append-only tables'
-    /// heaps (audit events, refresh tokens, webhook events) are left out: a login only adds
-    /// to their ends. Needs `pg_prewarm` (PostgreSQL's contrib) and the right to create it;
-    /// answers the bytes read.
+    /// Reads into the cache what a login reads at random places: every index, and the
+    /// tables whose rows a login finds by key (`users`, `user_session_keys`, `accounts`,
+    /// `token_families`). A primary that has served for a while holds these; a database just
+    /// bulk-loaded holds whatever was written last. The append-only tables' heaps (audit
+    /// events, refresh tokens, webhook events) are left out: a login only adds to their ends.
+    ///
+    /// The relations a returning login touches at random ([`RANDOM_PER_LOGIN`]) go into
+    /// PostgreSQL's own buffers, smallest first, as many as 90% of `shared_buffers` holds, as
+    /// a server sized for them would keep them there; the rest into the operating system's
+    /// cache. Needs `pg_prewarm` (PostgreSQL's contrib) and the right to create it; answers
+    /// the bytes read, and of them the bytes put in PostgreSQL's buffers.
     ///
     /// # Errors
     /// What the server refused.
-    pub async fn prewarm(&self) -> Result<i64, sqlx::Error> {
+    pub async fn prewarm(&self) -> Result<(i64, i64), sqlx::Error> {
         let pool = self.pool().await;
         let read = async {
             sqlx::query("create extension if not exists pg_prewarm")
                 .execute(&pool)
                 .await?;
-            let bytes: i64 = sqlx::query_scalar(
-                "select coalesce(sum(pg_prewarm(c.oid, 'read')), 0)::int8 \
-                   * current_setting('block_size')::int8 from pg_class c \
-                 join pg_namespace n on n.oid = c.relnamespace \
-                 where n.nspname = current_schema() and (c.relkind = 'i' or (c.relkind = 'r' \
-                   and c.relname in ('users', 'user_session_keys', 'accounts', 'token_families')))",
+            let room: i64 = sqlx::query_scalar(
+                "select (setting::int8 * current_setting('block_size')::int8) * 9 / 10 \
+                 from pg_settings where name = 'shared_buffers'",
             )
             .fetch_one(&pool)
             .await?;
-            Ok(bytes)
+            let random: Vec<(String, i64)> = sqlx::query_as(
+                "select c.relname::text, pg_relation_size(c.oid) from pg_class c \
+                 join pg_namespace n on n.oid = c.relnamespace \
+                 where n.nspname = current_schema() and c.relname = any($1) order by 2, 1",
+            )
+            .bind(&RANDOM_PER_LOGIN[..])
+            .fetch_all(&pool)
+            .await?;
+            let mut buffered = Vec::new();
+            let mut held = 0;
+            for (name, bytes) in random {
+                if held + bytes <= room {
+                    held += bytes;
+                    buffered.push(name);
+                }
+            }
+            let blocks = |mode: &'static str| {
+                format!(
+                    "select coalesce(sum(pg_prewarm(c.oid, '{mode}')), 0)::int8 \
+                       * current_setting('block_size')::int8 from pg_class c \
+                     join pg_namespace n on n.oid = c.relnamespace \
+                     where n.nspname = current_schema() and ({{}}) "
+                )
+            };
+            let keyed = "(c.relkind = 'i' or (c.relkind = 'r' and c.relname in \
+                ('users', 'user_session_keys', 'accounts', 'token_families')))";
+            let read: i64 = sqlx::query_scalar(
+                &blocks("read").replace("{}", &format!("{keyed} and not c.relname = any($1)")),
+            )
+            .bind(&buffered)
+            .fetch_one(&pool)
+            .await?;
+            let buffer: i64 =
+                sqlx::query_scalar(&blocks("buffer").replace("{}", "c.relname = any($1)"))
+                    .bind(&buffered)
+                    .fetch_one(&pool)
+                    .await?;
+            Ok((read + buffer, buffer))
         }
         .await;
         pool.close().await;

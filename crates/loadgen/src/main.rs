@@ -229,10 +229,12 @@ async fn seed_table(args: &Args, builds: &[Build]) {
         // database just bulk-loaded holds what was written last. Without this the first
         // runs on a large database measure its disk, not its steady state.
         match build.prewarm().await {
-            Ok(bytes) => println!(
-                "{}: read {:.1} GB of indexes and keyed tables into the cache first",
+            Ok((bytes, buffered)) => println!(
+                "{}: read {:.1} GB of indexes and keyed tables into the cache first, \
+                 {:.1} GB of it into PostgreSQL's buffers",
                 build.name,
-                bytes as f64 / 1e9
+                bytes as f64 / 1e9,
+                buffered as f64 / 1e9
             ),
             Err(err) => println!("{}: measured cold, no prewarm ({err})", build.name),
         }

@@ -169,8 +169,9 @@ impl Build {
         self.db.relation_bytes(limit).await
     }
 
-    /// Reads what a login reads at random into the server's cache (see [`TestDb::prewarm`]).
-    pub async fn prewarm(&self) -> Result<i64, String> {
+    /// Reads what a login reads at random into the server's cache (see [`TestDb::prewarm`]):
+    /// the bytes read, and of them the bytes in PostgreSQL's own buffers.
+    pub async fn prewarm(&self) -> Result<(i64, i64), String> {
         self.db.prewarm().await.map_err(|err| err.to_string())
     }
 
