@@ -11,16 +11,9 @@ use tonic_health::pb::{
 use wxauth_e2e::{
     db::TestDb,
     eventually,
-    process::Proc,
+    process::{Listening as _, Proc},
     stack::{APP, Stack, channel_to},
 };
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .unwrap()
-        .port()
-}
 
 /// How many GetMe calls a replica has answered, from its metrics.
 async fn get_me_calls(stack: &Stack, replica: &Proc) -> f64 {
@@ -70,13 +63,15 @@ async fn a_gateway_balances_across_replicas_and_survives_one_dying() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (port_a, port_b) = (free_port(), free_port());
+    // Each replica binds a port of its own choosing and says which: a port picked first
+    // and bound later could be taken in between by a test running beside this one.
     let replica = |name: &str, port: u16| {
         stack.spawn_replica_with(name, &[("WXAUTH_GRPC_ADDR", format!("127.0.0.1:{port}"))])
     };
-    let a = replica("auth-a", port_a);
-    let b = replica("auth-b", port_b);
-    let gateway = balanced_gateway(&stack, [port_a, port_b]);
+    let a = replica("auth-a", 0);
+    let b = replica("auth-b", 0);
+    let port_a = a.addr().port();
+    let gateway = balanced_gateway(&stack, [port_a, b.addr().port()]);
 
     for _ in 0..60 {
         assert_eq!(me(&stack, &gateway, &token).await, StatusCode::OK);
@@ -168,21 +163,11 @@ async fn a_gateway_follows_the_addresses_of_a_dns_name() {
 #[tokio::test]
 async fn a_replica_that_cannot_use_its_database_takes_no_logins_while_another_serves() {
     let stack = Stack::start().await;
-    let (port_a, port_b) = (free_port(), free_port());
     // Replica a has a database of its own, which it is then cut off from.
     let own = TestDb::create().await;
-    let a = stack.spawn_replica_with(
-        "auth-a",
-        &[
-            ("WXAUTH_GRPC_ADDR", format!("127.0.0.1:{port_a}")),
-            ("DATABASE_URL", own.url.clone()),
-        ],
-    );
-    let _b = stack.spawn_replica_with(
-        "auth-b",
-        &[("WXAUTH_GRPC_ADDR", format!("127.0.0.1:{port_b}"))],
-    );
-    let gateway = balanced_gateway(&stack, [port_a, port_b]);
+    let a = stack.spawn_replica_with("auth-a", &[("DATABASE_URL", own.url.clone())]);
+    let b = stack.spawn_replica("auth-b");
+    let gateway = balanced_gateway(&stack, [a.addr().port(), b.addr().port()]);
     own.admin("alter database {db} allow_connections false")
         .await;
     own.admin("select pg_terminate_backend(pid) from pg_stat_activity where datname = '{db}'")
