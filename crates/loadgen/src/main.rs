@@ -230,7 +230,7 @@ async fn seed_table(args: &Args, builds: &[Build]) {
         // runs on a large database measure its disk, not its steady state.
         match build.prewarm().await {
             Ok((bytes, buffered)) => println!(
-                "{}: read {:.1} GB of indexes and keyed tables into the cache first, \
+                "{}: read {:.1} GB of what a login touches at random into the cache first, \
                  {:.1} GB of it into PostgreSQL's buffers",
                 build.name,
                 bytes as f64 / 1e9,
