@@ -11,11 +11,14 @@
 //! the `kid` must be a known key, the signature must verify, and `iss`, `exp`, `nbf`/`iat`
 //! and (when asked) `aud` must hold.
 
-use std::collections::HashMap;
+mod keys;
+mod verify;
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use serde::{Deserialize, Serialize};
+
+pub use keys::{Jwk, Jwks, KeyPair};
+pub use verify::{Verifier, peek_kid};
 
 /// The `iss` of the tokens of a deployment that names no issuer URL, and of every token
 /// signed before issuers were URLs; a verifier always accepts it, so those tokens stay valid
@@ -120,202 +123,6 @@ struct Header {
     #[serde(default)]
     typ: Option<String>,
     kid: String,
-}
-
-/// A signing key with its id.
-pub struct KeyPair {
-    kid: String,
-    key: SigningKey,
-}
-
-impl KeyPair {
-    /// A key from its 32-byte Ed25519 seed.
-    pub fn from_seed(kid: impl Into<String>, seed: &[u8; 32]) -> Self {
-        Self {
-            kid: kid.into(),
-            key: SigningKey::from_bytes(seed),
-        }
-    }
-
-    /// The key id.
-    pub fn kid(&self) -> &str {
-        &self.kid
-    }
-
-    /// The public half, as a JWK.
-    pub fn jwk(&self) -> Jwk {
-        Jwk {
-            kty: "OKP".into(),
-            crv: "Ed25519".into(),
-            x: URL_SAFE_NO_PAD.encode(self.key.verifying_key().as_bytes()),
-            kid: self.kid.clone(),
-            alg: "EdDSA".into(),
-            key_use: "sig".into(),
-        }
-    }
-
-    /// Signs `claims` into a compact JWT access token (`typ: at+jwt`).
-    pub fn sign(&self, claims: &Claims) -> String {
-        self.sign_json(ACCESS_TOKEN_TYPE, claims)
-    }
-
-    /// Signs an OpenID Connect ID token (`typ: JWT`).
-    pub fn sign_id_token(&self, claims: &IdClaims) -> String {
-        self.sign_json("JWT", claims)
-    }
-
-    fn sign_json(&self, typ: &str, claims: &impl Serialize) -> String {
-        let header = Header {
-            alg: "EdDSA".into(),
-            typ: Some(typ.into()),
-            kid: self.kid.clone(),
-        };
-        // Serializing these plain structs (strings and integers) cannot fail.
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap_or_default()),
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default())
-        );
-        let signature = self.key.sign(signing_input.as_bytes());
-        format!(
-            "{signing_input}.{}",
-            URL_SAFE_NO_PAD.encode(signature.to_bytes())
-        )
-    }
-}
-
-impl std::fmt::Debug for KeyPair {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyPair")
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A public key as JSON Web Key (RFC 8037 `OKP`/`Ed25519`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jwk {
-    /// Always "OKP".
-    pub kty: String,
-    /// Always "Ed25519".
-    pub crv: String,
-    /// The public key, base64url.
-    pub x: String,
-    /// The key id tokens name.
-    pub kid: String,
-    /// Always "EdDSA".
-    pub alg: String,
-    /// Always "sig".
-    #[serde(rename = "use")]
-    pub key_use: String,
-}
-
-/// A JWK Set, as served at `/.well-known/jwks.json`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jwks {
-    /// The keys; several are live during a rotation.
-    pub keys: Vec<Jwk>,
-}
-
-/// Verifies tokens against a set of public keys, from the deployment's issuer (or the
-/// legacy one).
-#[derive(Debug, Clone, Default)]
-pub struct Verifier {
-    keys: HashMap<String, VerifyingKey>,
-    issuer: Option<String>,
-}
-
-impl Verifier {
-    /// A verifier for the given JWKS; keys that are not Ed25519 or do not decode are skipped.
-    pub fn from_jwks(jwks: &Jwks) -> Self {
-        let keys = jwks
-            .keys
-            .iter()
-            .filter(|jwk| jwk.kty == "OKP" && jwk.crv == "Ed25519")
-            .filter_map(|jwk| {
-                let bytes: [u8; 32] = URL_SAFE_NO_PAD.decode(&jwk.x).ok()?.try_into().ok()?;
-                Some((jwk.kid.clone(), VerifyingKey::from_bytes(&bytes).ok()?))
-            })
-            .collect();
-        Self { keys, issuer: None }
-    }
-
-    /// The same verifier, accepting tokens of `issuer` too (besides [`LEGACY_ISSUER`]).
-    #[must_use]
-    pub fn with_issuer(self, issuer: Option<&str>) -> Self {
-        Self {
-            issuer: issuer
-                .filter(|issuer| !issuer.is_empty())
-                .map(str::to_owned),
-            ..self
-        }
-    }
-
-    /// Whether a key with this id is known.
-    pub fn knows(&self, kid: &str) -> bool {
-        self.keys.contains_key(kid)
-    }
-
-    /// Verifies `token` at time `now` (Unix seconds); when `audience` is given, the token
-    /// must have been issued for that appid.
-    pub fn verify(
-        &self,
-        token: &str,
-        now: i64,
-        audience: Option<&str>,
-    ) -> Result<Claims, TokenError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::Malformed);
-        }
-        let mut parts = token.split('.');
-        let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
-        let header: Header = decode_json(header_b64)?;
-        if header.alg != "EdDSA" {
-            return Err(TokenError::UnsupportedAlgorithm);
-        }
-        let key = self
-            .keys
-            .get(&header.kid)
-            .ok_or_else(|| TokenError::UnknownKey {
-                kid: header.kid.clone(),
-            })?;
-        let signature: [u8; 64] = URL_SAFE_NO_PAD
-            .decode(signature_b64)
-            .ok()
-            .and_then(|bytes| bytes.try_into().ok())
-            .ok_or(TokenError::Malformed)?;
-        let signing_input = &token[..header_b64.len() + 1 + claims_b64.len()];
-        key.verify(signing_input.as_bytes(), &Signature::from_bytes(&signature))
-            .map_err(|_| TokenError::BadSignature)?;
-
-        let claims: Claims = decode_json(claims_b64)?;
-        if claims.iss != LEGACY_ISSUER && self.issuer.as_deref() != Some(claims.iss.as_str()) {
-            return Err(TokenError::WrongIssuer);
-        }
-        if claims.iat > now + LEEWAY_SECS {
-            return Err(TokenError::NotYetValid);
-        }
-        if claims.exp <= now {
-            return Err(TokenError::Expired);
-        }
-        if audience.is_some_and(|expected| expected != claims.aud) {
-            return Err(TokenError::WrongAudience);
-        }
-        Ok(claims)
-    }
-}
-
-/// The `kid` a token's header names, without verifying anything: lets a verifier decide to
-/// refetch its JWKS when the key is new to it.
-pub fn peek_kid(token: &str) -> Option<String> {
-    let header_b64 = token.split('.').next()?;
-    decode_json::<Header>(header_b64)
-        .ok()
-        .map(|header| header.kid)
 }
 
 fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, TokenError> {
