@@ -228,37 +228,34 @@ impl TestDb {
             .bind(&RANDOM_PER_LOGIN[..])
             .fetch_all(&pool)
             .await?;
-            let mut buffered = Vec::new();
+            // Smallest first into PostgreSQL's buffers while they hold them; the rest to the
+            // operating system's cache.
+            let (mut buffered, mut cached) = (Vec::new(), Vec::new());
             let mut held = 0;
             for (name, bytes) in random {
                 if held + bytes <= room {
                     held += bytes;
                     buffered.push(name);
+                } else {
+                    cached.push(name);
                 }
             }
-            let blocks = |mode: &'static str| {
-                format!(
-                    "select coalesce(sum(pg_prewarm(c.oid, '{mode}')), 0)::int8 \
+            let prewarm = |mode: &'static str, names: &[String]| {
+                sqlx::query_scalar::<_, i64>(
+                    "select coalesce(sum(pg_prewarm(c.oid, $2)), 0)::int8 \
                        * current_setting('block_size')::int8 from pg_class c \
                      join pg_namespace n on n.oid = c.relnamespace \
-                     where n.nspname = current_schema() and ({{}}) "
+                     where n.nspname = current_schema() and c.relname = any($1)",
                 )
+                .bind(names.to_vec())
+                .bind(mode)
+                .fetch_one(&pool)
             };
-            let cached =
-                blocks("read").replace("{}", "c.relname = any($2) and not c.relname = any($1)");
             let mut read = 0;
             for _ in 0..2 {
-                read = sqlx::query_scalar(&cached)
-                    .bind(&buffered)
-                    .bind(&RANDOM_PER_LOGIN[..])
-                    .fetch_one(&pool)
-                    .await?;
+                read = prewarm("read", &cached).await?;
             }
-            let buffer: i64 =
-                sqlx::query_scalar(&blocks("buffer").replace("{}", "c.relname = any($1)"))
-                    .bind(&buffered)
-                    .fetch_one(&pool)
-                    .await?;
+            let buffer = prewarm("buffer", &buffered).await?;
             Ok((read + buffer, buffer))
         }
         .await;
