@@ -103,15 +103,17 @@ pub struct Settings {
     #[arg(long, env = "GATEWAY_BODY_TIMEOUT_MS", default_value = "5000", value_parser = config::at_least_one::<NonZeroU64>)]
     pub body_timeout_ms: NonZeroU64,
 
-    /// How long a client may take to send the head of a request, in milliseconds, counted
-    /// for the first request from the moment it connects; a slower one (slowloris, or a
-    /// socket that sends nothing) is disconnected.
+    /// How long a client may take to send the head of its first request, in milliseconds,
+    /// counted from the moment it connects; a slower one (slowloris, or a socket that sends
+    /// nothing) is disconnected.
     #[arg(long, env = "GATEWAY_HEADER_READ_TIMEOUT_MS", default_value = "5000", value_parser = config::at_least_one::<NonZeroU64>)]
     pub header_read_timeout_ms: NonZeroU64,
 
-    /// How long a connection may stay open with no request in flight, in milliseconds
-    /// (HTTP/2; an idle HTTP/1 connection is closed after GATEWAY_HEADER_READ_TIMEOUT_MS).
-    #[arg(long, env = "GATEWAY_IDLE_TIMEOUT_MS", default_value = "60000", value_parser = config::at_least_one::<NonZeroU64>)]
+    /// How long a connection, HTTP/1 or HTTP/2, may stay open with no request in flight,
+    /// in milliseconds; a later request's head must be complete within it. Keep it above
+    /// the idle timeout of whatever pools connections in front (60 s for ingress-nginx and
+    /// most load balancers), so the pool, not the gateway, closes an idle connection.
+    #[arg(long, env = "GATEWAY_IDLE_TIMEOUT_MS", default_value = "75000", value_parser = config::at_least_one::<NonZeroU64>)]
     pub idle_timeout_ms: NonZeroU64,
 
     /// The most requests in flight; one more is answered 503 with `retry-after` at once.

@@ -11,6 +11,13 @@
 //!   whether it speaks HTTP/1 or HTTP/2. A connection with no request in flight for
 //!   [`Limits::idle_timeout`] is closed (for HTTP/2 with a GOAWAY), and HTTP/2 peers are
 //!   pinged, so a dead one is noticed.
+//! - hyper's HTTP/1 head timer is set to the idle timeout, not to the header read timeout:
+//!   hyper starts it as soon as an answer is written, so it counts the idle time before the
+//!   next request too. At 5 s it closed every keep-alive connection after 5 s of quiet, and
+//!   a client pool that keeps connections longer (reqwest 90 s, ingress-nginx and load
+//!   balancers 60 s) then sent its next request onto a socket being closed: a POST lost
+//!   with a reset, not an answer. A later head is bounded by the idle timeout as a whole,
+//!   which holds no more than an idle HTTP/2 connection already may.
 //! - One client may hold at most [`Limits::max_connections_per_client`] connections (an IPv6
 //!   client: its whole /64); one more is closed as soon as it is accepted, so a single host
 //!   cannot use up the file descriptors every client needs.
@@ -46,7 +53,9 @@ pub struct Limits {
     /// How long the head of a request may take to arrive, counted for the first request
     /// from the moment the connection is accepted.
     pub header_read_timeout: Duration,
-    /// How long a connection may stay open with no request in flight.
+    /// How long a connection may stay open with no request in flight. Longer than the
+    /// 60 s a proxy or load balancer commonly keeps an idle upstream connection: the side
+    /// that closes first must be the client, or its next request meets a closing socket.
     pub idle_timeout: Duration,
     /// The largest request head (request line and headers) read, in bytes. Above it the
     /// connection is answered 431 by the HTTP layer itself; keep it above what the
@@ -63,7 +72,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(75),
             max_head_bytes: 64 * 1024,
             max_connections_per_client: None,
             counters: ConnectionCounters::default(),
@@ -225,7 +234,7 @@ pub async fn serve_with(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(limits.idle_timeout.max(limits.header_read_timeout))
         .max_buf_size(limits.max_head_bytes.max(8192));
     builder
         .http2()
@@ -352,6 +361,58 @@ mod tests {
         assert_ne!(bucket_of("2001:db8:1:2::1"), bucket_of("2001:db8:1:3::1"));
         assert_eq!(bucket_of("::ffff:203.0.113.7"), bucket_of("203.0.113.7"));
         assert_ne!(bucket_of("203.0.113.7"), bucket_of("203.0.113.8"));
+    }
+
+    /// Sends one HTTP/1.1 request on `socket` and reads its whole answer.
+    async fn ask(socket: &mut tokio::net::TcpStream) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        socket
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !answer.ends_with(b"ok") {
+            let read = socket.read(&mut buffer).await.unwrap();
+            assert_ne!(read, 0, "closed before answering: {answer:?}");
+            answer.extend_from_slice(&buffer[..read]);
+        }
+        String::from_utf8(answer).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_keep_alive_connection_outlives_the_head_timeout_and_closes_when_idle() {
+        use tokio::io::AsyncReadExt as _;
+        let limits = Limits {
+            header_read_timeout: Duration::from_millis(100),
+            idle_timeout: Duration::from_millis(1_500),
+            ..Limits::default()
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        tokio::spawn(serve_with(listener, app, std::future::pending(), limits));
+
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert!(ask(&mut socket).await.starts_with("HTTP/1.1 200"));
+        // Quiet for three head timeouts, as a pooled connection between two requests is.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            ask(&mut socket).await.starts_with("HTTP/1.1 200"),
+            "the same connection answers again"
+        );
+
+        let quiet = Instant::now();
+        let mut buffer = [0u8; 64];
+        let closed = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buffer))
+            .await
+            .expect("an idle connection is closed");
+        assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+        assert!(
+            quiet.elapsed() >= Duration::from_millis(1_400),
+            "closed after the idle timeout, not before: {:?}",
+            quiet.elapsed()
+        );
     }
 
     #[test]
