@@ -80,7 +80,14 @@ async fn a_primary_killed_under_load_loses_no_acknowledged_login_after_promotion
 
     killed.store(true, Ordering::SeqCst);
     primary.kill_primary();
-    standby.promote();
+    // `pg_ctl promote` waits for the promotion: off this runtime, so the load goes on
+    // meanwhile and meets the failover as a mini-program's logins would.
+    let standby = tokio::task::spawn_blocking(move || {
+        standby.promote();
+        standby
+    })
+    .await
+    .unwrap();
     proxy.retarget(standby.addr());
     let flowing = stack.count("token_families").await;
     eventually(

@@ -286,7 +286,12 @@ impl Stack {
             keys,
             auth_env,
             signing_seed,
-            http: reqwest::Client::new(),
+            // As a well-set client pool is: idle connections dropped before the servers'
+            // idle timeout closes them, so no request is sent onto a closing socket.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(30))
+                .build()
+                .expect("a client with no TLS settings builds"),
             dir,
         }
     }
