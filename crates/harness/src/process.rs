@@ -111,7 +111,7 @@ impl Proc {
         let bin = dir.join(bin);
         assert!(
             bin.exists(),
-            "{} is missing: build the binaries first (cargo build --workspace --bins), or run scripts/test",
+            "{} is missing: build the binaries first (cargo build --workspace --all-targets), or run scripts/test",
             bin.display()
         );
         let log = log_dir.join(format!("{name}.log"));
